@@ -1,0 +1,26 @@
+//! WebSocket close codes used by the hub on `/v1/ws`.
+//!
+//! Codes below 4000 are the RFC 6455 ones; 4000–4999 are Switchboard's own. A client should
+//! reconnect (with backoff) after 1001, 1011, 1012 and 4000; it should not reconnect with the same
+//! credentials after 1008 (obtain a new token first), nor resend what caused 1007 or 1009.
+
+/// Normal closure, e.g. in answer to the client's close.
+pub const NORMAL: u16 = 1000;
+/// The server is going away (not used for restarts, see [`RESTARTING`]).
+pub const GOING_AWAY: u16 = 1001;
+/// The peer broke the WebSocket protocol (bad opcode, reserved bits, unmasked frame, ...).
+pub const PROTOCOL_ERROR: u16 = 1002;
+/// A text message was not valid UTF-8.
+pub const INVALID_UTF8: u16 = 1007;
+/// Policy violation: no `hello` in time, a first frame that is not `hello`, a rejected token,
+/// or a session that was revoked (logout, refresh-token reuse).
+pub const POLICY: u16 = 1008;
+/// A frame or reassembled message exceeded the size limit.
+pub const TOO_BIG: u16 = 1009;
+/// An internal error on the server.
+pub const INTERNAL: u16 = 1011;
+/// The node is restarting (graceful shutdown); reconnect, possibly to another node.
+pub const RESTARTING: u16 = 1012;
+/// The client did not read fast enough: its outbound queue filled up. Reconnect and resume with
+/// `since`; nothing acknowledged is lost.
+pub const SLOW_CONSUMER: u16 = 4000;

@@ -1,0 +1,107 @@
+//! Stable error codes. The same code appears in WebSocket `error` frames and in HTTP error
+//! bodies (`{"error": {"code": "...", "message": "..."}}`).
+
+use serde::{Deserialize, Serialize};
+
+/// A stable, machine-readable error code. Codes are never renamed; new ones may be added, so a
+/// client must treat an unknown code like [`ErrorCode::Internal`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, a missing or ill-typed field, or a value out of range.
+    BadRequest,
+    /// A WebSocket frame whose `type` is not one this server knows.
+    UnknownType,
+    /// Missing, invalid or expired credentials.
+    Unauthorized,
+    /// Authenticated, but not allowed (not a member, not the author, anonymous posting, ...).
+    Forbidden,
+    /// The room, message or route does not exist (or is not visible to the caller).
+    NotFound,
+    /// Too many frames or requests; slow down.
+    RateLimited,
+    /// A body or field over its size limit.
+    TooLarge,
+    /// Registration with a username that already exists.
+    UsernameTaken,
+    /// Login with a wrong username or password (the same whether or not the user exists).
+    InvalidCredentials,
+    /// A username given as a member or direct-message peer does not exist.
+    UserNotFound,
+    /// The request conflicts with the current state (e.g. a direct room with oneself).
+    Conflict,
+    /// A backing service (database, broker) is unavailable; retry later.
+    Unavailable,
+    /// An unexpected server error.
+    Internal,
+}
+
+impl ErrorCode {
+    /// The wire name of the code, as it appears in JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad_request",
+            Self::UnknownType => "unknown_type",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::RateLimited => "rate_limited",
+            Self::TooLarge => "too_large",
+            Self::UsernameTaken => "username_taken",
+            Self::InvalidCredentials => "invalid_credentials",
+            Self::UserNotFound => "user_not_found",
+            Self::Conflict => "conflict",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status that goes with the code in REST answers.
+    pub fn http_status(self) -> u16 {
+        match self {
+            Self::BadRequest | Self::UnknownType => 400,
+            Self::Unauthorized | Self::InvalidCredentials => 401,
+            Self::Forbidden => 403,
+            Self::NotFound | Self::UserNotFound => 404,
+            Self::UsernameTaken | Self::Conflict => 409,
+            Self::TooLarge => 413,
+            Self::RateLimited => 429,
+            Self::Unavailable => 503,
+            Self::Internal => 500,
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body of every HTTP error answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// Code and human-readable message of an error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable code.
+    pub code: ErrorCode,
+    /// Human-readable explanation; not stable, do not match on it.
+    pub message: String,
+}
+
+impl ErrorBody {
+    /// Builds an error body.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            error: ErrorDetail {
+                code,
+                message: message.into(),
+            },
+        }
+    }
+}

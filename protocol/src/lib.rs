@@ -1,0 +1,32 @@
+//! The Switchboard wire format, shared by the hub, the auth node, the Rust client, the bench
+//! and the tests. `docs/PROTOCOL.md` is the normative description; every example in it is a
+//! fixture in `tests/fixtures/` that the tests of this crate parse and re-serialise.
+//!
+//! # Layout
+//! - [`ws`]: WebSocket frames, client → server ([`ws::ClientFrame`]) and server → client
+//!   ([`ws::ServerFrame`]), and [`ws::decode_client_frame`], the one place a client frame is parsed.
+//! - [`rest`]: JSON bodies of the HTTP API.
+//! - [`error`]: [`ErrorCode`], the stable error codes, with their HTTP status.
+//! - [`close`]: the WebSocket close codes the hub uses.
+//! - [`limits`]: size limits and defaults both sides must agree on.
+//!
+//! **Invariant:** this crate does no I/O and knows nothing of storage or transport; it is the
+//! only crate that defines wire `Serialize`/`Deserialize` types. Protocol v1 is additive-only:
+//! new optional fields and new frame types may appear, existing ones never change meaning.
+
+pub mod close;
+pub mod error;
+pub mod limits;
+pub mod rest;
+pub mod ws;
+
+pub use error::ErrorCode;
+
+/// The WebSocket subprotocol name of this protocol version.
+pub const SUBPROTOCOL: &str = "switchboard.v1";
+
+/// Milliseconds since the Unix epoch, the unit of every `ts` field.
+pub type Millis = i64;
+
+/// A message's position in its room: unique and strictly increasing per room, starting at 1.
+pub type Seq = u64;

@@ -1,0 +1,148 @@
+//! JSON bodies of the HTTP API (`/v1/auth/*`, `/v1/rooms/*`, `/v1/direct/*`).
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Millis, Seq};
+
+/// A user as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    /// Stable opaque id.
+    pub id: String,
+    /// Unique login name, 3–32 of `[a-z0-9_.-]`.
+    pub username: String,
+    /// E-mail address (shown only to the user themself and to operators).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// `user` or `admin`.
+    pub role: String,
+}
+
+/// `POST /v1/auth/register`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterRequest {
+    pub username: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// `POST /v1/auth/register` answer (201).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RegisterResponse {
+    pub user: User,
+}
+
+/// `POST /v1/auth/login`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+}
+
+/// `POST /v1/auth/refresh`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RefreshRequest {
+    pub refresh_token: String,
+}
+
+/// Answer to login and refresh: a short-lived access token and a single-use refresh token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct TokenPair {
+    /// EdDSA-signed JWT, sent as `Authorization: Bearer` or in `hello`.
+    pub access_token: String,
+    /// Opaque, single use: each refresh returns a new one. Reusing an old one revokes the session.
+    pub refresh_token: String,
+    /// Seconds until `access_token` expires.
+    pub expires_in: u64,
+    /// Always `Bearer`.
+    pub token_type: String,
+    pub user: User,
+}
+
+/// `GET /v1/auth/me` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MeResponse {
+    pub user: User,
+    /// The session the presented token belongs to.
+    pub session: String,
+}
+
+/// A room as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Room {
+    pub id: String,
+    pub name: String,
+    /// Readable (history, live) by anyone, even without an account.
+    pub public: bool,
+    /// `group` or `direct`.
+    pub kind: String,
+    /// Username of the creator.
+    pub created_by: String,
+    /// Seq of the newest message (0 when empty).
+    pub last_seq: Seq,
+    /// Messages after the caller's read mark; present in the caller's room list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unread: Option<u64>,
+    /// The caller's read mark; present in the caller's room list.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_seq: Option<Seq>,
+    /// Usernames of the members; present on `GET /v1/rooms/{id}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<String>>,
+}
+
+/// `POST /v1/rooms`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CreateRoomRequest {
+    pub name: String,
+    #[serde(default)]
+    pub public: bool,
+}
+
+/// `GET /v1/rooms` answer.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RoomList {
+    pub rooms: Vec<Room>,
+}
+
+/// `POST /v1/rooms/{id}/members`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AddMemberRequest {
+    pub username: String,
+}
+
+/// `POST /v1/rooms/{id}/messages`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PostMessageRequest {
+    pub body: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// Answer to `POST /v1/rooms/{id}/messages` (the same data as a WebSocket `ack`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PostMessageResponse {
+    pub room: String,
+    pub seq: Seq,
+    pub ts: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+}
+
+/// `PATCH /v1/rooms/{id}/messages/{seq}`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EditMessageRequest {
+    pub body: String,
+}
+
+/// `POST /v1/rooms/{id}/read`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ReadRequest {
+    pub seq: Seq,
+}
+
+/// `GET /v1/rooms/{id}/messages` answer: messages in ascending seq order.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<crate::ws::Message>,
+}

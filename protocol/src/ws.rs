@@ -1,0 +1,302 @@
+//! WebSocket frames of protocol v1 (`GET /v1/ws`, subprotocol `switchboard.v1`, JSON text frames).
+//!
+//! Every frame is a JSON object with a `type`. A client frame may carry an `id` (a number or a
+//! string); the server's reply to that frame echoes it. Events pushed by the server (`message`,
+//! `edited`, ...) carry no `id`.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::rest::User;
+use crate::{ErrorCode, Millis, Seq};
+
+/// A client-chosen request id, echoed in the reply: a non-negative integer or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum FrameId {
+    Num(u64),
+    Str(String),
+}
+
+impl From<u64> for FrameId {
+    fn from(n: u64) -> Self {
+        Self::Num(n)
+    }
+}
+
+/// A frame sent by a client. Decode with [`decode_client_frame`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientFrame {
+    /// Must be the first frame. Without a token (and without an `Authorization` header on the
+    /// upgrade) the connection is anonymous: it may only read public rooms.
+    Hello {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+    },
+    /// Subscribe to a room's events; with `since`, every message after that seq comes first.
+    Sub {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        since: Option<Seq>,
+    },
+    /// Stop receiving a room's events.
+    Unsub {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+    },
+    /// Post a message; answered with `ack` once it is stored.
+    Send {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        body: String,
+        /// Idempotency key: a repeat from the same user in the same room gets the first ack.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// "I am typing" (not stored; throttled per user and room).
+    Typing {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+    },
+    /// A page of history: messages before `before` (or the newest), ascending.
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        before: Option<Seq>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
+    /// Move the caller's read mark forward to `seq` (it never moves back).
+    Read {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        seq: Seq,
+    },
+    /// Application-level ping; answered with `pong`.
+    Ping {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+}
+
+/// The `type` names of [`ClientFrame`], used to tell `unknown_type` from `bad_request`.
+pub const CLIENT_FRAME_TYPES: &[&str] = &[
+    "hello", "sub", "unsub", "send", "typing", "history", "read", "ping",
+];
+
+impl ClientFrame {
+    /// The frame's request id, if it carries one.
+    pub fn id(&self) -> Option<&FrameId> {
+        match self {
+            Self::Hello { id, .. }
+            | Self::Sub { id, .. }
+            | Self::Unsub { id, .. }
+            | Self::Send { id, .. }
+            | Self::Typing { id, .. }
+            | Self::History { id, .. }
+            | Self::Read { id, .. }
+            | Self::Ping { id } => id.as_ref(),
+        }
+    }
+
+    /// Serialises the frame to JSON text.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("client frames always serialise")
+    }
+}
+
+/// Why a client frame could not be decoded, with the `id` if one could be recovered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct DecodeError {
+    pub id: Option<FrameId>,
+    /// [`ErrorCode::BadRequest`] or [`ErrorCode::UnknownType`].
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl DecodeError {
+    /// The `error` frame that answers this decode error.
+    pub fn to_frame(&self) -> ServerFrame {
+        ServerFrame::Error {
+            id: self.id.clone(),
+            code: self.code,
+            message: self.message.clone(),
+        }
+    }
+}
+
+/// Parses one client frame. On failure the error says whether the `type` was unknown or the
+/// frame malformed, and carries the frame's `id` when it could be read.
+pub fn decode_client_frame(text: &[u8]) -> Result<ClientFrame, DecodeError> {
+    match serde_json::from_slice::<ClientFrame>(text) {
+        Ok(frame) => Ok(frame),
+        Err(err) => {
+            // Lenient second look, only on the error path: is it an object with an id/type?
+            let probe =
+                serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(text).ok();
+            let id = probe
+                .as_ref()
+                .and_then(|p| p.get("id"))
+                .and_then(|v| serde_json::from_value::<FrameId>(v.clone()).ok());
+            match probe.as_ref().map(|p| p.get("type")) {
+                Some(Some(serde_json::Value::String(t)))
+                    if !CLIENT_FRAME_TYPES.contains(&t.as_str()) =>
+                {
+                    Err(DecodeError {
+                        id,
+                        code: ErrorCode::UnknownType,
+                        message: format!("unknown frame type {t:?}"),
+                    })
+                }
+                Some(None) => Err(DecodeError {
+                    id,
+                    code: ErrorCode::BadRequest,
+                    message: "missing field `type`".into(),
+                }),
+                _ => Err(DecodeError {
+                    id,
+                    code: ErrorCode::BadRequest,
+                    message: err.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+/// A stored message, as delivered live (`{"type":"message", ...}`) and in history pages.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub room: String,
+    pub seq: Seq,
+    /// Username of the author.
+    pub from: String,
+    /// The text; empty when `deleted`.
+    pub body: String,
+    /// When it was stored.
+    pub ts: Millis,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_msg_id: Option<String>,
+    /// When it was last edited, if ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_ts: Option<Millis>,
+    /// Deleted by its author: the seq stays, the body is gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
+}
+
+/// A frame sent by the server: a reply (echoing the request `id`) or an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerFrame {
+    /// Answer to `hello`. `user` is absent for anonymous connections.
+    Welcome {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        /// This connection's session id (the token's `sid`, or a fresh id when anonymous).
+        session: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        user: Option<User>,
+        /// The server pings at this interval; a client may use it to detect a dead link.
+        heartbeat_ms: u64,
+    },
+    /// Answer to `sub`, sent after any catch-up messages requested with `since`.
+    Subbed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        last_seq: Seq,
+    },
+    /// Answer to `unsub`.
+    Unsubbed {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+    },
+    /// Answer to `send`: the message is stored with this seq.
+    Ack {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        seq: Seq,
+        ts: Millis,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        client_msg_id: Option<String>,
+    },
+    /// A new message in a subscribed room (or a catch-up message after `sub` with `since`).
+    Message(Message),
+    /// A message was edited.
+    Edited {
+        room: String,
+        seq: Seq,
+        body: String,
+        edited_ts: Millis,
+    },
+    /// A message was deleted.
+    Deleted { room: String, seq: Seq },
+    /// A user became a member of the room.
+    MemberJoined { room: String, user: String },
+    /// A user left the room.
+    MemberLeft { room: String, user: String },
+    /// A user is typing in the room.
+    Typing { room: String, user: String },
+    /// A member's read mark moved to `seq`.
+    Read {
+        room: String,
+        user: String,
+        seq: Seq,
+    },
+    /// Answer to `history`: messages in ascending seq order.
+    History {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        messages: Vec<Message>,
+    },
+    /// Answer to `read`.
+    ReadOk {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        room: String,
+        seq: Seq,
+    },
+    /// Answer to `ping`.
+    Pong {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+    },
+    /// A request failed (or a frame could not be decoded); the connection stays open.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<FrameId>,
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+impl ServerFrame {
+    /// Serialises the frame once; the same bytes can be queued to any number of connections.
+    pub fn to_bytes(&self) -> Bytes {
+        Bytes::from(serde_json::to_vec(self).expect("server frames always serialise"))
+    }
+
+    /// Builds an error reply.
+    pub fn error(id: Option<FrameId>, code: ErrorCode, message: impl Into<String>) -> Self {
+        Self::Error {
+            id,
+            code,
+            message: message.into(),
+        }
+    }
+}
