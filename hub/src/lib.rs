@@ -1,1 +1,26 @@
-//! placeholder while the crate is written
+//! The Switchboard hub node.
+//!
+//! # Layout
+//! - [`server`]: assembles a node from its [`Config`] and serves it ([`run`]).
+//! - [`http`]: REST routes and extractors (thin adapters over [`service`]).
+//! - [`ws`]: the WebSocket endpoints: transport, per-connection task, echo.
+//! - [`service`]: every rule of rooms and messages, written once.
+//! - [`store`]: durable state behind the [`store::Store`] trait (SQLite now).
+//! - [`broker`]: fanout between nodes behind the [`broker::Broker`] trait (in-process now).
+//! - [`registry`]: this node's connections and room subscriptions.
+//!
+//! `docs/ARCHITECTURE.md` shows how a message flows through these.
+
+pub mod broker;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod registry;
+pub mod server;
+pub mod service;
+pub mod state;
+pub mod store;
+pub mod ws;
+
+pub use config::Config;
+pub use server::run;

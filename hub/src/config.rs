@@ -1,0 +1,75 @@
+//! The hub's configuration: one `clap` struct, every field a flag and an environment variable.
+//! A malformed value is a start-up error naming the flag, never a silent default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Configuration of a hub node. With no flags it runs embedded: auth in-process, in-process
+/// fanout, SQLite under `./switchboard-data/`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(
+    name = "switchboard-hub",
+    version,
+    about = "Switchboard realtime chat hub"
+)]
+pub struct Config {
+    /// Address to listen on.
+    #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Directory for the SQLite databases and the signing key (created if missing).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data"
+    )]
+    pub data_dir: PathBuf,
+
+    /// Origins allowed to open WebSockets from a browser, comma-separated (e.g.
+    /// `https://chat.example.com`). Empty: only the origin matching the request's Host.
+    /// Requests without an Origin header (non-browser clients) are always allowed.
+    #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// Serve `GET /v1/echo`, a WebSocket echo endpoint for conformance suites.
+    #[arg(long, env = "SWITCHBOARD_ECHO_ENDPOINT")]
+    pub echo_endpoint: bool,
+
+    /// Largest message on the echo endpoint, in bytes.
+    #[arg(long, env = "SWITCHBOARD_ECHO_MAX_MESSAGE_BYTES", default_value_t = switchboard_protocol::limits::DEFAULT_ECHO_MAX_MESSAGE_BYTES)]
+    pub echo_max_message_bytes: usize,
+
+    /// Largest WebSocket message on `/v1/ws` after reassembly, in bytes; larger closes with 1009.
+    #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = switchboard_protocol::limits::DEFAULT_MAX_FRAME_BYTES)]
+    pub max_frame_bytes: usize,
+
+    /// Sustained client frames per second per connection.
+    #[arg(long, env = "SWITCHBOARD_RATE_PER_SEC", default_value_t = switchboard_protocol::limits::DEFAULT_RATE_PER_SEC)]
+    pub rate_per_sec: u32,
+
+    /// Burst of client frames per connection.
+    #[arg(long, env = "SWITCHBOARD_RATE_BURST", default_value_t = switchboard_protocol::limits::DEFAULT_RATE_BURST)]
+    pub rate_burst: u32,
+
+    /// Time a new connection has to send `hello`, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_HELLO_TIMEOUT_MS", default_value_t = switchboard_protocol::limits::HELLO_TIMEOUT_MS)]
+    pub hello_timeout_ms: u64,
+
+    /// Interval of the server's WebSocket pings, in milliseconds. A peer silent for two
+    /// intervals is dropped.
+    #[arg(long, env = "SWITCHBOARD_HEARTBEAT_MS", default_value_t = 20_000)]
+    pub heartbeat_ms: u64,
+
+    /// Capacity of each connection's outbound queue, in frames. A subscriber whose queue is full
+    /// is closed with 4000 (slow consumer).
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_LEN", default_value_t = 1024)]
+    pub outbound_queue_len: usize,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "SWITCHBOARD_ACCESS_TTL_SECS", default_value_t = 900)]
+    pub access_ttl_secs: u64,
+
+    /// Time given to open connections to close on shutdown, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
+    pub shutdown_grace_ms: u64,
+}

@@ -1,0 +1,80 @@
+//! The hub's error type and the one place it becomes a client-visible code.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use switchboard_protocol::error::ErrorBody;
+use switchboard_protocol::ErrorCode;
+
+use crate::store::StoreError;
+
+/// Why a request failed. Variants name an outcome the client can act on; infrastructure
+/// failures keep their source.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("{0}")]
+    Forbidden(&'static str),
+    #[error("{0}")]
+    NotFound(&'static str),
+    #[error("no user named {0:?}")]
+    UserNotFound(String),
+    #[error("{0}")]
+    Conflict(&'static str),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error("storage is unavailable")]
+    Store(#[from] StoreError),
+    #[error("auth: {0}")]
+    Auth(#[from] switchboard_auth::AuthError),
+}
+
+/// Shorthand for hub results.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The stable code for this error (used for WebSocket `error` frames and HTTP bodies).
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::NotFound(_) => ErrorCode::NotFound,
+            Self::UserNotFound(_) => ErrorCode::UserNotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::Store(_) => ErrorCode::Unavailable,
+            Self::Auth(e) => e.code(),
+        }
+    }
+
+    /// The message shown to the client: never internal details.
+    pub fn public_message(&self) -> String {
+        match self {
+            Self::Store(e) => {
+                tracing::error!(error = %e, "store failure");
+                "storage is unavailable, retry later".into()
+            }
+            Self::Auth(e) if e.code() == ErrorCode::Internal => {
+                tracing::error!(error = %e, "auth failure");
+                "internal error".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// Builds the JSON error response for a code and message.
+pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
+    let status =
+        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, axum::Json(ErrorBody::new(code, message))).into_response()
+}
+
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        error_response(self.code(), self.public_message())
+    }
+}

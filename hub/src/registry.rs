@@ -1,0 +1,290 @@
+//! Local connections of this node: who is subscribed to which room, and which connections belong
+//! to which session.
+//!
+//! **Invariants:**
+//! - `rooms` is the authoritative room → local subscriber index; a connection appears under a
+//!   room only between its `subscribe` and `unsubscribe`/`remove_conn`.
+//! - No `dashmap` guard is held across an `.await` (clippy cannot see this; every method here is
+//!   synchronous, which keeps it true).
+//! - Delivery never waits on a client: it `try_send`s into the connection's bounded queue, and a
+//!   connection whose queue is full is killed with close code 4000 (slow consumer).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::sync::{mpsc, Notify};
+
+use crate::broker::{Broker, Event};
+
+/// Identifies one connection on this node.
+pub type ConnId = u64;
+
+/// An item in a connection's outbound queue, consumed by its writer.
+#[derive(Debug)]
+pub enum Out {
+    /// A room event from the fanout.
+    Event(Arc<Event>),
+    /// A reply to one of the client's frames.
+    Reply(bytes::Bytes),
+    /// Start buffering `room`'s events until the matching [`Out::CatchUp`].
+    BeginSub(Arc<str>),
+    /// Catch-up messages for `room` (ascending), the `subbed` reply, and the seq up to which the
+    /// client now has every message; buffered events at or below it are dropped.
+    CatchUp {
+        room: Arc<str>,
+        messages: Vec<bytes::Bytes>,
+        subbed: bytes::Bytes,
+        upto: u64,
+    },
+    /// Forget `room` (after `unsub`), then send the reply.
+    EndSub {
+        room: Arc<str>,
+        reply: Option<bytes::Bytes>,
+    },
+    /// A raw frame: a control frame the transport owes the peer (pong, close echo), or an
+    /// echoed message on the echo endpoint. A close frame ends the writer.
+    Frame {
+        opcode: fastwebsockets::OpCode,
+        payload: Vec<u8>,
+    },
+    /// Send a close frame with this code and reason, then stop.
+    Close { code: u16, reason: &'static str },
+}
+
+/// Tells a connection to close itself with a code, from anywhere.
+#[derive(Debug, Default)]
+pub struct KillSwitch {
+    code: AtomicU16,
+    notify: Notify,
+}
+
+impl KillSwitch {
+    /// Asks the connection to close with `code`. The first code wins.
+    pub fn kill(&self, code: u16) {
+        if self
+            .code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
+            self.notify.notify_waiters();
+        }
+    }
+
+    /// Resolves once [`kill`](Self::kill) was called, with its code. Cancel-safe, and any
+    /// number of tasks may wait on one switch.
+    pub async fn killed(&self) -> u16 {
+        loop {
+            let notified = self.notify.notified();
+            tokio::pin!(notified);
+            // Register before checking, so a kill between the check and the await is not lost.
+            notified.as_mut().enable();
+            let code = self.code.load(Ordering::Acquire);
+            if code != 0 {
+                return code;
+            }
+            notified.await;
+        }
+    }
+}
+
+/// What the registry keeps of a connection.
+#[derive(Debug, Clone)]
+pub struct ConnHandle {
+    pub tx: mpsc::Sender<Out>,
+    pub kill: Arc<KillSwitch>,
+    /// The user id, for per-user filtering (`None` when anonymous).
+    pub user: Option<Arc<str>>,
+    pub session: Arc<str>,
+}
+
+/// The node's connection registry. Shared as `Arc<Registry>`.
+pub struct Registry {
+    /// room id → (connection id → handle). Sharded by dashmap on the room id.
+    rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
+    /// Every live connection, by id (for shutdown and per-session kills).
+    conns: DashMap<ConnId, ConnHandle>,
+    next_id: AtomicU64,
+    /// Fired at shutdown, for connections that are not in `conns` (echo).
+    shutdown: Arc<KillSwitch>,
+    broker: std::sync::OnceLock<Arc<dyn Broker>>,
+}
+
+impl Default for Registry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Registry {
+    /// An empty registry.
+    pub fn new() -> Self {
+        Self {
+            rooms: DashMap::new(),
+            conns: DashMap::new(),
+            next_id: AtomicU64::new(1),
+            shutdown: Arc::default(),
+            broker: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets the broker told about the first/last local subscriber of a room. Called once.
+    pub fn set_broker(&self, broker: Arc<dyn Broker>) {
+        let _ = self.broker.set(broker);
+    }
+
+    /// Registers a new connection and returns its id.
+    pub fn add_conn(&self, handle: ConnHandle) -> ConnId {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns.insert(id, handle);
+        id
+    }
+
+    /// Removes a connection and all its subscriptions.
+    pub fn remove_conn<'a>(&self, id: ConnId, rooms: impl IntoIterator<Item = &'a Arc<str>>) {
+        for room in rooms {
+            self.unsubscribe(id, room);
+        }
+        self.conns.remove(&id);
+    }
+
+    /// Records who a connection belongs to, once it has said `hello`.
+    pub fn identify(&self, id: ConnId, user: Arc<str>, session: Arc<str>) {
+        if let Some(mut h) = self.conns.get_mut(&id) {
+            h.user = Some(user);
+            h.session = session;
+        }
+    }
+
+    /// Number of live connections on this node.
+    pub fn conn_count(&self) -> usize {
+        self.conns.len()
+    }
+
+    /// Adds `id` to `room`'s subscribers (idempotent).
+    pub fn subscribe(&self, id: ConnId, room: &Arc<str>) {
+        let Some(handle) = self.conns.get(&id).map(|h| h.clone()) else {
+            return;
+        };
+        let first = {
+            let mut subs = self.rooms.entry(room.clone()).or_default();
+            let first = subs.is_empty();
+            subs.insert(id, handle);
+            first
+        };
+        if first {
+            if let Some(b) = self.broker.get() {
+                b.subscribe(room);
+            }
+        }
+    }
+
+    /// Removes `id` from `room`'s subscribers; returns whether it was subscribed.
+    pub fn unsubscribe(&self, id: ConnId, room: &str) -> bool {
+        let mut removed = false;
+        let emptied = self
+            .rooms
+            .remove_if_mut(room, |_, subs| {
+                removed = subs.remove(&id).is_some();
+                subs.is_empty()
+            })
+            .is_some();
+        if emptied {
+            if let Some(b) = self.broker.get() {
+                b.unsubscribe(room);
+            }
+        }
+        removed
+    }
+
+    /// Queues `event` to every local subscriber of its room, without waiting. Subscribers whose
+    /// queue is full are killed with close code 4000.
+    pub fn deliver(&self, event: &Arc<Event>) {
+        let Some(subs) = self.rooms.get(&*event.room) else {
+            return;
+        };
+        for (id, handle) in subs.iter() {
+            if event.skip_conn == Some(*id)
+                || (event.skip_user.is_some() && event.skip_user == handle.user)
+            {
+                continue;
+            }
+            if let Err(mpsc::error::TrySendError::Full(_)) =
+                handle.tx.try_send(Out::Event(event.clone()))
+            {
+                handle.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
+            }
+        }
+        drop(subs);
+        if let Some(user) = &event.evict_user {
+            self.evict_user(&event.room, user);
+        }
+    }
+
+    /// Ends `user`'s subscriptions to `room` (they left a private room): each of their
+    /// connections gets `unsubbed` and stops receiving the room's events.
+    pub fn evict_user(&self, room: &str, user: &str) {
+        let mut evicted = Vec::new();
+        if let Some(mut subs) = self.rooms.get_mut(room) {
+            subs.retain(|id, h| {
+                let hit = h.user.as_deref() == Some(user);
+                if hit {
+                    evicted.push((*id, h.clone()));
+                }
+                !hit
+            });
+        }
+        let room: Arc<str> = room.into();
+        for (_, h) in evicted {
+            let reply = switchboard_protocol::ws::ServerFrame::Unsubbed {
+                id: None,
+                room: room.to_string(),
+            }
+            .to_bytes();
+            if h.tx
+                .try_send(Out::EndSub {
+                    room: room.clone(),
+                    reply: Some(reply),
+                })
+                .is_err()
+            {
+                h.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
+            }
+        }
+        if self
+            .rooms
+            .remove_if(&*room, |_, subs| subs.is_empty())
+            .is_some()
+        {
+            if let Some(b) = self.broker.get() {
+                b.unsubscribe(&room);
+            }
+        }
+    }
+
+    /// Kills every connection of `session` with `code`.
+    pub fn kill_session(&self, session: &str, code: u16) -> usize {
+        let mut n = 0;
+        for entry in self.conns.iter() {
+            if &*entry.session == session {
+                entry.kill.kill(code);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// A switch that fires when [`kill_all`](Self::kill_all) is called.
+    pub fn shutdown_switch(&self) -> Arc<KillSwitch> {
+        self.shutdown.clone()
+    }
+
+    /// Kills every connection with `code` (shutdown).
+    pub fn kill_all(&self, code: u16) {
+        self.shutdown.kill(code);
+        for entry in self.conns.iter() {
+            entry.kill.kill(code);
+        }
+    }
+}

@@ -1,0 +1,492 @@
+//! The service layer: every rule of rooms and messages, written once. The REST handlers and the
+//! WebSocket connection task are thin adapters over [`Service`].
+//!
+//! **Architecture invariant:** a room's messages are published in seq order. `append` and
+//! `publish` for a room happen under the room's stripe of [`RoomLocks`], so no later seq can be
+//! published before an earlier one.
+
+use std::collections::hash_map::DefaultHasher;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dashmap::DashMap;
+use switchboard_protocol::limits::{
+    MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT, MAX_ROOM_NAME_CHARS,
+};
+use switchboard_protocol::rest::Room;
+use switchboard_protocol::ws::{Message, ServerFrame};
+use switchboard_protocol::{Millis, Seq};
+
+use crate::broker::{Broker, Event};
+use crate::error::{Error, Result};
+use crate::store::{NewMessage, NewRoom, Page, RoomRecord, Store, UserRef, KIND_DIRECT};
+
+/// An authenticated caller, from a verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// User id (the token's `sub`).
+    pub id: Arc<str>,
+    pub username: Arc<str>,
+    /// Session id (the token's `sid`): logout closes every connection of it.
+    pub session: Arc<str>,
+    pub role: String,
+}
+
+impl Identity {
+    fn user_ref(&self) -> UserRef {
+        UserRef {
+            id: self.id.to_string(),
+            username: self.username.to_string(),
+        }
+    }
+}
+
+/// What an `ack` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ack {
+    pub seq: Seq,
+    pub ts: Millis,
+    pub client_msg_id: Option<String>,
+}
+
+/// Looks up users by username (the auth service, in-process or remote).
+#[async_trait::async_trait]
+pub trait UserDirectory: Send + Sync + 'static {
+    /// The user with this username, if any.
+    async fn find(&self, username: &str) -> Result<Option<UserRef>>;
+}
+
+#[async_trait::async_trait]
+impl UserDirectory for switchboard_auth::Auth {
+    async fn find(&self, username: &str) -> Result<Option<UserRef>> {
+        Ok(self.user_by_username(username).await?.map(|u| UserRef {
+            id: u.id,
+            username: u.username,
+        }))
+    }
+}
+
+/// Striped async locks serialising append+publish per room, with bounded memory.
+struct RoomLocks {
+    stripes: Box<[tokio::sync::Mutex<()>]>,
+}
+
+/// Number of lock stripes: rooms hashing to the same stripe serialise their sends, so this is
+/// large enough that busy rooms rarely share one, and small enough to be a fixed cost.
+const ROOM_LOCK_STRIPES: usize = 256;
+
+impl RoomLocks {
+    fn new() -> Self {
+        Self {
+            stripes: (0..ROOM_LOCK_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        }
+    }
+
+    fn stripe(&self, room: &str) -> &tokio::sync::Mutex<()> {
+        let mut h = DefaultHasher::new();
+        room.hash(&mut h);
+        &self.stripes[(h.finish() as usize) % self.stripes.len()]
+    }
+}
+
+/// Minimum interval between two `typing` events of one user in one room.
+const TYPING_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Current time in milliseconds since the Unix epoch.
+pub fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as Millis)
+}
+
+/// The rules of rooms and messages over a [`Store`], publishing through a [`Broker`].
+pub struct Service {
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    users: Arc<dyn UserDirectory>,
+    locks: RoomLocks,
+    /// (room, user) → last typing event sent; pruned when it grows.
+    typing: DashMap<(Arc<str>, Arc<str>), Instant>,
+}
+
+impl Service {
+    /// A service over these components.
+    pub fn new(
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        users: Arc<dyn UserDirectory>,
+    ) -> Self {
+        Self {
+            store,
+            broker,
+            users,
+            locks: RoomLocks::new(),
+            typing: DashMap::new(),
+        }
+    }
+
+    fn publish(&self, room: &str, seq: Option<Seq>, frame: &ServerFrame, skip_conn: Option<u64>) {
+        self.broker.publish(Arc::new(Event {
+            room: room.into(),
+            seq,
+            bytes: frame.to_bytes(),
+            skip_conn,
+            skip_user: None,
+            evict_user: None,
+        }));
+    }
+
+    /// The room, if `actor` may read it: members always, anyone when it is public.
+    ///
+    /// # Errors
+    /// `not_found` when it does not exist; `unauthorized` for anonymous callers and `forbidden`
+    /// for non-members when it is private.
+    pub async fn readable_room(&self, actor: Option<&Identity>, room: &str) -> Result<RoomRecord> {
+        let rec = self
+            .store
+            .room(room)
+            .await?
+            .ok_or(Error::NotFound("room not found"))?;
+        if rec.public {
+            return Ok(rec);
+        }
+        match actor {
+            None => Err(Error::Unauthorized("sign in to read this room".into())),
+            Some(who) => match self.store.membership(room, &who.id).await? {
+                Some(_) => Ok(rec),
+                None => Err(Error::Forbidden("not a member of this room")),
+            },
+        }
+    }
+
+    /// The room if `who` is a member of it.
+    async fn member_room(&self, who: &Identity, room: &str) -> Result<RoomRecord> {
+        let rec = self
+            .store
+            .room(room)
+            .await?
+            .ok_or(Error::NotFound("room not found"))?;
+        match self.store.membership(room, &who.id).await? {
+            Some(_) => Ok(rec),
+            None => Err(Error::Forbidden("not a member of this room")),
+        }
+    }
+
+    /// Creates a group room with `who` as its first member.
+    pub async fn create_room(&self, who: &Identity, name: &str, public: bool) -> Result<Room> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
+            return Err(Error::BadRequest(format!(
+                "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
+            )));
+        }
+        let rec = self
+            .store
+            .create_room(NewRoom {
+                id: uuid::Uuid::now_v7().to_string(),
+                name: name.to_owned(),
+                public,
+                creator: who.user_ref(),
+                ts: now_ms(),
+            })
+            .await?;
+        Ok(to_room(rec, None, None))
+    }
+
+    /// The caller's rooms, most recently active first, with unread counts.
+    pub async fn rooms_of(&self, who: &Identity) -> Result<Vec<Room>> {
+        let rooms = self.store.rooms_of(&who.id).await?;
+        Ok(rooms
+            .into_iter()
+            .map(|m| {
+                let unread = m.room.last_seq.saturating_sub(m.read_seq);
+                to_room(m.room, Some((unread, m.read_seq)), None)
+            })
+            .collect())
+    }
+
+    /// One room with its members. Private rooms the caller is not in are `not_found`.
+    pub async fn room(&self, actor: Option<&Identity>, room: &str) -> Result<Room> {
+        let rec = match self.readable_room(actor, room).await {
+            Err(Error::Forbidden(_) | Error::Unauthorized(_)) => {
+                return Err(Error::NotFound("room not found"))
+            }
+            other => other?,
+        };
+        let members = self.store.members(room).await?;
+        Ok(to_room(rec, None, Some(members)))
+    }
+
+    /// Adds `username` to a group room the caller is a member of (idempotent).
+    pub async fn add_member(&self, who: &Identity, room: &str, username: &str) -> Result<()> {
+        let rec = self.member_room(who, room).await?;
+        if rec.kind == KIND_DIRECT {
+            return Err(Error::Forbidden("direct rooms have exactly two members"));
+        }
+        let user = self
+            .users
+            .find(username)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(username.to_owned()))?;
+        if self.store.add_member(room, &user, now_ms()).await? {
+            let frame = ServerFrame::MemberJoined {
+                room: room.to_owned(),
+                user: user.username,
+            };
+            self.publish(room, None, &frame, None);
+        }
+        Ok(())
+    }
+
+    /// Removes the caller from a room. In a private room their subscriptions end too.
+    pub async fn leave(&self, who: &Identity, room: &str) -> Result<()> {
+        let rec = self
+            .store
+            .room(room)
+            .await?
+            .ok_or(Error::NotFound("room not found"))?;
+        if !self.store.remove_member(room, &who.id).await? {
+            return Err(Error::Forbidden("not a member of this room"));
+        }
+        let frame = ServerFrame::MemberLeft {
+            room: room.to_owned(),
+            user: who.username.to_string(),
+        };
+        self.broker.publish(Arc::new(Event {
+            room: room.into(),
+            seq: None,
+            bytes: frame.to_bytes(),
+            skip_conn: None,
+            skip_user: None,
+            evict_user: (!rec.public).then(|| who.id.clone()),
+        }));
+        Ok(())
+    }
+
+    /// The direct room of the caller and `username`, created on first use.
+    pub async fn direct(&self, who: &Identity, username: &str) -> Result<Room> {
+        let peer = self
+            .users
+            .find(username)
+            .await?
+            .ok_or_else(|| Error::UserNotFound(username.to_owned()))?;
+        if *peer.id == *who.id {
+            return Err(Error::Conflict("a direct room needs two different users"));
+        }
+        let id = uuid::Uuid::now_v7().to_string();
+        let rec = self
+            .store
+            .direct_room(&who.user_ref(), &peer, &id, now_ms())
+            .await?;
+        let members = self.store.members(&rec.id).await?;
+        Ok(to_room(rec, None, Some(members)))
+    }
+
+    /// A page of history (ascending). `limit` must be 1..=100.
+    pub async fn history(
+        &self,
+        actor: Option<&Identity>,
+        room: &str,
+        page: Page,
+    ) -> Result<Vec<Message>> {
+        if page.limit == 0 || page.limit > MAX_HISTORY_LIMIT {
+            return Err(Error::BadRequest(format!(
+                "limit must be 1 to {MAX_HISTORY_LIMIT}"
+            )));
+        }
+        self.readable_room(actor, room).await?;
+        Ok(self.store.messages(room, page).await?)
+    }
+
+    /// Every stored message after `since`, ascending (catch-up for `sub`).
+    pub async fn messages_after(&self, room: &str, since: Seq) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        let mut after = since;
+        loop {
+            let page = Page {
+                before: None,
+                after: Some(after),
+                limit: MAX_HISTORY_LIMIT,
+            };
+            let batch = self.store.messages(room, page).await?;
+            let done = batch.len() < MAX_HISTORY_LIMIT as usize;
+            after = batch.last().map_or(after, |m| m.seq);
+            out.extend(batch);
+            if done {
+                return Ok(out);
+            }
+        }
+    }
+
+    /// Stores a message and publishes it; returns the ack. A repeated `client_msg_id` returns
+    /// the first message's ack and publishes nothing.
+    pub async fn post(
+        &self,
+        who: &Identity,
+        room: &str,
+        body: String,
+        client_msg_id: Option<String>,
+    ) -> Result<Ack> {
+        validate_body(&body)?;
+        if let Some(id) = &client_msg_id {
+            if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_BYTES {
+                return Err(Error::BadRequest(format!(
+                    "client_msg_id must be 1 to {MAX_CLIENT_MSG_ID_BYTES} bytes"
+                )));
+            }
+        }
+        self.member_room(who, room).await?;
+        let appended = {
+            let _ordered = self.locks.stripe(room).lock().await;
+            let msg = NewMessage {
+                room: room.to_owned(),
+                sender: who.user_ref(),
+                body,
+                client_msg_id: client_msg_id.clone(),
+                ts: now_ms(),
+            };
+            let appended = self.store.append(msg.clone()).await?;
+            if !appended.duplicate {
+                let frame = ServerFrame::Message(Message {
+                    room: msg.room,
+                    seq: appended.seq,
+                    from: msg.sender.username,
+                    body: msg.body,
+                    ts: appended.ts,
+                    client_msg_id: msg.client_msg_id,
+                    edited_ts: None,
+                    deleted: false,
+                });
+                self.publish(room, Some(appended.seq), &frame, None);
+            }
+            appended
+        };
+        // The author has read their own message.
+        self.store.set_read(room, &who.id, appended.seq).await?;
+        Ok(Ack {
+            seq: appended.seq,
+            ts: appended.ts,
+            client_msg_id,
+        })
+    }
+
+    /// The message at `seq` if `who` wrote it and it is not deleted.
+    async fn own_message(&self, who: &Identity, room: &str, seq: Seq) -> Result<Message> {
+        self.member_room(who, room).await?;
+        let rec = self.store.message(room, seq).await?;
+        match rec {
+            Some(r) if !r.message.deleted => {
+                if *r.sender_id != *who.id {
+                    return Err(Error::Forbidden("only the author may change a message"));
+                }
+                Ok(r.message)
+            }
+            _ => Err(Error::NotFound("message not found")),
+        }
+    }
+
+    /// Replaces the body of the caller's own message.
+    pub async fn edit(
+        &self,
+        who: &Identity,
+        room: &str,
+        seq: Seq,
+        body: String,
+    ) -> Result<Message> {
+        validate_body(&body)?;
+        let mut msg = self.own_message(who, room, seq).await?;
+        let ts = now_ms();
+        self.store.edit(room, seq, &body, ts).await?;
+        let frame = ServerFrame::Edited {
+            room: room.to_owned(),
+            seq,
+            body: body.clone(),
+            edited_ts: ts,
+        };
+        self.publish(room, None, &frame, None);
+        msg.body = body;
+        msg.edited_ts = Some(ts);
+        Ok(msg)
+    }
+
+    /// Deletes the caller's own message (it stays as a tombstone).
+    pub async fn delete(&self, who: &Identity, room: &str, seq: Seq) -> Result<()> {
+        self.own_message(who, room, seq).await?;
+        self.store.delete(room, seq, now_ms()).await?;
+        self.publish(
+            room,
+            None,
+            &ServerFrame::Deleted {
+                room: room.to_owned(),
+                seq,
+            },
+            None,
+        );
+        Ok(())
+    }
+
+    /// Moves the caller's read mark forward; returns the mark now stored.
+    pub async fn mark_read(&self, who: &Identity, room: &str, seq: Seq) -> Result<Seq> {
+        self.member_room(who, room).await?;
+        let mark = self.store.set_read(room, &who.id, seq).await?;
+        let frame = ServerFrame::Read {
+            room: room.to_owned(),
+            user: who.username.to_string(),
+            seq: mark,
+        };
+        self.publish(room, None, &frame, None);
+        Ok(mark)
+    }
+
+    /// Tells the room's other connections that `who` is typing (throttled, not stored).
+    pub async fn typing(&self, who: &Identity, room: &str, conn: u64) -> Result<()> {
+        self.member_room(who, room).await?;
+        let key: (Arc<str>, Arc<str>) = (room.into(), who.id.clone());
+        let now = Instant::now();
+        if let Some(last) = self.typing.get(&key) {
+            if now.duration_since(*last) < TYPING_INTERVAL {
+                return Ok(());
+            }
+        }
+        if self.typing.len() > 10_000 {
+            self.typing
+                .retain(|_, t| now.duration_since(*t) < TYPING_INTERVAL);
+        }
+        self.typing.insert(key, now);
+        let frame = ServerFrame::Typing {
+            room: room.to_owned(),
+            user: who.username.to_string(),
+        };
+        self.publish(room, None, &frame, Some(conn));
+        Ok(())
+    }
+}
+
+fn validate_body(body: &str) -> Result<()> {
+    if body.len() > MAX_BODY_BYTES {
+        return Err(Error::TooLarge(format!(
+            "message body is over {MAX_BODY_BYTES} bytes"
+        )));
+    }
+    if body.trim().is_empty() {
+        return Err(Error::BadRequest("message body is empty".into()));
+    }
+    Ok(())
+}
+
+fn to_room(rec: RoomRecord, unread: Option<(u64, Seq)>, members: Option<Vec<String>>) -> Room {
+    Room {
+        id: rec.id,
+        name: rec.name,
+        public: rec.public,
+        kind: rec.kind,
+        created_by: rec.created_by,
+        last_seq: rec.last_seq,
+        unread: unread.map(|u| u.0),
+        read_seq: unread.map(|u| u.1),
+        members,
+    }
+}

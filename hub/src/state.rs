@@ -1,0 +1,37 @@
+//! The shared handle every handler and connection task gets.
+
+use std::sync::Arc;
+
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::registry::Registry;
+use crate::service::{Identity, Service};
+
+/// Cheap to clone: everything is behind `Arc`s.
+#[derive(Clone)]
+pub struct AppState {
+    pub cfg: Arc<Config>,
+    pub service: Arc<Service>,
+    pub registry: Arc<Registry>,
+    pub verifier: switchboard_auth::Verifier,
+    /// Tracks WebSocket connection tasks, which outlive their HTTP request, so shutdown can
+    /// wait for them.
+    pub conns: TaskTracker,
+}
+
+impl AppState {
+    /// Verifies an access token (signature, claims, revocation) into an identity.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+    ) -> Result<Identity, switchboard_auth::TokenError> {
+        let claims = self.verifier.verify(token).await?;
+        Ok(Identity {
+            id: claims.sub.into(),
+            username: claims.name.into(),
+            session: claims.sid.into(),
+            role: claims.role,
+        })
+    }
+}

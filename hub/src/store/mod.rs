@@ -1,0 +1,150 @@
+//! Durable state of the hub: rooms, membership, read marks and messages.
+//!
+//! [`Store`] is the seam between the service layer and a database. The embedded default is
+//! [`sqlite::SqliteStore`]; PostgreSQL (with a batching writer) is the second implementation.
+//!
+//! **Invariants every implementation keeps:**
+//! - a room's seqs start at 1 and each [`Store::append`] assigns the next one, with no gaps and
+//!   no reuse, atomically with storing the message;
+//! - `(room, sender, client_msg_id)` is unique: appending a repeat returns the first message's
+//!   seq and ts with `duplicate: true` and stores nothing;
+//! - `append` returns only after the message is durable.
+
+pub mod migrate;
+pub mod sqlite;
+
+use async_trait::async_trait;
+use switchboard_protocol::{ws::Message, Millis, Seq};
+
+/// Why a store operation failed. The service layer turns every variant into `unavailable` or
+/// `internal`; expected outcomes (not found, duplicate) are values, not errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("store task failed: {0}")]
+    Join(#[from] tokio::task::JoinError),
+    #[error("migration: {0}")]
+    Migration(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Shorthand for store results.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// `group` or `direct`.
+pub const KIND_GROUP: &str = "group";
+/// A room of exactly two users, created by `POST /v1/direct/{username}`.
+pub const KIND_DIRECT: &str = "direct";
+
+/// A room row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomRecord {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub kind: String,
+    pub created_by: String,
+    pub last_seq: Seq,
+    pub last_ts: Millis,
+}
+
+/// A room as seen by one member, for the room list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberRoom {
+    pub room: RoomRecord,
+    pub read_seq: Seq,
+}
+
+/// A room to create. The creator becomes its first member.
+#[derive(Debug, Clone)]
+pub struct NewRoom {
+    pub id: String,
+    pub name: String,
+    pub public: bool,
+    pub creator: UserRef,
+    pub ts: Millis,
+}
+
+/// A user as the hub stores it: the id from the token's `sub` and the username.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRef {
+    pub id: String,
+    pub username: String,
+}
+
+/// A message to append; the store assigns its seq.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub room: String,
+    pub sender: UserRef,
+    pub body: String,
+    pub client_msg_id: Option<String>,
+    pub ts: Millis,
+}
+
+/// The outcome of an append.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Appended {
+    pub seq: Seq,
+    pub ts: Millis,
+    /// The `client_msg_id` was seen before: `seq`/`ts` are the first message's; nothing stored.
+    pub duplicate: bool,
+}
+
+/// A stored message with its author's id (which the wire [`Message`] does not show).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MessageRecord {
+    pub sender_id: String,
+    pub message: Message,
+}
+
+/// Which page of history to read. At most one of `before`/`after` is usually given; with
+/// neither, the newest `limit` messages. Results are always in ascending seq order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    pub before: Option<Seq>,
+    pub after: Option<Seq>,
+    pub limit: u32,
+}
+
+/// The hub's durable state. All methods are cancel-safe in the sense that a dropped future
+/// either completed its write or did not start it (each runs as one transaction).
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates a room with its creator as the first member.
+    async fn create_room(&self, room: NewRoom) -> StoreResult<RoomRecord>;
+    /// The room, if it exists.
+    async fn room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
+    /// The direct room of two users, created (with both as members) if it does not exist.
+    async fn direct_room(
+        &self,
+        a: &UserRef,
+        b: &UserRef,
+        new_id: &str,
+        ts: Millis,
+    ) -> StoreResult<RoomRecord>;
+    /// The caller's read mark if they are a member, `None` otherwise.
+    async fn membership(&self, room: &str, user_id: &str) -> StoreResult<Option<Seq>>;
+    /// Adds a member; returns false if they already were one.
+    async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool>;
+    /// Removes a member; returns false if they were not one.
+    async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool>;
+    /// Usernames of a room's members, in joining order.
+    async fn members(&self, room: &str) -> StoreResult<Vec<String>>;
+    /// The rooms a user is a member of, most recently active first.
+    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>>;
+    /// Appends a message, assigning the room's next seq (see the module invariants).
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
+    /// A page of messages (tombstones included), ascending.
+    async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>>;
+    /// One message, with its author's id.
+    async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>>;
+    /// Replaces a message's body.
+    async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()>;
+    /// Turns a message into a tombstone (empty body, `deleted`).
+    async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()>;
+    /// Moves a member's read mark forward to `min(seq, last_seq)`; returns the mark now stored.
+    async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq>;
+}

@@ -1,0 +1,357 @@
+//! [`Store`] on a SQLite file: the embedded default.
+//!
+//! One connection behind a `std::sync::Mutex`, used only inside `spawn_blocking`: SQLite
+//! serialises writers anyway, and a blocking mutex is right because no `.await` happens while it
+//! is held. WAL mode with `synchronous=FULL`, so an acknowledged append survives a crash of the
+//! process and of the machine.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension, Row};
+use switchboard_protocol::{ws::Message, Millis, Seq};
+
+use super::{
+    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, RoomRecord, Store,
+    StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+};
+
+/// The SQLite store. Cheap to clone.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+const MSG_COLS: &str =
+    "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies pending migrations.
+    pub async fn open(path: &Path, now: Millis) -> StoreResult<Self> {
+        let path = path.to_owned();
+        let conn = tokio::task::spawn_blocking(move || -> StoreResult<Connection> {
+            let mut conn = Connection::open(path)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            conn.pragma_update(None, "synchronous", "FULL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            conn.busy_timeout(std::time::Duration::from_secs(5))?;
+            migrate::migrate(&mut conn, now)?;
+            Ok(conn)
+        })
+        .await??;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` on the connection off the async threads.
+    async fn call<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let conn = self.conn.clone();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut guard = conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            f(&mut guard)
+        })
+        .await??;
+        Ok(out)
+    }
+}
+
+fn room_row(r: &Row<'_>) -> rusqlite::Result<RoomRecord> {
+    Ok(RoomRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        public: r.get(2)?,
+        kind: r.get(3)?,
+        created_by: r.get(4)?,
+        last_seq: r.get(5)?,
+        last_ts: r.get(6)?,
+    })
+}
+
+fn msg_row(r: &Row<'_>) -> rusqlite::Result<Message> {
+    Ok(Message {
+        room: r.get(0)?,
+        seq: r.get(1)?,
+        from: r.get(2)?,
+        body: r.get(3)?,
+        ts: r.get(4)?,
+        client_msg_id: r.get(5)?,
+        edited_ts: r.get(6)?,
+        deleted: r.get(7)?,
+    })
+}
+
+fn get_room(conn: &Connection, id: &str) -> rusqlite::Result<Option<RoomRecord>> {
+    conn.query_row(
+        &format!("SELECT {ROOM_COLS} FROM rooms WHERE id = ?1"),
+        [id],
+        room_row,
+    )
+    .optional()
+}
+
+fn insert_member(
+    conn: &Connection,
+    room: &str,
+    user: &UserRef,
+    ts: Millis,
+) -> rusqlite::Result<bool> {
+    let n = conn.execute(
+        "INSERT INTO members (room_id, user_id, username, joined_ts) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (room_id, user_id) DO NOTHING",
+        params![room, user.id, user.username, ts],
+    )?;
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn create_room(&self, room: NewRoom) -> StoreResult<RoomRecord> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+                params![
+                    room.id,
+                    room.name,
+                    room.public,
+                    KIND_GROUP,
+                    room.creator.username,
+                    room.ts
+                ],
+            )?;
+            insert_member(&tx, &room.id, &room.creator, room.ts)?;
+            let rec = get_room(&tx, &room.id)?.expect("room just inserted");
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
+        let id = id.to_owned();
+        self.call(move |conn| get_room(conn, &id)).await
+    }
+
+    async fn direct_room(
+        &self,
+        a: &UserRef,
+        b: &UserRef,
+        new_id: &str,
+        ts: Millis,
+    ) -> StoreResult<RoomRecord> {
+        let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        if a.id > b.id {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.call(move |conn| {
+            let key = format!("{}:{}", a.id, b.id);
+            let tx = conn.transaction()?;
+            let existing: Option<String> = tx
+                .query_row("SELECT id FROM rooms WHERE direct_key = ?1", [&key], |r| r.get(0))
+                .optional()?;
+            let id = match existing {
+                Some(id) => id,
+                None => {
+                    let mut names = [a.username.as_str(), b.username.as_str()];
+                    names.sort_unstable();
+                    tx.execute(
+                        "INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts, direct_key)
+                         VALUES (?1, ?2, 0, ?3, ?4, ?5, ?5, ?6)",
+                        params![new_id, names.join(","), KIND_DIRECT, a.username, ts, key],
+                    )?;
+                    insert_member(&tx, &new_id, &a, ts)?;
+                    insert_member(&tx, &new_id, &b, ts)?;
+                    new_id
+                }
+            };
+            let rec = get_room(&tx, &id)?.expect("direct room exists");
+            tx.commit()?;
+            Ok(rec)
+        })
+        .await
+    }
+
+    async fn membership(&self, room: &str, user_id: &str) -> StoreResult<Option<Seq>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT read_seq FROM members WHERE room_id = ?1 AND user_id = ?2",
+                [&room, &user_id],
+                |r| r.get(0),
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool> {
+        let (room, user) = (room.to_owned(), user.clone());
+        self.call(move |conn| insert_member(conn, &room, &user, ts))
+            .await
+    }
+
+    async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |conn| {
+            let n = conn.execute(
+                "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2",
+                [&room, &user_id],
+            )?;
+            Ok(n == 1)
+        })
+        .await
+    }
+
+    async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
+        let room = room.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT username FROM members WHERE room_id = ?1 ORDER BY joined_ts, username",
+            )?;
+            let rows = stmt.query_map([&room], |r| r.get(0))?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+        let user_id = user_id.to_owned();
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
+                 FROM members m JOIN rooms r ON r.id = m.room_id
+                 WHERE m.user_id = ?1 ORDER BY r.last_ts DESC, r.id",
+            )?;
+            let rows = stmt.query_map([&user_id], |r| {
+                Ok(MemberRoom { room: room_row(r)?, read_seq: r.get(7)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            if let Some(cmid) = &msg.client_msg_id {
+                let first: Option<(Seq, Millis)> = tx
+                    .query_row(
+                        "SELECT seq, ts FROM messages
+                         WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+                        params![msg.room, msg.sender.id, cmid],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                if let Some((seq, ts)) = first {
+                    return Ok(Appended { seq, ts, duplicate: true });
+                }
+            }
+            let seq: Seq = tx.query_row(
+                "UPDATE rooms SET last_seq = last_seq + 1, last_ts = ?2 WHERE id = ?1 RETURNING last_seq",
+                params![msg.room, msg.ts],
+                |r| r.get(0),
+            )?;
+            tx.execute(
+                "INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts, client_msg_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![msg.room, seq, msg.sender.id, msg.sender.username, msg.body, msg.ts, msg.client_msg_id],
+            )?;
+            tx.commit()?;
+            Ok(Appended { seq, ts: msg.ts, duplicate: false })
+        })
+        .await
+    }
+
+    async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>> {
+        let room = room.to_owned();
+        self.call(move |conn| {
+            let limit = i64::from(page.limit);
+            let before = page.before.map_or(i64::MAX, |s| s as i64);
+            let mut out: Vec<Message> = if let Some(after) = page.after {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq > ?2 AND seq < ?3
+                     ORDER BY seq ASC LIMIT ?4"
+                ))?;
+                let rows = stmt.query_map(params![room, after as i64, before, limit], msg_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            } else {
+                let mut stmt = conn.prepare_cached(&format!(
+                    "SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq < ?2
+                     ORDER BY seq DESC LIMIT ?3"
+                ))?;
+                let rows = stmt.query_map(params![room, before, limit], msg_row)?;
+                rows.collect::<rusqlite::Result<_>>()?
+            };
+            if page.after.is_none() {
+                out.reverse();
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
+        let room = room.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq = ?2"),
+                params![room, seq],
+                |r| {
+                    Ok(MessageRecord {
+                        message: msg_row(r)?,
+                        sender_id: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
+        let (room, body) = (room.to_owned(), body.to_owned());
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE messages SET body = ?3, edited_ts = ?4 WHERE room_id = ?1 AND seq = ?2",
+                params![room, seq, body, ts],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
+        let room = room.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE messages SET body = '', deleted = 1, edited_ts = ?3 WHERE room_id = ?1 AND seq = ?2",
+                params![room, seq, ts],
+            )
+            .map(drop)
+        })
+        .await
+    }
+
+    async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |conn| {
+            conn.query_row(
+                "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT last_seq FROM rooms WHERE id = ?1)))
+                 WHERE room_id = ?1 AND user_id = ?2 RETURNING read_seq",
+                params![room, user_id, seq],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::unwrap_or_default)
+        })
+        .await
+    }
+}

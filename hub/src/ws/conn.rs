@@ -1,0 +1,435 @@
+//! One task per `/v1/ws` connection: a reader future (whole messages in, requests handled in
+//! order) and a [`Writer`] future (the bounded outbound queue out), joined in the same task.
+//!
+//! **Invariants:** the fanout only ever `try_send`s into this connection's queue; the queue is
+//! bounded (`--outbound-queue-len`) and a full queue kills the connection with 4000. The reader
+//! future is never dropped mid-read while the connection lives (fastwebsockets reads are not
+//! cancel-safe); it is dropped only once the connection is over.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fastwebsockets::WebSocket;
+use hyper::upgrade::Upgraded;
+use hyper_util::rt::TokioIo;
+use switchboard_protocol::close;
+use switchboard_protocol::rest::User;
+use switchboard_protocol::ws::{decode_client_frame, ClientFrame, FrameId, ServerFrame};
+use switchboard_protocol::ErrorCode;
+use tokio::io::AsyncRead;
+use tokio::sync::mpsc;
+
+use super::transport::{Incoming, MessageReader, TransportError};
+use super::writer::Writer;
+use crate::registry::{ConnHandle, ConnId, KillSwitch, Out};
+use crate::service::{now_ms, Identity};
+use crate::state::AppState;
+
+/// How long we wait for the peer's side of the close handshake after ours.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves one upgraded `/v1/ws` connection until it closes. `pre_auth` is the identity from an
+/// `Authorization` header on the upgrade, if any.
+pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Option<Identity>) {
+    let cfg = &app.cfg;
+    let (rd, wr) = ws.split(|s| {
+        let (r, w) = tokio::io::split(s);
+        (r, tokio::io::BufWriter::with_capacity(4096, w))
+    });
+    let mut reader = MessageReader::new(rd, cfg.max_frame_bytes);
+    let (tx, rx) = mpsc::channel(cfg.outbound_queue_len);
+    let kill = Arc::new(KillSwitch::default());
+    let anon_session: Arc<str> = format!("anon-{}", uuid::Uuid::new_v4()).into();
+    let conn = app.registry.add_conn(ConnHandle {
+        tx: tx.clone(),
+        kill: kill.clone(),
+        user: None,
+        session: anon_session.clone(),
+    });
+    let last_seen = AtomicU64::new(now_ms() as u64);
+    let mut session = Session {
+        app: app.clone(),
+        conn,
+        identity: None,
+        greeted: false,
+        rooms: Vec::new(),
+        tx: tx.clone(),
+        kill: kill.clone(),
+        bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
+        anon_session,
+    };
+
+    let writer = Writer::new(wr, cfg.outbound_queue_len).run(
+        rx,
+        &kill,
+        Duration::from_millis(cfg.heartbeat_ms),
+        &last_seen,
+    );
+    let read = session.read_loop(&mut reader, pre_auth, &last_seen);
+    {
+        tokio::pin!(writer, read);
+        tokio::select! {
+            () = &mut read => {
+                // The reader queued what the peer is owed (close echo or our close); let the writer
+                // get it out, but not forever.
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+            }
+            _ = &mut writer => {
+                // We closed (kill, echo) or the socket broke: wait briefly for the peer's close.
+                let _ = tokio::time::timeout(CLOSE_GRACE, &mut read).await;
+            }
+        }
+    }
+    app.registry.remove_conn(conn, session.rooms.iter());
+}
+
+/// Per-connection token bucket over client data frames.
+struct TokenBucket {
+    rate: f64,
+    burst: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl TokenBucket {
+    fn new(rate: u32, burst: u32) -> Self {
+        let burst = f64::from(burst.max(1));
+        Self {
+            rate: f64::from(rate),
+            burst,
+            tokens: burst,
+            last: Instant::now(),
+        }
+    }
+
+    fn take(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The protocol state of one connection (owned by its reader future).
+struct Session {
+    app: AppState,
+    conn: ConnId,
+    identity: Option<Identity>,
+    greeted: bool,
+    /// Rooms this connection subscribed to (for cleanup).
+    rooms: Vec<Arc<str>>,
+    tx: mpsc::Sender<Out>,
+    kill: Arc<KillSwitch>,
+    bucket: TokenBucket,
+    anon_session: Arc<str>,
+}
+
+impl Session {
+    async fn reply(&self, frame: ServerFrame) {
+        // If the writer is gone the connection is closing; nothing to do.
+        let _ = self.tx.send(Out::Reply(frame.to_bytes())).await;
+    }
+
+    async fn close(&self, code: u16, reason: &'static str) {
+        let _ = self.tx.send(Out::Close { code, reason }).await;
+    }
+
+    async fn read_loop<S: AsyncRead + Unpin>(
+        &mut self,
+        reader: &mut MessageReader<S>,
+        pre_auth: Option<Identity>,
+        last_seen: &AtomicU64,
+    ) {
+        let hello_timeout = Duration::from_millis(self.app.cfg.hello_timeout_ms);
+        let deadline = tokio::time::Instant::now() + hello_timeout;
+        let mut pre_auth = pre_auth;
+        loop {
+            let next = if self.greeted {
+                reader.next(&self.tx).await
+            } else {
+                match tokio::time::timeout_at(deadline, reader.next(&self.tx)).await {
+                    Ok(next) => next,
+                    Err(_) => return self.close(close::POLICY, "no hello in time").await,
+                }
+            };
+            last_seen.store(now_ms() as u64, Ordering::Relaxed);
+            let data = match next {
+                Ok(Incoming::Close) => return,
+                Ok(Incoming::Pong) => continue,
+                Ok(Incoming::Text(t)) => Ok(t),
+                Ok(Incoming::Binary(_)) => Err(()),
+                Err(e) => return self.transport_error(e).await,
+            };
+            if !self.bucket.take() {
+                self.reply(ServerFrame::error(
+                    None,
+                    ErrorCode::RateLimited,
+                    "too many frames, slow down",
+                ))
+                .await;
+                continue;
+            }
+            let frame = match data {
+                Ok(text) => decode_client_frame(&text),
+                Err(()) => {
+                    if !self.greeted {
+                        return self.refuse_first_frame().await;
+                    }
+                    self.reply(ServerFrame::error(
+                        None,
+                        ErrorCode::BadRequest,
+                        "binary frames are not supported",
+                    ))
+                    .await;
+                    continue;
+                }
+            };
+            match frame {
+                Ok(ClientFrame::Hello { id, token }) if !self.greeted => {
+                    if !self.hello(id, token, pre_auth.take()).await {
+                        return;
+                    }
+                }
+                Ok(_) | Err(_) if !self.greeted => return self.refuse_first_frame().await,
+                Ok(frame) => self.dispatch(frame).await,
+                Err(e) => self.reply(e.to_frame()).await,
+            }
+        }
+    }
+
+    async fn transport_error(&self, e: TransportError) {
+        tracing::debug!(conn = self.conn, error = %e, "transport error");
+        if let Some((code, reason)) = e.close_code() {
+            self.close(code, reason).await;
+        }
+    }
+
+    async fn refuse_first_frame(&self) {
+        self.reply(ServerFrame::error(
+            None,
+            ErrorCode::BadRequest,
+            "the first frame must be hello",
+        ))
+        .await;
+        self.close(close::POLICY, "hello required").await;
+    }
+
+    /// Authenticates the connection; returns false when it must close.
+    async fn hello(
+        &mut self,
+        id: Option<FrameId>,
+        token: Option<String>,
+        pre_auth: Option<Identity>,
+    ) -> bool {
+        let identity = match token {
+            Some(token) => match self.app.authenticate(&token).await {
+                Ok(identity) => Some(identity),
+                Err(e) => {
+                    self.reply(ServerFrame::error(
+                        id,
+                        ErrorCode::Unauthorized,
+                        e.to_string(),
+                    ))
+                    .await;
+                    self.close(close::POLICY, "invalid token").await;
+                    return false;
+                }
+            },
+            None => pre_auth,
+        };
+        let session = identity
+            .as_ref()
+            .map_or_else(|| self.anon_session.clone(), |i| i.session.clone());
+        if let Some(who) = &identity {
+            self.app
+                .registry
+                .identify(self.conn, who.id.clone(), session.clone());
+        }
+        self.greeted = true;
+        let user = identity.as_ref().map(|i| User {
+            id: i.id.to_string(),
+            username: i.username.to_string(),
+            email: None,
+            role: i.role.clone(),
+        });
+        self.identity = identity;
+        self.reply(ServerFrame::Welcome {
+            id,
+            session: session.to_string(),
+            user,
+            heartbeat_ms: self.app.cfg.heartbeat_ms,
+        })
+        .await;
+        true
+    }
+
+    fn require_user(&self, id: &Option<FrameId>) -> Result<&Identity, ServerFrame> {
+        self.identity.as_ref().ok_or_else(|| {
+            ServerFrame::error(id.clone(), ErrorCode::Unauthorized, "sign in to do this")
+        })
+    }
+
+    async fn dispatch(&mut self, frame: ClientFrame) {
+        let reply = match frame {
+            ClientFrame::Hello { id, .. } => {
+                ServerFrame::error(id, ErrorCode::BadRequest, "hello was already sent")
+            }
+            ClientFrame::Ping { id } => ServerFrame::Pong { id },
+            ClientFrame::Sub { id, room, since } => {
+                match self.subscribe(&room, since, id.clone()).await {
+                    Ok(()) => return,
+                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                }
+            }
+            ClientFrame::Unsub { id, room } => {
+                self.app.registry.unsubscribe(self.conn, &room);
+                self.rooms.retain(|r| **r != *room);
+                let reply = ServerFrame::Unsubbed {
+                    id,
+                    room: room.clone(),
+                }
+                .to_bytes();
+                let _ = self
+                    .tx
+                    .send(Out::EndSub {
+                        room: room.into(),
+                        reply: Some(reply),
+                    })
+                    .await;
+                return;
+            }
+            ClientFrame::Send {
+                id,
+                room,
+                body,
+                client_msg_id,
+            } => match self.require_user(&id) {
+                Err(f) => f,
+                Ok(who) => match self.app.service.post(who, &room, body, client_msg_id).await {
+                    Ok(ack) => ServerFrame::Ack {
+                        id,
+                        room,
+                        seq: ack.seq,
+                        ts: ack.ts,
+                        client_msg_id: ack.client_msg_id,
+                    },
+                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                },
+            },
+            ClientFrame::Typing { id, room } => match self.require_user(&id) {
+                Err(f) => f,
+                Ok(who) => match self.app.service.typing(who, &room, self.conn).await {
+                    Ok(()) => return,
+                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                },
+            },
+            ClientFrame::History {
+                id,
+                room,
+                before,
+                limit,
+            } => {
+                let page = crate::store::Page {
+                    before,
+                    after: None,
+                    limit: limit.unwrap_or(switchboard_protocol::limits::DEFAULT_HISTORY_LIMIT),
+                };
+                match self
+                    .app
+                    .service
+                    .history(self.identity.as_ref(), &room, page)
+                    .await
+                {
+                    Ok(messages) => ServerFrame::History { id, room, messages },
+                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                }
+            }
+            ClientFrame::Read { id, room, seq } => match self.require_user(&id) {
+                Err(f) => f,
+                Ok(who) => match self.app.service.mark_read(who, &room, seq).await {
+                    Ok(seq) => ServerFrame::ReadOk { id, room, seq },
+                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                },
+            },
+        };
+        self.reply(reply).await;
+    }
+
+    /// `sub`: buffer live events, register, read the catch-up, then hand both to the writer,
+    /// which delivers the catch-up, `subbed`, and the buffered events past it (see writer.rs).
+    async fn subscribe(
+        &mut self,
+        room: &str,
+        since: Option<u64>,
+        id: Option<FrameId>,
+    ) -> crate::error::Result<()> {
+        let service = &self.app.service;
+        service.readable_room(self.identity.as_ref(), room).await?;
+        let room: Arc<str> = room.into();
+        if self.tx.send(Out::BeginSub(room.clone())).await.is_err() {
+            return Ok(());
+        }
+        self.app.registry.subscribe(self.conn, &room);
+        if !self.rooms.contains(&room) {
+            self.rooms.push(room.clone());
+        }
+        let result = async {
+            let last_seq = service
+                .readable_room(self.identity.as_ref(), &room)
+                .await?
+                .last_seq;
+            let messages = match since {
+                Some(since) => service.messages_after(&room, since).await?,
+                None => Vec::new(),
+            };
+            // The client now has every message up to `upto`; live events at or below it are
+            // dropped by the writer, those above it follow `subbed`.
+            let upto = match since {
+                None => last_seq,
+                Some(since) => messages.last().map_or(since.min(last_seq), |m| m.seq),
+            };
+            Ok::<_, crate::error::Error>((messages, upto))
+        }
+        .await;
+        let (messages, upto) = match result {
+            Ok(v) => v,
+            Err(e) => {
+                self.app.registry.unsubscribe(self.conn, &room);
+                self.rooms.retain(|r| *r != room);
+                let _ = self.tx.send(Out::EndSub { room, reply: None }).await;
+                return Err(e);
+            }
+        };
+        let messages = messages
+            .into_iter()
+            .map(|m| ServerFrame::Message(m).to_bytes())
+            .collect();
+        let subbed = ServerFrame::Subbed {
+            id,
+            room: room.to_string(),
+            last_seq: upto,
+        }
+        .to_bytes();
+        if self
+            .tx
+            .send(Out::CatchUp {
+                room,
+                messages,
+                subbed,
+                upto,
+            })
+            .await
+            .is_err()
+        {
+            self.kill.kill(close::SLOW_CONSUMER);
+        }
+        Ok(())
+    }
+}

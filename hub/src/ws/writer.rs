@@ -1,0 +1,212 @@
+//! The write side of a connection: drains the outbound queue, keeps per-room delivery state
+//! (catch-up buffering and seq de-duplication), coalesces writes and sends heartbeats.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketWrite};
+use switchboard_protocol::close;
+use tokio::io::AsyncWrite;
+use tokio::sync::mpsc;
+
+use crate::broker::Event;
+use crate::registry::{KillSwitch, Out};
+use crate::service::now_ms;
+
+/// Most queued items written before one flush: bounds latency of the first while still turning
+/// a burst into one syscall.
+const MAX_ITEMS_PER_FLUSH: usize = 64;
+
+/// Delivery state of one subscribed room.
+enum RoomState {
+    /// Between `BeginSub` and `CatchUp`: live events wait here.
+    Pending(Vec<Arc<Event>>),
+    /// Live: the client has every message up to `upto`.
+    Live { upto: u64 },
+}
+
+/// Why the writer stopped.
+pub enum WriterExit {
+    /// We sent a close frame (our own or the echo of the peer's).
+    Closed,
+    /// The peer stopped answering pings.
+    Dead,
+    /// Writing failed: the connection is gone.
+    Broken,
+}
+
+/// Owns the write half. `last_seen` is the time (ms) of the last frame from the peer.
+pub struct Writer<W> {
+    ws: WebSocketWrite<W>,
+    rooms: HashMap<Arc<str>, RoomState>,
+    max_pending: usize,
+}
+
+fn reason(code: u16) -> &'static str {
+    match code {
+        close::POLICY => "session revoked",
+        close::RESTARTING => "node restarting",
+        close::SLOW_CONSUMER => "slow consumer",
+        close::GOING_AWAY => "going away",
+        _ => "",
+    }
+}
+
+impl<W: AsyncWrite + Unpin> Writer<W> {
+    /// A writer whose catch-up buffer per room holds at most `max_pending` events.
+    pub fn new(ws: WebSocketWrite<W>, max_pending: usize) -> Self {
+        Self {
+            ws,
+            rooms: HashMap::new(),
+            max_pending,
+        }
+    }
+
+    /// Runs until a close frame is written, the peer is dead, or the socket breaks.
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Out>,
+        kill: &KillSwitch,
+        heartbeat: Duration,
+        last_seen: &AtomicU64,
+    ) -> WriterExit {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let result = tokio::select! {
+                biased;
+                code = kill.killed() => self.close(code, reason(code)).await.map(|()| true),
+                item = rx.recv() => match item {
+                    None => return WriterExit::Closed,
+                    Some(item) => self.drain(item, &mut rx).await,
+                },
+                _ = tick.tick() => {
+                    let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
+                    if idle > 2 * heartbeat.as_millis() as i64 {
+                        return WriterExit::Dead;
+                    }
+                    self.write(Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]))).await;
+                    self.ws.flush().await.map(|()| false)
+                }
+            };
+            match result {
+                Ok(false) => {}
+                Ok(true) => return WriterExit::Closed,
+                Err(_) => return WriterExit::Broken,
+            }
+        }
+    }
+
+    /// Handles `first` and whatever else is already queued, then flushes once. Returns true
+    /// when a close frame was written.
+    async fn drain(
+        &mut self,
+        first: Out,
+        rx: &mut mpsc::Receiver<Out>,
+    ) -> Result<bool, WebSocketError> {
+        let mut item = first;
+        for _ in 0..MAX_ITEMS_PER_FLUSH {
+            if self.handle(item).await? {
+                self.ws.flush().await?;
+                return Ok(true);
+            }
+            match rx.try_recv() {
+                Ok(next) => item = next,
+                Err(_) => break,
+            }
+        }
+        self.ws.flush().await?;
+        Ok(false)
+    }
+
+    async fn write(&mut self, frame: Frame<'_>) {
+        // A failed write surfaces at the next flush.
+        let _ = self.ws.write_frame(frame).await;
+    }
+
+    async fn text(&mut self, bytes: &Bytes) -> Result<(), WebSocketError> {
+        self.ws
+            .write_frame(Frame::text(Payload::Borrowed(bytes)))
+            .await
+    }
+
+    async fn close(&mut self, code: u16, reason: &str) -> Result<(), WebSocketError> {
+        self.ws
+            .write_frame(Frame::close(code, reason.as_bytes()))
+            .await?;
+        self.ws.flush().await
+    }
+
+    /// Writes one item. Returns true when it was a close frame.
+    async fn handle(&mut self, item: Out) -> Result<bool, WebSocketError> {
+        match item {
+            Out::Event(ev) => self.event(ev).await?,
+            Out::Reply(bytes) => self.text(&bytes).await?,
+            Out::BeginSub(room) => {
+                self.rooms.insert(room, RoomState::Pending(Vec::new()));
+            }
+            Out::CatchUp {
+                room,
+                messages,
+                subbed,
+                upto,
+            } => {
+                for m in &messages {
+                    self.text(m).await?;
+                }
+                self.text(&subbed).await?;
+                let pending = match self.rooms.insert(room, RoomState::Live { upto }) {
+                    Some(RoomState::Pending(p)) => p,
+                    _ => Vec::new(),
+                };
+                for ev in pending {
+                    self.event(ev).await?;
+                }
+            }
+            Out::EndSub { room, reply } => {
+                self.rooms.remove(&room);
+                if let Some(reply) = reply {
+                    self.text(&reply).await?;
+                }
+            }
+            Out::Frame { opcode, payload } => {
+                let frame = Frame::new(true, opcode, None, Payload::Owned(payload));
+                self.ws.write_frame(frame).await?;
+                return Ok(opcode == OpCode::Close);
+            }
+            Out::Close { code, reason } => {
+                self.close(code, reason).await?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// Delivers a room event if the room is subscribed, dropping messages the client has.
+    async fn event(&mut self, ev: Arc<Event>) -> Result<(), WebSocketError> {
+        match self.rooms.get_mut(&ev.room) {
+            None => Ok(()),
+            Some(RoomState::Pending(buf)) => {
+                if buf.len() >= self.max_pending {
+                    self.close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER))
+                        .await?;
+                    return Err(WebSocketError::ConnectionClosed);
+                }
+                buf.push(ev);
+                Ok(())
+            }
+            Some(RoomState::Live { upto }) => {
+                if let Some(seq) = ev.seq {
+                    if seq <= *upto {
+                        return Ok(());
+                    }
+                    *upto = seq;
+                }
+                self.text(&ev.bytes).await
+            }
+        }
+    }
+}
