@@ -288,3 +288,62 @@ impl Registry {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(reg: &Registry, queue: usize) -> (ConnId, mpsc::Receiver<Out>, Arc<KillSwitch>) {
+        let (tx, rx) = mpsc::channel(queue);
+        let kill = Arc::new(KillSwitch::default());
+        let id = reg.add_conn(ConnHandle { tx, kill: kill.clone(), user: None, session: "s".into() });
+        (id, rx, kill)
+    }
+
+    fn event(room: &str) -> Arc<Event> {
+        Arc::new(Event {
+            room: room.into(),
+            seq: Some(1),
+            bytes: bytes::Bytes::from_static(b"{}"),
+            skip_conn: None,
+            skip_user: None,
+            evict_user: None,
+        })
+    }
+
+    #[tokio::test]
+    async fn delivers_the_same_bytes_to_subscribers_only() {
+        let reg = Registry::new();
+        let room: Arc<str> = "r".into();
+        let (a, mut rx_a, _) = conn(&reg, 4);
+        let (_b, mut rx_b, _) = conn(&reg, 4);
+        reg.subscribe(a, &room);
+        let ev = event("r");
+        reg.deliver(&ev);
+        match rx_a.try_recv() {
+            Ok(Out::Event(got)) => assert!(Arc::ptr_eq(&got, &ev), "shared, not copied"),
+            other => panic!("expected the event, got {other:?}"),
+        }
+        assert!(rx_b.try_recv().is_err(), "not subscribed");
+        assert!(reg.unsubscribe(a, "r"));
+        reg.deliver(&event("r"));
+        assert!(rx_a.try_recv().is_err(), "unsubscribed");
+    }
+
+    #[tokio::test]
+    async fn a_full_queue_kills_only_the_slow_consumer() {
+        let reg = Registry::new();
+        let room: Arc<str> = "r".into();
+        let (slow, _rx_slow, kill_slow) = conn(&reg, 2);
+        let (fast, mut rx_fast, kill_fast) = conn(&reg, 16);
+        reg.subscribe(slow, &room);
+        reg.subscribe(fast, &room);
+        for _ in 0..3 {
+            reg.deliver(&event("r"));
+            while rx_fast.try_recv().is_ok() {}
+        }
+        assert_eq!(kill_slow.killed().await, switchboard_protocol::close::SLOW_CONSUMER);
+        use futures_util::FutureExt;
+        assert_eq!(kill_fast.killed().now_or_never(), None, "the fast subscriber is untouched");
+    }
+}

@@ -10,6 +10,8 @@
 //!   seq and ts with `duplicate: true` and stores nothing;
 //! - `append` returns only after the message is durable.
 
+#[cfg(test)]
+mod contract;
 pub mod migrate;
 pub mod sqlite;
 
