@@ -142,8 +142,8 @@ impl Service {
     /// The room, if `actor` may read it: members always, anyone when it is public.
     ///
     /// # Errors
-    /// `not_found` when it does not exist; `unauthorized` for anonymous callers and `forbidden`
-    /// for non-members when it is private.
+    /// `not_found` when it does not exist; `forbidden` when it is private and the caller
+    /// (possibly anonymous) is not a member.
     pub async fn readable_room(&self, actor: Option<&Identity>, room: &str) -> Result<RoomRecord> {
         let rec = self
             .store
@@ -153,12 +153,14 @@ impl Service {
         if rec.public {
             return Ok(rec);
         }
-        match actor {
-            None => Err(Error::Unauthorized("sign in to read this room".into())),
-            Some(who) => match self.store.membership(room, &who.id).await? {
-                Some(_) => Ok(rec),
-                None => Err(Error::Forbidden("not a member of this room")),
-            },
+        let member = match actor {
+            None => false,
+            Some(who) => self.store.membership(room, &who.id).await?.is_some(),
+        };
+        if member {
+            Ok(rec)
+        } else {
+            Err(Error::Forbidden("not a member of this room"))
         }
     }
 
@@ -211,7 +213,7 @@ impl Service {
     /// One room with its members. Private rooms the caller is not in are `not_found`.
     pub async fn room(&self, actor: Option<&Identity>, room: &str) -> Result<Room> {
         let rec = match self.readable_room(actor, room).await {
-            Err(Error::Forbidden(_) | Error::Unauthorized(_)) => {
+            Err(Error::Forbidden(_)) => {
                 return Err(Error::NotFound("room not found"))
             }
             other => other?,

@@ -14,7 +14,7 @@ pub enum ErrorCode {
     UnknownType,
     /// Missing, invalid or expired credentials.
     Unauthorized,
-    /// Authenticated, but not allowed (not a member, not the author, anonymous posting, ...).
+    /// Authenticated, but not allowed (not a member, not the author, ...).
     Forbidden,
     /// The room, message or route does not exist (or is not visible to the caller).
     NotFound,
