@@ -263,11 +263,17 @@ impl Registry {
         }
     }
 
-    /// Kills every connection of `session` with `code`.
+    /// Kills every connection of `session` with `code`; returns how many.
     pub fn kill_session(&self, session: &str, code: u16) -> usize {
+        self.kill_sessions_where(|s| s == session, code)
+    }
+
+    /// Kills every connection whose session matches `pred` with `code`; returns how many.
+    /// A scan of all connections: revocations are rare, so no session index is kept.
+    pub fn kill_sessions_where(&self, pred: impl Fn(&str) -> bool, code: u16) -> usize {
         let mut n = 0;
         for entry in self.conns.iter() {
-            if &*entry.session == session {
+            if pred(&entry.session) {
                 entry.kill.kill(code);
                 n += 1;
             }
@@ -296,7 +302,12 @@ mod tests {
     fn conn(reg: &Registry, queue: usize) -> (ConnId, mpsc::Receiver<Out>, Arc<KillSwitch>) {
         let (tx, rx) = mpsc::channel(queue);
         let kill = Arc::new(KillSwitch::default());
-        let id = reg.add_conn(ConnHandle { tx, kill: kill.clone(), user: None, session: "s".into() });
+        let id = reg.add_conn(ConnHandle {
+            tx,
+            kill: kill.clone(),
+            user: None,
+            session: "s".into(),
+        });
         (id, rx, kill)
     }
 
@@ -342,8 +353,15 @@ mod tests {
             reg.deliver(&event("r"));
             while rx_fast.try_recv().is_ok() {}
         }
-        assert_eq!(kill_slow.killed().await, switchboard_protocol::close::SLOW_CONSUMER);
+        assert_eq!(
+            kill_slow.killed().await,
+            switchboard_protocol::close::SLOW_CONSUMER
+        );
         use futures_util::FutureExt;
-        assert_eq!(kill_fast.killed().now_or_never(), None, "the fast subscriber is untouched");
+        assert_eq!(
+            kill_fast.killed().now_or_never(),
+            None,
+            "the fast subscriber is untouched"
+        );
     }
 }

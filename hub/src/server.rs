@@ -54,6 +54,7 @@ pub async fn run(
 
     // Revoked sessions lose their sockets at once.
     let mut revoked = auth.subscribe_revocations();
+    let revocations = auth.revocations();
     let reg = registry.clone();
     let revocation_task = tokio::spawn(async move {
         loop {
@@ -62,7 +63,16 @@ pub async fn run(
                     let n = reg.kill_session(&sid, close::POLICY);
                     tracing::info!(session = %sid, closed = n, "session revoked");
                 }
-                Err(RecvError::Lagged(n)) => tracing::warn!(missed = n, "revocation feed lagged"),
+                Err(RecvError::Lagged(missed)) => {
+                    // Some announcements were lost: re-check every connection instead.
+                    let n =
+                        reg.kill_sessions_where(|sid| revocations.is_revoked(sid), close::POLICY);
+                    tracing::warn!(
+                        missed,
+                        closed = n,
+                        "revocation feed lagged; re-checked all sessions"
+                    );
+                }
                 Err(RecvError::Closed) => return,
             }
         }

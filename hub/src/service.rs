@@ -213,9 +213,7 @@ impl Service {
     /// One room with its members. Private rooms the caller is not in are `not_found`.
     pub async fn room(&self, actor: Option<&Identity>, room: &str) -> Result<Room> {
         let rec = match self.readable_room(actor, room).await {
-            Err(Error::Forbidden(_)) => {
-                return Err(Error::NotFound("room not found"))
-            }
+            Err(Error::Forbidden(_)) => return Err(Error::NotFound("room not found")),
             other => other?,
         };
         let members = self.store.members(room).await?;

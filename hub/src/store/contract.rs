@@ -4,7 +4,10 @@
 use super::{NewMessage, NewRoom, Page, Store, UserRef};
 
 fn user(name: &str) -> UserRef {
-    UserRef { id: format!("id-{name}"), username: name.to_owned() }
+    UserRef {
+        id: format!("id-{name}"),
+        username: name.to_owned(),
+    }
 }
 
 fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
@@ -26,7 +29,13 @@ pub async fn check_all(store: &dyn Store) {
 }
 
 async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
-    let room = NewRoom { id: id.into(), name: id.into(), public: false, creator: creator.clone(), ts: 1 };
+    let room = NewRoom {
+        id: id.into(),
+        name: id.into(),
+        public: false,
+        creator: creator.clone(),
+        ts: 1,
+    };
     let rec = store.create_room(room).await.unwrap();
     assert_eq!(rec.last_seq, 0);
 }
@@ -38,13 +47,22 @@ async fn seqs_are_dense_and_idempotent(store: &dyn Store) {
         let a = store.append(msg("r-seq", &alice, "x", None)).await.unwrap();
         assert_eq!((a.seq, a.duplicate), (i, false));
     }
-    let first = store.append(msg("r-seq", &alice, "once", Some("k1"))).await.unwrap();
-    let again = store.append(msg("r-seq", &alice, "twice", Some("k1"))).await.unwrap();
+    let first = store
+        .append(msg("r-seq", &alice, "once", Some("k1")))
+        .await
+        .unwrap();
+    let again = store
+        .append(msg("r-seq", &alice, "twice", Some("k1")))
+        .await
+        .unwrap();
     assert_eq!(first.seq, 6);
     assert_eq!((again.seq, again.duplicate), (6, true));
     // The same key from another user is a different message.
     let bob = user("bob");
-    let other = store.append(msg("r-seq", &bob, "bob's", Some("k1"))).await.unwrap();
+    let other = store
+        .append(msg("r-seq", &bob, "bob's", Some("k1")))
+        .await
+        .unwrap();
     assert_eq!((other.seq, other.duplicate), (7, false));
     assert_eq!(store.room("r-seq").await.unwrap().unwrap().last_seq, 7);
     let stored = store.message("r-seq", 6).await.unwrap().unwrap();
@@ -55,20 +73,68 @@ async fn pages_are_ascending(store: &dyn Store) {
     let alice = user("alice");
     new_room(store, "r-page", &alice).await;
     for i in 1..=10 {
-        store.append(msg("r-page", &alice, &format!("m{i}"), None)).await.unwrap();
+        store
+            .append(msg("r-page", &alice, &format!("m{i}"), None))
+            .await
+            .unwrap();
     }
-    let seqs = |v: Vec<switchboard_protocol::ws::Message>| v.into_iter().map(|m| m.seq).collect::<Vec<_>>();
-    let newest = store.messages("r-page", Page { before: None, after: None, limit: 3 }).await.unwrap();
+    let seqs = |v: Vec<switchboard_protocol::ws::Message>| {
+        v.into_iter().map(|m| m.seq).collect::<Vec<_>>()
+    };
+    let newest = store
+        .messages(
+            "r-page",
+            Page {
+                before: None,
+                after: None,
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(seqs(newest), [8, 9, 10]);
-    let before = store.messages("r-page", Page { before: Some(8), after: None, limit: 3 }).await.unwrap();
+    let before = store
+        .messages(
+            "r-page",
+            Page {
+                before: Some(8),
+                after: None,
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(seqs(before), [5, 6, 7]);
-    let after = store.messages("r-page", Page { before: None, after: Some(2), limit: 3 }).await.unwrap();
+    let after = store
+        .messages(
+            "r-page",
+            Page {
+                before: None,
+                after: Some(2),
+                limit: 3,
+            },
+        )
+        .await
+        .unwrap();
     assert_eq!(seqs(after), [3, 4, 5]);
     store.delete("r-page", 4, 2_000).await.unwrap();
     store.edit("r-page", 5, "edited", 2_001).await.unwrap();
-    let page = store.messages("r-page", Page { before: None, after: Some(3), limit: 2 }).await.unwrap();
+    let page = store
+        .messages(
+            "r-page",
+            Page {
+                before: None,
+                after: Some(3),
+                limit: 2,
+            },
+        )
+        .await
+        .unwrap();
     assert!(page[0].deleted && page[0].body.is_empty());
-    assert_eq!((page[1].body.as_str(), page[1].edited_ts), ("edited", Some(2_001)));
+    assert_eq!(
+        (page[1].body.as_str(), page[1].edited_ts),
+        ("edited", Some(2_001))
+    );
 }
 
 async fn membership_and_read_marks(store: &dyn Store) {
@@ -82,8 +148,16 @@ async fn membership_and_read_marks(store: &dyn Store) {
         store.append(msg("r-mem", &alice, "x", None)).await.unwrap();
     }
     assert_eq!(store.set_read("r-mem", &bob.id, 2).await.unwrap(), 2);
-    assert_eq!(store.set_read("r-mem", &bob.id, 1).await.unwrap(), 2, "never moves back");
-    assert_eq!(store.set_read("r-mem", &bob.id, 99).await.unwrap(), 3, "clamped to last_seq");
+    assert_eq!(
+        store.set_read("r-mem", &bob.id, 1).await.unwrap(),
+        2,
+        "never moves back"
+    );
+    assert_eq!(
+        store.set_read("r-mem", &bob.id, 99).await.unwrap(),
+        3,
+        "clamped to last_seq"
+    );
     let rooms = store.rooms_of(&bob.id).await.unwrap();
     assert_eq!((rooms.len(), rooms[0].read_seq), (1, 3));
     assert!(store.remove_member("r-mem", &bob.id).await.unwrap());

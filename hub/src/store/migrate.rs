@@ -1,12 +1,14 @@
-//! Applies the SQL files in `migrations/sqlite/` in order, once each.
+//! Applies the SQL files in `migrations/hub/sqlite/` in order, once each.
 
 use rusqlite::Connection;
 
 use super::{StoreError, StoreResult};
 
 /// Every migration this binary knows, in order. Versions are the file-name prefixes.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../../../migrations/sqlite/0001_init.sql"))];
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../../../migrations/hub/sqlite/0001_init.sql"),
+)];
 
 /// Brings the schema up to date.
 ///

@@ -363,7 +363,9 @@ mod tests {
     #[tokio::test]
     async fn sqlite_store_meets_the_contract() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("hub.db"), 0).await.unwrap();
+        let store = SqliteStore::open(&dir.path().join("hub.db"), 0)
+            .await
+            .unwrap();
         crate::store::contract::check_all(&store).await;
     }
 
@@ -373,17 +375,30 @@ mod tests {
         let path = dir.path().join("hub.db");
         {
             let store = SqliteStore::open(&path, 0).await.unwrap();
-            let creator = UserRef { id: "u".into(), username: "u".into() };
-            let room = NewRoom { id: "r".into(), name: "r".into(), public: true, creator, ts: 0 };
+            let creator = UserRef {
+                id: "u".into(),
+                username: "u".into(),
+            };
+            let room = NewRoom {
+                id: "r".into(),
+                name: "r".into(),
+                public: true,
+                creator,
+                ts: 0,
+            };
             store.create_room(room).await.unwrap();
         }
         let store = SqliteStore::open(&path, 0).await.unwrap();
         assert!(store.room("r").await.unwrap().is_some());
         drop(store);
         let conn = Connection::open(&path).unwrap();
-        conn.execute("INSERT INTO schema_migrations VALUES (999, 0)", []).unwrap();
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 0)", [])
+            .unwrap();
         drop(conn);
-        let err = SqliteStore::open(&path, 0).await.err().expect("newer schema refused");
+        let err = SqliteStore::open(&path, 0)
+            .await
+            .err()
+            .expect("newer schema refused");
         assert!(err.to_string().contains("newer"), "{err}");
     }
 }

@@ -1,0 +1,125 @@
+//! The crate's errors and the one place that maps them to client-visible codes.
+//!
+//! Codes: client mistakes are 4xx codes whose message is safe to show; everything else is
+//! [`ErrorCode::Internal`], logged with its cause chain and answered with a generic message
+//! (see `http/error.rs`). [`TokenError`] is always [`ErrorCode::Unauthorized`].
+
+use std::path::PathBuf;
+
+use switchboard_protocol::ErrorCode;
+
+use crate::keys::KeyError;
+use crate::store::StoreError;
+
+/// Why an access token was rejected. Every variant means "401 unauthorized" to the client;
+/// the variants exist for logs and tests.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    /// Not three base64url parts with a JSON header.
+    #[error("token is not a well-formed JWT")]
+    Malformed(#[source] jsonwebtoken::errors::Error),
+    /// The header names an algorithm other than EdDSA (e.g. an HS256 forgery or `none`).
+    #[error("token algorithm is not accepted (EdDSA only)")]
+    Algorithm,
+    /// The header has no `kid`.
+    #[error("token header has no kid")]
+    MissingKid,
+    /// No verifying key with this `kid` is known.
+    #[error("token signed by an unknown key")]
+    UnknownKid,
+    /// The verifying keys could not be obtained (e.g. a JWKS fetch failed).
+    #[error("token signing keys are unavailable")]
+    KeySource(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// `exp` has passed (beyond the allowed clock skew).
+    #[error("token has expired")]
+    Expired,
+    /// Bad signature, wrong `iss` or `aud`, or a missing or ill-typed claim.
+    #[error("token is invalid")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    /// The token's session was revoked (logout or refresh-token reuse).
+    #[error("session has been revoked")]
+    Revoked,
+}
+
+impl TokenError {
+    /// The client-visible code: always [`ErrorCode::Unauthorized`].
+    pub fn code(&self) -> ErrorCode {
+        ErrorCode::Unauthorized
+    }
+}
+
+/// Every error of the auth service. [`AuthError::code`] gives the client-visible code; the HTTP
+/// status is `code().http_status()`.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// A field failed validation or the JSON body is malformed; the message says which.
+    #[error("{0}")]
+    BadRequest(String),
+    /// The request body is over the size limit.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Registration with a username that exists.
+    #[error("username is already taken")]
+    UsernameTaken,
+    /// Wrong username or password: deliberately the same error for both.
+    #[error("wrong username or password")]
+    InvalidCredentials,
+    /// No `Authorization: Bearer <token>` header.
+    #[error("missing bearer token")]
+    MissingBearer,
+    /// The access token was rejected.
+    #[error(transparent)]
+    Token(#[from] TokenError),
+    /// The refresh token is malformed, unknown, expired, or its session is revoked.
+    #[error("invalid refresh token")]
+    InvalidRefreshToken,
+    /// A spent refresh token was presented again; its whole session has now been revoked.
+    #[error("refresh token reuse detected; the session has been revoked")]
+    RefreshTokenReused,
+    /// The token is valid but its user no longer exists.
+    #[error("unknown user")]
+    UnknownUser,
+    /// The database failed.
+    #[error("auth store failed")]
+    Store(#[from] StoreError),
+    /// The signing key could not be loaded, written or used.
+    #[error("signing key failure")]
+    Keys(#[from] KeyError),
+    /// argon2 failed, or a stored password hash is not a valid PHC string.
+    #[error("password hashing failed")]
+    PasswordHash(#[source] argon2::password_hash::Error),
+    /// The data directory could not be created.
+    #[error("cannot create data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking task (hashing, key loading) panicked or was cancelled.
+    #[error("background task failed")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+impl AuthError {
+    /// The client-visible code, the single mapping from errors to codes in this crate.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            Self::BadRequest(_) => ErrorCode::BadRequest,
+            Self::TooLarge(_) => ErrorCode::TooLarge,
+            Self::UsernameTaken => ErrorCode::UsernameTaken,
+            Self::InvalidCredentials => ErrorCode::InvalidCredentials,
+            Self::Token(e) => e.code(),
+            Self::MissingBearer
+            | Self::InvalidRefreshToken
+            | Self::RefreshTokenReused
+            | Self::UnknownUser => ErrorCode::Unauthorized,
+            Self::Store(_)
+            | Self::Keys(_)
+            | Self::PasswordHash(_)
+            | Self::DataDir { .. }
+            | Self::Task(_) => ErrorCode::Internal,
+        }
+    }
+}

@@ -1,0 +1,46 @@
+//! [`AuthError`] as an HTTP answer: status from [`ErrorCode::http_status`], body
+//! [`ErrorBody`]. Internal errors are logged with their cause chain and answered with a
+//! generic message; details never reach the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use switchboard_protocol::error::ErrorBody;
+use switchboard_protocol::ErrorCode;
+
+use crate::error::AuthError;
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let message = if code == ErrorCode::Internal {
+            tracing::error!(error = %chain(&self), "auth request failed");
+            "internal error".to_owned()
+        } else {
+            tracing::debug!(error = %chain(&self), %code, "auth request refused");
+            self.to_string()
+        };
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, Json(ErrorBody::new(code, message))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 6750 §3: a 401 for a protected resource names the scheme.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}
+
+/// `error: cause: cause ...`, for logs.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

@@ -1,0 +1,60 @@
+//! Route handlers: parse, call the service, answer. No rules live here.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use jsonwebtoken::jwk::JwkSet;
+use switchboard_protocol::rest::{
+    LoginRequest, MeResponse, RefreshRequest, RegisterRequest, RegisterResponse, TokenPair,
+};
+
+use super::extractor::{AppJson, Bearer};
+use crate::error::AuthError;
+use crate::Auth;
+
+/// `POST /v1/auth/register` → 201 `{user}`.
+pub(super) async fn register(
+    State(auth): State<Auth>,
+    AppJson(req): AppJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<RegisterResponse>), AuthError> {
+    let user = auth.register(req).await?;
+    Ok((StatusCode::CREATED, Json(RegisterResponse { user })))
+}
+
+/// `POST /v1/auth/login` → 200 token pair.
+pub(super) async fn login(
+    State(auth): State<Auth>,
+    AppJson(req): AppJson<LoginRequest>,
+) -> Result<Json<TokenPair>, AuthError> {
+    Ok(Json(auth.login(req).await?))
+}
+
+/// `POST /v1/auth/refresh` → 200 new token pair.
+pub(super) async fn refresh(
+    State(auth): State<Auth>,
+    AppJson(req): AppJson<RefreshRequest>,
+) -> Result<Json<TokenPair>, AuthError> {
+    Ok(Json(auth.refresh(req).await?))
+}
+
+/// `POST /v1/auth/logout` (Bearer) → 204.
+pub(super) async fn logout(
+    State(auth): State<Auth>,
+    Bearer(claims): Bearer,
+) -> Result<StatusCode, AuthError> {
+    auth.logout(&claims).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/auth/me` (Bearer) → 200 `{user, session}`.
+pub(super) async fn me(
+    State(auth): State<Auth>,
+    Bearer(claims): Bearer,
+) -> Result<Json<MeResponse>, AuthError> {
+    Ok(Json(auth.me(&claims).await?))
+}
+
+/// `GET /.well-known/jwks.json` → the public signing keys.
+pub(super) async fn jwks(State(auth): State<Auth>) -> Json<JwkSet> {
+    Json(auth.inner.keys.jwks())
+}

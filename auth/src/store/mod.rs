@@ -1,0 +1,168 @@
+//! [`AuthStore`]: persistence of users, sessions and refresh tokens. [`SqliteStore`] now; a
+//! PostgreSQL implementation comes with the multi-node setup.
+//!
+//! The store keeps no secrets in the clear: passwords as argon2id PHC strings, refresh tokens as
+//! SHA-256 hashes. All times are seconds since the Unix epoch.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use switchboard_protocol::rest::User;
+
+/// A stored user, including its password hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// uuid v7.
+    pub id: String,
+    /// Unique, already validated.
+    pub username: String,
+    /// Already validated.
+    pub email: String,
+    /// `user` or `admin`.
+    pub role: String,
+    /// argon2id PHC string.
+    pub password_hash: String,
+    /// Registration time.
+    pub created_at: u64,
+}
+
+impl UserRecord {
+    /// The API view of the user, with the e-mail address (for the user themself only).
+    pub fn to_user(&self) -> User {
+        User {
+            id: self.id.clone(),
+            username: self.username.clone(),
+            email: Some(self.email.clone()),
+            role: self.role.clone(),
+        }
+    }
+}
+
+/// A refresh token about to be stored.
+#[derive(Debug, Clone)]
+pub struct NewRefreshToken {
+    /// SHA-256 of the whole token string.
+    pub hash: [u8; 32],
+    /// After this it is rejected.
+    pub expires_at: u64,
+}
+
+/// A session about to be created (at login), with its first refresh token.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    /// uuid v7; the `sid` claim.
+    pub id: String,
+    /// Owner.
+    pub user_id: String,
+    /// Login time.
+    pub created_at: u64,
+    /// `exp` of the access token issued with it.
+    pub access_exp: u64,
+    /// The first refresh token.
+    pub refresh: NewRefreshToken,
+}
+
+/// A refresh: spend `presented`, store `next` in its place.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// The session id written in the presented token.
+    pub session_id: String,
+    /// SHA-256 of the presented token.
+    pub presented: [u8; 32],
+    /// The replacement.
+    pub next: NewRefreshToken,
+    /// `exp` of the access token that will be issued if the rotation succeeds.
+    pub access_exp: u64,
+    /// Current time.
+    pub now: u64,
+}
+
+/// What a [`Rotation`] did. Expected outcomes, not errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotateOutcome {
+    /// The presented token was live: it is now spent, `next` is stored, and the session's
+    /// `access_exp` is raised. Issue tokens for this user.
+    Rotated(UserRecord),
+    /// The presented token had already been spent: the session is now revoked (persisted).
+    /// `access_exp` is the latest `exp` of any access token of the session, so the caller can
+    /// put the session in the in-memory revocation set until then.
+    Reused {
+        /// Latest access-token `exp` of the session.
+        access_exp: u64,
+    },
+    /// Unknown, expired, belonging to another session, or the session is already revoked.
+    /// Nothing changed.
+    Rejected,
+}
+
+/// A revoked session whose access tokens may still be unexpired.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevokedSession {
+    /// The session id.
+    pub id: String,
+    /// Latest access-token `exp` of the session.
+    pub access_exp: u64,
+}
+
+/// Outcome of [`AuthStore::create_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CreateUser {
+    /// Stored.
+    Created,
+    /// The username exists; nothing stored.
+    UsernameTaken,
+}
+
+/// Persistence of the auth service.
+///
+/// **Contract:** each method is atomic. [`rotate_refresh`] in particular spends a token and
+/// stores its replacement in one transaction, so two concurrent refreshes with the same token
+/// cannot both succeed: one rotates, the other sees a spent token (and revokes the session, as
+/// reuse detection demands).
+///
+/// [`rotate_refresh`]: AuthStore::rotate_refresh
+#[async_trait]
+pub trait AuthStore: Send + Sync + 'static {
+    /// Stores a user unless the username is taken.
+    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError>;
+
+    /// The user with this username.
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// The user with this id.
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// Creates a session with its first refresh token.
+    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// Spends a refresh token and stores its replacement, or detects reuse (see
+    /// [`RotateOutcome`]).
+    async fn rotate_refresh(&self, rotation: Rotation) -> Result<RotateOutcome, StoreError>;
+
+    /// Marks the session revoked (idempotent; the first revocation time is kept). Its refresh
+    /// tokens stop working. Returns the session's latest access-token `exp`, or `None` if there
+    /// is no such session.
+    async fn revoke_session(&self, session_id: &str, now: u64) -> Result<Option<u64>, StoreError>;
+
+    /// Revoked sessions whose latest access-token `exp` is after `exp_after`.
+    async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError>;
+}
+
+/// A storage failure. Always an internal error to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// SQLite failed.
+    #[error("sqlite")]
+    Sqlite(#[from] rusqlite::Error),
+    /// The blocking task running the query panicked.
+    #[error("database task failed")]
+    Task(#[from] tokio::task::JoinError),
+    /// A stored value does not fit its type (e.g. a negative time).
+    #[error("corrupt value in column {column}")]
+    Corrupt {
+        /// The column.
+        column: &'static str,
+    },
+}

@@ -1,0 +1,298 @@
+//! [`SqliteStore`]: the embedded [`AuthStore`] (one SQLite file, WAL mode).
+
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension as _, Row, TransactionBehavior};
+
+use super::{
+    AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation, StoreError,
+    UserRecord,
+};
+
+/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../../migrations/auth/sqlite/0001_init.sql"
+)];
+
+/// How long a statement waits for a lock held by another connection to the same file (another
+/// process, or a second `Auth` opened on the same directory) before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite-backed [`AuthStore`].
+///
+/// One connection behind a `std::sync::Mutex`, used only inside `spawn_blocking`: SQLite
+/// calls block, so they never run on an async worker thread, and the mutex is never held across
+/// an `.await`. One connection serialises all auth queries, which is plenty for logins and
+/// refreshes (the hot path, token verification, never touches the database) and makes every
+/// method trivially atomic.
+///
+/// A panic while the lock is held poisons it; the poison is ignored because a panicking
+/// transaction is rolled back when it is dropped, leaving the database consistent.
+#[derive(Clone)]
+pub struct SqliteStore {
+    conn: Arc<Mutex<Connection>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, switches it to WAL mode and applies
+    /// pending migrations. Also drops expired refresh tokens (a spent one is kept until then
+    /// for reuse detection; after that presenting it is merely "unknown").
+    ///
+    /// # Errors
+    /// [`StoreError`] if the file cannot be opened or migrated.
+    pub async fn open(path: &Path) -> Result<Self, StoreError> {
+        let path = path.to_owned();
+        let now = crate::unix_now();
+        let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            let mut conn = Connection::open(&path)?;
+            conn.busy_timeout(BUSY_TIMEOUT)?;
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+            // Safe with WAL: a crash may lose the last commits but never corrupts the file.
+            conn.pragma_update(None, "synchronous", "NORMAL")?;
+            conn.pragma_update(None, "foreign_keys", "ON")?;
+            migrate(&mut conn)?;
+            conn.execute(
+                "DELETE FROM refresh_tokens WHERE expires_at < ?1",
+                [to_sql(now)],
+            )?;
+            Ok(conn)
+        })
+        .await??;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `f` with the connection on the blocking pool.
+    async fn call<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
+            f(&mut conn)
+        })
+        .await?
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
+    let applied: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version + 1)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Times are u64 in Rust and INTEGER (i64) in SQLite; they stay far below `i64::MAX`.
+fn to_sql(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+fn from_sql(t: i64, column: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(t).map_err(|_| StoreError::Corrupt { column })
+}
+
+const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at";
+
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64)> {
+    Ok((
+        UserRecord {
+            id: row.get(0)?,
+            username: row.get(1)?,
+            email: row.get(2)?,
+            role: row.get(3)?,
+            password_hash: row.get(4)?,
+            created_at: 0,
+        },
+        row.get(5)?,
+    ))
+}
+
+fn user_where(
+    conn: &Connection,
+    condition: &str,
+    value: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} = ?1");
+    let found = conn
+        .prepare_cached(&sql)?
+        .query_row([value], user_from_row)
+        .optional()?;
+    found
+        .map(|(mut user, created_at)| {
+            user.created_at = from_sql(created_at, "users.created_at")?;
+            Ok(user)
+        })
+        .transpose()
+}
+
+#[async_trait]
+impl AuthStore for SqliteStore {
+    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError> {
+        self.call(move |conn| {
+            let inserted = conn.execute(
+                "INSERT INTO users (id, username, email, role, password_hash, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
+                params![
+                    user.id,
+                    user.username,
+                    user.email,
+                    user.role,
+                    user.password_hash,
+                    to_sql(user.created_at)
+                ],
+            )?;
+            Ok(if inserted == 1 {
+                CreateUser::Created
+            } else {
+                CreateUser::UsernameTaken
+            })
+        })
+        .await
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        let username = username.to_owned();
+        self.call(move |conn| user_where(conn, "username", &username))
+            .await
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        let id = id.to_owned();
+        self.call(move |conn| user_where(conn, "id", &id)).await
+    }
+
+    async fn create_session(&self, s: NewSession) -> Result<(), StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT INTO sessions (id, user_id, created_at, access_exp) VALUES (?1, ?2, ?3, ?4)",
+                params![s.id, s.user_id, to_sql(s.created_at), to_sql(s.access_exp)],
+            )?;
+            tx.execute(
+                "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    s.refresh.hash,
+                    s.id,
+                    to_sql(s.created_at),
+                    to_sql(s.refresh.expires_at)
+                ],
+            )?;
+            tx.commit()?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_refresh(&self, r: Rotation) -> Result<RotateOutcome, StoreError> {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let token: Option<(String, i64, Option<i64>)> = tx
+                .query_row(
+                    "SELECT session_id, expires_at, used_at FROM refresh_tokens WHERE hash = ?1",
+                    [&r.presented],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                )
+                .optional()?;
+            let Some((session_id, expires_at, used_at)) = token else {
+                return Ok(RotateOutcome::Rejected);
+            };
+            if session_id != r.session_id {
+                return Ok(RotateOutcome::Rejected);
+            }
+            if used_at.is_some() {
+                let access_exp = revoke(&tx, &session_id, r.now)?.unwrap_or(0);
+                tx.commit()?;
+                return Ok(RotateOutcome::Reused { access_exp });
+            }
+            let (user_id, revoked_at): (String, Option<i64>) = tx.query_row(
+                "SELECT user_id, revoked_at FROM sessions WHERE id = ?1",
+                [&session_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if revoked_at.is_some() || from_sql(expires_at, "refresh_tokens.expires_at")? <= r.now {
+                return Ok(RotateOutcome::Rejected);
+            }
+            tx.execute(
+                "UPDATE refresh_tokens SET used_at = ?1 WHERE hash = ?2",
+                params![to_sql(r.now), r.presented],
+            )?;
+            tx.execute(
+                "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    r.next.hash,
+                    session_id,
+                    to_sql(r.now),
+                    to_sql(r.next.expires_at)
+                ],
+            )?;
+            tx.execute(
+                "UPDATE sessions SET access_exp = max(access_exp, ?1) WHERE id = ?2",
+                params![to_sql(r.access_exp), session_id],
+            )?;
+            let user = user_where(&tx, "id", &user_id)?.ok_or(StoreError::Corrupt {
+                column: "sessions.user_id",
+            })?;
+            tx.commit()?;
+            Ok(RotateOutcome::Rotated(user))
+        })
+        .await
+    }
+
+    async fn revoke_session(&self, session_id: &str, now: u64) -> Result<Option<u64>, StoreError> {
+        let session_id = session_id.to_owned();
+        self.call(move |conn| revoke(conn, &session_id, now)).await
+    }
+
+    async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT id, access_exp FROM sessions
+                 WHERE revoked_at IS NOT NULL AND access_exp > ?1",
+            )?;
+            let rows = stmt.query_map([to_sql(exp_after)], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+            })?;
+            rows.map(|row| {
+                let (id, access_exp) = row?;
+                Ok(RevokedSession {
+                    id,
+                    access_exp: from_sql(access_exp, "sessions.access_exp")?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+}
+
+/// Marks a session revoked (keeping an earlier revocation time) and returns its `access_exp`.
+fn revoke(conn: &Connection, session_id: &str, now: u64) -> Result<Option<u64>, StoreError> {
+    let access_exp: Option<i64> = conn
+        .query_row(
+            "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?1) WHERE id = ?2
+             RETURNING access_exp",
+            params![to_sql(now), session_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    access_exp
+        .map(|t| from_sql(t, "sessions.access_exp"))
+        .transpose()
+}

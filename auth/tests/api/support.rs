@@ -1,0 +1,186 @@
+//! Test harness: an `Auth` on a temp dir and helpers to call its routes.
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use axum::Router;
+use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
+use http_body_util::BodyExt as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{json, Value};
+use switchboard_auth::keys::SIGNING_KEY_FILE;
+use switchboard_auth::{Auth, AuthConfig, Claims, LocalKeys};
+use switchboard_protocol::rest::TokenPair;
+use tempfile::TempDir;
+use tower::ServiceExt as _;
+
+/// Password used by `register`.
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Harness {
+    pub auth: Auth,
+    app: Router,
+    pub dir: TempDir,
+}
+
+pub struct Resp {
+    pub status: StatusCode,
+    pub headers: axum::http::HeaderMap,
+    pub json: Value,
+}
+
+impl Harness {
+    pub async fn new() -> Self {
+        Self::open(tempfile::tempdir().unwrap()).await
+    }
+
+    pub async fn open(dir: TempDir) -> Self {
+        Self::open_with(dir, |_| {}).await
+    }
+
+    /// A harness whose config is the default changed by `tweak`.
+    pub async fn with_config(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        Self::open_with(tempfile::tempdir().unwrap(), tweak).await
+    }
+
+    async fn open_with(dir: TempDir, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        // A subdirectory that does not exist yet: `open` must create it.
+        let mut cfg = AuthConfig::new(dir.path().join("data"));
+        tweak(&mut cfg);
+        let auth = Auth::open(cfg).await.unwrap();
+        let app = auth.router();
+        Self { auth, app, dir }
+    }
+
+    /// Drops this instance (closing the database) and opens a new one on the same directory.
+    pub async fn reopen(self) -> Self {
+        let Self { auth, app, dir } = self;
+        drop((auth, app));
+        Self::open(dir).await
+    }
+
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<&str>,
+    ) -> Resp {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(token) = bearer {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        let body = match body {
+            Some(text) => {
+                req = req.header(header::CONTENT_TYPE, "application/json");
+                Body::from(text.to_owned())
+            }
+            None => Body::empty(),
+        };
+        self.send(req.body(body).unwrap()).await
+    }
+
+    pub async fn send(&self, req: Request<Body>) -> Resp {
+        let response = self.app.clone().oneshot(req).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let json = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!(
+                    "{status}: not JSON ({e}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Resp {
+            status,
+            headers,
+            json,
+        }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.request("POST", path, None, Some(&body.to_string()))
+            .await
+    }
+
+    pub async fn register(&self, username: &str) -> Value {
+        let resp = self
+            .post(
+                "/v1/auth/register",
+                json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::CREATED, "{}", resp.json);
+        resp.json
+    }
+
+    pub async fn login(&self, username: &str) -> TokenPair {
+        let resp = self
+            .post(
+                "/v1/auth/login",
+                json!({"username": username, "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(resp.status, StatusCode::OK, "{}", resp.json);
+        serde_json::from_value(resp.json).unwrap()
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Resp {
+        self.post(
+            "/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+    }
+
+    pub async fn me(&self, access_token: &str) -> Resp {
+        self.request("GET", "/v1/auth/me", Some(access_token), None)
+            .await
+    }
+
+    /// The service's own signing key, loaded from its file.
+    pub fn keys(&self) -> LocalKeys {
+        LocalKeys::load_or_generate(&self.dir.path().join("data")).unwrap()
+    }
+
+    /// The service's signing key as a jsonwebtoken key, to sign arbitrary JSON claims.
+    pub fn encoding_key(&self) -> EncodingKey {
+        let pem =
+            std::fs::read_to_string(self.dir.path().join("data").join(SIGNING_KEY_FILE)).unwrap();
+        let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
+        EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes())
+    }
+
+    /// Signs arbitrary claims with the service's key and kid.
+    pub fn sign_json(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::EdDSA);
+        header.kid = Some(self.keys().kid().to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding_key()).unwrap()
+    }
+}
+
+/// The claims of a token this service issued (verified).
+pub async fn claims_of(auth: &Auth, token: &str) -> Claims {
+    auth.verifier().verify(token).await.unwrap()
+}
+
+/// Asserts an error answer: status, JSON `{"error":{"code","message"}}`, and the code.
+pub fn assert_error(resp: &Resp, status: StatusCode, code: &str) {
+    assert_eq!(resp.status, status, "{}", resp.json);
+    assert_eq!(resp.json["error"]["code"], code, "{}", resp.json);
+    assert!(
+        resp.json["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{}",
+        resp.json
+    );
+    assert_eq!(
+        resp.headers[header::CONTENT_TYPE],
+        "application/json",
+        "error bodies are JSON"
+    );
+}
