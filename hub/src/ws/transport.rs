@@ -63,6 +63,9 @@ impl From<WebSocketError> for TransportError {
     }
 }
 
+/// Largest payload of a control frame (RFC 6455 section 5.5).
+const MAX_CONTROL_PAYLOAD: usize = 125;
+
 /// A message being reassembled from fragments.
 struct Partial {
     opcode: OpCode,
@@ -101,9 +104,18 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
     pub async fn next(&mut self, out: &mpsc::Sender<Out>) -> Result<Incoming, TransportError> {
         loop {
             let mut send = |f: Frame<'_>| {
-                let item = Out::Frame {
-                    opcode: f.opcode,
-                    payload: f.payload.to_vec(),
+                // A close payload over 125 bytes is itself a protocol violation (RFC 6455 5.5):
+                // answer 1002 instead of echoing it.
+                let item = if f.opcode == OpCode::Close && f.payload.len() > MAX_CONTROL_PAYLOAD {
+                    Out::Close {
+                        code: close::PROTOCOL_ERROR,
+                        reason: "protocol error",
+                    }
+                } else {
+                    Out::Frame {
+                        opcode: f.opcode,
+                        payload: f.payload.to_vec(),
+                    }
                 };
                 let out = out.clone();
                 async move {
