@@ -1,1 +1,43 @@
-//! placeholder while the crate is written
+//! Rust client for Switchboard: the HTTP API ([`Api`]) and a WebSocket connection speaking
+//! protocol v1 ([`Connection`]). Used by the end-to-end tests now, and by the CLI and the load
+//! generator later. It speaks only the wire types of [`switchboard_protocol`]; it has no JSON
+//! shapes of its own.
+//!
+//! # Layout
+//! - [`rest`]: [`Api`], one method per HTTP endpoint, with an optional bearer token.
+//! - [`ws`]: [`Connection`], one WebSocket: raw frames, request/reply by `id` with events queued
+//!   in order, and typed helpers (`subscribe`, `send_message`, `history`, ...).
+//! - [`error`]: [`ClientError`], keeping the server's stable error and close codes.
+//!
+//! This is not yet the reconnecting client: a closed [`Connection`] stays closed.
+//!
+//! # Example
+//! ```no_run
+//! use switchboard_client::{Api, Connection};
+//!
+//! # async fn demo() -> Result<(), switchboard_client::ClientError> {
+//! let api = Api::new("http://127.0.0.1:8080");
+//! let tokens = api.login("alice", "correct horse").await?;
+//! let alice = api.with_token(&tokens.access_token);
+//! let room = alice.create_room("general", true).await?;
+//!
+//! let (mut conn, _welcome) =
+//!     Connection::connect("ws://127.0.0.1:8080/v1/ws", Some(&tokens.access_token)).await?;
+//! conn.subscribe(&room.id, None).await?;
+//! let ack = conn.send_message(&room.id, "hello", Some("msg-1")).await?;
+//! println!("stored as seq {}", ack.seq);
+//! let event = conn.next_event().await?; // our own message, as every subscriber sees it
+//! # let _ = event;
+//! # Ok(())
+//! # }
+//! ```
+
+pub mod error;
+pub mod rest;
+pub mod ws;
+
+pub use error::ClientError;
+pub use rest::{Api, HistoryQuery};
+pub use switchboard_protocol as protocol;
+pub use tokio_tungstenite::tungstenite;
+pub use ws::{Connection, Welcome};

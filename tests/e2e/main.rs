@@ -1,1 +1,17 @@
-fn main() {}
+//! End-to-end tests: the real hub (`switchboard_hub::run`) on `127.0.0.1:0` with a fresh data
+//! dir per test, driven over real sockets by `switchboard-client`.
+//!
+//! One binary, one module per area. `support` holds the harness. Every awaited event is bounded
+//! by a timeout (`support::within`); no test sleeps to synchronise.
+
+mod support;
+
+mod auth;
+mod closes;
+mod errors;
+mod history;
+mod messaging;
+mod restart;
+mod rooms;
+mod transport;
+mod unread;

@@ -35,7 +35,10 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
     let cfg = &app.cfg;
     let (rd, wr) = ws.split(|s| {
         let (r, w) = tokio::io::split(s);
-        (r, tokio::io::BufWriter::with_capacity(4096, w))
+        (
+            super::mask_guard::MaskGuard::new(r),
+            tokio::io::BufWriter::with_capacity(4096, w),
+        )
     });
     let mut reader = MessageReader::new(rd, cfg.max_frame_bytes);
     let (tx, rx) = mpsc::channel(cfg.outbound_queue_len);
@@ -167,15 +170,6 @@ impl Session {
                 Ok(Incoming::Binary(_)) => Err(()),
                 Err(e) => return self.transport_error(e).await,
             };
-            if !self.bucket.take() {
-                self.reply(ServerFrame::error(
-                    None,
-                    ErrorCode::RateLimited,
-                    "too many frames, slow down",
-                ))
-                .await;
-                continue;
-            }
             let frame = match data {
                 Ok(text) => decode_client_frame(&text),
                 Err(()) => {
@@ -191,6 +185,20 @@ impl Session {
                     continue;
                 }
             };
+            // Decoding first costs little and lets the refusal echo the frame's id.
+            if !self.bucket.take() {
+                let id = match &frame {
+                    Ok(f) => f.id().cloned(),
+                    Err(e) => e.id.clone(),
+                };
+                self.reply(ServerFrame::error(
+                    id,
+                    ErrorCode::RateLimited,
+                    "too many frames, slow down",
+                ))
+                .await;
+                continue;
+            }
             match frame {
                 Ok(ClientFrame::Hello { id, token }) if !self.greeted => {
                     if !self.hello(id, token, pre_auth.take()).await {
@@ -270,9 +278,13 @@ impl Session {
         true
     }
 
-    fn require_user(&self, id: &Option<FrameId>) -> Result<&Identity, ServerFrame> {
+    fn require_user(&self, id: &Option<FrameId>) -> Result<&Identity, Box<ServerFrame>> {
         self.identity.as_ref().ok_or_else(|| {
-            ServerFrame::error(id.clone(), ErrorCode::Unauthorized, "sign in to do this")
+            Box::new(ServerFrame::error(
+                id.clone(),
+                ErrorCode::Unauthorized,
+                "sign in to do this",
+            ))
         })
     }
 
@@ -311,7 +323,7 @@ impl Session {
                 body,
                 client_msg_id,
             } => match self.require_user(&id) {
-                Err(f) => f,
+                Err(f) => *f,
                 Ok(who) => match self.app.service.post(who, &room, body, client_msg_id).await {
                     Ok(ack) => ServerFrame::Ack {
                         id,
@@ -324,7 +336,7 @@ impl Session {
                 },
             },
             ClientFrame::Typing { id, room } => match self.require_user(&id) {
-                Err(f) => f,
+                Err(f) => *f,
                 Ok(who) => match self.app.service.typing(who, &room, self.conn).await {
                     Ok(()) => return,
                     Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
@@ -352,7 +364,7 @@ impl Session {
                 }
             }
             ClientFrame::Read { id, room, seq } => match self.require_user(&id) {
-                Err(f) => f,
+                Err(f) => *f,
                 Ok(who) => match self.app.service.mark_read(who, &room, seq).await {
                     Ok(seq) => ServerFrame::ReadOk { id, room, seq },
                     Err(e) => ServerFrame::error(id, e.code(), e.public_message()),

@@ -21,7 +21,10 @@ const ECHO_QUEUE: usize = 16;
 pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, max_message: usize, kill: Arc<KillSwitch>) {
     let (rd, wr) = ws.split(|s| {
         let (r, w) = tokio::io::split(s);
-        (r, tokio::io::BufWriter::with_capacity(4096, w))
+        (
+            super::mask_guard::MaskGuard::new(r),
+            tokio::io::BufWriter::with_capacity(4096, w),
+        )
     });
     let mut reader = MessageReader::new(rd, max_message);
     let (tx, rx) = mpsc::channel(ECHO_QUEUE);

@@ -5,6 +5,7 @@
 
 pub mod conn;
 pub mod echo;
+pub mod mask_guard;
 pub mod transport;
 pub mod writer;
 
@@ -31,6 +32,10 @@ pub fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> b
     host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
 }
 
+#[allow(
+    clippy::result_large_err,
+    reason = "the error is the finished response"
+)]
 fn check_origin(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());

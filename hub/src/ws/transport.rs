@@ -54,6 +54,10 @@ impl From<WebSocketError> for TransportError {
         match e {
             WebSocketError::InvalidUTF8 => Self::InvalidUtf8,
             WebSocketError::FrameTooLarge => Self::TooBig(0),
+            // `MaskGuard` reports an unmasked client frame as `InvalidData`.
+            WebSocketError::IoError(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
+                Self::Protocol(e)
+            }
             WebSocketError::IoError(_)
             | WebSocketError::UnexpectedEOF
             | WebSocketError::ConnectionClosed

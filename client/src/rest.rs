@@ -1,0 +1,302 @@
+//! [`Api`]: the HTTP API, one method per endpoint, returning the protocol's types.
+
+use std::time::Duration;
+
+use reqwest::{Method, RequestBuilder, StatusCode};
+use serde::de::DeserializeOwned;
+use switchboard_protocol::rest::{
+    AddMemberRequest, CreateRoomRequest, EditMessageRequest, LoginRequest, MeResponse, MessagePage,
+    PostMessageRequest, PostMessageResponse, ReadRequest, RefreshRequest, RegisterRequest,
+    RegisterResponse, Room, RoomList, TokenPair,
+};
+use switchboard_protocol::ws::Message;
+use switchboard_protocol::Seq;
+
+use crate::ClientError;
+
+/// Upper bound on one HTTP request, connect to last body byte. Generous: registration and login
+/// run argon2id on the server, which takes a while on a busy machine.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Query of `GET /v1/rooms/{id}/messages`. All fields optional; the default asks for the newest
+/// page of the server's default size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct HistoryQuery {
+    /// Only messages with a smaller seq.
+    pub before: Option<Seq>,
+    /// Only messages with a larger seq (the first `limit` of them).
+    pub after: Option<Seq>,
+    /// Page size, 1..=100 (server default 50).
+    pub limit: Option<u32>,
+}
+
+/// A handle on one server's HTTP API, optionally authenticated with a bearer token.
+///
+/// Cheap to clone (the connection pool is shared). Every method maps a non-2xx answer to
+/// [`ClientError::Api`] with the code from the JSON error body.
+#[derive(Debug, Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    /// `http://host:port`, without a trailing slash.
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    /// An anonymous handle on the server at `base_url` (e.g. `http://127.0.0.1:8080`).
+    pub fn new(base_url: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .expect("a client without TLS or proxies always builds");
+        Self {
+            http,
+            base: base_url.trim_end_matches('/').to_owned(),
+            token: None,
+        }
+    }
+
+    /// The same server and connection pool, sending `token` as `Authorization: Bearer`.
+    pub fn with_token(&self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self.clone()
+        }
+    }
+
+    /// The same server and connection pool, without credentials.
+    pub fn anonymous(&self) -> Self {
+        Self {
+            token: None,
+            ..self.clone()
+        }
+    }
+
+    /// Replaces (or with `None` removes) the bearer token.
+    pub fn set_token(&mut self, token: Option<String>) {
+        self.token = token;
+    }
+
+    /// The bearer token sent with each request, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// The base URL, without a trailing slash.
+    pub fn base_url(&self) -> &str {
+        &self.base
+    }
+
+    /// A request to `path` (starting with `/`) with the bearer token applied: the escape hatch
+    /// for requests the typed methods cannot express (malformed bodies, unknown routes).
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        let builder = self.http.request(method, format!("{}{path}", self.base));
+        match &self.token {
+            Some(token) => builder.bearer_auth(token),
+            None => builder,
+        }
+    }
+
+    // --- auth -----------------------------------------------------------------------------
+
+    /// `POST /v1/auth/register`. The answer's `user` is the new account.
+    pub async fn register(
+        &self,
+        username: &str,
+        email: &str,
+        password: &str,
+    ) -> Result<RegisterResponse, ClientError> {
+        let body = RegisterRequest {
+            username: username.into(),
+            email: email.into(),
+            password: password.into(),
+        };
+        self.json(self.request(Method::POST, "/v1/auth/register").json(&body))
+            .await
+    }
+
+    /// `POST /v1/auth/login`. Does not change this handle's token; use [`Api::with_token`].
+    pub async fn login(&self, username: &str, password: &str) -> Result<TokenPair, ClientError> {
+        let body = LoginRequest {
+            username: username.into(),
+            password: password.into(),
+        };
+        self.json(self.request(Method::POST, "/v1/auth/login").json(&body))
+            .await
+    }
+
+    /// `POST /v1/auth/refresh`: spends `refresh_token` and returns a new pair.
+    pub async fn refresh(&self, refresh_token: &str) -> Result<TokenPair, ClientError> {
+        let body = RefreshRequest {
+            refresh_token: refresh_token.into(),
+        };
+        self.json(self.request(Method::POST, "/v1/auth/refresh").json(&body))
+            .await
+    }
+
+    /// `POST /v1/auth/logout`: revokes the session of this handle's token.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.empty(self.request(Method::POST, "/v1/auth/logout"))
+            .await
+    }
+
+    /// `GET /v1/auth/me`.
+    pub async fn me(&self) -> Result<MeResponse, ClientError> {
+        self.json(self.request(Method::GET, "/v1/auth/me")).await
+    }
+
+    /// `GET /.well-known/jwks.json`. Returned as plain JSON: this crate does not verify tokens.
+    pub async fn jwks(&self) -> Result<serde_json::Value, ClientError> {
+        self.json(self.request(Method::GET, "/.well-known/jwks.json"))
+            .await
+    }
+
+    // --- rooms ----------------------------------------------------------------------------
+
+    /// `POST /v1/rooms`: a group room with the caller as its first member.
+    pub async fn create_room(&self, name: &str, public: bool) -> Result<Room, ClientError> {
+        let body = CreateRoomRequest {
+            name: name.into(),
+            public,
+        };
+        self.json(self.request(Method::POST, "/v1/rooms").json(&body))
+            .await
+    }
+
+    /// `GET /v1/rooms`: the caller's rooms, newest activity first, with `unread` and `read_seq`.
+    pub async fn rooms(&self) -> Result<Vec<Room>, ClientError> {
+        let list: RoomList = self.json(self.request(Method::GET, "/v1/rooms")).await?;
+        Ok(list.rooms)
+    }
+
+    /// `GET /v1/rooms/{id}`, with `members`.
+    pub async fn room(&self, room: &str) -> Result<Room, ClientError> {
+        self.json(self.request(Method::GET, &format!("/v1/rooms/{room}")))
+            .await
+    }
+
+    /// `POST /v1/rooms/{id}/members` (idempotent).
+    pub async fn add_member(&self, room: &str, username: &str) -> Result<(), ClientError> {
+        let body = AddMemberRequest {
+            username: username.into(),
+        };
+        let path = format!("/v1/rooms/{room}/members");
+        self.empty(self.request(Method::POST, &path).json(&body))
+            .await
+    }
+
+    /// `POST /v1/rooms/{id}/leave`.
+    pub async fn leave(&self, room: &str) -> Result<(), ClientError> {
+        self.empty(self.request(Method::POST, &format!("/v1/rooms/{room}/leave")))
+            .await
+    }
+
+    /// `POST /v1/direct/{username}`: the one direct room of the caller and `username`.
+    pub async fn direct(&self, username: &str) -> Result<Room, ClientError> {
+        self.json(self.request(Method::POST, &format!("/v1/direct/{username}")))
+            .await
+    }
+
+    // --- messages -------------------------------------------------------------------------
+
+    /// `GET /v1/rooms/{id}/messages`: a page in ascending seq order.
+    pub async fn messages(
+        &self,
+        room: &str,
+        query: HistoryQuery,
+    ) -> Result<Vec<Message>, ClientError> {
+        let mut params = Vec::new();
+        if let Some(before) = query.before {
+            params.push(format!("before={before}"));
+        }
+        if let Some(after) = query.after {
+            params.push(format!("after={after}"));
+        }
+        if let Some(limit) = query.limit {
+            params.push(format!("limit={limit}"));
+        }
+        let mut path = format!("/v1/rooms/{room}/messages");
+        if !params.is_empty() {
+            path = format!("{path}?{}", params.join("&"));
+        }
+        let page: MessagePage = self.json(self.request(Method::GET, &path)).await?;
+        Ok(page.messages)
+    }
+
+    /// `POST /v1/rooms/{id}/messages`. A repeated `client_msg_id` returns the first answer.
+    pub async fn post_message(
+        &self,
+        room: &str,
+        body: &str,
+        client_msg_id: Option<&str>,
+    ) -> Result<PostMessageResponse, ClientError> {
+        let request = PostMessageRequest {
+            body: body.into(),
+            client_msg_id: client_msg_id.map(Into::into),
+        };
+        let path = format!("/v1/rooms/{room}/messages");
+        self.json(self.request(Method::POST, &path).json(&request))
+            .await
+    }
+
+    /// `PATCH /v1/rooms/{id}/messages/{seq}` (author only): the edited message.
+    pub async fn edit_message(
+        &self,
+        room: &str,
+        seq: Seq,
+        body: &str,
+    ) -> Result<Message, ClientError> {
+        let request = EditMessageRequest { body: body.into() };
+        let path = format!("/v1/rooms/{room}/messages/{seq}");
+        self.json(self.request(Method::PATCH, &path).json(&request))
+            .await
+    }
+
+    /// `DELETE /v1/rooms/{id}/messages/{seq}` (author only).
+    pub async fn delete_message(&self, room: &str, seq: Seq) -> Result<(), ClientError> {
+        let path = format!("/v1/rooms/{room}/messages/{seq}");
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `POST /v1/rooms/{id}/read`: moves the caller's read mark forward (never back).
+    pub async fn mark_read(&self, room: &str, seq: Seq) -> Result<(), ClientError> {
+        let path = format!("/v1/rooms/{room}/read");
+        self.empty(self.request(Method::POST, &path).json(&ReadRequest { seq }))
+            .await
+    }
+
+    // --- plumbing -------------------------------------------------------------------------
+
+    /// Sends `request` and decodes a 2xx JSON answer.
+    async fn json<T: DeserializeOwned>(&self, request: RequestBuilder) -> Result<T, ClientError> {
+        let response = send(request).await?;
+        let bytes = response.bytes().await?;
+        serde_json::from_slice(&bytes).map_err(|err| {
+            ClientError::Protocol(format!(
+                "undecodable answer ({err}): {:?}",
+                String::from_utf8_lossy(&bytes)
+            ))
+        })
+    }
+
+    /// Sends `request` and expects 204 No Content.
+    async fn empty(&self, request: RequestBuilder) -> Result<(), ClientError> {
+        let response = send(request).await?;
+        match response.status() {
+            StatusCode::NO_CONTENT => Ok(()),
+            other => Err(ClientError::Protocol(format!(
+                "expected 204 No Content, got {other}"
+            ))),
+        }
+    }
+}
+
+/// Sends `request`; a non-2xx answer becomes an error.
+async fn send(request: RequestBuilder) -> Result<reqwest::Response, ClientError> {
+    let response = request.send().await?;
+    if response.status().is_success() {
+        Ok(response)
+    } else {
+        Err(ClientError::from_response(response).await)
+    }
+}

@@ -1,0 +1,343 @@
+//! The harness: the real hub served in-process on `127.0.0.1:0` with a fresh data dir, plus
+//! helpers for users, rooms and awaited events.
+//!
+//! Every wait is bounded by [`WAIT`] through [`within`]: a test that would hang fails instead,
+//! naming what it was waiting for. Nothing here sleeps to synchronise.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use clap::Parser;
+use switchboard_client::protocol::rest::{Room, TokenPair, User};
+use switchboard_client::protocol::ws::{ClientFrame, FrameId, Message, ServerFrame};
+use switchboard_client::protocol::Seq;
+use switchboard_client::tungstenite::protocol::frame::coding::{Data, OpCode};
+use switchboard_client::tungstenite::protocol::frame::Frame;
+use switchboard_client::tungstenite::Message as WsMessage;
+use switchboard_client::{Api, ClientError, Connection};
+use switchboard_hub::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// Upper bound on any single awaited event or reply. Generous, because the machine may be busy
+/// (argon2 hashing, parallel tests); a passing test never waits this long.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// Upper bound on a graceful shutdown of the hub.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+/// Password of every test user.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(WAIT, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+    }
+}
+
+/// A unique username starting with `prefix` (3–32 of `[a-z0-9_.-]`), unique in this process.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// One running hub. Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it.
+pub struct TestServer {
+    addr: SocketAddr,
+    /// Kept across [`TestServer::restart`]; deleted on drop.
+    data_dir: TempDir,
+    /// Extra command-line flags, reused on restart.
+    flags: Vec<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestServer {
+    /// A hub with default flags.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A hub with extra flags, e.g. `&["--rate-per-sec", "2"]`.
+    pub async fn start_with(flags: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut server = TestServer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            flags: flags.iter().map(|flag| flag.to_string()).collect(),
+            shutdown: None,
+            task: None,
+        };
+        server.launch().await;
+        server
+    }
+
+    /// Binds `self.addr` (port 0 at first start: a fresh port) and spawns
+    /// `switchboard_hub::run` on it. The listener is bound before `run` starts, so connections
+    /// made right away wait in the backlog instead of failing.
+    async fn launch(&mut self) {
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .unwrap_or_else(|err| panic!("bind {}: {err}", self.addr));
+        self.addr = listener.local_addr().expect("listener address");
+        let data_dir = self.data_dir.path().to_str().expect("UTF-8 temp path");
+        let listen = self.addr.to_string();
+        let mut args = vec![
+            "switchboard-hub",
+            "--data-dir",
+            data_dir,
+            "--listen",
+            &listen,
+        ];
+        args.extend(self.flags.iter().map(String::as_str));
+        let config = Config::try_parse_from(&args).expect("hub flags parse");
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            // A dropped sender (the TestServer went away) also means "shut down".
+            let _ = rx.await;
+        };
+        self.task = Some(tokio::spawn(switchboard_hub::run(
+            listener, config, shutdown,
+        )));
+        self.shutdown = Some(tx);
+    }
+
+    /// Signals shutdown and waits until `run` has returned (sockets closed with 1012, storage
+    /// closed). Panics if `run` failed.
+    pub async fn shutdown(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(SHUTDOWN_WAIT, task)
+                .await
+                .expect("the hub shuts down in time")
+                .expect("the hub task does not panic");
+            result.expect("switchboard_hub::run returns Ok");
+        }
+    }
+
+    /// Shuts down and starts again on the same data dir, flags and port, so that existing
+    /// [`Api`] handles and URLs keep working.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        self.launch().await;
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/echo`.
+    pub fn echo_url(&self) -> String {
+        format!("ws://{}/v1/echo", self.addr)
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// An anonymous REST handle.
+    pub fn api(&self) -> Api {
+        Api::new(&self.http_url())
+    }
+
+    /// Registers and logs in a new user whose name starts with `prefix`.
+    pub async fn user(&self, prefix: &str) -> TestUser {
+        let api = self.api();
+        let username = unique_name(prefix);
+        let email = format!("{username}@example.com");
+        let registered = api
+            .register(&username, &email, PASSWORD)
+            .await
+            .expect("register");
+        let tokens = api.login(&username, PASSWORD).await.expect("login");
+        TestUser {
+            api: api.with_token(&tokens.access_token),
+            username,
+            user: registered.user,
+            tokens,
+        }
+    }
+
+    /// An authenticated WebSocket for `user`, after `welcome`.
+    pub async fn connect(&self, user: &TestUser) -> Connection {
+        let (conn, _welcome) = within(
+            "welcome",
+            Connection::connect(&self.ws_url(), Some(&user.tokens.access_token)),
+        )
+        .await
+        .expect("authenticated connect");
+        conn
+    }
+
+    /// An anonymous WebSocket, after `welcome`.
+    pub async fn connect_anon(&self) -> Connection {
+        let (conn, _welcome) = within("welcome", Connection::connect(&self.ws_url(), None))
+            .await
+            .expect("anonymous connect");
+        conn
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A registered, logged-in user.
+pub struct TestUser {
+    pub username: String,
+    pub user: User,
+    /// The pair from the login.
+    pub tokens: TokenPair,
+    /// REST handle with this user's access token.
+    pub api: Api,
+}
+
+impl TestUser {
+    /// The access token from the login.
+    pub fn token(&self) -> &str {
+        &self.tokens.access_token
+    }
+
+    /// Creates a group room and adds `members` to it.
+    pub async fn room_with(&self, public: bool, members: &[&TestUser]) -> Room {
+        let room = self
+            .api
+            .create_room(&unique_name("room"), public)
+            .await
+            .expect("create room");
+        for member in members {
+            self.api
+                .add_member(&room.id, &member.username)
+                .await
+                .expect("add member");
+        }
+        room
+    }
+}
+
+/// The next event on `conn` (queued ones first), within [`WAIT`].
+pub async fn next_event(conn: &mut Connection) -> ServerFrame {
+    within("the next event", conn.next_event())
+        .await
+        .expect("an event, not an error")
+}
+
+/// A connection opened without `hello`.
+pub async fn upgrade(server: &TestServer) -> Connection {
+    within("upgrade", Connection::connect_raw(&server.ws_url(), &[]))
+        .await
+        .expect("upgrade")
+}
+
+/// A hand-built text frame (`fin`: last fragment); the payload need not be UTF-8.
+pub fn text_frame(payload: impl Into<Bytes>, fin: bool) -> WsMessage {
+    WsMessage::Frame(Frame::message(payload, OpCode::Data(Data::Text), fin))
+}
+
+/// A hand-built continuation frame.
+pub fn continuation(payload: impl Into<Bytes>, fin: bool) -> WsMessage {
+    WsMessage::Frame(Frame::message(payload, OpCode::Data(Data::Continue), fin))
+}
+
+/// Posts `count` messages `m1`, `m2`, ... over REST; returns their seqs.
+pub async fn post_many(user: &TestUser, room: &str, count: usize) -> Vec<Seq> {
+    let mut seqs = Vec::with_capacity(count);
+    for i in 1..=count {
+        let ack = user.api.post_message(room, &format!("m{i}"), None).await;
+        seqs.push(ack.expect("post").seq);
+    }
+    seqs
+}
+
+/// The seqs of `messages`, in order.
+pub fn seqs(messages: &[Message]) -> Vec<Seq> {
+    messages.iter().map(|message| message.seq).collect()
+}
+
+/// The next event on `conn`, which must be a `message`.
+pub async fn next_message(conn: &mut Connection) -> Message {
+    match next_event(conn).await {
+        ServerFrame::Message(message) => message,
+        other => panic!("expected a message event, got {other:?}"),
+    }
+}
+
+/// Reads until the server closes `conn`, within [`WAIT`]. Returns the frames that came before
+/// the close and the close code (`None`: the connection ended without a close frame).
+pub async fn closed(conn: &mut Connection) -> (Vec<ServerFrame>, Option<u16>) {
+    let mut frames = Vec::new();
+    let code = within("the server to close the connection", async {
+        loop {
+            match conn.next_event().await {
+                Ok(frame) => frames.push(frame),
+                Err(ClientError::Closed { code, .. }) => return code,
+                Err(other) => panic!("expected a close, got {other:?}"),
+            }
+        }
+    })
+    .await;
+    (frames, code)
+}
+
+/// A barrier on one connection: sends a `ping` and returns every event that arrives before its
+/// `pong`. The server handles one connection's frames in order, so whatever it queued to this
+/// connection before the ping is among them: a test can assert that something was *not* sent
+/// without sleeping.
+pub async fn events_until_pong(conn: &mut Connection) -> Vec<ServerFrame> {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    let id = FrameId::Str(format!("barrier-{}", NEXT.fetch_add(1, Ordering::Relaxed)));
+    conn.send(&ClientFrame::Ping {
+        id: Some(id.clone()),
+    })
+    .await
+    .expect("send ping");
+    let mut events = Vec::new();
+    loop {
+        match next_event(conn).await {
+            ServerFrame::Pong { id: Some(got) } if got == id => return events,
+            other => events.push(other),
+        }
+    }
+}
+
+/// Unwraps an API error's `(status, code)`; panics on success or a non-API error.
+#[track_caller]
+pub fn api_err<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+) -> (u16, switchboard_client::protocol::ErrorCode) {
+    match result {
+        Err(ClientError::Api { status, code, .. }) => (status, code),
+        other => panic!("expected an API error, got {other:?}"),
+    }
+}
+
+/// Unwraps a WebSocket `error` reply's code; panics on success or another error.
+#[track_caller]
+pub fn rejected<T: std::fmt::Debug>(
+    result: Result<T, ClientError>,
+) -> switchboard_client::protocol::ErrorCode {
+    match result {
+        Err(ClientError::Rejected { code, .. }) => code,
+        other => panic!("expected an error frame, got {other:?}"),
+    }
+}
