@@ -9,7 +9,7 @@ use switchboard_client::tungstenite::client::IntoClientRequest;
 use switchboard_client::tungstenite::Message as WsMessage;
 use switchboard_client::{ClientError, Connection};
 
-use crate::support::{closed, continuation, text_frame, upgrade, within, TestServer};
+use crate::support::{continuation, text_frame, upgrade, within, TestServer};
 
 #[tokio::test]
 async fn the_server_selects_the_offered_subprotocol() {
@@ -44,10 +44,11 @@ async fn the_token_may_come_in_the_authorization_header() {
     assert_eq!(welcome.session, me.session);
 
     // A bad token in the header is refused before any WebSocket exists: 401 with the JSON body.
-    let err = Connection::connect_raw(&server.ws_url(), &[("Authorization", "Bearer nope")])
-        .await
-        .err()
-        .expect("the upgrade is refused");
+    let Err(err) =
+        Connection::connect_raw(&server.ws_url(), &[("Authorization", "Bearer nope")]).await
+    else {
+        panic!("the upgrade must be refused");
+    };
     assert_eq!(err.status(), Some(401), "{err:?}");
     assert_eq!(err.code(), Some(ErrorCode::Unauthorized), "{err:?}");
 }
