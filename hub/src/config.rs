@@ -72,4 +72,45 @@ pub struct Config {
     /// Time given to open connections to close on shutdown, in milliseconds.
     #[arg(long, env = "SWITCHBOARD_SHUTDOWN_GRACE_MS", default_value_t = 10_000)]
     pub shutdown_grace_ms: u64,
+
+    /// PostgreSQL URL (e.g. `postgres://postgres@127.0.0.1/switchboard`). Set: messages, rooms
+    /// and (without `--auth-url`) accounts live there instead of SQLite.
+    #[arg(long, env = "DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Redis URL (e.g. `redis://127.0.0.1:6379`). Set: events fan out between nodes through Redis
+    /// pub/sub, and revocations are shared through it.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Prefix of every Redis key and channel, so several clusters (or test runs) share a server.
+    #[arg(long, env = "SWITCHBOARD_REDIS_PREFIX", default_value = "sb:")]
+    pub redis_prefix: String,
+
+    /// URL of a separate auth node (`switchboard-auth`). Set: tokens are verified with its JWKS,
+    /// users are looked up through it, and `/v1/auth/*` is forwarded to it. Unset: auth runs
+    /// in-process.
+    #[arg(long, env = "SWITCHBOARD_AUTH_URL")]
+    pub auth_url: Option<String>,
+
+    /// This node's name in logs and in Redis. Default: a random id.
+    #[arg(long, env = "SWITCHBOARD_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Largest batch of messages the PostgreSQL writer commits at once.
+    #[arg(long, env = "SWITCHBOARD_BATCH_MAX_SIZE", default_value_t = 512)]
+    pub batch_max_size: usize,
+
+    /// Longest a message waits for its batch to fill before the commit, in milliseconds.
+    #[arg(long, env = "SWITCHBOARD_BATCH_MAX_AGE_MS", default_value_t = 5)]
+    pub batch_max_age_ms: u64,
+
+    /// Bound on waiting for PostgreSQL or Redis before a request fails with `unavailable`, in
+    /// milliseconds.
+    #[arg(long, env = "SWITCHBOARD_DB_TIMEOUT_MS", default_value_t = 2_000)]
+    pub db_timeout_ms: u64,
+
+    /// PostgreSQL connections per node.
+    #[arg(long, env = "SWITCHBOARD_DB_POOL_SIZE", default_value_t = 16)]
+    pub db_pool_size: usize,
 }

@@ -25,6 +25,8 @@ pub enum Error {
     Conflict(&'static str),
     #[error("{0}")]
     TooLarge(String),
+    #[error("{0}")]
+    Unavailable(&'static str),
     #[error("storage is unavailable")]
     Store(#[from] StoreError),
     #[error("auth: {0}")]
@@ -45,7 +47,7 @@ impl Error {
             Self::UserNotFound(_) => ErrorCode::UserNotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
-            Self::Store(_) => ErrorCode::Unavailable,
+            Self::Store(_) | Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::Auth(e) => e.code(),
         }
     }

@@ -8,6 +8,7 @@
 //! - [`store`]: durable state behind the [`store::Store`] trait (SQLite now).
 //! - [`broker`]: fanout between nodes behind the [`broker::Broker`] trait (in-process now).
 //! - [`registry`]: this node's connections and room subscriptions.
+//! - [`presence`]: who is online in a room, behind the [`presence::Presence`] trait.
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
 
@@ -15,6 +16,7 @@ pub mod broker;
 pub mod config;
 pub mod error;
 pub mod http;
+pub mod presence;
 pub mod registry;
 pub mod server;
 pub mod service;

@@ -129,7 +129,8 @@ impl Registry {
         }
     }
 
-    /// Sets the broker told about the first/last local subscriber of a room. Called once.
+    /// Sets the broker whose hold on a room is released with each removed subscription. Called
+    /// once, at start-up.
     pub fn set_broker(&self, broker: Arc<dyn Broker>) {
         let _ = self.broker.set(broker);
     }
@@ -162,40 +163,35 @@ impl Registry {
         self.conns.len()
     }
 
-    /// Adds `id` to `room`'s subscribers (idempotent).
-    pub fn subscribe(&self, id: ConnId, room: &Arc<str>) {
+    /// Adds `id` to `room`'s subscribers. Returns true when it was newly added: the caller must
+    /// then await [`Broker::acquire`] for the room before reading catch-up from the store (every
+    /// removal releases it again).
+    pub fn subscribe(&self, id: ConnId, room: &Arc<str>) -> bool {
         let Some(handle) = self.conns.get(&id).map(|h| h.clone()) else {
-            return;
+            return false;
         };
-        let first = {
-            let mut subs = self.rooms.entry(room.clone()).or_default();
-            let first = subs.is_empty();
-            subs.insert(id, handle);
-            first
-        };
-        if first {
-            if let Some(b) = self.broker.get() {
-                b.subscribe(room);
-            }
-        }
+        let mut subs = self.rooms.entry(room.clone()).or_default();
+        subs.insert(id, handle).is_none()
     }
 
-    /// Removes `id` from `room`'s subscribers; returns whether it was subscribed.
+    /// Removes `id` from `room`'s subscribers (releasing the broker's hold on the room); returns
+    /// whether it was subscribed.
     pub fn unsubscribe(&self, id: ConnId, room: &str) -> bool {
         let mut removed = false;
-        let emptied = self
-            .rooms
-            .remove_if_mut(room, |_, subs| {
-                removed = subs.remove(&id).is_some();
-                subs.is_empty()
-            })
-            .is_some();
-        if emptied {
-            if let Some(b) = self.broker.get() {
-                b.unsubscribe(room);
-            }
+        self.rooms.remove_if_mut(room, |_, subs| {
+            removed = subs.remove(&id).is_some();
+            subs.is_empty()
+        });
+        if removed {
+            self.release(room);
         }
         removed
+    }
+
+    fn release(&self, room: &str) {
+        if let Some(b) = self.broker.get() {
+            b.release(room);
+        }
     }
 
     /// Queues `event` to every local subscriber of its room, without waiting. Subscribers whose
@@ -236,6 +232,7 @@ impl Registry {
             });
         }
         let room: Arc<str> = room.into();
+        let released = evicted.len();
         for (_, h) in evicted {
             let reply = switchboard_protocol::ws::ServerFrame::Unsubbed {
                 id: None,
@@ -252,14 +249,9 @@ impl Registry {
                 h.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
             }
         }
-        if self
-            .rooms
-            .remove_if(&*room, |_, subs| subs.is_empty())
-            .is_some()
-        {
-            if let Some(b) = self.broker.get() {
-                b.unsubscribe(&room);
-            }
+        self.rooms.remove_if(&*room, |_, subs| subs.is_empty());
+        for _ in 0..released {
+            self.release(&room);
         }
     }
 

@@ -43,11 +43,17 @@ pub async fn run(
     let registry = Arc::new(Registry::new());
     let broker = Arc::new(MemoryBroker::new(registry.clone()));
     registry.set_broker(broker.clone());
-    let service = Service::new(Arc::new(store), broker, Arc::new(auth.clone()));
+    let service = Service::new(
+        Arc::new(store),
+        broker.clone(),
+        Arc::new(auth.clone()),
+        Arc::new(crate::presence::memory::MemoryPresence::default()),
+    );
     let app = AppState {
         cfg: Arc::new(cfg),
         service: Arc::new(service),
         registry: registry.clone(),
+        broker,
         verifier: auth.verifier(),
         conns: TaskTracker::new(),
     };

@@ -31,6 +31,8 @@ pub struct Identity {
     /// Session id (the token's `sid`): logout closes every connection of it.
     pub session: Arc<str>,
     pub role: String,
+    /// The access token the caller presented (forwarded to a remote auth node for lookups).
+    pub token: Arc<str>,
 }
 
 impl Identity {
@@ -53,13 +55,14 @@ pub struct Ack {
 /// Looks up users by username (the auth service, in-process or remote).
 #[async_trait::async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
-    /// The user with this username, if any.
-    async fn find(&self, username: &str) -> Result<Option<UserRef>>;
+    /// The user with this username, if any. `caller` is who asks (a remote directory
+    /// authenticates the lookup with the caller's token).
+    async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>>;
 }
 
 #[async_trait::async_trait]
 impl UserDirectory for switchboard_auth::Auth {
-    async fn find(&self, username: &str) -> Result<Option<UserRef>> {
+    async fn find(&self, username: &str, _caller: &Identity) -> Result<Option<UserRef>> {
         Ok(self.user_by_username(username).await?.map(|u| UserRef {
             id: u.id,
             username: u.username,
@@ -108,6 +111,7 @@ pub struct Service {
     broker: Arc<dyn Broker>,
     users: Arc<dyn UserDirectory>,
     locks: RoomLocks,
+    presence: Arc<dyn crate::presence::Presence>,
     /// (room, user) → last typing event sent; pruned when it grows.
     typing: DashMap<(Arc<str>, Arc<str>), Instant>,
 }
@@ -118,14 +122,46 @@ impl Service {
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
         users: Arc<dyn UserDirectory>,
+        presence: Arc<dyn crate::presence::Presence>,
     ) -> Self {
         Self {
             store,
             broker,
             users,
             locks: RoomLocks::new(),
+            presence,
             typing: DashMap::new(),
         }
+    }
+
+    /// A connection of `who` subscribed to `room`: announce them if they just came online there.
+    pub async fn presence_join(&self, who: &Identity, room: &str) {
+        if self.presence.join(room, &who.username).await {
+            let frame = ServerFrame::Presence {
+                room: room.to_owned(),
+                user: who.username.to_string(),
+                online: true,
+            };
+            self.publish(room, None, &frame, None);
+        }
+    }
+
+    /// A connection of `who` left `room`: announce them if they are gone from it everywhere.
+    pub async fn presence_leave(&self, who: &Identity, room: &str) {
+        if self.presence.leave(room, &who.username).await {
+            let frame = ServerFrame::Presence {
+                room: room.to_owned(),
+                user: who.username.to_string(),
+                online: false,
+            };
+            self.publish(room, None, &frame, None);
+        }
+    }
+
+    /// Who is online in a room the caller may read.
+    pub async fn presence(&self, actor: Option<&Identity>, room: &str) -> Result<Vec<String>> {
+        self.readable_room(actor, room).await?;
+        Ok(self.presence.list(room).await)
     }
 
     fn publish(&self, room: &str, seq: Option<Seq>, frame: &ServerFrame, skip_conn: Option<u64>) {
@@ -228,7 +264,7 @@ impl Service {
         }
         let user = self
             .users
-            .find(username)
+            .find(username, who)
             .await?
             .ok_or_else(|| Error::UserNotFound(username.to_owned()))?;
         if self.store.add_member(room, &user, now_ms()).await? {
@@ -270,7 +306,7 @@ impl Service {
     pub async fn direct(&self, who: &Identity, username: &str) -> Result<Room> {
         let peer = self
             .users
-            .find(username)
+            .find(username, who)
             .await?
             .ok_or_else(|| Error::UserNotFound(username.to_owned()))?;
         if *peer.id == *who.id {

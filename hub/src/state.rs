@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
+use crate::broker::Broker;
 use crate::config::Config;
 use crate::registry::Registry;
 use crate::service::{Identity, Service};
@@ -14,6 +15,8 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub service: Arc<Service>,
     pub registry: Arc<Registry>,
+    /// The fanout; `sub` takes a hold on a room through it.
+    pub broker: Arc<dyn Broker>,
     pub verifier: switchboard_auth::Verifier,
     /// Tracks WebSocket connection tasks, which outlive their HTTP request, so shutdown can
     /// wait for them.
@@ -32,6 +35,7 @@ impl AppState {
             username: claims.name.into(),
             session: claims.sid.into(),
             role: claims.role,
+            token: token.into(),
         })
     }
 }

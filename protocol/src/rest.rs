@@ -146,3 +146,11 @@ pub struct ReadRequest {
 pub struct MessagePage {
     pub messages: Vec<crate::ws::Message>,
 }
+
+/// `GET /v1/rooms/{id}/presence` answer: who is online in the room.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceList {
+    pub room: String,
+    /// Usernames with at least one connection subscribed to the room, sorted.
+    pub users: Vec<String>,
+}

@@ -257,6 +257,13 @@ pub enum ServerFrame {
         user: String,
         seq: Seq,
     },
+    /// A user became present in the room (`online: true`: their first subscribed connection on
+    /// any node) or is no longer present anywhere (`online: false`).
+    Presence {
+        room: String,
+        user: String,
+        online: bool,
+    },
     /// Answer to `history`: messages in ascending seq order.
     History {
         #[serde(default, skip_serializing_if = "Option::is_none")]

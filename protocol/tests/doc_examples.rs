@@ -198,6 +198,7 @@ fn rest_fixtures_round_trip() {
             "edit_message" => round_trip::<rest::EditMessageRequest>(&name, &value),
             "read" => round_trip::<rest::ReadRequest>(&name, &value),
             "error" => round_trip::<ErrorBody>(&name, &value),
+            "presence" => round_trip::<rest::PresenceList>(&name, &value),
             other => panic!("rest/{name}: no type for prefix {other:?}; add it to this test"),
         }
         seen += 1;

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Broker, Event};
+use super::{Broker, BrokerError, Event};
 use crate::registry::Registry;
 
 /// Delivers every published event to the local registry, synchronously and in call order.
@@ -17,12 +17,15 @@ impl MemoryBroker {
     }
 }
 
+#[async_trait::async_trait]
 impl Broker for MemoryBroker {
     fn publish(&self, event: Arc<Event>) {
         self.registry.deliver(&event);
     }
 
-    fn subscribe(&self, _room: &str) {}
+    async fn acquire(&self, _room: &Arc<str>) -> Result<(), BrokerError> {
+        Ok(())
+    }
 
-    fn unsubscribe(&self, _room: &str) {}
+    fn release(&self, _room: &str) {}
 }

@@ -9,6 +9,10 @@
 //! messages in seq order (see `service::RoomLocks`), so subscribers see seqs ascending.
 
 pub mod memory;
+pub mod redis;
+mod sequencer;
+#[cfg(test)]
+mod tests;
 
 use std::sync::Arc;
 
@@ -34,12 +38,27 @@ pub struct Event {
     pub evict_user: Option<Arc<str>>,
 }
 
+/// Why the broker could not serve a room.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// The node could not subscribe to the room in time (the broker is unreachable).
+    #[error("the broker is unavailable")]
+    Unavailable,
+}
+
 /// Publishes room events to every node with subscribers in the room.
+#[async_trait::async_trait]
 pub trait Broker: Send + Sync + 'static {
-    /// Publishes an event. Never waits on a client; may queue internally.
+    /// Publishes an event (to this node's subscribers too). Never waits on a client or on the
+    /// network; may queue internally.
     fn publish(&self, event: Arc<Event>);
-    /// The first local subscriber of `room` arrived: start receiving its events.
-    fn subscribe(&self, room: &str);
-    /// The last local subscriber of `room` left: stop receiving its events.
-    fn unsubscribe(&self, room: &str);
+    /// Takes one hold on `room` for a new local subscription. Resolves once the room's events
+    /// from every node reach this node, so a catch-up read from the store after it misses
+    /// nothing. Each call, successful or not, is balanced by one [`release`](Self::release).
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] if that cannot be established in bounded time.
+    async fn acquire(&self, room: &Arc<str>) -> Result<(), BrokerError>;
+    /// Gives back a hold; after the last one the node stops receiving the room's events.
+    fn release(&self, room: &str);
 }

@@ -2,6 +2,7 @@
 //! WebSocket endpoints, and a JSON 404 for everything else.
 
 pub mod extract;
+pub mod proxy;
 pub mod rooms;
 
 use axum::http::StatusCode;
@@ -21,6 +22,7 @@ pub fn router(app: AppState, auth: Router) -> Router {
         .route("/v1/rooms/{id}/members", post(rooms::add_member))
         .route("/v1/rooms/{id}/leave", post(rooms::leave))
         .route("/v1/rooms/{id}/read", post(rooms::read))
+        .route("/v1/rooms/{id}/presence", get(rooms::presence))
         .route(
             "/v1/rooms/{id}/messages",
             get(rooms::messages).post(rooms::post_message),

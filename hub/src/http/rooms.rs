@@ -8,7 +8,7 @@ use serde::Deserialize;
 use switchboard_protocol::limits::DEFAULT_HISTORY_LIMIT;
 use switchboard_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, EditMessageRequest, MessagePage, PostMessageRequest,
-    PostMessageResponse, ReadRequest, Room, RoomList,
+    PostMessageResponse, PresenceList, ReadRequest, Room, RoomList,
 };
 use switchboard_protocol::ws::Message;
 use switchboard_protocol::Seq;
@@ -137,4 +137,13 @@ pub async fn read(
 ) -> Result<StatusCode> {
     app.service.mark_read(&who, &room, req.seq).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+pub async fn presence(
+    State(app): State<AppState>,
+    MaybeCaller(who): MaybeCaller,
+    AppPath(room): AppPath<String>,
+) -> Result<Json<PresenceList>> {
+    let users = app.service.presence(who.as_ref(), &room).await?;
+    Ok(Json(PresenceList { room, users }))
 }

@@ -57,6 +57,7 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
         identity: None,
         greeted: false,
         rooms: Vec::new(),
+        present: Vec::new(),
         tx: tx.clone(),
         kill: kill.clone(),
         bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
@@ -85,6 +86,7 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
         }
     }
     app.registry.remove_conn(conn, session.rooms.iter());
+    session.leave_presence(None).await;
 }
 
 /// Per-connection token bucket over client data frames.
@@ -128,6 +130,8 @@ struct Session {
     greeted: bool,
     /// Rooms this connection subscribed to (for cleanup).
     rooms: Vec<Arc<str>>,
+    /// Rooms in which this connection counts towards the user's presence.
+    present: Vec<Arc<str>>,
     tx: mpsc::Sender<Out>,
     kill: Arc<KillSwitch>,
     bucket: TokenBucket,
@@ -209,6 +213,26 @@ impl Session {
                 Ok(frame) => self.dispatch(frame).await,
                 Err(e) => self.reply(e.to_frame()).await,
             }
+        }
+    }
+
+    /// Stops counting towards presence in `room` (or in every room when `None`).
+    async fn leave_presence(&mut self, room: Option<&str>) {
+        let Some(who) = self.identity.clone() else {
+            return;
+        };
+        let leaving: Vec<Arc<str>> = match room {
+            Some(r) => self
+                .present
+                .iter()
+                .filter(|p| ***p == *r)
+                .cloned()
+                .collect(),
+            None => self.present.clone(),
+        };
+        self.present.retain(|p| !leaving.contains(p));
+        for room in leaving {
+            self.app.service.presence_leave(&who, &room).await;
         }
     }
 
@@ -303,6 +327,7 @@ impl Session {
             ClientFrame::Unsub { id, room } => {
                 self.app.registry.unsubscribe(self.conn, &room);
                 self.rooms.retain(|r| **r != *room);
+                self.leave_presence(Some(&room)).await;
                 let reply = ServerFrame::Unsubbed {
                     id,
                     room: room.clone(),
@@ -388,28 +413,33 @@ impl Session {
         if self.tx.send(Out::BeginSub(room.clone())).await.is_err() {
             return Ok(());
         }
-        self.app.registry.subscribe(self.conn, &room);
         if !self.rooms.contains(&room) {
             self.rooms.push(room.clone());
         }
-        let result = async {
-            let last_seq = service
-                .readable_room(self.identity.as_ref(), &room)
-                .await?
-                .last_seq;
-            let messages = match since {
-                Some(since) => service.messages_after(&room, since).await?,
-                None => Vec::new(),
-            };
-            // The client now has every message up to `upto`; live events at or below it are
-            // dropped by the writer, those above it follow `subbed`.
-            let upto = match since {
-                None => last_seq,
-                Some(since) => messages.last().map_or(since.min(last_seq), |m| m.seq),
-            };
-            Ok::<_, crate::error::Error>((messages, upto))
-        }
-        .await;
+        let result =
+            async {
+                if self.app.registry.subscribe(self.conn, &room) {
+                    self.app.broker.acquire(&room).await.map_err(|_| {
+                        crate::error::Error::Unavailable("the broker is unavailable")
+                    })?;
+                }
+                let last_seq = service
+                    .readable_room(self.identity.as_ref(), &room)
+                    .await?
+                    .last_seq;
+                let messages = match since {
+                    Some(since) => service.messages_after(&room, since).await?,
+                    None => Vec::new(),
+                };
+                // The client now has every message up to `upto`; live events at or below it are
+                // dropped by the writer, those above it follow `subbed`.
+                let upto = match since {
+                    None => last_seq,
+                    Some(since) => messages.last().map_or(since.min(last_seq), |m| m.seq),
+                };
+                Ok::<_, crate::error::Error>((messages, upto))
+            }
+            .await;
         let (messages, upto) = match result {
             Ok(v) => v,
             Err(e) => {
@@ -429,6 +459,12 @@ impl Session {
             last_seq: upto,
         }
         .to_bytes();
+        if let Some(who) = &self.identity {
+            if !self.present.contains(&room) {
+                self.present.push(room.clone());
+                self.app.service.presence_join(who, &room).await;
+            }
+        }
         if self
             .tx
             .send(Out::CatchUp {

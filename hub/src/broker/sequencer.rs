@@ -1,0 +1,278 @@
+//! Per-room ordering of message events on one node, for brokers where publication order can
+//! differ from seq order (several nodes commit to one room and publish after their commits).
+//!
+//! **Invariant:** every seq below a published seq is already committed (PostgreSQL assigns seqs
+//! under the room's row lock and a node publishes only after its commit). So an event that
+//! arrives ahead of a missing seq is parked briefly, and if the missing one does not arrive by
+//! itself, it is read from the store (a "fill"). Local subscribers therefore receive each room's
+//! messages in seq order, each once.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use switchboard_protocol::ws::{Message, ServerFrame};
+use switchboard_protocol::Seq;
+
+use super::Event;
+use crate::registry::Registry;
+
+/// Ordering state of one room.
+enum RoomOrder {
+    /// The node's subscription is not confirmed yet: everything waits.
+    Initializing { parked: BTreeMap<Seq, Arc<Event>> },
+    /// Delivered every seq up to `last`; `parked` holds later ones waiting for a gap to close.
+    Ready {
+        last: Seq,
+        parked: BTreeMap<Seq, Arc<Event>>,
+        fill_scheduled: bool,
+    },
+}
+
+/// What the caller must do after offering an event.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Next {
+    Nothing,
+    /// A gap opened: schedule a fill for the room (once).
+    ScheduleFill,
+}
+
+/// The node's per-room sequencers, delivering into the registry.
+pub struct Sequencer {
+    rooms: Mutex<HashMap<Arc<str>, RoomOrder>>,
+    registry: Arc<Registry>,
+}
+
+impl Sequencer {
+    pub fn new(registry: Arc<Registry>) -> Self {
+        Self {
+            rooms: Mutex::new(HashMap::new()),
+            registry,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, RoomOrder>> {
+        self.rooms.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts tracking a room (events are parked until [`init`](Self::init)).
+    pub fn track(&self, room: &Arc<str>) {
+        self.lock()
+            .entry(room.clone())
+            .or_insert(RoomOrder::Initializing {
+                parked: BTreeMap::new(),
+            });
+    }
+
+    /// Stops tracking a room (no local subscriber left).
+    pub fn untrack(&self, room: &str) {
+        self.lock().remove(room);
+    }
+
+    /// The node's subscription is confirmed and the store says the room's last seq is `last`.
+    /// Events parked meanwhile at or below it are dropped (subscribers read those from the
+    /// store), later ones are delivered in order.
+    pub fn init(&self, room: &str, last: Seq) -> Next {
+        let mut rooms = self.lock();
+        let Some(order) = rooms.get_mut(room) else {
+            return Next::Nothing;
+        };
+        let parked = match order {
+            RoomOrder::Initializing { parked } => std::mem::take(parked),
+            RoomOrder::Ready { .. } => return Next::Nothing,
+        };
+        *order = RoomOrder::Ready {
+            last,
+            parked,
+            fill_scheduled: false,
+        };
+        self.drain(order)
+    }
+
+    /// Whether the room is tracked and ready.
+    pub fn is_ready(&self, room: &str) -> bool {
+        matches!(self.lock().get(room), Some(RoomOrder::Ready { .. }))
+    }
+
+    /// Offers an event. Events without a seq are delivered at once.
+    pub fn offer(&self, ev: Arc<Event>) -> Next {
+        let Some(seq) = ev.seq else {
+            self.registry.deliver(&ev);
+            return Next::Nothing;
+        };
+        let mut rooms = self.lock();
+        match rooms.get_mut(&*ev.room) {
+            None => Next::Nothing,
+            Some(RoomOrder::Initializing { parked }) => {
+                parked.insert(seq, ev);
+                Next::Nothing
+            }
+            Some(order @ RoomOrder::Ready { .. }) => {
+                let RoomOrder::Ready { last, parked, .. } = order else {
+                    unreachable!()
+                };
+                if seq <= *last {
+                    return Next::Nothing;
+                }
+                parked.insert(seq, ev);
+                self.drain(order)
+            }
+        }
+    }
+
+    /// Delivers parked events that continue the sequence; reports whether a gap remains.
+    fn drain(&self, order: &mut RoomOrder) -> Next {
+        let RoomOrder::Ready {
+            last,
+            parked,
+            fill_scheduled,
+        } = order
+        else {
+            return Next::Nothing;
+        };
+        while let Some(entry) = parked.first_entry() {
+            let seq = *entry.key();
+            if seq <= *last {
+                entry.remove();
+            } else if seq == *last + 1 {
+                let ev = entry.remove();
+                self.registry.deliver(&ev);
+                *last = seq;
+            } else {
+                break;
+            }
+        }
+        if parked.is_empty() || *fill_scheduled {
+            Next::Nothing
+        } else {
+            *fill_scheduled = true;
+            Next::ScheduleFill
+        }
+    }
+
+    /// The seq after which a fill must read, if the room is ready.
+    pub fn fill_from(&self, room: &str) -> Option<Seq> {
+        match self.lock().get(room) {
+            Some(RoomOrder::Ready { last, .. }) => Some(*last),
+            _ => None,
+        }
+    }
+
+    /// Applies messages read from the store after [`fill_from`](Self::fill_from): delivers the
+    /// missing ones in order, then what was parked. A gap the store cannot close (it should not
+    /// happen, see the module invariant) is skipped so the room never stalls.
+    pub fn apply_fill(&self, room: &str, messages: Vec<Message>) {
+        let mut rooms = self.lock();
+        let Some(order) = rooms.get_mut(room) else {
+            return;
+        };
+        let RoomOrder::Ready {
+            last,
+            parked,
+            fill_scheduled,
+        } = order
+        else {
+            return;
+        };
+        *fill_scheduled = false;
+        for m in messages {
+            if m.seq > *last && !parked.contains_key(&m.seq) {
+                let seq = m.seq;
+                parked.insert(seq, Arc::new(event_of(m)));
+            }
+        }
+        self.drain(order);
+        let RoomOrder::Ready { last, parked, .. } = order else {
+            return;
+        };
+        if !parked.is_empty() {
+            tracing::warn!(room, last = *last, next = ?parked.keys().next(), "skipping a gap the store cannot fill");
+            for (seq, ev) in std::mem::take(parked) {
+                self.registry.deliver(&ev);
+                *last = seq;
+            }
+        }
+    }
+}
+
+/// The `message` event for a stored message.
+pub fn event_of(m: Message) -> Event {
+    Event {
+        room: m.room.as_str().into(),
+        seq: Some(m.seq),
+        bytes: ServerFrame::Message(m).to_bytes(),
+        skip_conn: None,
+        skip_user: None,
+        evict_user: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::registry::{ConnHandle, KillSwitch, Out};
+    use tokio::sync::mpsc;
+
+    fn msg(seq: Seq) -> Message {
+        Message {
+            room: "r".into(),
+            seq,
+            from: "a".into(),
+            body: format!("m{seq}"),
+            ts: 0,
+            client_msg_id: None,
+            edited_ts: None,
+            deleted: false,
+        }
+    }
+
+    fn setup() -> (Sequencer, mpsc::Receiver<Out>) {
+        let registry = Arc::new(Registry::new());
+        let (tx, rx) = mpsc::channel(64);
+        let id = registry.add_conn(ConnHandle {
+            tx,
+            kill: Arc::new(KillSwitch::default()),
+            user: None,
+            session: "s".into(),
+        });
+        let room: Arc<str> = "r".into();
+        registry.subscribe(id, &room);
+        let seq = Sequencer::new(registry);
+        seq.track(&room);
+        (seq, rx)
+    }
+
+    fn received(rx: &mut mpsc::Receiver<Out>) -> Vec<Seq> {
+        let mut out = Vec::new();
+        while let Ok(Out::Event(ev)) = rx.try_recv() {
+            out.push(ev.seq.unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn out_of_order_arrivals_are_delivered_in_order() {
+        let (seq, mut rx) = setup();
+        seq.offer(Arc::new(event_of(msg(4))));
+        assert_eq!(seq.init("r", 2), Next::ScheduleFill, "3 is missing");
+        assert_eq!(received(&mut rx), Vec::<Seq>::new());
+        seq.offer(Arc::new(event_of(msg(3))));
+        seq.offer(Arc::new(event_of(msg(2))));
+        assert_eq!(received(&mut rx), [3, 4]);
+    }
+
+    #[test]
+    fn a_fill_closes_the_gap_and_duplicates_are_dropped() {
+        let (seq, mut rx) = setup();
+        seq.init("r", 0);
+        assert_eq!(seq.offer(Arc::new(event_of(msg(3)))), Next::ScheduleFill);
+        assert_eq!(
+            seq.offer(Arc::new(event_of(msg(5)))),
+            Next::Nothing,
+            "one fill at a time"
+        );
+        assert_eq!(seq.fill_from("r"), Some(0));
+        seq.apply_fill("r", vec![msg(1), msg(2), msg(3), msg(4)]);
+        seq.offer(Arc::new(event_of(msg(4))));
+        assert_eq!(received(&mut rx), [1, 2, 3, 4, 5]);
+    }
+}

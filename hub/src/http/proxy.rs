@@ -1,0 +1,78 @@
+//! Forwards `/v1/auth/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
+//! a TCP load balancer see one origin. Bodies are small JSON; they are buffered, not streamed.
+
+use axum::body::{to_bytes, Body};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use axum::Router;
+use switchboard_protocol::ErrorCode;
+
+use crate::error::error_response;
+
+/// Largest request body forwarded (auth bodies are tiny).
+const MAX_BODY: usize = 64 * 1024;
+
+#[derive(Clone)]
+struct Upstream {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// Routes that forward to the auth node at `base` (e.g. `http://127.0.0.1:8090`).
+pub fn router(base: &str, timeout: std::time::Duration) -> Router {
+    let http = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .expect("http client");
+    let up = Upstream {
+        base: base.trim_end_matches('/').to_owned(),
+        http,
+    };
+    Router::new()
+        .route("/v1/auth/{*rest}", any(forward))
+        .route("/.well-known/jwks.json", any(forward))
+        .with_state(up)
+}
+
+async fn forward(State(up): State<Upstream>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let Ok(body) = to_bytes(body, MAX_BODY).await else {
+        return error_response(ErrorCode::TooLarge, "request body too large");
+    };
+    let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut out = up
+        .http
+        .request(parts.method.clone(), format!("{}{path}", up.base))
+        .body(body);
+    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+        if let Some(v) = parts.headers.get(&name) {
+            out = out.header(name, v);
+        }
+    }
+    let resp = match out.send().await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!(error = %e, "auth node unreachable");
+            return error_response(ErrorCode::Unavailable, "the auth service is unavailable");
+        }
+    };
+    let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let headers: Vec<(header::HeaderName, HeaderValue)> =
+        [header::CONTENT_TYPE, header::WWW_AUTHENTICATE]
+            .into_iter()
+            .filter_map(|n| {
+                let v = resp.headers().get(n.as_str())?;
+                Some((n, HeaderValue::from_bytes(v.as_bytes()).ok()?))
+            })
+            .collect();
+    match resp.bytes().await {
+        Ok(bytes) => {
+            let mut r = (status, Body::from(bytes)).into_response();
+            r.headers_mut().extend(headers);
+            r
+        }
+        Err(_) => error_response(ErrorCode::Unavailable, "the auth service is unavailable"),
+    }
+}
