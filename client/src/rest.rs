@@ -265,6 +265,14 @@ impl Api {
             .await
     }
 
+    /// `GET /v1/rooms/{id}/presence`: who is online in the room, on any node.
+    pub async fn presence(&self, room: &str) -> Result<Vec<String>, ClientError> {
+        let path = format!("/v1/rooms/{room}/presence");
+        let list: switchboard_protocol::rest::PresenceList =
+            self.json(self.request(Method::GET, &path)).await?;
+        Ok(list.users)
+    }
+
     // --- plumbing -------------------------------------------------------------------------
 
     /// Sends `request` and decodes a 2xx JSON answer.

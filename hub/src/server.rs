@@ -1,29 +1,132 @@
 //! Assembles a node from its configuration and serves it until shutdown.
+//!
+//! Configuration alone decides the topology: no `--database-url` means SQLite in the data dir;
+//! no `--redis-url` means in-process fanout; no `--auth-url` means auth mounted in-process.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use switchboard_auth::{Auth, AuthConfig};
+use axum::Router;
+use switchboard_auth::remote::{RemoteDirectory, RemoteKeys};
+use switchboard_auth::{Auth, AuthConfig, Revocations, Verifier};
 use switchboard_protocol::close;
 use tokio::net::TcpListener;
 use tokio::sync::broadcast::error::RecvError;
 use tokio_util::task::TaskTracker;
 
 use crate::broker::memory::MemoryBroker;
+use crate::broker::redis::{RedisBroker, RedisConfig};
+use crate::broker::Broker;
 use crate::config::Config;
+use crate::error::Result as HubResult;
+use crate::presence::memory::MemoryPresence;
+use crate::presence::redis::RedisPresence;
+use crate::presence::Presence;
 use crate::registry::Registry;
-use crate::service::{now_ms, Service};
+use crate::service::{now_ms, Identity, Service, UserDirectory};
 use crate::state::AppState;
+use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
+use crate::store::{Store, UserRef};
+
+/// How this node reaches auth.
+struct AuthParts {
+    verifier: Verifier,
+    users: Arc<dyn UserDirectory>,
+    router: Router,
+    revocations: Revocations,
+}
+
+/// A remote auth node's user directory, behind the hub's seam.
+struct RemoteUsers(RemoteDirectory);
+
+#[async_trait::async_trait]
+impl UserDirectory for RemoteUsers {
+    async fn find(&self, username: &str, caller: &Identity) -> HubResult<Option<UserRef>> {
+        Ok(self
+            .0
+            .user_by_username(&caller.token, username)
+            .await?
+            .map(|u| UserRef {
+                id: u.id,
+                username: u.username,
+            }))
+    }
+}
+
+async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
+    let timeout = Duration::from_millis(cfg.db_timeout_ms);
+    match &cfg.auth_url {
+        None => {
+            let mut auth_cfg = AuthConfig::new(&cfg.data_dir);
+            auth_cfg.access_ttl = Duration::from_secs(cfg.access_ttl_secs);
+            auth_cfg.database_url = cfg.database_url.clone();
+            auth_cfg.redis_url = cfg.redis_url.clone();
+            auth_cfg.redis_prefix = cfg.redis_prefix.clone();
+            let auth = Auth::open(auth_cfg)
+                .await
+                .context("opening the auth service")?;
+            Ok(AuthParts {
+                verifier: auth.verifier(),
+                users: Arc::new(auth.clone()),
+                router: auth.router(),
+                revocations: auth.revocations(),
+            })
+        }
+        Some(url) => {
+            let revocations = Revocations::new();
+            if let Some(redis_url) = &cfg.redis_url {
+                switchboard_auth::redis_feed::follow(
+                    redis_url,
+                    &cfg.redis_prefix,
+                    revocations.clone(),
+                );
+            } else {
+                tracing::warn!("--auth-url without --redis-url: logouts cannot reach this node");
+            }
+            let keys = Arc::new(RemoteKeys::new(url));
+            let issuer = switchboard_auth::config::DEFAULT_ISSUER;
+            Ok(AuthParts {
+                verifier: Verifier::new(keys, revocations.clone(), issuer, issuer),
+                users: Arc::new(RemoteUsers(RemoteDirectory::new(url))),
+                router: crate::http::proxy::router(url, timeout),
+                revocations,
+            })
+        }
+    }
+}
+
+async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    Ok(match &cfg.database_url {
+        Some(url) => {
+            let pg = PgConfig {
+                pool_size: cfg.db_pool_size,
+                batch_max_size: cfg.batch_max_size,
+                batch_max_age: Duration::from_millis(cfg.batch_max_age_ms),
+                timeout: Duration::from_millis(cfg.db_timeout_ms),
+            };
+            Arc::new(
+                PgStore::connect(url, pg)
+                    .await
+                    .context("connecting to PostgreSQL")?,
+            )
+        }
+        None => Arc::new(
+            SqliteStore::open(&cfg.data_dir.join("hub.db"), now_ms())
+                .await
+                .context("opening the hub store")?,
+        ),
+    })
+}
 
 /// Serves the hub on `listener` until `shutdown` resolves. Then it stops accepting, closes every
 /// WebSocket with 1012 (node restarting), waits up to `--shutdown-grace-ms` for them, and
 /// returns with all data stored.
 ///
 /// # Errors
-/// Fails if the data directory, the databases or the keys cannot be opened.
+/// Fails if the data directory, the databases, Redis or the keys cannot be opened.
 pub async fn run(
     listener: TcpListener,
     cfg: Config,
@@ -31,36 +134,53 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
-    let mut auth_cfg = AuthConfig::new(&cfg.data_dir);
-    auth_cfg.access_ttl = Duration::from_secs(cfg.access_ttl_secs);
-    let auth = Auth::open(auth_cfg)
-        .await
-        .context("opening the auth store")?;
-    let store = SqliteStore::open(&cfg.data_dir.join("hub.db"), now_ms())
-        .await
-        .context("opening the hub store")?;
+    let node = cfg
+        .node_id
+        .clone()
+        .unwrap_or_else(|| format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+    let auth = open_auth(&cfg).await?;
+    let store = open_store(&cfg).await?;
 
     let registry = Arc::new(Registry::new());
-    let broker = Arc::new(MemoryBroker::new(registry.clone()));
+    let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cfg.redis_url {
+        Some(url) => {
+            let rc = RedisConfig {
+                url: url.clone(),
+                prefix: cfg.redis_prefix.clone(),
+                node: node.clone(),
+                timeout: Duration::from_millis(cfg.db_timeout_ms),
+            };
+            let broker = RedisBroker::start(rc, registry.clone(), store.clone())
+                .await
+                .context("connecting to Redis")?;
+            let client = ::redis::Client::open(url.as_str()).context("redis url")?;
+            let conn = ::redis::aio::ConnectionManager::new(client)
+                .await
+                .context("connecting to Redis")?;
+            (
+                Arc::new(broker),
+                RedisPresence::start(conn, &cfg.redis_prefix, &node),
+            )
+        }
+        None => (
+            Arc::new(MemoryBroker::new(registry.clone())),
+            Arc::new(MemoryPresence::default()),
+        ),
+    };
     registry.set_broker(broker.clone());
-    let service = Service::new(
-        Arc::new(store),
-        broker.clone(),
-        Arc::new(auth.clone()),
-        Arc::new(crate::presence::memory::MemoryPresence::default()),
-    );
+    let service = Service::new(store, broker.clone(), auth.users.clone(), presence);
     let app = AppState {
         cfg: Arc::new(cfg),
         service: Arc::new(service),
         registry: registry.clone(),
         broker,
-        verifier: auth.verifier(),
+        verifier: auth.verifier.clone(),
         conns: TaskTracker::new(),
     };
 
     // Revoked sessions lose their sockets at once.
-    let mut revoked = auth.subscribe_revocations();
-    let revocations = auth.revocations();
+    let mut revoked = auth.revocations.subscribe();
+    let revocations = auth.revocations.clone();
     let reg = registry.clone();
     let revocation_task = tokio::spawn(async move {
         loop {
@@ -84,10 +204,9 @@ pub async fn run(
         }
     });
 
-    let router = crate::http::router(app.clone(), auth.router());
+    let router = crate::http::router(app.clone(), auth.router);
     let addr = listener.local_addr()?;
-    tracing::info!("switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
-    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
     let reg = registry.clone();
     let conns = app.conns.clone();
     let grace = Duration::from_millis(app.cfg.shutdown_grace_ms);
@@ -95,10 +214,8 @@ pub async fn run(
         shutdown.await;
         tracing::info!("shutting down: closing connections with 1012");
         reg.kill_all(close::RESTARTING);
-        let _ = stop_tx.send(true);
     });
     serve.await.context("serving")?;
-    drop(stop_rx);
     conns.close();
     if tokio::time::timeout(grace, conns.wait()).await.is_err() {
         tracing::warn!(

@@ -11,6 +11,7 @@ mod closes;
 mod errors;
 mod history;
 mod messaging;
+mod presence;
 mod restart;
 mod rooms;
 mod transport;

@@ -371,6 +371,7 @@ fn is_reply_to(frame: &ServerFrame, id: &FrameId) -> bool {
         | ServerFrame::Deleted { .. }
         | ServerFrame::MemberJoined { .. }
         | ServerFrame::MemberLeft { .. }
+        | ServerFrame::Presence { .. }
         | ServerFrame::Typing { .. }
         | ServerFrame::Read { .. } => return false,
     };

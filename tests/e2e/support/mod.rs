@@ -48,8 +48,16 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-/// One running hub. Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it.
+pub mod backend;
+
+/// Flags that belong to the auth node when it runs separately (scaled backend).
+const AUTH_FLAGS: &[&str] = &["--access-ttl-secs"];
+
+/// One running hub (and, with the scaled backend, its auth node, database and Redis prefix).
+/// Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it.
 pub struct TestServer {
+    /// The scaled backend's services; `None` when embedded. Dropped after the hub stops.
+    _scaled: Option<backend::ScaledEnv>,
     addr: SocketAddr,
     /// Kept across [`TestServer::restart`]; deleted on drop.
     data_dir: TempDir,
@@ -68,10 +76,29 @@ impl TestServer {
     /// A hub with extra flags, e.g. `&["--rate-per-sec", "2"]`.
     pub async fn start_with(flags: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+        let scaled = if backend::scaled() {
+            // Flags meant for auth go to the auth node (with their values).
+            let mut auth_flags = Vec::new();
+            let mut i = 0;
+            while i < flags.len() {
+                if AUTH_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
+                    auth_flags.extend(flags.drain(i..i + 2));
+                } else {
+                    i += 1;
+                }
+            }
+            let env = backend::ScaledEnv::start(&auth_flags).await;
+            flags.extend(env.hub_flags());
+            Some(env)
+        } else {
+            None
+        };
         let mut server = TestServer {
+            _scaled: scaled,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
-            flags: flags.iter().map(|flag| flag.to_string()).collect(),
+            flags,
             shutdown: None,
             task: None,
         };
@@ -235,8 +262,20 @@ impl TestUser {
     }
 }
 
-/// The next event on `conn` (queued ones first), within [`WAIT`].
+/// The next event on `conn` (queued ones first), within [`WAIT`], skipping `presence` events:
+/// they depend on who else subscribed and are asserted on their own (`presence.rs`, with
+/// [`next_event_with_presence`]).
 pub async fn next_event(conn: &mut Connection) -> ServerFrame {
+    loop {
+        match next_event_with_presence(conn).await {
+            ServerFrame::Presence { .. } => continue,
+            other => return other,
+        }
+    }
+}
+
+/// The next event on `conn`, `presence` events included.
+pub async fn next_event_with_presence(conn: &mut Connection) -> ServerFrame {
     within("the next event", conn.next_event())
         .await
         .expect("an event, not an error")
