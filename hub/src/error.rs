@@ -47,7 +47,11 @@ impl Error {
             Self::UserNotFound(_) => ErrorCode::UserNotFound,
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
-            Self::Store(_) | Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Store(StoreError::RoomNotFound(_)) => ErrorCode::NotFound,
+            Self::Store(StoreError::NulCharacter(_)) => ErrorCode::BadRequest,
+            Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
+            Self::Store(_) => ErrorCode::Internal,
             Self::Auth(e) => e.code(),
         }
     }
@@ -57,7 +61,11 @@ impl Error {
         match self {
             Self::Store(e) => {
                 tracing::error!(error = %e, "store failure");
-                "storage is unavailable, retry later".into()
+                match self.code() {
+                    ErrorCode::Unavailable => "storage is unavailable, retry later".into(),
+                    ErrorCode::Internal => "internal error".into(),
+                    _ => e.to_string(),
+                }
             }
             Self::Auth(e) if e.code() == ErrorCode::Internal => {
                 tracing::error!(error = %e, "auth failure");

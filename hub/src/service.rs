@@ -2,7 +2,7 @@
 //! WebSocket connection task are thin adapters over [`Service`].
 //!
 //! **Architecture invariant:** a room's messages are published in seq order. `append` and
-//! `publish` for a room happen under the room's stripe of [`RoomLocks`], so no later seq can be
+//! `publish` for a room happen under the room's stripe of `RoomLocks`, so no later seq can be
 //! published before an earlier one.
 
 use std::collections::hash_map::DefaultHasher;
@@ -216,7 +216,7 @@ impl Service {
     /// Creates a group room with `who` as its first member.
     pub async fn create_room(&self, who: &Identity, name: &str, public: bool) -> Result<Room> {
         let name = name.trim();
-        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS {
+        if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS || name.contains('\0') {
             return Err(Error::BadRequest(format!(
                 "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
             )));
@@ -509,6 +509,11 @@ fn validate_body(body: &str) -> Result<()> {
     }
     if body.trim().is_empty() {
         return Err(Error::BadRequest("message body is empty".into()));
+    }
+    if body.contains('\0') {
+        return Err(Error::BadRequest(
+            "message body contains a NUL character".into(),
+        ));
     }
     Ok(())
 }

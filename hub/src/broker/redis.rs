@@ -6,7 +6,7 @@
 //!   races resolve to the latest wish).
 //! - Events published by this node are delivered to its own subscribers directly and ignored
 //!   when Redis echoes them back (the payload names the origin node).
-//! - Message events go through the [`Sequencer`], which restores seq order across nodes and
+//! - Message events go through the `Sequencer`, which restores seq order across nodes and
 //!   fills gaps from the store. After a lost connection the node reconnects with backoff,
 //!   resubscribes, and fills every room from the store, so no seq is skipped.
 //!

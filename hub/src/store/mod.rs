@@ -1,7 +1,8 @@
 //! Durable state of the hub: rooms, membership, read marks and messages.
 //!
 //! [`Store`] is the seam between the service layer and a database. The embedded default is
-//! [`sqlite::SqliteStore`]; PostgreSQL (with a batching writer) is the second implementation.
+//! [`sqlite::SqliteStore`]; [`postgres::PgStore`] (PostgreSQL with a batching writer) is the
+//! second implementation, for running several hub nodes on one database.
 //!
 //! **Invariants every implementation keeps:**
 //! - a room's seqs start at 1 and each [`Store::append`] assigns the next one, with no gaps and
@@ -13,6 +14,7 @@
 #[cfg(test)]
 mod contract;
 pub mod migrate;
+pub mod postgres;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -30,6 +32,60 @@ pub enum StoreError {
     Migration(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    /// PostgreSQL answered with an error, or the connection failed mid-operation.
+    #[error("postgres: {0}")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had (refused, timed out, pool closed).
+    #[error("postgres pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The database did not answer within the configured bound (`PgConfig::timeout`).
+    #[error("database did not answer within {0:?}")]
+    Timeout(std::time::Duration),
+    /// The batch that carried this append failed as a whole and was rolled back, so none of it
+    /// is stored (unless the failure was a timeout that cut off its `COMMIT` in flight: then it
+    /// may be, and a retry with the same `client_msg_id` finds it). Shared by every append of
+    /// that batch.
+    #[error("batch write failed: {0}")]
+    Batch(#[source] std::sync::Arc<StoreError>),
+    /// The append named a room that does not exist.
+    #[error("room {0:?} does not exist")]
+    RoomNotFound(String),
+    /// The batch writer task has stopped (the store is shutting down, or the task panicked).
+    #[error("the batch writer has stopped")]
+    WriterGone,
+    /// The text holds a NUL character, which PostgreSQL cannot store (SQLite can). Checked
+    /// before a message joins a batch, where it would fail every other message of that batch.
+    #[error("{0} contains a NUL character")]
+    NulCharacter(&'static str),
+    /// The stored data break an invariant (a seq above `rooms.last_seq` already taken);
+    /// the transaction was rolled back.
+    #[error("inconsistent store: {0}")]
+    Inconsistent(String),
+}
+
+impl StoreError {
+    /// True when the failure says the database is unreachable, overloaded or too slow, rather
+    /// than that the request or the data are wrong: the client may retry later (`unavailable`).
+    /// The rest is a wrong request ([`Self::RoomNotFound`], [`Self::NulCharacter`]) or a bug or
+    /// broken invariant (`internal`).
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Timeout(_) | Self::Pool(_) | Self::WriterGone => true,
+            Self::Batch(inner) => inner.is_unavailable(),
+            Self::Postgres(e) => postgres::is_transient(e),
+            Self::Sqlite(rusqlite::Error::SqliteFailure(e, _)) => matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ),
+            Self::Sqlite(_)
+            | Self::Join(_)
+            | Self::Migration(_)
+            | Self::Io(_)
+            | Self::RoomNotFound(_)
+            | Self::NulCharacter(_)
+            | Self::Inconsistent(_) => false,
+        }
+    }
 }
 
 /// Shorthand for store results.

@@ -1,0 +1,312 @@
+//! The batch writer (group commit) behind [`PgStore::append`](super::PgStore).
+//!
+//! Every `append` puts a [`Job`] into one bounded queue and waits on its own oneshot. One writer
+//! task takes up to `batch_max_size` jobs, or what arrived within `batch_max_age` of the first
+//! one, and writes them in ONE transaction:
+//!
+//! 1. `BEGIN`;
+//! 2. pipelined in one round trip: [`LOCK_ROOMS`] locks the batch's rooms in id order (so two
+//!    nodes' batches never deadlock), then [`INSERT_BATCH`] — which, running after the locks are
+//!    held, sees every message committed to those rooms — drops keys already stored, advances
+//!    each room's `last_seq` by its number of new messages, and inserts them all from `UNNEST`ed
+//!    arrays;
+//! 3. `COMMIT`; only then is each waiter answered.
+//!
+//! **Invariants.** A room's row lock is held from step 2 to the commit, so across every node
+//! seqs are assigned in one order, dense and never reused. A job is answered `Ok` only after the
+//! commit that stored it (or that found its key stored). A failed batch rolls back whole and every
+//! waiter in it gets the error; a job for a missing room fails alone.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Client, Pool};
+use switchboard_protocol::{Millis, Seq};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::{timeout_at, Instant};
+use tokio_postgres::types::ToSql;
+
+use crate::store::{Appended, NewMessage, StoreError, StoreResult};
+
+/// One queued append.
+pub(super) struct Job {
+    pub msg: NewMessage,
+    /// When the `append` was called: `batch_max_age` counts from the oldest job's.
+    pub queued_at: Instant,
+    /// When the waiting `append` gives up (`queued_at + timeout`).
+    pub deadline: Instant,
+    pub reply: oneshot::Sender<StoreResult<Appended>>,
+}
+
+/// What the writer has committed since the store was opened.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchStats {
+    /// Transactions committed by the batch writer.
+    pub batches: u64,
+    /// Messages stored by those transactions (repeats of a `client_msg_id` are not counted).
+    pub messages: u64,
+}
+
+/// The live counters behind [`BatchStats`].
+#[derive(Debug, Default)]
+pub(super) struct Counters {
+    batches: AtomicU64,
+    messages: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> BatchStats {
+        BatchStats {
+            batches: self.batches.load(Ordering::Relaxed),
+            messages: self.messages.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Locks the batch's rooms (`$1`, sorted and distinct) in id order. `NO KEY UPDATE` is the lock
+/// the `UPDATE rooms` below takes anyway; unlike `FOR UPDATE` it does not block foreign-key
+/// checks, so `add_member` on a busy room does not queue behind batches.
+const LOCK_ROOMS: &str =
+    "SELECT id FROM rooms WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE";
+
+/// Writes a batch (one element per job; `idx` is the job's position). Returns one row per job
+/// whose room exists: its seq and ts, whether it repeats a stored key (`duplicate`), and whether
+/// the insert happened (`stored`; false would mean a seq above `last_seq` was already taken).
+const INSERT_BATCH: &str = "
+WITH input AS (
+    SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                         $7::text[])
+        AS t(idx, room_id, sender_id, sender_name, body, ts, client_msg_id)
+),
+known AS (
+    SELECT i.idx, m.seq, m.ts FROM input i
+    JOIN messages m ON m.room_id = i.room_id AND m.sender_id = i.sender_id
+                   AND m.client_msg_id = i.client_msg_id
+),
+fresh AS (
+    SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.idx) AS rn
+    FROM input i WHERE i.idx NOT IN (SELECT idx FROM known)
+),
+counts AS (
+    SELECT room_id, count(*) AS n, max(ts) AS max_ts FROM fresh GROUP BY room_id
+),
+bumped AS (
+    UPDATE rooms r SET last_seq = r.last_seq + c.n, last_ts = GREATEST(r.last_ts, c.max_ts)
+    FROM counts c WHERE r.id = c.room_id
+    RETURNING r.id, r.last_seq - c.n AS base
+),
+placed AS (
+    SELECT f.*, b.base + f.rn AS seq FROM fresh f JOIN bumped b ON b.id = f.room_id
+),
+inserted AS (
+    INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts, client_msg_id)
+    SELECT room_id, seq, sender_id, sender_name, body, ts, client_msg_id FROM placed
+    ON CONFLICT DO NOTHING
+    RETURNING room_id, seq
+)
+SELECT p.idx, p.seq, p.ts, FALSE AS duplicate, (ins.seq IS NOT NULL) AS stored
+FROM placed p LEFT JOIN inserted ins ON ins.room_id = p.room_id AND ins.seq = p.seq
+UNION ALL
+SELECT k.idx, k.seq, k.ts, TRUE, TRUE FROM known k";
+
+/// The single task that writes every append of one store.
+pub(super) struct Writer {
+    pub pool: Pool,
+    pub jobs: mpsc::Receiver<Job>,
+    pub max_size: usize,
+    pub max_age: Duration,
+    /// `PgConfig::timeout`, for the error of a job that ran out of time.
+    pub timeout: Duration,
+    pub counters: Arc<Counters>,
+}
+
+impl Writer {
+    /// Time kept in hand before the earliest deadline of a batch: the writer stops (and rolls
+    /// back) a slow batch this long before its waiters give up, so they get the writer's answer
+    /// ("not stored") rather than their own timeout. Only a batch cut off while its `COMMIT` is
+    /// in flight stays uncertain: it may have been stored, and a retry with the same
+    /// `client_msg_id` then answers `duplicate` with the stored seq.
+    fn margin(&self) -> Duration {
+        self.timeout / 8
+    }
+
+    /// Runs until every sender (every clone of the store) is gone and the queue is drained.
+    pub async fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.max_size);
+        while let Some(first) = self.jobs.recv().await {
+            let flush_at = first.queued_at + self.max_age;
+            batch.push(first);
+            while batch.len() < self.max_size {
+                let room = self.max_size - batch.len();
+                // `timeout_at` polls the queue before the clock, so a late writer still takes
+                // everything already queued.
+                match timeout_at(flush_at, self.jobs.recv_many(&mut batch, room)).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+            }
+            self.flush(&mut batch).await;
+        }
+    }
+
+    /// Writes a batch and answers every job in it.
+    async fn flush(&self, batch: &mut Vec<Job>) {
+        let now = Instant::now();
+        let margin = self.margin();
+        let mut jobs = Vec::with_capacity(batch.len());
+        for job in batch.drain(..) {
+            if job.reply.is_closed() {
+                // Its `append` was cancelled or gave up: do not store what nobody will ack.
+                continue;
+            }
+            if job.deadline.checked_sub(margin).is_none_or(|d| d <= now) {
+                let _ = job.reply.send(Err(StoreError::Timeout(self.timeout)));
+                continue;
+            }
+            jobs.push(job);
+        }
+        let Some(deadline) = jobs.iter().map(|j| j.deadline - margin).min() else {
+            return;
+        };
+        let result = match timeout_at(deadline, self.pool.get()).await {
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+            Ok(Err(e)) => Err(e.into()),
+            Ok(Ok(mut client)) => match timeout_at(deadline, write(&mut client, &jobs)).await {
+                Ok(result) => result,
+                Err(_) => {
+                    // The connection may be stuck mid-transaction: close it rather than return
+                    // it to the pool; the server rolls back when it sees the socket close.
+                    drop(deadpool_postgres::Object::take(client));
+                    Err(StoreError::Timeout(self.timeout))
+                }
+            },
+        };
+        match result {
+            Ok(written) => {
+                self.counters.batches.fetch_add(1, Ordering::Relaxed);
+                self.counters
+                    .messages
+                    .fetch_add(written.stored, Ordering::Relaxed);
+                for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = jobs.len(), "message batch failed");
+                let e = Arc::new(e);
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::Batch(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// The result of a committed batch.
+struct Written {
+    /// One per job, in job order.
+    outcomes: Vec<StoreResult<Appended>>,
+    /// How many rows were inserted.
+    stored: u64,
+}
+
+/// What the database said about one primary job.
+#[derive(Clone, Copy)]
+struct Row {
+    seq: Seq,
+    ts: Millis,
+    duplicate: bool,
+}
+
+/// Writes `jobs` in one transaction (see the module docs) and commits.
+async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
+    // Repeats of a key within the batch follow the first job with that key (their leader);
+    // only leaders go to the database.
+    let mut first_with_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
+    let mut leader: Vec<usize> = (0..jobs.len()).collect();
+    for (i, job) in jobs.iter().enumerate() {
+        if let Some(cmid) = &job.msg.client_msg_id {
+            let key = (
+                job.msg.room.as_str(),
+                job.msg.sender.id.as_str(),
+                cmid.as_str(),
+            );
+            leader[i] = *first_with_key.entry(key).or_insert(i);
+        }
+    }
+    let leaders: Vec<&Job> = (0..jobs.len())
+        .filter(|&i| leader[i] == i)
+        .map(|i| &jobs[i])
+        .collect();
+    let idx: Vec<i32> = (0..jobs.len())
+        .filter(|&i| leader[i] == i)
+        .map(|i| i32::try_from(i).expect("batch_max_size fits in i32"))
+        .collect();
+    let room: Vec<&str> = leaders.iter().map(|j| j.msg.room.as_str()).collect();
+    let sender_id: Vec<&str> = leaders.iter().map(|j| j.msg.sender.id.as_str()).collect();
+    let sender_name: Vec<&str> = leaders
+        .iter()
+        .map(|j| j.msg.sender.username.as_str())
+        .collect();
+    let body: Vec<&str> = leaders.iter().map(|j| j.msg.body.as_str()).collect();
+    let ts: Vec<i64> = leaders.iter().map(|j| j.msg.ts).collect();
+    let cmid: Vec<Option<&str>> = leaders
+        .iter()
+        .map(|j| j.msg.client_msg_id.as_deref())
+        .collect();
+    let mut rooms = room.clone();
+    rooms.sort_unstable();
+    rooms.dedup();
+
+    let tx = client.transaction().await?;
+    let (lock, insert) = tokio::try_join!(
+        tx.prepare_cached(LOCK_ROOMS),
+        tx.prepare_cached(INSERT_BATCH)
+    )?;
+    // Pipelined: `biased` polls (and so sends) the lock first; the server runs the insert, with
+    // a fresh snapshot, only once the lock statement has finished.
+    let lock_params: [&(dyn ToSql + Sync); 1] = [&rooms];
+    let insert_params: [&(dyn ToSql + Sync); 7] =
+        [&idx, &room, &sender_id, &sender_name, &body, &ts, &cmid];
+    let (_, rows) = tokio::try_join!(
+        biased;
+        tx.query(&lock, &lock_params),
+        tx.query(&insert, &insert_params),
+    )?;
+    let mut by_job: Vec<Option<Row>> = vec![None; jobs.len()];
+    let mut stored = 0;
+    for r in rows {
+        let i: i32 = r.get(0);
+        let seq: i64 = r.get(1);
+        let duplicate: bool = r.get(3);
+        if !r.get::<_, bool>(4) {
+            let room = &jobs[i as usize].msg.room;
+            return Err(StoreError::Inconsistent(format!(
+                "seq {seq} of room {room:?} is above last_seq but already taken"
+            )));
+        }
+        stored += u64::from(!duplicate);
+        by_job[i as usize] = Some(Row {
+            seq: seq as Seq,
+            ts: r.get(2),
+            duplicate,
+        });
+    }
+    tx.commit().await?;
+
+    let outcomes = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, job)| match by_job[leader[i]] {
+            None => Err(StoreError::RoomNotFound(job.msg.room.clone())),
+            Some(row) => Ok(Appended {
+                seq: row.seq,
+                ts: row.ts,
+                duplicate: row.duplicate || leader[i] != i,
+            }),
+        })
+        .collect();
+    Ok(Written { outcomes, stored })
+}

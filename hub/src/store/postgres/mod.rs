@@ -1,0 +1,196 @@
+//! [`Store`](crate::store::Store) on PostgreSQL, for running several hub nodes on one database.
+//!
+//! A deadpool pool of `tokio-postgres` connections (no TLS) serves reads and the small writes;
+//! messages go through the batch writer (module `batch`: group commit). Every method is bounded by
+//! [`PgConfig::timeout`]: when the database is unreachable or stuck, it fails within that bound
+//! with an error for which [`StoreError::is_unavailable`] is true, and the next call tries
+//! afresh (broken connections are dropped by the pool, timed-out ones closed), so the node
+//! recovers by itself when the database returns.
+//!
+//! **Architecture Invariant:** PostgreSQL is the sequencer: a room's seqs are assigned inside the
+//! batch transaction under the room's row lock, so any number of nodes can append to one room.
+
+mod batch;
+pub mod migrate;
+mod queries;
+#[cfg(test)]
+mod tests;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool_postgres::{Client, Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use tokio::sync::mpsc;
+use tokio::time::{timeout_at, Instant};
+use tokio_postgres::error::SqlState;
+use tokio_postgres::NoTls;
+
+pub use batch::BatchStats;
+
+use super::{StoreError, StoreResult};
+
+/// Tuning of a [`PgStore`]. `Default` gives the documented defaults of the hub's flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgConfig {
+    /// Connections in the pool, the batch writer's included (`--db-pool-size`, 16; at least 1).
+    pub pool_size: usize,
+    /// Most appends written by one transaction (`--batch-max-size`, 512; at least 1).
+    pub batch_max_size: usize,
+    /// Longest an append waits for others to join its batch (`--batch-max-age-ms`, 5 ms).
+    pub batch_max_age: Duration,
+    /// Bound on every operation, `append` included, after which it fails as unavailable
+    /// (`--db-timeout-ms`, 2 s). Also the server-side `statement_timeout` of every connection.
+    pub timeout: Duration,
+}
+
+impl Default for PgConfig {
+    fn default() -> Self {
+        Self {
+            pool_size: 16,
+            batch_max_size: 512,
+            batch_max_age: Duration::from_millis(5),
+            timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Full batches the append queue holds before `append` waits (within its timeout) for room:
+/// the back-pressure on senders when the database is slower than the traffic.
+const QUEUED_BATCHES: usize = 4;
+
+/// Bound on applying migrations at connect, waiting for another node's included: long enough
+/// for any migration of this schema, short enough that a node stuck at start-up exits.
+const MIGRATION_BOUND: Duration = Duration::from_secs(60);
+
+/// The PostgreSQL store. Cheap to clone; the batch writer stops when the last clone is dropped.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+    queue: mpsc::Sender<batch::Job>,
+    counters: Arc<batch::Counters>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("pool", &self.pool.status())
+            .field("timeout", &self.timeout)
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+impl PgStore {
+    /// Connects to `url` (a libpq-style URL or key=value string), applies pending migrations
+    /// (see [`migrate::migrate`]) and starts the batch writer. Must run inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// The URL does not parse; the database is unreachable within `cfg.timeout`; the schema is
+    /// newer than this binary's (the message says "newer"); a migration fails or takes longer than
+    /// a minute.
+    pub async fn connect(url: &str, cfg: PgConfig) -> StoreResult<Self> {
+        let mut pg: tokio_postgres::Config = url.parse()?;
+        let ms = cfg.timeout.as_millis();
+        // Server-side bounds too, so a statement or transaction abandoned by a timed-out or dead
+        // node does not keep holding room locks: longer than any healthy batch, short enough
+        // that other nodes carry on.
+        let options = format!(
+            "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
+            pg.get_options().unwrap_or_default(),
+            ms * 2
+        );
+        pg.options(options.trim_start());
+        pg.connect_timeout(cfg.timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name("switchboard-hub");
+        }
+        let manager = Manager::from_config(
+            pg,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(cfg.pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(cfg.timeout))
+            .create_timeout(Some(cfg.timeout))
+            .recycle_timeout(Some(cfg.timeout))
+            .build()
+            .expect("a runtime is set, so the pool timeouts are supported");
+        let mut client = bounded(cfg.timeout, pool.get()).await??;
+        bounded(MIGRATION_BOUND, migrate::migrate(&mut client)).await??;
+        drop(client);
+
+        let batch_max_size = cfg.batch_max_size.clamp(1, i32::MAX as usize);
+        let (queue, jobs) = mpsc::channel(batch_max_size * QUEUED_BATCHES);
+        let counters = Arc::new(batch::Counters::default());
+        tokio::spawn(
+            batch::Writer {
+                pool: pool.clone(),
+                jobs,
+                max_size: batch_max_size,
+                max_age: cfg.batch_max_age,
+                timeout: cfg.timeout,
+                counters: counters.clone(),
+            }
+            .run(),
+        );
+        Ok(Self {
+            pool,
+            queue,
+            counters,
+            timeout: cfg.timeout,
+        })
+    }
+
+    /// What the batch writer has committed so far.
+    pub fn stats(&self) -> BatchStats {
+        self.counters.snapshot()
+    }
+
+    /// Runs `op` on a pooled connection, the whole within the timeout. A connection whose
+    /// operation timed out is closed, not returned to the pool: it may be stuck mid-statement.
+    async fn call<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut Client) -> BoxFuture<'c, StoreResult<T>>,
+    {
+        let deadline = Instant::now() + self.timeout;
+        let mut client = timeout_at(deadline, self.pool.get())
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))??;
+        match timeout_at(deadline, op(&mut client)).await {
+            Ok(result) => result,
+            Err(_) => {
+                drop(deadpool_postgres::Object::take(client));
+                Err(StoreError::Timeout(self.timeout))
+            }
+        }
+    }
+}
+
+/// `fut` within `timeout`, else [`StoreError::Timeout`].
+async fn bounded<T>(timeout: Duration, fut: impl Future<Output = T>) -> StoreResult<T> {
+    tokio::time::timeout(timeout, fut)
+        .await
+        .map_err(|_| StoreError::Timeout(timeout))
+}
+
+/// Whether a PostgreSQL error means "unreachable, shutting down, overloaded or too slow" (retry
+/// later) rather than a wrong request or broken data.
+pub(crate) fn is_transient(e: &tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: I/O, a closed connection, a failed connect.
+        return true;
+    };
+    let class = &code.code()[..2];
+    // 08 connection exception, 53 insufficient resources, 57 operator intervention (shutdown,
+    // statement_timeout); 40 serialization failure or deadlock; 55P03 lock not available.
+    matches!(class, "08" | "53" | "57" | "40") || *code == SqlState::LOCK_NOT_AVAILABLE
+}

@@ -1,0 +1,371 @@
+//! The [`Store`] methods of [`PgStore`]: each is one pooled statement or one short transaction
+//! within the timeout (see [`PgStore::call`]), except `append`, which hands the message to the
+//! batch writer and waits for the commit that contains it.
+
+use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use switchboard_protocol::{ws::Message, Millis, Seq};
+use tokio::sync::oneshot;
+use tokio::time::{timeout_at, Instant};
+use tokio_postgres::Row;
+
+use super::{batch, PgStore};
+use crate::store::{
+    Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, RoomRecord, Store, StoreError,
+    StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+};
+
+/// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
+fn no_nul(field: &'static str, text: &str) -> StoreResult<()> {
+    if text.contains('\0') {
+        return Err(StoreError::NulCharacter(field));
+    }
+    Ok(())
+}
+
+const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+const MSG_COLS: &str =
+    "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
+
+fn seq_of(v: i64) -> Seq {
+    Seq::try_from(v).unwrap_or_default()
+}
+
+fn room_row(r: &Row) -> RoomRecord {
+    RoomRecord {
+        id: r.get(0),
+        name: r.get(1),
+        public: r.get(2),
+        kind: r.get(3),
+        created_by: r.get(4),
+        last_seq: seq_of(r.get(5)),
+        last_ts: r.get(6),
+    }
+}
+
+fn msg_row(r: &Row) -> Message {
+    Message {
+        room: r.get(0),
+        seq: seq_of(r.get(1)),
+        from: r.get(2),
+        body: r.get(3),
+        ts: r.get(4),
+        client_msg_id: r.get(5),
+        edited_ts: r.get(6),
+        deleted: r.get(7),
+    }
+}
+
+async fn get_room(c: &impl GenericClient, id: &str) -> StoreResult<Option<RoomRecord>> {
+    let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE id = $1");
+    let stmt = c.prepare_cached(&sql).await?;
+    Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(room_row))
+}
+
+async fn insert_member(
+    c: &impl GenericClient,
+    room: &str,
+    user: &UserRef,
+    ts: Millis,
+) -> StoreResult<bool> {
+    let stmt = c
+        .prepare_cached(
+            "INSERT INTO members (room_id, user_id, username, joined_ts) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (room_id, user_id) DO NOTHING",
+        )
+        .await?;
+    let n = c
+        .execute(&stmt, &[&room, &user.id, &user.username, &ts])
+        .await?;
+    Ok(n == 1)
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn create_room(&self, room: NewRoom) -> StoreResult<RoomRecord> {
+        no_nul("room id", &room.id)?;
+        no_nul("room name", &room.name)?;
+        self.call(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                tx.execute(
+                    "INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts)
+                     VALUES ($1, $2, $3, $4, $5, $6, $6)",
+                    &[
+                        &room.id,
+                        &room.name,
+                        &room.public,
+                        &KIND_GROUP,
+                        &room.creator.username,
+                        &room.ts,
+                    ],
+                )
+                .await?;
+                insert_member(&tx, &room.id, &room.creator, room.ts).await?;
+                let rec = get_room(&tx, &room.id).await?.expect("room just inserted");
+                tx.commit().await?;
+                Ok(rec)
+            })
+        })
+        .await
+    }
+
+    async fn room(&self, id: &str) -> StoreResult<Option<RoomRecord>> {
+        let id = id.to_owned();
+        self.call(move |c| Box::pin(async move { get_room(&*c, &id).await }))
+            .await
+    }
+
+    async fn direct_room(
+        &self,
+        a: &UserRef,
+        b: &UserRef,
+        new_id: &str,
+        ts: Millis,
+    ) -> StoreResult<RoomRecord> {
+        let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        if a.id > b.id {
+            std::mem::swap(&mut a, &mut b);
+        }
+        self.call(move |c| {
+            Box::pin(async move {
+                let key = format!("{}:{}", a.id, b.id);
+                let mut names = [a.username.as_str(), b.username.as_str()];
+                names.sort_unstable();
+                let tx = c.transaction().await?;
+                // Two nodes may create the same pair at once: the unique `direct_key` lets one
+                // insert win; the other waits for it, skips, and reads the winner's room.
+                let created = tx
+                    .execute(
+                        "INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts, direct_key)
+                         VALUES ($1, $2, FALSE, $3, $4, $5, $5, $6) ON CONFLICT (direct_key) DO NOTHING",
+                        &[&new_id, &names.join(","), &KIND_DIRECT, &a.username, &ts, &key],
+                    )
+                    .await?;
+                if created == 1 {
+                    insert_member(&tx, &new_id, &a, ts).await?;
+                    insert_member(&tx, &new_id, &b, ts).await?;
+                }
+                let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1");
+                let rec = room_row(&tx.query_one(&sql, &[&key]).await?);
+                tx.commit().await?;
+                Ok(rec)
+            })
+        })
+        .await
+    }
+
+    async fn membership(&self, room: &str, user_id: &str) -> StoreResult<Option<Seq>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT read_seq FROM members WHERE room_id = $1 AND user_id = $2",
+                    )
+                    .await?;
+                let row = c.query_opt(&stmt, &[&room, &user_id]).await?;
+                Ok(row.map(|r| seq_of(r.get(0))))
+            })
+        })
+        .await
+    }
+
+    async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool> {
+        let (room, user) = (room.to_owned(), user.clone());
+        self.call(move |c| Box::pin(async move { insert_member(&*c, &room, &user, ts).await }))
+            .await
+    }
+
+    async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        "DELETE FROM members WHERE room_id = $1 AND user_id = $2",
+                        &[&room, &user_id],
+                    )
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT username FROM members WHERE room_id = $1 ORDER BY joined_ts, username",
+                    )
+                    .await?;
+                let rows = c.query(&stmt, &[&room]).await?;
+                Ok(rows.iter().map(|r| r.get(0)).collect())
+            })
+        })
+        .await
+    }
+
+    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+        let user_id = user_id.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(
+                        "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
+                         FROM members m JOIN rooms r ON r.id = m.room_id
+                         WHERE m.user_id = $1 ORDER BY r.last_ts DESC, r.id",
+                    )
+                    .await?;
+                let rows = c.query(&stmt, &[&user_id]).await?;
+                Ok(rows
+                    .iter()
+                    .map(|r| MemberRoom { room: room_row(r), read_seq: seq_of(r.get(7)) })
+                    .collect())
+            })
+        })
+        .await
+    }
+
+    /// Queues the message for the batch writer and waits for the commit that contains it.
+    /// Fails within the timeout; a job still queued when its `append` gives up is not written.
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        no_nul("room id", &msg.room)?;
+        no_nul("message body", &msg.body)?;
+        no_nul(
+            "client_msg_id",
+            msg.client_msg_id.as_deref().unwrap_or_default(),
+        )?;
+        no_nul("user", &msg.sender.id)?;
+        no_nul("username", &msg.sender.username)?;
+        let queued_at = Instant::now();
+        let deadline = queued_at + self.timeout;
+        let (reply, answer) = oneshot::channel();
+        let job = batch::Job {
+            msg,
+            queued_at,
+            deadline,
+            reply,
+        };
+        let wait = async {
+            self.queue
+                .send(job)
+                .await
+                .map_err(|_| StoreError::WriterGone)?;
+            answer.await.map_err(|_| StoreError::WriterGone)?
+        };
+        timeout_at(deadline, wait)
+            .await
+            .map_err(|_| StoreError::Timeout(self.timeout))?
+    }
+
+    async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let limit = i64::from(page.limit);
+                let before = page.before.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+                let rows = if let Some(after) = page.after {
+                    let after = i64::try_from(after).unwrap_or(i64::MAX);
+                    let stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3
+                             ORDER BY seq ASC LIMIT $4"
+                        ))
+                        .await?;
+                    c.query(&stmt, &[&room, &after, &before, &limit]).await?
+                } else {
+                    let stmt = c
+                        .prepare_cached(&format!(
+                            "SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq < $2
+                             ORDER BY seq DESC LIMIT $3"
+                        ))
+                        .await?;
+                    c.query(&stmt, &[&room, &before, &limit]).await?
+                };
+                let mut out: Vec<Message> = rows.iter().map(msg_row).collect();
+                if page.after.is_none() {
+                    out.reverse();
+                }
+                Ok(out)
+            })
+        })
+        .await
+    }
+
+    async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
+        let room = room.to_owned();
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            Box::pin(async move {
+                let stmt = c
+                    .prepare_cached(&format!(
+                        "SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq = $2"
+                    ))
+                    .await?;
+                let row = c.query_opt(&stmt, &[&room, &seq]).await?;
+                Ok(row.map(|r| MessageRecord {
+                    message: msg_row(&r),
+                    sender_id: r.get(8),
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
+        no_nul("message body", body)?;
+        let (room, body) = (room.to_owned(), body.to_owned());
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2",
+                    &[&room, &seq, &body, &ts],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
+        let room = room.to_owned();
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3
+                     WHERE room_id = $1 AND seq = $2",
+                    &[&room, &seq, &ts],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        self.call(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "UPDATE members
+                         SET read_seq = GREATEST(read_seq, LEAST($3, (SELECT last_seq FROM rooms WHERE id = $1)))
+                         WHERE room_id = $1 AND user_id = $2 RETURNING read_seq",
+                        &[&room, &user_id, &seq],
+                    )
+                    .await?;
+                Ok(row.map_or(0, |r| seq_of(r.get(0))))
+            })
+        })
+        .await
+    }
+}

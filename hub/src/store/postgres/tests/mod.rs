@@ -1,0 +1,332 @@
+//! `PgStore` against a real PostgreSQL: the shared contract, then what only a database shared by
+//! several nodes and a batching writer can get wrong. Each test has a fresh database.
+
+mod outage;
+mod support;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+
+use super::{PgConfig, PgStore};
+use crate::store::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
+use support::TestDb;
+
+fn user(name: &str) -> UserRef {
+    UserRef {
+        id: format!("id-{name}"),
+        username: name.to_owned(),
+    }
+}
+
+fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
+    NewMessage {
+        room: room.to_owned(),
+        sender: from.clone(),
+        body: body.to_owned(),
+        client_msg_id: cmid.map(str::to_owned),
+        ts: 1_000,
+    }
+}
+
+async fn new_room(store: &PgStore, id: &str) {
+    let room = NewRoom {
+        id: id.into(),
+        name: id.into(),
+        public: true,
+        creator: user("alice"),
+        ts: 1,
+    };
+    store.create_room(room).await.unwrap();
+}
+
+/// Every seq of `room`, ascending, read back from the store.
+async fn stored_seqs(store: &PgStore, room: &str) -> Vec<u64> {
+    let page = Page {
+        before: None,
+        after: Some(0),
+        limit: 100_000,
+    };
+    let msgs = store.messages(room, page).await.unwrap();
+    msgs.into_iter().map(|m| m.seq).collect()
+}
+
+/// A config whose batches wait long enough that everything sent at once lands in one batch.
+fn slow_batches() -> PgConfig {
+    PgConfig {
+        batch_max_age: Duration::from_millis(200),
+        ..PgConfig::default()
+    }
+}
+
+#[tokio::test]
+async fn postgres_store_meets_the_contract() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    crate::store::contract::check_all(&store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_appends_are_group_committed_with_dense_seqs() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    new_room(&store, "busy").await;
+    let alice = user("alice");
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (store, alice) = (store.clone(), alice.clone());
+            tokio::spawn(async move {
+                store
+                    .append(msg("busy", &alice, &format!("m{i}"), None))
+                    .await
+            })
+        })
+        .collect();
+    let mut seqs = Vec::new();
+    for task in join_all(tasks).await {
+        let appended = task.unwrap().unwrap();
+        assert!(!appended.duplicate);
+        seqs.push(appended.seq);
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (1..=200).collect::<Vec<_>>());
+    assert_eq!(stored_seqs(&store, "busy").await, seqs);
+    let stats = store.stats();
+    println!("200 concurrent appends: {stats:?}");
+    assert_eq!(stats.messages, 200);
+    assert!(stats.batches <= 20, "no group commit: {stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_appending_to_the_same_rooms_get_dense_unique_seqs() {
+    let db = TestDb::create().await;
+    let nodes = [
+        PgStore::connect(&db.url, PgConfig::default())
+            .await
+            .unwrap(),
+        PgStore::connect(&db.url, PgConfig::default())
+            .await
+            .unwrap(),
+    ];
+    new_room(&nodes[0], "r1").await;
+    new_room(&nodes[0], "r2").await;
+    // Each node runs 20 senders of 10 sequential appends, alternating rooms: both writers commit
+    // batch after batch at the same time, and batches hold both rooms, so the writers contend
+    // for the same row locks (taking them in id order is what keeps them from deadlocking).
+    let mut tasks = Vec::new();
+    for (n, node) in nodes.iter().enumerate() {
+        for sender in 0..20 {
+            let node = node.clone();
+            let from = user(&format!("u{n}-{sender}"));
+            tasks.push(tokio::spawn(async move {
+                let mut seqs = Vec::new();
+                for i in 0..10 {
+                    let room = if (i + sender) % 2 == 0 { "r1" } else { "r2" };
+                    let a = node.append(msg(room, &from, "x", None)).await.unwrap();
+                    seqs.push((room, a.seq));
+                }
+                seqs
+            }));
+        }
+    }
+    let mut by_room: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for task in join_all(tasks).await {
+        for (room, seq) in task.unwrap() {
+            by_room.entry(room).or_default().push(seq);
+        }
+    }
+    for (room, mut seqs) in by_room {
+        seqs.sort_unstable();
+        assert_eq!(seqs, (1..=200).collect::<Vec<_>>(), "room {room}");
+        assert_eq!(stored_seqs(&nodes[1], room).await, seqs, "room {room}");
+        let rec = nodes[1].room(room).await.unwrap().unwrap();
+        assert_eq!(rec.last_seq, 200);
+    }
+    let [a, b] = [nodes[0].stats(), nodes[1].stats()];
+    println!("two nodes, 400 appends: {a:?} {b:?}");
+    assert_eq!(a.messages + b.messages, 400);
+    assert!(
+        a.batches >= 5 && b.batches >= 5,
+        "both writers kept committing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeats_of_a_key_in_one_batch_store_one_row() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    new_room(&store, "r").await;
+    let (alice, bob) = (user("alice"), user("bob"));
+    let mut sends: Vec<NewMessage> = (0..10)
+        .map(|i| msg("r", &alice, &format!("try {i}"), Some("k")))
+        .collect();
+    sends.push(msg("r", &bob, "bob's k", Some("k")));
+    sends.push(msg("r", &alice, "no key", None));
+    let results = join_all(sends.into_iter().map(|m| {
+        let store = store.clone();
+        tokio::spawn(async move { store.append(m).await.unwrap() })
+    }))
+    .await;
+    let results: Vec<_> = results.into_iter().map(Result::unwrap).collect();
+    assert_eq!(store.stats().batches, 1, "all in one batch");
+    let alice_k = &results[..10];
+    assert_eq!(alice_k.iter().filter(|a| !a.duplicate).count(), 1);
+    assert!(alice_k.iter().all(|a| a.seq == alice_k[0].seq));
+    assert!(!results[10].duplicate && !results[11].duplicate);
+    assert_eq!(stored_seqs(&store, "r").await, [1, 2, 3]);
+    assert_eq!(store.stats().messages, 3);
+
+    // Repeats of a stored key, twice in one later batch: both duplicates of the first.
+    let again = join_all((0..2).map(|_| {
+        let (store, alice) = (store.clone(), alice.clone());
+        tokio::spawn(async move { store.append(msg("r", &alice, "late", Some("k"))).await })
+    }))
+    .await;
+    for a in again {
+        let a = a.unwrap().unwrap();
+        assert_eq!((a.seq, a.duplicate), (alice_k[0].seq, true));
+    }
+    assert_eq!(store.stats().messages, 3);
+    assert_eq!(store.room("r").await.unwrap().unwrap().last_seq, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_append_to_a_missing_room_fails_alone() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    new_room(&store, "here").await;
+    let alice = user("alice");
+    let (here, nowhere) = tokio::join!(
+        store.append(msg("here", &alice, "hi", None)),
+        store.append(msg("nowhere", &alice, "hi", None)),
+    );
+    assert_eq!(here.unwrap().seq, 1);
+    let err = nowhere.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::RoomNotFound(r) if r == "nowhere"),
+        "{err}"
+    );
+    assert!(!err.is_unavailable());
+    assert_eq!(store.stats().batches, 1, "one batch carried both");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_starting_together_migrate_once() {
+    let db = TestDb::create().await;
+    let connects = (0..4).map(|_| {
+        let url = db.url.clone();
+        tokio::spawn(async move { PgStore::connect(&url, PgConfig::default()).await })
+    });
+    for store in join_all(connects).await {
+        store.unwrap().expect("every node starts");
+    }
+    let rows = support::client(&db.url)
+        .await
+        .query("SELECT version FROM schema_migrations", &[])
+        .await
+        .unwrap();
+    let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test]
+async fn a_newer_schema_is_refused() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    new_room(&store, "r").await;
+    drop(store);
+    support::client(&db.url)
+        .await
+        .batch_execute("INSERT INTO schema_migrations VALUES (999, 0)")
+        .await
+        .unwrap();
+    let err = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .expect_err("newer schema refused");
+    assert!(err.to_string().contains("newer"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_key_sent_to_two_nodes_at_once_is_stored_once() {
+    let db = TestDb::create().await;
+    let a = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    let b = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    new_room(&a, "r").await;
+    let alice = user("alice");
+    for k in 0..20 {
+        let key = format!("k{k}");
+        let (x, y) = tokio::join!(
+            a.append(msg("r", &alice, "via a", Some(&key))),
+            b.append(msg("r", &alice, "via b", Some(&key))),
+        );
+        let (x, y) = (x.unwrap(), y.unwrap());
+        assert_eq!(x.seq, y.seq, "key {key}");
+        assert!(
+            x.duplicate != y.duplicate,
+            "exactly one stored: {x:?} {y:?}"
+        );
+    }
+    assert_eq!(stored_seqs(&b, "r").await, (1..=20).collect::<Vec<_>>());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_taken_seq_fails_the_whole_batch_and_stores_nothing() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    new_room(&store, "broken").await;
+    new_room(&store, "fine").await;
+    // Break the invariant behind the store's back: seq 1 taken while `last_seq` is still 0.
+    support::client(&db.url)
+        .await
+        .batch_execute(
+            "INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts)
+             VALUES ('broken', 1, 'x', 'x', 'planted', 0)",
+        )
+        .await
+        .unwrap();
+    let alice = user("alice");
+    let (broken, fine) = tokio::join!(
+        store.append(msg("broken", &alice, "hi", None)),
+        store.append(msg("fine", &alice, "hi", None)),
+    );
+    for err in [broken.unwrap_err(), fine.unwrap_err()] {
+        assert!(
+            matches!(&err, StoreError::Batch(e) if matches!(**e, StoreError::Inconsistent(_))),
+            "{err}"
+        );
+        assert!(!err.is_unavailable());
+    }
+    // Rolled back as a whole: nothing was acknowledged that is not stored, and nothing stored.
+    assert!(stored_seqs(&store, "fine").await.is_empty());
+    assert_eq!(store.room("fine").await.unwrap().unwrap().last_seq, 0);
+    assert_eq!(store.room("broken").await.unwrap().unwrap().last_seq, 0);
+    assert_eq!(store.stats().batches, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nul_character_fails_only_its_message() {
+    let db = TestDb::create().await;
+    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    new_room(&store, "r").await;
+    let alice = user("alice");
+    let (bad, good) = tokio::join!(
+        store.append(msg("r", &alice, "nul \0 here", None)),
+        store.append(msg("r", &alice, "fine", None)),
+    );
+    let err = bad.unwrap_err();
+    assert!(matches!(err, StoreError::NulCharacter(_)), "{err}");
+    assert_eq!(good.unwrap().seq, 1);
+    let err = store.edit("r", 1, "\0", 2).await.unwrap_err();
+    assert!(matches!(err, StoreError::NulCharacter(_)), "{err}");
+}
