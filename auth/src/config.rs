@@ -13,14 +13,27 @@ pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60)
 pub const DEFAULT_HASH_CONCURRENCY: usize = 2;
 /// Default `iss` and `aud` of the tokens.
 pub const DEFAULT_ISSUER: &str = "switchboard";
+/// Default prefix of every Redis key and channel (shared with the hub's `--redis-prefix`).
+pub const DEFAULT_REDIS_PREFIX: &str = "sb:";
 
 /// Configuration of [`crate::Auth`]. Build it with [`AuthConfig::new`] and change fields as
-/// needed; a future binary maps its command-line flags onto this struct.
-#[derive(Debug, Clone)]
+/// needed; the `switchboard-auth` binary maps its flags onto it ([`crate::node::NodeConfig`]).
+#[derive(Clone)]
 pub struct AuthConfig {
-    /// Directory holding `auth.db` (SQLite) and `signing-key.pem` (the Ed25519 private key,
-    /// mode 0600). Created if missing.
+    /// Directory holding `signing-key.pem` (the Ed25519 private key, mode 0600) and, without
+    /// [`database_url`](Self::database_url), `auth.db` (SQLite). Created if missing.
     pub data_dir: PathBuf,
+    /// PostgreSQL URL (`postgres://user@host/db`). When set, users and sessions live there, in
+    /// schema `auth`, shared by every node that uses the same database; otherwise in SQLite
+    /// under `data_dir`.
+    pub database_url: Option<String>,
+    /// Redis URL (`redis://host:port`). When set, every revocation is also recorded there
+    /// (`{prefix}revoked:{sid}`, expiring with the session's last access token) and announced
+    /// on `{prefix}revocations`, and this service follows the revocations other nodes announce.
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so several deployments (or tests) can share one
+    /// Redis. Default `sb:`.
+    pub redis_prefix: String,
     /// `iss` claim written into access tokens and required when verifying them.
     pub issuer: String,
     /// `aud` claim written into access tokens and required when verifying them.
@@ -34,16 +47,76 @@ pub struct AuthConfig {
 }
 
 impl AuthConfig {
-    /// A configuration with the defaults: issuer and audience `switchboard`, access tokens for
-    /// 15 minutes, refresh tokens for 30 days, 2 concurrent password hashes.
+    /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
+    /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
+    /// concurrent password hashes.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
+            database_url: None,
+            redis_url: None,
+            redis_prefix: DEFAULT_REDIS_PREFIX.to_owned(),
             issuer: DEFAULT_ISSUER.to_owned(),
             audience: DEFAULT_ISSUER.to_owned(),
             access_ttl: DEFAULT_ACCESS_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
             hash_concurrency: DEFAULT_HASH_CONCURRENCY,
         }
+    }
+}
+
+impl std::fmt::Debug for AuthConfig {
+    /// Like a derived `Debug`, but URLs are shown without their password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(redact_url),
+            )
+            .field("redis_url", &self.redis_url.as_deref().map(redact_url))
+            .field("redis_prefix", &self.redis_prefix)
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("hash_concurrency", &self.hash_concurrency)
+            .finish()
+    }
+}
+
+/// `scheme://user:***@host/...` for `scheme://user:secret@host/...`, for logs; other strings
+/// unchanged.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let (authority, path) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact_url;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        assert_eq!(
+            redact_url("postgres://sb:hunter2@db:5432/sb"),
+            "postgres://sb:***@db:5432/sb"
+        );
+        assert_eq!(redact_url("redis://:pw@cache/0"), "redis://:***@cache/0");
+        assert_eq!(
+            redact_url("postgres://postgres@127.0.0.1/sb"),
+            "postgres://postgres@127.0.0.1/sb"
+        );
+        assert_eq!(redact_url("not a url"), "not a url");
     }
 }

@@ -1,14 +1,17 @@
 //! The crate's errors and the one place that maps them to client-visible codes.
 //!
-//! Codes: client mistakes are 4xx codes whose message is safe to show; everything else is
-//! [`ErrorCode::Internal`], logged with its cause chain and answered with a generic message
-//! (see `http/error.rs`). [`TokenError`] is always [`ErrorCode::Unauthorized`].
+//! Codes: client mistakes are 4xx codes whose message is safe to show; an unreachable
+//! dependency (database, remote auth node) is [`ErrorCode::Unavailable`] (503, worth a retry);
+//! everything else is [`ErrorCode::Internal`]. Both are logged with their cause chain and
+//! answered with a generic message (see `http/error.rs`). [`TokenError`] is always
+//! [`ErrorCode::Unauthorized`].
 
 use std::path::PathBuf;
 
 use switchboard_protocol::ErrorCode;
 
 use crate::keys::KeyError;
+use crate::remote::RemoteError;
 use crate::store::StoreError;
 
 /// Why an access token was rejected. Every variant means "401 unauthorized" to the client;
@@ -79,6 +82,9 @@ pub enum AuthError {
     /// The token is valid but its user no longer exists.
     #[error("unknown user")]
     UnknownUser,
+    /// A user lookup found no such (live) user.
+    #[error("no such user")]
+    UserNotFound,
     /// The database failed.
     #[error("auth store failed")]
     Store(#[from] StoreError),
@@ -100,6 +106,20 @@ pub enum AuthError {
     /// A blocking task (hashing, key loading) panicked or was cancelled.
     #[error("background task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// Redis could not be reached at start (with `redis_url` set).
+    #[error("redis")]
+    Redis(#[from] redis::RedisError),
+    /// The remote auth node refused a request; its code and message are passed on.
+    #[error("{message}")]
+    Upstream {
+        /// The auth node's code.
+        code: ErrorCode,
+        /// The auth node's message.
+        message: String,
+    },
+    /// The remote auth node could not be reached or answered something unexpected.
+    #[error("auth node request failed")]
+    Remote(#[from] RemoteError),
 }
 
 impl AuthError {
@@ -115,7 +135,14 @@ impl AuthError {
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
             | Self::UnknownUser => ErrorCode::Unauthorized,
+            Self::UserNotFound => ErrorCode::UserNotFound,
+            // The auth node's own failure is our dependency failing.
+            Self::Upstream { code, .. } if code.http_status() >= 500 => ErrorCode::Unavailable,
+            Self::Upstream { code, .. } => *code,
+            Self::Remote(_) => ErrorCode::Unavailable,
+            Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
             Self::Store(_)
+            | Self::Redis(_)
             | Self::Keys(_)
             | Self::PasswordHash(_)
             | Self::DataDir { .. }

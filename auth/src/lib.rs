@@ -1,31 +1,44 @@
 //! Switchboard accounts and tokens: argon2id registration, EdDSA (Ed25519) access tokens,
 //! rotating refresh tokens with reuse detection, session revocation, and the JWKS document.
 //!
-//! The hub opens an [`Auth`], mounts [`Auth::router`] at its root, verifies tokens with
-//! [`Auth::verifier`], and closes sockets of the sessions that [`Auth::subscribe_revocations`]
-//! announces.
+//! Two ways to use it:
+//! - **In-process** (embedded hub): the hub opens an [`Auth`], mounts [`Auth::router`] at its
+//!   root, verifies tokens with [`Auth::verifier`], and closes sockets of the sessions that
+//!   [`Auth::subscribe_revocations`] announces.
+//! - **Separate auth node** (scaled out): the `switchboard-auth` binary ([`node`]) serves the
+//!   same routes; hub nodes verify with a [`Verifier`] over [`remote::RemoteKeys`], look users
+//!   up with [`remote::RemoteDirectory`], and learn revocations from Redis with
+//!   [`redis_feed::follow`].
 //!
 //! # Layout
-//! - [`config`] holds [`AuthConfig`].
+//! - [`config`] holds [`AuthConfig`]; [`node`] the binary's flags and `run`.
 //! - [`keys`] holds the signing key ([`LocalKeys`], `data_dir/signing-key.pem`) and [`KeySource`],
 //!   the seam for verifying with keys fetched from a remote auth node.
 //! - [`tokens`] holds [`Claims`] and [`Verifier`].
 //! - [`revocation`] holds [`Revocations`], the revoked-session set and its broadcast.
-//! - [`store`] holds [`AuthStore`] and [`SqliteStore`] (`data_dir/auth.db`).
+//! - [`store`] holds [`AuthStore`], [`SqliteStore`] (`data_dir/auth.db`) and [`PgStore`]
+//!   (schema `auth`).
+//! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
+//! - [`remote`]: the client side of a separate auth node.
 //! - `password`: argon2id hashing on the blocking pool behind a semaphore.
-//! - `service`: the operations (register, login, refresh, logout, me); `http`: their routes.
+//! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
+//!   lookup); `http`: their routes.
 //!
 //! **Invariants:** passwords and refresh tokens are never stored in the clear (argon2id PHC
 //! strings and SHA-256 hashes). Verifying an access token never touches the database: it needs
-//! only the public key and [`Revocations`]. A revocation is persisted before it is applied in
-//! memory and broadcast, so a failed logout changes nothing and a successful one survives a
-//! restart.
+//! only the public key and [`Revocations`]. A revocation is persisted before it is announced
+//! (Redis) and applied in memory and broadcast, so a failed logout changes nothing and a
+//! successful one survives a restart.
 
+mod announce;
 pub mod config;
 pub mod error;
 mod http;
 pub mod keys;
+pub mod node;
 mod password;
+pub mod redis_feed;
+pub mod remote;
 pub mod revocation;
 mod service;
 pub mod store;
@@ -41,10 +54,12 @@ pub use config::AuthConfig;
 pub use error::{AuthError, TokenError};
 pub use keys::{KeySource, LocalKeys};
 pub use revocation::Revocations;
-pub use store::{AuthStore, SqliteStore};
+pub use store::{AuthStore, PgStore, SqliteStore};
 pub use tokens::{Claims, Verifier};
 
+use announce::Announcer;
 use password::Passwords;
+use redis_feed::AbortOnDrop;
 use tokens::EXP_LEEWAY_SECS;
 
 /// File name of the SQLite database inside the data directory.
@@ -52,8 +67,8 @@ pub const DATABASE_FILE: &str = "auth.db";
 
 /// The auth service: accounts, sessions, tokens. Cheap to clone; clones share everything.
 ///
-/// Dropping the last clone (and the last [`Verifier`] and router made from it) closes the
-/// database.
+/// Dropping the last clone (and the last router made from it) closes the database and stops
+/// the Redis tasks.
 #[derive(Clone)]
 pub struct Auth {
     inner: Arc<Inner>,
@@ -66,6 +81,10 @@ struct Inner {
     revocations: Revocations,
     passwords: Passwords,
     verifier: Verifier,
+    /// Records and announces revocations in Redis (with `redis_url`).
+    announcer: Option<Announcer>,
+    /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
+    _follower: Option<AbortOnDrop>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -78,14 +97,20 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Opens the auth service on `cfg.data_dir`, creating the directory, `auth.db` and
-    /// `signing-key.pem` (mode 0600) on first start and reusing them afterwards, so users,
-    /// sessions and issued tokens survive a restart. Revoked sessions whose access tokens may
-    /// still be unexpired are loaded into the revocation set.
+    /// Opens the auth service on `cfg.data_dir`, creating the directory and `signing-key.pem`
+    /// (mode 0600) on first start and reusing them afterwards, so issued tokens survive a
+    /// restart. Users and sessions are in PostgreSQL (schema `auth`, migrated here) when
+    /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
+    /// tokens may still be unexpired are loaded into the revocation set.
+    ///
+    /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
+    /// (in case a node died between recording one and announcing it), and follows the
+    /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] or a hashing error
-    /// when something cannot be created, read or parsed.
+    /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
+    /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
+    /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let dir = cfg.data_dir.clone();
         tokio::fs::create_dir_all(&dir)
@@ -100,14 +125,30 @@ impl Auth {
         let keys = Arc::new(keys);
 
         let now = unix_now();
-        let store = SqliteStore::open(&dir.join(DATABASE_FILE)).await?;
+        let store: Arc<dyn AuthStore> = match &cfg.database_url {
+            Some(url) => Arc::new(PgStore::connect(url).await?),
+            None => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE)).await?),
+        };
         let revocations = Revocations::new();
+        let mut live = Vec::new();
         for session in store
             .revoked_sessions(now.saturating_sub(EXP_LEEWAY_SECS))
             .await?
         {
-            revocations.insert(&session.id, session.access_exp + EXP_LEEWAY_SECS);
+            let until = session.access_exp + EXP_LEEWAY_SECS;
+            revocations.insert(&session.id, until);
+            live.push((session.id, until));
         }
+
+        let (announcer, follower) = match &cfg.redis_url {
+            Some(url) => {
+                let announcer = Announcer::connect(url, &cfg.redis_prefix).await?;
+                announcer.announce_all(&live).await;
+                let follower = redis_feed::follow(url, &cfg.redis_prefix, revocations.clone());
+                (Some(announcer), Some(AbortOnDrop(follower.abort_handle())))
+            }
+            None => (None, None),
+        };
 
         let passwords = Passwords::new(cfg.hash_concurrency).await?;
         let verifier = Verifier::new(
@@ -117,22 +158,26 @@ impl Auth {
             &cfg.audience,
         );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
-            revoked = revocations.len(), "auth opened");
+            store = if cfg.database_url.is_some() { "postgres" } else { "sqlite" },
+            redis = cfg.redis_url.is_some(), revoked = revocations.len(), "auth opened");
         Ok(Auth {
             inner: Arc::new(Inner {
                 cfg,
-                store: Arc::new(store),
+                store,
                 keys,
                 revocations,
                 passwords,
                 verifier,
+                announcer,
+                _follower: follower,
             }),
         })
     }
 
-    /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET /v1/auth/me` and
-    /// `GET /.well-known/jwks.json`, with state applied. No fallback: unknown routes are the
-    /// caller's (the hub's 404).
+    /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET` and `DELETE
+    /// /v1/auth/me`, `GET /v1/users/{username}` and `GET /.well-known/jwks.json`, with state
+    /// applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
+    /// [`node::router`]'s).
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
     }
@@ -155,7 +200,8 @@ impl Auth {
         }))
     }
 
-    /// A receiver of the id of every session revoked from now on (logout, refresh-token reuse).
+    /// A receiver of the id of every session revoked from now on (logout, refresh-token reuse,
+    /// account deletion, and, with Redis, revocations announced by other nodes).
     /// See [`Revocations::subscribe`] for what to do on `Lagged`.
     pub fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
         self.inner.revocations.subscribe()

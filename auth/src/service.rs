@@ -65,7 +65,8 @@ impl Auth {
         let sid = uuid::Uuid::now_v7().to_string();
         let (access_token, access_exp) = self.access_token(&user, &sid, now)?;
         let (refresh_token, hash) = new_refresh_token(&sid);
-        self.inner
+        let created = self
+            .inner
             .store
             .create_session(NewSession {
                 id: sid,
@@ -78,6 +79,10 @@ impl Auth {
                 },
             })
             .await?;
+        if !created {
+            // The account was deleted while the password was being checked.
+            return Err(AuthError::InvalidCredentials);
+        }
         Ok(self.token_pair(access_token, refresh_token, &user))
     }
 
@@ -109,16 +114,16 @@ impl Auth {
             }
             RotateOutcome::Reused { access_exp } => {
                 tracing::warn!(sid, "refresh token reuse: session revoked");
-                self.inner
-                    .revocations
-                    .revoke(sid, access_exp + EXP_LEEWAY_SECS);
+                self.revoke_everywhere(sid, access_exp + EXP_LEEWAY_SECS)
+                    .await;
                 Err(AuthError::RefreshTokenReused)
             }
             RotateOutcome::Rejected => Err(AuthError::InvalidRefreshToken),
         }
     }
 
-    /// Revokes the session of `claims`: persisted first, then the in-memory set and broadcast.
+    /// Revokes the session of `claims`: persisted first, then announced (Redis) and applied to
+    /// the in-memory set and broadcast.
     pub(crate) async fn logout(&self, claims: &Claims) -> Result<(), AuthError> {
         let stored_exp = self
             .inner
@@ -126,8 +131,58 @@ impl Auth {
             .revoke_session(&claims.sid, unix_now())
             .await?;
         let until = stored_exp.unwrap_or(0).max(claims.exp) + EXP_LEEWAY_SECS;
-        self.inner.revocations.revoke(&claims.sid, until);
+        self.revoke_everywhere(&claims.sid, until).await;
         Ok(())
+    }
+
+    /// Deletes the user of `claims` (see [`crate::store`] for what remains: the username stays
+    /// reserved) and revokes every session of theirs, the presenting one included.
+    pub(crate) async fn delete_me(&self, claims: &Claims) -> Result<(), AuthError> {
+        let now = unix_now();
+        let sessions = self
+            .inner
+            .store
+            .delete_user(&claims.sub, now, now.saturating_sub(EXP_LEEWAY_SECS))
+            .await?
+            .ok_or(AuthError::UnknownUser)?;
+        let mut revoked: Vec<(String, u64)> = sessions
+            .into_iter()
+            .map(|s| (s.id, s.access_exp + EXP_LEEWAY_SECS))
+            .collect();
+        // The presenting session is among them (its token passed `exp`); this covers a token
+        // whose `exp` the store has not seen (it cannot be later, but costs nothing to be sure).
+        match revoked.iter_mut().find(|(sid, _)| *sid == claims.sid) {
+            Some((_, until)) => *until = (*until).max(claims.exp + EXP_LEEWAY_SECS),
+            None => revoked.push((claims.sid.clone(), claims.exp + EXP_LEEWAY_SECS)),
+        }
+        if let Some(announcer) = &self.inner.announcer {
+            announcer.announce_all(&revoked).await;
+        }
+        for (sid, until) in &revoked {
+            self.inner.revocations.revoke(sid, *until);
+        }
+        tracing::info!(user = %claims.sub, sessions = revoked.len(), "user deleted");
+        Ok(())
+    }
+
+    /// The user called `username`, for another user to see (no e-mail address). A string that
+    /// is not a valid username names nobody.
+    pub(crate) async fn lookup(&self, username: &str) -> Result<User, AuthError> {
+        if validate::username(username).is_err() {
+            return Err(AuthError::UserNotFound);
+        }
+        self.user_by_username(username)
+            .await?
+            .ok_or(AuthError::UserNotFound)
+    }
+
+    /// Announces a revocation to the other nodes (with Redis), then applies it here (in-memory
+    /// set and broadcast). The caller has persisted it already.
+    async fn revoke_everywhere(&self, sid: &str, until: u64) {
+        if let Some(announcer) = &self.inner.announcer {
+            announcer.announce(sid, until).await;
+        }
+        self.inner.revocations.revoke(sid, until);
     }
 
     /// The user and session of a verified token.

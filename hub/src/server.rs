@@ -37,6 +37,8 @@ struct AuthParts {
     users: Arc<dyn UserDirectory>,
     router: Router,
     revocations: Revocations,
+    /// The Redis revocation follower of a remote-auth node, stopped at shutdown.
+    follower: Option<tokio::task::JoinHandle<()>>,
 }
 
 /// A remote auth node's user directory, behind the hub's seam.
@@ -73,19 +75,24 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
                 users: Arc::new(auth.clone()),
                 router: auth.router(),
                 revocations: auth.revocations(),
+                follower: None,
             })
         }
         Some(url) => {
             let revocations = Revocations::new();
-            if let Some(redis_url) = &cfg.redis_url {
-                switchboard_auth::redis_feed::follow(
+            let follower = match &cfg.redis_url {
+                Some(redis_url) => Some(switchboard_auth::redis_feed::follow(
                     redis_url,
                     &cfg.redis_prefix,
                     revocations.clone(),
-                );
-            } else {
-                tracing::warn!("--auth-url without --redis-url: logouts cannot reach this node");
-            }
+                )),
+                None => {
+                    tracing::warn!(
+                        "--auth-url without --redis-url: logouts cannot reach this node"
+                    );
+                    None
+                }
+            };
             let keys = Arc::new(RemoteKeys::new(url));
             let issuer = switchboard_auth::config::DEFAULT_ISSUER;
             Ok(AuthParts {
@@ -93,6 +100,7 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
                 users: Arc::new(RemoteUsers(RemoteDirectory::new(url))),
                 router: crate::http::proxy::router(url, timeout),
                 revocations,
+                follower,
             })
         }
     }
@@ -224,5 +232,8 @@ pub async fn run(
         );
     }
     revocation_task.abort();
+    if let Some(follower) = &auth.follower {
+        follower.abort();
+    }
     Ok(())
 }

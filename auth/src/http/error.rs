@@ -1,6 +1,6 @@
 //! [`AuthError`] as an HTTP answer: status from [`ErrorCode::http_status`], body
-//! [`ErrorBody`]. Internal errors are logged with their cause chain and answered with a
-//! generic message; details never reach the client.
+//! [`ErrorBody`]. Internal and unavailable errors are logged with their cause chain and
+//! answered with a generic message; details never reach the client.
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,6 +16,9 @@ impl IntoResponse for AuthError {
         let message = if code == ErrorCode::Internal {
             tracing::error!(error = %chain(&self), "auth request failed");
             "internal error".to_owned()
+        } else if code == ErrorCode::Unavailable {
+            tracing::error!(error = %chain(&self), "auth request failed: dependency unavailable");
+            "temporarily unavailable; retry later".to_owned()
         } else {
             tracing::debug!(error = %chain(&self), %code, "auth request refused");
             self.to_string()

@@ -18,7 +18,8 @@ pub(crate) fn router(auth: Auth) -> Router {
         .route("/v1/auth/login", post(routes::login))
         .route("/v1/auth/refresh", post(routes::refresh))
         .route("/v1/auth/logout", post(routes::logout))
-        .route("/v1/auth/me", get(routes::me))
+        .route("/v1/auth/me", get(routes::me).delete(routes::delete_me))
+        .route("/v1/users/{username}", get(routes::user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .with_state(auth)
 }

@@ -1,6 +1,6 @@
 //! Route handlers: parse, call the service, answer. No rules live here.
 
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
@@ -52,6 +52,26 @@ pub(super) async fn me(
     Bearer(claims): Bearer,
 ) -> Result<Json<MeResponse>, AuthError> {
     Ok(Json(auth.me(&claims).await?))
+}
+
+/// `DELETE /v1/auth/me` (Bearer) → 204; the user is deleted and all their sessions revoked.
+pub(super) async fn delete_me(
+    State(auth): State<Auth>,
+    Bearer(claims): Bearer,
+) -> Result<StatusCode, AuthError> {
+    auth.delete_me(&claims).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /v1/users/{username}` (Bearer) → 200 `{user}` without e-mail, or 404 `user_not_found`.
+pub(super) async fn user(
+    State(auth): State<Auth>,
+    Bearer(_): Bearer,
+    Path(username): Path<String>,
+) -> Result<Json<RegisterResponse>, AuthError> {
+    let user = auth.lookup(&username).await?;
+    // `{user}` is the body registration answers with; the protocol has one type for it.
+    Ok(Json(RegisterResponse { user }))
 }
 
 /// `GET /.well-known/jwks.json` → the public signing keys.

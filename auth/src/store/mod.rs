@@ -1,15 +1,34 @@
-//! [`AuthStore`]: persistence of users, sessions and refresh tokens. [`SqliteStore`] now; a
-//! PostgreSQL implementation comes with the multi-node setup.
+//! [`AuthStore`]: persistence of users, sessions and refresh tokens. [`SqliteStore`] (embedded,
+//! one file) and [`PgStore`] (PostgreSQL, schema `auth`, shared by every auth node).
 //!
 //! The store keeps no secrets in the clear: passwords as argon2id PHC strings, refresh tokens as
 //! SHA-256 hashes. All times are seconds since the Unix epoch.
+//!
+//! **Deleted users** are tombstones: the row stays with `deleted_at` set and the e-mail address
+//! and password hash wiped, so the username stays reserved (nobody can take over a deleted
+//! user's name and appear as the author of their messages) and the user's revoked sessions
+//! still load at start. Every lookup ([`AuthStore::user_by_username`], [`AuthStore::user_by_id`])
+//! sees live users only.
 
+mod postgres;
 mod sqlite;
 
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use switchboard_protocol::rest::User;
+
+/// Times are u64 in Rust and 64-bit signed integers in both databases; they stay far below
+/// `i64::MAX`.
+fn to_sql(t: u64) -> i64 {
+    i64::try_from(t).unwrap_or(i64::MAX)
+}
+
+/// A stored time back as u64; a negative value means the row was written by something else.
+fn from_sql(t: i64, column: &'static str) -> Result<u64, StoreError> {
+    u64::try_from(t).map_err(|_| StoreError::Corrupt { column })
+}
 
 /// A stored user, including its password hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -134,8 +153,9 @@ pub trait AuthStore: Send + Sync + 'static {
     /// The user with this id.
     async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError>;
 
-    /// Creates a session with its first refresh token.
-    async fn create_session(&self, session: NewSession) -> Result<(), StoreError>;
+    /// Creates a session with its first refresh token. Returns `false`, storing nothing, when
+    /// the user no longer exists (deleted while logging in).
+    async fn create_session(&self, session: NewSession) -> Result<bool, StoreError>;
 
     /// Spends a refresh token and stores its replacement, or detects reuse (see
     /// [`RotateOutcome`]).
@@ -148,14 +168,44 @@ pub trait AuthStore: Send + Sync + 'static {
 
     /// Revoked sessions whose latest access-token `exp` is after `exp_after`.
     async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError>;
+
+    /// Deletes a live user: leaves the tombstone described in the module docs, revokes every
+    /// session of theirs and drops their refresh tokens, in one transaction. Returns the user's
+    /// sessions whose latest access-token `exp` is after `exp_after` (those whose tokens may
+    /// still pass verification, so the caller must revoke them in memory), or `None` if there
+    /// is no live user with this id.
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        now: u64,
+        exp_after: u64,
+    ) -> Result<Option<Vec<RevokedSession>>, StoreError>;
 }
 
-/// A storage failure. Always an internal error to the client.
+/// A storage failure: `unavailable` to the client when the database cannot be reached
+/// ([`StoreError::is_unavailable`]), otherwise an internal error.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// SQLite failed.
     #[error("sqlite")]
     Sqlite(#[from] rusqlite::Error),
+    /// PostgreSQL failed (or the URL is malformed).
+    #[error("postgres")]
+    Postgres(#[from] tokio_postgres::Error),
+    /// No PostgreSQL connection could be had within the pool's timeouts.
+    #[error("postgres connection pool")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The PostgreSQL pool could not be built from the URL.
+    #[error("cannot create the postgres connection pool")]
+    CreatePool(#[from] deadpool_postgres::CreatePoolError),
+    /// The database was migrated by a newer release than this one: refuse to touch it.
+    #[error("database schema version {found} is newer than this binary's {known}")]
+    SchemaTooNew {
+        /// The version recorded in the database.
+        found: i64,
+        /// The newest version this binary knows.
+        known: i64,
+    },
     /// The blocking task running the query panicked.
     #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -165,4 +215,17 @@ pub enum StoreError {
         /// The column.
         column: &'static str,
     },
+}
+
+impl StoreError {
+    /// Whether the database is unreachable right now (rather than the request or the data
+    /// being at fault): a connection could not be had, or it broke mid-query. The client may
+    /// retry.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Postgres(e) => e.is_closed(),
+            _ => false,
+        }
+    }
 }

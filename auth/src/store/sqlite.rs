@@ -8,14 +8,15 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension as _, Row, TransactionBehavior};
 
 use super::{
-    AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation, StoreError,
-    UserRecord,
+    from_sql, to_sql, AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation,
+    StoreError, UserRecord,
 };
 
 /// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/auth/sqlite/0001_init.sql"
-)];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../../../migrations/auth/sqlite/0001_init.sql"),
+    include_str!("../../../migrations/auth/sqlite/0002_user_deletion.sql"),
+];
 
 /// How long a statement waits for a lock held by another connection to the same file (another
 /// process, or a second `Auth` opened on the same directory) before failing.
@@ -89,21 +90,18 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
     let applied: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if applied > MIGRATIONS.len() {
+        return Err(StoreError::SchemaTooNew {
+            found: i64::try_from(applied).unwrap_or(i64::MAX),
+            known: MIGRATIONS.len() as i64,
+        });
+    }
     for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", version + 1)?;
     }
     tx.commit()?;
     Ok(())
-}
-
-/// Times are u64 in Rust and INTEGER (i64) in SQLite; they stay far below `i64::MAX`.
-fn to_sql(t: u64) -> i64 {
-    i64::try_from(t).unwrap_or(i64::MAX)
-}
-
-fn from_sql(t: i64, column: &'static str) -> Result<u64, StoreError> {
-    u64::try_from(t).map_err(|_| StoreError::Corrupt { column })
 }
 
 const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at";
@@ -127,7 +125,8 @@ fn user_where(
     condition: &str,
     value: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
-    let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} = ?1");
+    let sql =
+        format!("SELECT {USER_COLUMNS} FROM users WHERE {condition} = ?1 AND deleted_at IS NULL");
     let found = conn
         .prepare_cached(&sql)?
         .query_row([value], user_from_row)
@@ -176,9 +175,12 @@ impl AuthStore for SqliteStore {
         self.call(move |conn| user_where(conn, "id", &id)).await
     }
 
-    async fn create_session(&self, s: NewSession) -> Result<(), StoreError> {
+    async fn create_session(&self, s: NewSession) -> Result<bool, StoreError> {
         self.call(move |conn| {
             let tx = conn.transaction()?;
+            if user_where(&tx, "id", &s.user_id)?.is_none() {
+                return Ok(false);
+            }
             tx.execute(
                 "INSERT INTO sessions (id, user_id, created_at, access_exp) VALUES (?1, ?2, ?3, ?4)",
                 params![s.id, s.user_id, to_sql(s.created_at), to_sql(s.access_exp)],
@@ -194,7 +196,7 @@ impl AuthStore for SqliteStore {
                 ],
             )?;
             tx.commit()?;
-            Ok(())
+            Ok(true)
         })
         .await
     }
@@ -246,9 +248,10 @@ impl AuthStore for SqliteStore {
                 "UPDATE sessions SET access_exp = max(access_exp, ?1) WHERE id = ?2",
                 params![to_sql(r.access_exp), session_id],
             )?;
-            let user = user_where(&tx, "id", &user_id)?.ok_or(StoreError::Corrupt {
-                column: "sessions.user_id",
-            })?;
+            // Deletion revokes the sessions first, so this is only a belt and braces check.
+            let Some(user) = user_where(&tx, "id", &user_id)? else {
+                return Ok(RotateOutcome::Rejected);
+            };
             tx.commit()?;
             Ok(RotateOutcome::Rotated(user))
         })
@@ -258,6 +261,17 @@ impl AuthStore for SqliteStore {
     async fn revoke_session(&self, session_id: &str, now: u64) -> Result<Option<u64>, StoreError> {
         let session_id = session_id.to_owned();
         self.call(move |conn| revoke(conn, &session_id, now)).await
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        now: u64,
+        exp_after: u64,
+    ) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+        let user_id = user_id.to_owned();
+        self.call(move |conn| delete_user(conn, &user_id, now, exp_after))
+            .await
     }
 
     async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError> {
@@ -280,6 +294,49 @@ impl AuthStore for SqliteStore {
         })
         .await
     }
+}
+
+/// See [`AuthStore::delete_user`].
+fn delete_user(
+    conn: &mut Connection,
+    user_id: &str,
+    now: u64,
+    exp_after: u64,
+) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let deleted = tx.execute(
+        "UPDATE users SET deleted_at = ?1, email = '', password_hash = ''
+         WHERE id = ?2 AND deleted_at IS NULL",
+        params![to_sql(now), user_id],
+    )?;
+    if deleted == 0 {
+        return Ok(None);
+    }
+    tx.execute(
+        "DELETE FROM refresh_tokens
+         WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
+        [user_id],
+    )?;
+    let sessions = {
+        let mut stmt = tx.prepare(
+            "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?1)
+             WHERE user_id = ?2 RETURNING id, access_exp",
+        )?;
+        let rows = stmt.query_map(params![to_sql(now), user_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        let mut live = Vec::new();
+        for row in rows {
+            let (id, access_exp) = row?;
+            let access_exp = from_sql(access_exp, "sessions.access_exp")?;
+            if access_exp > exp_after {
+                live.push(RevokedSession { id, access_exp });
+            }
+        }
+        live
+    };
+    tx.commit()?;
+    Ok(Some(sessions))
 }
 
 /// Marks a session revoked (keeping an earlier revocation time) and returns its `access_exp`.

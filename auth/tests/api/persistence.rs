@@ -3,11 +3,10 @@
 use axum::http::StatusCode;
 use switchboard_auth::TokenError;
 
-use crate::support::{assert_error, claims_of, Harness};
+use crate::support::{assert_error, claims_of, Backend, Harness};
 
-#[tokio::test]
-async fn users_keys_sessions_and_revocations_survive_a_reopen() {
-    let h = Harness::new().await;
+async fn users_keys_sessions_and_revocations_survive_a_reopen(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let kept = h.login("alice").await;
     let logged_out = h.login("alice").await;
@@ -54,10 +53,15 @@ async fn users_keys_sessions_and_revocations_survive_a_reopen() {
     assert_error(&resp, StatusCode::CONFLICT, "username_taken");
 }
 
-#[tokio::test]
-async fn open_creates_the_files() {
-    let h = Harness::new().await;
-    let data = h.dir.path().join("data");
-    assert!(data.join("auth.db").is_file());
+async fn open_creates_the_files(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let data = h.env.data_dir();
     assert!(data.join("signing-key.pem").is_file());
+    // Users and sessions are in the database, not in the data directory.
+    assert_eq!(data.join("auth.db").is_file(), backend == Backend::Sqlite);
 }
+
+backend_tests!(
+    users_keys_sessions_and_revocations_survive_a_reopen,
+    open_creates_the_files,
+);

@@ -4,11 +4,10 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use serde_json::json;
 
-use crate::support::{assert_error, Harness, PASSWORD};
+use crate::support::{assert_error, Backend, Harness, PASSWORD};
 
-#[tokio::test]
-async fn register_returns_201_with_the_user() {
-    let h = Harness::new().await;
+async fn register_returns_201_with_the_user(backend: Backend) {
+    let h = Harness::new(backend).await;
     let body = h.register("alice").await;
     let user = &body["user"];
     assert_eq!(user["username"], "alice");
@@ -19,9 +18,8 @@ async fn register_returns_201_with_the_user() {
     assert!(body.get("password").is_none() && user.get("password_hash").is_none());
 }
 
-#[tokio::test]
-async fn register_enforces_every_rule_with_bad_request() {
-    let h = Harness::new().await;
+async fn register_enforces_every_rule_with_bad_request(backend: Backend) {
+    let h = Harness::new(backend).await;
     let long_name = "a".repeat(33);
     let long_password = "p".repeat(1025);
     let cases = [
@@ -55,9 +53,8 @@ async fn register_enforces_every_rule_with_bad_request() {
     assert_eq!(h.auth.user_by_username("alice").await.unwrap(), None);
 }
 
-#[tokio::test]
-async fn duplicate_username_is_409_username_taken() {
-    let h = Harness::new().await;
+async fn duplicate_username_is_409_username_taken(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let resp = h
         .post(
@@ -68,9 +65,8 @@ async fn duplicate_username_is_409_username_taken() {
     assert_error(&resp, StatusCode::CONFLICT, "username_taken");
 }
 
-#[tokio::test]
-async fn login_returns_a_token_pair() {
-    let h = Harness::new().await;
+async fn login_returns_a_token_pair(backend: Backend) {
+    let h = Harness::new(backend).await;
     let registered = h.register("alice").await;
     let pair = h.login("alice").await;
     assert_eq!(pair.token_type, "Bearer");
@@ -90,9 +86,8 @@ async fn login_returns_a_token_pair() {
     assert_eq!(claims.exp - claims.iat, 15 * 60);
 }
 
-#[tokio::test]
-async fn wrong_password_and_unknown_user_get_the_same_answer() {
-    let h = Harness::new().await;
+async fn wrong_password_and_unknown_user_get_the_same_answer(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let wrong_password = h
         .post(
@@ -122,9 +117,8 @@ async fn wrong_password_and_unknown_user_get_the_same_answer() {
     assert_eq!(wrong_password.json, too_long.json);
 }
 
-#[tokio::test]
-async fn malformed_bodies_are_400_bad_request_json() {
-    let h = Harness::new().await;
+async fn malformed_bodies_are_400_bad_request_json(backend: Backend) {
+    let h = Harness::new(backend).await;
     let bodies = [
         "{not json",
         "",
@@ -149,9 +143,8 @@ async fn malformed_bodies_are_400_bad_request_json() {
     assert_error(&h.send(req).await, StatusCode::BAD_REQUEST, "bad_request");
 }
 
-#[tokio::test]
-async fn user_by_username_hides_the_email() {
-    let h = Harness::new().await;
+async fn user_by_username_hides_the_email(backend: Backend) {
+    let h = Harness::new(backend).await;
     let registered = h.register("alice").await;
     let user = h.auth.user_by_username("alice").await.unwrap().unwrap();
     assert_eq!(user.id, registered["user"]["id"]);
@@ -160,3 +153,13 @@ async fn user_by_username_hides_the_email() {
     assert_eq!(user.email, None);
     assert_eq!(h.auth.user_by_username("bob").await.unwrap(), None);
 }
+
+backend_tests!(
+    register_returns_201_with_the_user,
+    register_enforces_every_rule_with_bad_request,
+    duplicate_username_is_409_username_taken,
+    login_returns_a_token_pair,
+    wrong_password_and_unknown_user_get_the_same_answer,
+    malformed_bodies_are_400_bad_request_json,
+    user_by_username_hides_the_email,
+);

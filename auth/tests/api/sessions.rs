@@ -5,26 +5,16 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use switchboard_auth::TokenError;
 use switchboard_protocol::rest::TokenPair;
-use tokio::sync::broadcast;
 
-use crate::support::{assert_error, Harness};
-
-/// The next revocation message, failing the test if none comes promptly.
-async fn next_revocation(rx: &mut broadcast::Receiver<String>) -> String {
-    tokio::time::timeout(Duration::from_secs(5), rx.recv())
-        .await
-        .expect("a revocation is broadcast")
-        .unwrap()
-}
+use crate::support::{assert_error, next_revocation, Backend, Harness};
 
 fn pair(resp: crate::support::Resp) -> TokenPair {
     assert_eq!(resp.status, StatusCode::OK, "{}", resp.json);
     serde_json::from_value(resp.json).unwrap()
 }
 
-#[tokio::test]
-async fn me_returns_the_user_and_session() {
-    let h = Harness::new().await;
+async fn me_returns_the_user_and_session(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let login = h.login("alice").await;
     let resp = h.me(&login.access_token).await;
@@ -35,9 +25,8 @@ async fn me_returns_the_user_and_session() {
     assert_eq!(resp.json["session"], sid);
 }
 
-#[tokio::test]
-async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
-    let h = Harness::new().await;
+async fn refresh_rotates_and_reuse_revokes_the_whole_session(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let mut revoked = h.auth.subscribe_revocations();
     let first = h.login("alice").await;
@@ -83,9 +72,8 @@ async fn refresh_rotates_and_reuse_revokes_the_whole_session() {
     assert_eq!(h.refresh(&other.refresh_token).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn concurrent_refreshes_with_one_token_cannot_both_win() {
-    let h = Harness::new().await;
+async fn concurrent_refreshes_with_one_token_cannot_both_win(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let login = h.login("alice").await;
     let (a, b) = tokio::join!(
@@ -103,9 +91,8 @@ async fn concurrent_refreshes_with_one_token_cannot_both_win() {
     );
 }
 
-#[tokio::test]
-async fn garbage_refresh_tokens_are_401_and_revoke_nothing() {
-    let h = Harness::new().await;
+async fn garbage_refresh_tokens_are_401_and_revoke_nothing(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let login = h.login("alice").await;
     let sid = login.refresh_token.split_once('.').unwrap().0;
@@ -122,9 +109,8 @@ async fn garbage_refresh_tokens_are_401_and_revoke_nothing() {
     assert_eq!(h.refresh(&login.refresh_token).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn logout_revokes_the_session_and_broadcasts() {
-    let h = Harness::new().await;
+async fn logout_revokes_the_session_and_broadcasts(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let mut revoked = h.auth.subscribe_revocations();
     let login = h.login("alice").await;
@@ -155,9 +141,8 @@ async fn logout_revokes_the_session_and_broadcasts() {
     assert!(revoked.try_recv().is_err(), "no second broadcast");
 }
 
-#[tokio::test]
-async fn logout_and_me_need_a_bearer_token() {
-    let h = Harness::new().await;
+async fn logout_and_me_need_a_bearer_token(backend: Backend) {
+    let h = Harness::new(backend).await;
     let logout = h.request("POST", "/v1/auth/logout", None, None).await;
     assert_error(&logout, StatusCode::UNAUTHORIZED, "unauthorized");
     assert_eq!(logout.headers["www-authenticate"], "Bearer");
@@ -165,9 +150,8 @@ async fn logout_and_me_need_a_bearer_token() {
     assert_error(&me, StatusCode::UNAUTHORIZED, "unauthorized");
 }
 
-#[tokio::test]
-async fn an_expired_refresh_token_is_refused_without_revoking() {
-    let h = Harness::with_config(|cfg| cfg.refresh_ttl = Duration::ZERO).await;
+async fn an_expired_refresh_token_is_refused_without_revoking(backend: Backend) {
+    let h = Harness::with_config(backend, |cfg| cfg.refresh_ttl = Duration::ZERO).await;
     h.register("alice").await;
     let login = h.login("alice").await;
     assert_error(
@@ -178,9 +162,8 @@ async fn an_expired_refresh_token_is_refused_without_revoking() {
     assert_eq!(h.me(&login.access_token).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn issuer_audience_and_ttl_come_from_the_config() {
-    let h = Harness::with_config(|cfg| {
+async fn issuer_audience_and_ttl_come_from_the_config(backend: Backend) {
+    let h = Harness::with_config(backend, |cfg| {
         cfg.issuer = "https://auth.example".into();
         cfg.audience = "chat".into();
         cfg.access_ttl = Duration::from_secs(60);
@@ -196,3 +179,14 @@ async fn issuer_audience_and_ttl_come_from_the_config() {
     );
     assert_eq!(claims.exp - claims.iat, 60);
 }
+
+backend_tests!(
+    me_returns_the_user_and_session,
+    refresh_rotates_and_reuse_revokes_the_whole_session,
+    concurrent_refreshes_with_one_token_cannot_both_win,
+    garbage_refresh_tokens_are_401_and_revoke_nothing,
+    logout_revokes_the_session_and_broadcasts,
+    logout_and_me_need_a_bearer_token,
+    an_expired_refresh_token_is_refused_without_revoking,
+    issuer_audience_and_ttl_come_from_the_config,
+);

@@ -8,11 +8,11 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde_json::{json, Value};
 use switchboard_auth::{Claims, LocalKeys, TokenError};
 
-use crate::support::{assert_error, claims_of, Harness};
+use crate::support::{assert_error, claims_of, Backend, Harness};
 
 /// A logged-in harness and the claims of a genuine token, to tweak.
-async fn setup() -> (Harness, Claims) {
-    let h = Harness::new().await;
+async fn setup(backend: Backend) -> (Harness, Claims) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let login = h.login("alice").await;
     let claims = claims_of(&h.auth, &login.access_token).await;
@@ -40,16 +40,14 @@ async fn assert_refused(h: &Harness, token: &str, why: &str, is_expected: fn(&To
     assert!(is_expected(&err), "{why}: got {err:?}");
 }
 
-#[tokio::test]
-async fn a_genuine_token_signed_by_the_key_file_is_accepted() {
-    let (h, claims) = setup().await;
+async fn a_genuine_token_signed_by_the_key_file_is_accepted(backend: Backend) {
+    let (h, claims) = setup(backend).await;
     let token = h.keys().sign(&claims).unwrap();
     assert_eq!(h.me(&token).await.status, StatusCode::OK);
 }
 
-#[tokio::test]
-async fn tokens_with_bad_claims_are_refused() {
-    let (h, claims) = setup().await;
+async fn tokens_with_bad_claims_are_refused(backend: Backend) {
+    let (h, claims) = setup(backend).await;
     let keys = h.keys();
     let expired = Claims {
         iat: now() - 7200,
@@ -88,9 +86,8 @@ async fn tokens_with_bad_claims_are_refused() {
     }
 }
 
-#[tokio::test]
-async fn forged_and_malformed_tokens_are_refused() {
-    let (h, claims) = setup().await;
+async fn forged_and_malformed_tokens_are_refused(backend: Backend) {
+    let (h, claims) = setup(backend).await;
     let real = h.keys();
 
     for garbage in ["garbage", "a.b.c", "", "Bearer"] {
@@ -165,9 +162,8 @@ async fn forged_and_malformed_tokens_are_refused() {
     .await;
 }
 
-#[tokio::test]
-async fn jwks_lists_the_key_and_its_x_verifies_tokens() {
-    let h = Harness::new().await;
+async fn jwks_lists_the_key_and_its_x_verifies_tokens(backend: Backend) {
+    let h = Harness::new(backend).await;
     h.register("alice").await;
     let login = h.login("alice").await;
 
@@ -192,3 +188,10 @@ async fn jwks_lists_the_key_and_its_x_verifies_tokens() {
     let data = jsonwebtoken::decode::<Claims>(&login.access_token, &decoding, &validation).unwrap();
     assert_eq!(data.claims.name, "alice");
 }
+
+backend_tests!(
+    a_genuine_token_signed_by_the_key_file_is_accepted,
+    tokens_with_bad_claims_are_refused,
+    forged_and_malformed_tokens_are_refused,
+    jwks_lists_the_key_and_its_x_verifies_tokens,
+);

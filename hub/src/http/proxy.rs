@@ -1,4 +1,4 @@
-//! Forwards `/v1/auth/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
+//! Forwards `/v1/auth/*`, `/v1/users/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
 //! a TCP load balancer see one origin. Bodies are small JSON; they are buffered, not streamed.
 
 use axum::body::{to_bytes, Body};
@@ -32,6 +32,7 @@ pub fn router(base: &str, timeout: std::time::Duration) -> Router {
     };
     Router::new()
         .route("/v1/auth/{*rest}", any(forward))
+        .route("/v1/users/{username}", any(forward))
         .route("/.well-known/jwks.json", any(forward))
         .with_state(up)
 }

@@ -1,4 +1,8 @@
-//! Test harness: an `Auth` on a temp dir and helpers to call its routes.
+//! Test harness: an `Auth` on a temp dir (SQLite) or a fresh PostgreSQL database, optionally
+//! with a Redis key prefix of its own, and helpers to call its routes.
+
+pub mod node;
+pub mod services;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -13,13 +17,61 @@ use switchboard_protocol::rest::TokenPair;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
+pub use services::{RedisPrefix, TestDb};
+
 /// Password used by `register`.
 pub const PASSWORD: &str = "correct horse battery";
 
+/// Where users and sessions are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// What a harness keeps across [`Harness::reopen`]: the data directory, the database and the
+/// Redis prefix. Dropping it drops the database and deletes the Redis keys.
+pub struct Env {
+    pub dir: TempDir,
+    pub db: Option<TestDb>,
+    pub redis: Option<RedisPrefix>,
+}
+
+impl Env {
+    pub async fn new(backend: Backend, redis: bool) -> Self {
+        Self {
+            dir: tempfile::tempdir().unwrap(),
+            db: match backend {
+                Backend::Sqlite => None,
+                Backend::Postgres => Some(TestDb::create().await),
+            },
+            redis: redis.then(RedisPrefix::new),
+        }
+    }
+
+    /// The data directory given to `Auth` (does not exist until the first open).
+    pub fn data_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The default configuration on this environment.
+    pub fn config(&self) -> AuthConfig {
+        let mut cfg = AuthConfig::new(self.data_dir());
+        cfg.database_url = self.db.as_ref().map(|db| db.url.clone());
+        if let Some(prefix) = &self.redis {
+            cfg.redis_url = Some(services::REDIS_URL.to_owned());
+            cfg.redis_prefix = prefix.0.clone();
+        }
+        cfg
+    }
+}
+
+// Field order matters: `auth` (and its database pool) is dropped before `env` drops the
+// database.
 pub struct Harness {
     pub auth: Auth,
     app: Router,
-    pub dir: TempDir,
+    pub env: Env,
 }
 
 pub struct Resp {
@@ -29,33 +81,35 @@ pub struct Resp {
 }
 
 impl Harness {
-    pub async fn new() -> Self {
-        Self::open(tempfile::tempdir().unwrap()).await
+    pub async fn new(backend: Backend) -> Self {
+        Self::open(Env::new(backend, false).await, |_| {}).await
     }
 
-    pub async fn open(dir: TempDir) -> Self {
-        Self::open_with(dir, |_| {}).await
+    /// A harness whose revocations also go to Redis, under a prefix of its own.
+    pub async fn with_redis(backend: Backend) -> Self {
+        Self::open(Env::new(backend, true).await, |_| {}).await
     }
 
     /// A harness whose config is the default changed by `tweak`.
-    pub async fn with_config(tweak: impl FnOnce(&mut AuthConfig)) -> Self {
-        Self::open_with(tempfile::tempdir().unwrap(), tweak).await
+    pub async fn with_config(backend: Backend, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        Self::open(Env::new(backend, false).await, tweak).await
     }
 
-    async fn open_with(dir: TempDir, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
-        // A subdirectory that does not exist yet: `open` must create it.
-        let mut cfg = AuthConfig::new(dir.path().join("data"));
+    pub async fn open(env: Env, tweak: impl FnOnce(&mut AuthConfig)) -> Self {
+        // The data directory does not exist yet on first open: `open` must create it.
+        let mut cfg = env.config();
         tweak(&mut cfg);
         let auth = Auth::open(cfg).await.unwrap();
         let app = auth.router();
-        Self { auth, app, dir }
+        Self { auth, app, env }
     }
 
-    /// Drops this instance (closing the database) and opens a new one on the same directory.
+    /// Drops this instance (closing the database) and opens a new one on the same directory,
+    /// database and Redis prefix.
     pub async fn reopen(self) -> Self {
-        let Self { auth, app, dir } = self;
+        let Self { auth, app, env } = self;
         drop((auth, app));
-        Self::open(dir).await
+        Self::open(env, |_| {}).await
     }
 
     pub async fn request(
@@ -136,6 +190,14 @@ impl Harness {
         .await
     }
 
+    /// Registers and logs in `username`; returns the token pair and its session id.
+    pub async fn user(&self, username: &str) -> (TokenPair, String) {
+        self.register(username).await;
+        let pair = self.login(username).await;
+        let sid = sid_of(&pair);
+        (pair, sid)
+    }
+
     pub async fn me(&self, access_token: &str) -> Resp {
         self.request("GET", "/v1/auth/me", Some(access_token), None)
             .await
@@ -143,13 +205,12 @@ impl Harness {
 
     /// The service's own signing key, loaded from its file.
     pub fn keys(&self) -> LocalKeys {
-        LocalKeys::load_or_generate(&self.dir.path().join("data")).unwrap()
+        LocalKeys::load_or_generate(&self.env.data_dir()).unwrap()
     }
 
     /// The service's signing key as a jsonwebtoken key, to sign arbitrary JSON claims.
     pub fn encoding_key(&self) -> EncodingKey {
-        let pem =
-            std::fs::read_to_string(self.dir.path().join("data").join(SIGNING_KEY_FILE)).unwrap();
+        let pem = std::fs::read_to_string(self.env.data_dir().join(SIGNING_KEY_FILE)).unwrap();
         let key = ed25519_dalek::SigningKey::from_pkcs8_pem(&pem).unwrap();
         EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes())
     }
@@ -160,6 +221,23 @@ impl Harness {
         header.kid = Some(self.keys().kid().to_owned());
         jsonwebtoken::encode(&header, claims, &self.encoding_key()).unwrap()
     }
+}
+
+/// The session id of a token pair (the part of the refresh token before the dot).
+pub fn sid_of(pair: &TokenPair) -> String {
+    pair.refresh_token.split_once('.').unwrap().0.to_owned()
+}
+
+/// `fut`, failing the test if it does not finish within 10 seconds.
+pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(std::time::Duration::from_secs(10), fut)
+        .await
+        .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// The next session id announced on `rx`, failing the test if none comes within 10 seconds.
+pub async fn next_revocation(rx: &mut tokio::sync::broadcast::Receiver<String>) -> String {
+    within("a revocation", rx.recv()).await.unwrap()
 }
 
 /// The claims of a token this service issued (verified).

@@ -1,0 +1,384 @@
+//! [`PgStore`]: the shared [`AuthStore`] on PostgreSQL (deadpool-postgres), tables in schema
+//! `auth`, so that every auth node (and every hub with in-process auth) uses the same users and
+//! sessions, and the auth tables can live in the hub's database without clashing with it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{
+    GenericClient, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
+};
+use tokio_postgres::NoTls;
+
+use super::{
+    from_sql, to_sql, AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation,
+    StoreError, UserRecord,
+};
+
+/// Schema migrations in order; a migration's version is its position plus one, recorded in
+/// `auth.schema_migrations`.
+const MIGRATIONS: &[&str] = &[include_str!(
+    "../../../migrations/auth/postgres/0001_init.sql"
+)];
+
+/// Key of the transaction-level advisory lock held while migrating: `SBAUTHM1` in ASCII. It
+/// serialises auth nodes (and hubs with in-process auth) that start together on a fresh
+/// database. It must differ from the hub's migration lock key, or an auth node and a hub node
+/// sharing a database would wait on each other for no reason.
+pub const MIGRATION_LOCK_KEY: i64 = 0x5342_4155_5448_4D31;
+
+/// Most connections per pool. Auth queries are short (token verification never touches the
+/// database), so a few connections serve many logins; the argon2 semaphore is the real bound.
+const POOL_SIZE: usize = 8;
+
+/// How long a query waits for a connection (and a new connection for the server) before it
+/// fails with [`StoreError::Pool`], which the client sees as `503 unavailable`.
+const POOL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// PostgreSQL-backed [`AuthStore`].
+///
+/// **Atomicity:** every method runs in one transaction. Where two requests can race on the
+/// same rows, the locks are taken in one order (user, then refresh token, then session):
+/// [`AuthStore::rotate_refresh`] locks the presented token `FOR UPDATE` before touching the
+/// session, so of two concurrent refreshes with one token exactly one rotates and the other
+/// sees a spent token; [`AuthStore::create_session`] takes `FOR SHARE` on the user row, so a
+/// login racing an account deletion either finishes first (and its session is revoked by the
+/// deletion) or sees the user gone.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PgStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgStore")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+impl PgStore {
+    /// Connects to `url` (`postgres://user@host:port/db`), applies pending migrations under the
+    /// advisory lock [`MIGRATION_LOCK_KEY`], and drops expired refresh tokens.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the URL is malformed, the server cannot be reached, a migration fails,
+    /// or the schema is newer than this binary knows ([`StoreError::SchemaTooNew`]).
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let mut pool_cfg = PoolConfig::new(POOL_SIZE);
+        pool_cfg.timeouts = Timeouts {
+            wait: Some(POOL_TIMEOUT),
+            create: Some(POOL_TIMEOUT),
+            recycle: Some(POOL_TIMEOUT),
+        };
+        let cfg = deadpool_postgres::Config {
+            url: Some(url.to_owned()),
+            manager: Some(ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            }),
+            pool: Some(pool_cfg),
+            ..deadpool_postgres::Config::default()
+        };
+        let store = Self {
+            pool: cfg.create_pool(Some(Runtime::Tokio1), NoTls)?,
+        };
+        store.migrate().await?;
+        store
+            .pool
+            .get()
+            .await?
+            .execute(
+                "DELETE FROM auth.refresh_tokens WHERE expires_at < $1",
+                &[&to_sql(crate::unix_now())],
+            )
+            .await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
+            .await?;
+        tx.batch_execute(
+            "CREATE SCHEMA IF NOT EXISTS auth;
+             CREATE TABLE IF NOT EXISTS auth.schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             );",
+        )
+        .await?;
+        let current: i64 = tx
+            .query_one(
+                "SELECT coalesce(max(version), 0) FROM auth.schema_migrations",
+                &[],
+            )
+            .await?
+            .get(0);
+        let known = MIGRATIONS.len() as i64;
+        if current > known {
+            return Err(StoreError::SchemaTooNew {
+                found: current,
+                known,
+            });
+        }
+        for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(current as usize) {
+            tx.batch_execute(sql).await?;
+            tx.execute(
+                "INSERT INTO auth.schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&version, &to_sql(crate::unix_now())],
+            )
+            .await?;
+            tracing::info!(version, "applied auth migration");
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+/// The live user whose `column` equals `value`; `lock` is appended to the query (e.g.
+/// `FOR SHARE`).
+async fn user_where(
+    client: &impl GenericClient,
+    column: &str,
+    value: &str,
+    lock: &str,
+) -> Result<Option<UserRecord>, StoreError> {
+    let sql = format!(
+        "SELECT id, username, email, role, password_hash, created_at FROM auth.users
+         WHERE {column} = $1 AND deleted_at IS NULL {lock}"
+    );
+    let stmt = client.prepare_cached(&sql).await?;
+    let Some(row) = client.query_opt(&stmt, &[&value]).await? else {
+        return Ok(None);
+    };
+    Ok(Some(UserRecord {
+        id: row.get(0),
+        username: row.get(1),
+        email: row.get(2),
+        role: row.get(3),
+        password_hash: row.get(4),
+        created_at: from_sql(row.get(5), "users.created_at")?,
+    }))
+}
+
+/// Marks a session revoked (keeping an earlier revocation time) and returns its `access_exp`.
+async fn revoke(
+    client: &impl GenericClient,
+    session_id: &str,
+    now: u64,
+) -> Result<Option<u64>, StoreError> {
+    let row = client
+        .query_opt(
+            "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $1) WHERE id = $2
+             RETURNING access_exp",
+            &[&to_sql(now), &session_id],
+        )
+        .await?;
+    row.map(|r| from_sql(r.get(0), "sessions.access_exp"))
+        .transpose()
+}
+
+#[async_trait]
+impl AuthStore for PgStore {
+    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError> {
+        let inserted = self
+            .pool
+            .get()
+            .await?
+            .execute(
+                "INSERT INTO auth.users (id, username, email, role, password_hash, created_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING",
+                &[
+                    &user.id,
+                    &user.username,
+                    &user.email,
+                    &user.role,
+                    &user.password_hash,
+                    &to_sql(user.created_at),
+                ],
+            )
+            .await?;
+        Ok(if inserted == 1 {
+            CreateUser::Created
+        } else {
+            CreateUser::UsernameTaken
+        })
+    }
+
+    async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {
+        user_where(&self.pool.get().await?, "username", username, "").await
+    }
+
+    async fn user_by_id(&self, id: &str) -> Result<Option<UserRecord>, StoreError> {
+        user_where(&self.pool.get().await?, "id", id, "").await
+    }
+
+    async fn create_session(&self, s: NewSession) -> Result<bool, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if user_where(&tx, "id", &s.user_id, "FOR SHARE")
+            .await?
+            .is_none()
+        {
+            return Ok(false);
+        }
+        tx.execute(
+            "INSERT INTO auth.sessions (id, user_id, created_at, access_exp)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &s.id,
+                &s.user_id,
+                &to_sql(s.created_at),
+                &to_sql(s.access_exp),
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO auth.refresh_tokens (hash, session_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &&s.refresh.hash[..],
+                &s.id,
+                &to_sql(s.created_at),
+                &to_sql(s.refresh.expires_at),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn rotate_refresh(&self, r: Rotation) -> Result<RotateOutcome, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let token = tx
+            .query_opt(
+                "SELECT session_id, expires_at, used_at FROM auth.refresh_tokens
+                 WHERE hash = $1 FOR UPDATE",
+                &[&&r.presented[..]],
+            )
+            .await?;
+        let Some(token) = token else {
+            return Ok(RotateOutcome::Rejected);
+        };
+        let (session_id, expires_at, used_at): (String, i64, Option<i64>) =
+            (token.get(0), token.get(1), token.get(2));
+        if session_id != r.session_id {
+            return Ok(RotateOutcome::Rejected);
+        }
+        if used_at.is_some() {
+            let access_exp = revoke(&tx, &session_id, r.now).await?.unwrap_or(0);
+            tx.commit().await?;
+            return Ok(RotateOutcome::Reused { access_exp });
+        }
+        let session = tx
+            .query_one(
+                "SELECT user_id, revoked_at FROM auth.sessions WHERE id = $1",
+                &[&session_id],
+            )
+            .await?;
+        let (user_id, revoked_at): (String, Option<i64>) = (session.get(0), session.get(1));
+        if revoked_at.is_some() || from_sql(expires_at, "refresh_tokens.expires_at")? <= r.now {
+            return Ok(RotateOutcome::Rejected);
+        }
+        tx.execute(
+            "UPDATE auth.refresh_tokens SET used_at = $1 WHERE hash = $2",
+            &[&to_sql(r.now), &&r.presented[..]],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO auth.refresh_tokens (hash, session_id, created_at, expires_at)
+             VALUES ($1, $2, $3, $4)",
+            &[
+                &&r.next.hash[..],
+                &session_id,
+                &to_sql(r.now),
+                &to_sql(r.next.expires_at),
+            ],
+        )
+        .await?;
+        tx.execute(
+            "UPDATE auth.sessions SET access_exp = greatest(access_exp, $1) WHERE id = $2",
+            &[&to_sql(r.access_exp), &session_id],
+        )
+        .await?;
+        // Deletion revokes the sessions first, so this is only a belt and braces check.
+        let Some(user) = user_where(&tx, "id", &user_id, "").await? else {
+            return Ok(RotateOutcome::Rejected);
+        };
+        tx.commit().await?;
+        Ok(RotateOutcome::Rotated(user))
+    }
+
+    async fn revoke_session(&self, session_id: &str, now: u64) -> Result<Option<u64>, StoreError> {
+        revoke(&self.pool.get().await?, session_id, now).await
+    }
+
+    async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT id, access_exp FROM auth.sessions
+                 WHERE revoked_at IS NOT NULL AND access_exp > $1",
+                &[&to_sql(exp_after)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(RevokedSession {
+                    id: row.get(0),
+                    access_exp: from_sql(row.get(1), "sessions.access_exp")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_user(
+        &self,
+        user_id: &str,
+        now: u64,
+        exp_after: u64,
+    ) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Lock order as documented on the type: user row, then tokens, then sessions.
+        let deleted = tx
+            .execute(
+                "UPDATE auth.users SET deleted_at = $1, email = '', password_hash = ''
+                 WHERE id = $2 AND deleted_at IS NULL",
+                &[&to_sql(now), &user_id],
+            )
+            .await?;
+        if deleted == 0 {
+            return Ok(None);
+        }
+        tx.execute(
+            "DELETE FROM auth.refresh_tokens
+             WHERE session_id IN (SELECT id FROM auth.sessions WHERE user_id = $1)",
+            &[&user_id],
+        )
+        .await?;
+        let rows = tx
+            .query(
+                "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $1)
+                 WHERE user_id = $2 RETURNING id, access_exp",
+                &[&to_sql(now), &user_id],
+            )
+            .await?;
+        let mut live = Vec::new();
+        for row in rows {
+            let access_exp = from_sql(row.get(1), "sessions.access_exp")?;
+            if access_exp > exp_after {
+                live.push(RevokedSession {
+                    id: row.get(0),
+                    access_exp,
+                });
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(live))
+    }
+}

@@ -1,0 +1,185 @@
+//! The auth node: its flags, its routes over HTTP, and the `switchboard-auth` binary.
+//! (Configuration through environment variables is in `tests/node_env.rs`, a process of its
+//! own, because it changes the environment.)
+
+use std::time::Duration;
+
+use clap::Parser as _;
+use reqwest::Method;
+use serde_json::Value;
+use switchboard_auth::node::NodeConfig;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::support::node::{Http, Node};
+use crate::support::services::{RedisPrefix, REDIS_URL};
+use crate::support::{within, TestDb};
+
+#[test]
+fn flags_map_onto_the_auth_config() {
+    let cfg = NodeConfig::try_parse_from([
+        "switchboard-auth",
+        "--listen",
+        "0.0.0.0:9000",
+        "--database-url",
+        "postgres://u:secret@db/sb",
+        "--data-dir",
+        "/var/lib/sb-auth",
+        "--redis-url",
+        "redis://cache:6379",
+        "--redis-prefix",
+        "prod:",
+        "--access-ttl-secs",
+        "60",
+        "--refresh-ttl-secs",
+        "3600",
+        "--issuer",
+        "https://auth.example",
+        "--audience",
+        "chat",
+        "--hash-concurrency",
+        "4",
+    ])
+    .unwrap();
+    assert_eq!(cfg.listen.to_string(), "0.0.0.0:9000");
+    let auth = cfg.auth_config();
+    assert_eq!(auth.data_dir.to_str(), Some("/var/lib/sb-auth"));
+    assert_eq!(
+        auth.database_url.as_deref(),
+        Some("postgres://u:secret@db/sb")
+    );
+    assert_eq!(auth.redis_url.as_deref(), Some("redis://cache:6379"));
+    assert_eq!(auth.redis_prefix, "prod:");
+    assert_eq!(auth.access_ttl, Duration::from_secs(60));
+    assert_eq!(auth.refresh_ttl, Duration::from_secs(3600));
+    assert_eq!(
+        (auth.issuer.as_str(), auth.audience.as_str()),
+        ("https://auth.example", "chat")
+    );
+    assert_eq!(auth.hash_concurrency, 4);
+    // The password never shows in logs.
+    assert!(!format!("{auth:?}").contains("secret"), "{auth:?}");
+
+    let err = NodeConfig::try_parse_from(["switchboard-auth", "--access-ttl-secs", "soon"])
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("--access-ttl-secs"), "{err}");
+}
+
+#[tokio::test]
+async fn a_node_on_postgres_and_redis_serves_the_auth_routes() {
+    let (db, prefix, dir) = (
+        TestDb::create().await,
+        RedisPrefix::new(),
+        tempfile::tempdir().unwrap(),
+    );
+    let node = Node::start(
+        "127.0.0.1:0",
+        &[
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--database-url",
+            &db.url,
+            "--redis-url",
+            REDIS_URL,
+            "--redis-prefix",
+            &prefix.0,
+        ],
+    )
+    .await;
+    let http = Http::new(&node.url);
+
+    assert_eq!(
+        http.call(Method::GET, "/healthz", None, None).await,
+        (200, Value::String("ok".into()))
+    );
+    let (status, body) = http.call(Method::GET, "/v1/nope", None, None).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+    let (status, body) = http.call(Method::PUT, "/v1/auth/me", None, None).await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (405, &"bad_request".into())
+    );
+
+    let alice = http.user("alice").await;
+    let bob = http.user("bob").await;
+    let (status, body) = http
+        .call(
+            Method::GET,
+            "/v1/users/bob",
+            Some(&alice.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["id"], bob.user.id.as_str());
+    let (status, _) = http
+        .call(Method::DELETE, "/v1/auth/me", Some(&bob.access_token), None)
+        .await;
+    assert_eq!(status, 204);
+    let (status, body) = http
+        .call(
+            Method::GET,
+            "/v1/users/bob",
+            Some(&alice.access_token),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &"user_not_found".into())
+    );
+
+    // Users live in the database, in schema `auth`.
+    let users: i64 = db
+        .connect()
+        .await
+        .query_one(
+            "SELECT count(*) FROM auth.users WHERE deleted_at IS NULL",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(users, 1);
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn the_binary_prints_its_address_and_stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-auth"))
+        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let line = within("the listening line", lines.next_line())
+        .await
+        .unwrap()
+        .expect("a line on stdout");
+    let url = line
+        .strip_prefix("switchboard-auth listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"));
+    assert!(
+        url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
+        "{url}"
+    );
+    let (status, _) = Http::new(url)
+        .call(Method::GET, "/healthz", None, None)
+        .await;
+    assert_eq!(status, 200);
+
+    let pid = child.id().unwrap().to_string();
+    let kill = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let status = within("the binary to exit", child.wait()).await.unwrap();
+    assert!(status.success(), "{status:?}");
+}

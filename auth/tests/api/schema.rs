@@ -1,0 +1,118 @@
+//! Migrations: where the tables go, nodes starting together, and refusing a newer schema.
+
+use switchboard_auth::store::StoreError;
+use switchboard_auth::{Auth, AuthError, PgStore, SqliteStore};
+use switchboard_protocol::ErrorCode;
+
+use crate::support::{within, Backend, Env, Harness, TestDb};
+
+#[tokio::test]
+async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
+    let h = Harness::new(Backend::Postgres).await;
+    let db = h.env.db.as_ref().unwrap().connect().await;
+    let tables: Vec<(String, String)> = db
+        .query(
+            "SELECT table_schema, table_name FROM information_schema.tables
+             WHERE table_schema NOT IN ('pg_catalog', 'information_schema')
+             ORDER BY 1, 2",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    let expected: Vec<(String, String)> =
+        ["refresh_tokens", "schema_migrations", "sessions", "users"]
+            .map(|t| ("auth".to_owned(), t.to_owned()))
+            .into();
+    assert_eq!(tables, expected, "nothing outside schema auth");
+    let versions: Vec<i64> = db
+        .query("SELECT version FROM auth.schema_migrations", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, [1]);
+}
+
+#[tokio::test]
+async fn postgres_nodes_starting_together_migrate_once() {
+    let db = TestDb::create().await;
+    let opens = (0..4).map(|_| PgStore::connect(&db.url));
+    for store in within("concurrent opens", futures_util::future::join_all(opens)).await {
+        store.unwrap();
+    }
+    let count: i64 = db
+        .connect()
+        .await
+        .query_one("SELECT count(*) FROM auth.schema_migrations", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(count, 1);
+}
+
+#[tokio::test]
+async fn postgres_refuses_a_newer_schema() {
+    let env = Env::new(Backend::Postgres, false).await;
+    let db = env.db.as_ref().unwrap();
+    PgStore::connect(&db.url).await.unwrap();
+    db.connect()
+        .await
+        .execute(
+            "INSERT INTO auth.schema_migrations (version, applied_at) VALUES (99, 0)",
+            &[],
+        )
+        .await
+        .unwrap();
+    let err = PgStore::connect(&db.url).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                known: 1
+            }
+        ),
+        "{err:?}"
+    );
+    let err = Auth::open(env.config()).await.unwrap_err();
+    assert!(
+        matches!(err, AuthError::Store(StoreError::SchemaTooNew { .. })),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn sqlite_refuses_a_newer_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    SqliteStore::open(&path).await.unwrap();
+    rusqlite::Connection::open(&path)
+        .unwrap()
+        .pragma_update(None, "user_version", 99)
+        .unwrap();
+    let err = SqliteStore::open(&path).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                known: 2
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable() {
+    // Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    let err = PgStore::connect("postgres://postgres@127.0.0.1:1/sb")
+        .await
+        .unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert_eq!(AuthError::Store(err).code(), ErrorCode::Unavailable);
+}

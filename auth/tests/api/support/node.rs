@@ -1,0 +1,124 @@
+//! An auth node served over real HTTP (`switchboard_auth::node::run` on a loopback listener),
+//! and a small HTTP client for it.
+
+use std::net::SocketAddr;
+
+use clap::Parser as _;
+use serde_json::{json, Value};
+use switchboard_auth::node::{self, NodeConfig};
+use switchboard_protocol::rest::TokenPair;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::{within, PASSWORD};
+
+/// A running auth node. [`Node::stop`] shuts it down and waits until its listener is closed.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub url: String,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl Node {
+    /// Starts a node on `listen` (e.g. `127.0.0.1:0`) with these extra flags.
+    pub async fn start(listen: &str, flags: &[&str]) -> Self {
+        let listener = TcpListener::bind(listen).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut args = vec!["switchboard-auth", "--listen", listen];
+        args.extend_from_slice(flags);
+        let mut cfg = NodeConfig::try_parse_from(args).unwrap();
+        // Hermetic: a DATABASE_URL or REDIS_URL in the environment must not change the test.
+        if !flags.contains(&"--database-url") {
+            cfg.database_url = None;
+        }
+        if !flags.contains(&"--redis-url") {
+            cfg.redis_url = None;
+        }
+        let (stop, stopped) = oneshot::channel();
+        let task = tokio::spawn(node::run(listener, cfg, async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            url: format!("http://{addr}"),
+            stop,
+            task,
+        }
+    }
+
+    /// Shuts the node down and waits for it.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        within("the node to stop", self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// An HTTP client for a node.
+pub struct Http {
+    client: reqwest::Client,
+    base: String,
+}
+
+impl Http {
+    pub fn new(base: &str) -> Self {
+        Self {
+            client: reqwest::Client::builder().no_proxy().build().unwrap(),
+            base: base.to_owned(),
+        }
+    }
+
+    /// `(status, JSON body or Null)`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut req = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = bearer {
+            req = req.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        let resp = within("an HTTP answer", req.send()).await.unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        let json = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        (status, json)
+    }
+
+    /// Registers and logs in `username`.
+    pub async fn user(&self, username: &str) -> TokenPair {
+        let post = reqwest::Method::POST;
+        let (status, body) = self
+            .call(
+                post.clone(),
+                "/v1/auth/register",
+                None,
+                Some(json!({"username": username, "email": format!("{username}@example.com"), "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let (status, body) = self
+            .call(
+                post,
+                "/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": PASSWORD})),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        serde_json::from_value(body).unwrap()
+    }
+}
