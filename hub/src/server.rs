@@ -167,7 +167,12 @@ pub async fn run(
                 .context("connecting to Redis")?;
             (
                 Arc::new(broker),
-                RedisPresence::start(conn, &cfg.redis_prefix, &node),
+                RedisPresence::start(
+                    conn,
+                    &cfg.redis_prefix,
+                    &node,
+                    crate::presence::redis::ENTRY_TTL,
+                ),
             )
         }
         None => (
