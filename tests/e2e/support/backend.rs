@@ -14,10 +14,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-/// PostgreSQL server used by scaled tests (the machine's shared one).
-pub const PG_ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-/// Redis server used by scaled tests.
-pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub use switchboard_tests::services::{RedisPrefix, TestDatabase, REDIS_URL};
 
 /// True when the suite runs against PostgreSQL + Redis + a separate auth node.
 pub fn scaled() -> bool {
@@ -26,96 +23,6 @@ pub fn scaled() -> bool {
         Ok("embedded") | Err(_) => false,
         Ok(other) => panic!("SWITCHBOARD_TEST_BACKEND must be embedded or scaled, not {other:?}"),
     }
-}
-
-/// A uniquely named PostgreSQL database, dropped on drop.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Self {
-        let name = format!("sb_test_{}", uuid_simple());
-        let (client, conn) = tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls)
-            .await
-            .expect("connect to PostgreSQL at 127.0.0.1:5432");
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!("CREATE DATABASE {name}"))
-            .await
-            .expect("create database");
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
-        Self { name, url }
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let sql = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        // Drop runs inside a runtime: do the blocking work on a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok((client, conn)) =
-                    tokio_postgres::connect(PG_ADMIN_URL, tokio_postgres::NoTls).await
-                {
-                    tokio::spawn(conn);
-                    let _ = client.batch_execute(&sql).await;
-                }
-            });
-        })
-        .join();
-    }
-}
-
-/// A unique Redis key prefix whose keys are deleted on drop.
-pub struct RedisPrefix(pub String);
-
-impl RedisPrefix {
-    pub fn new() -> Self {
-        Self(format!("sbtest:{}:", uuid_simple()))
-    }
-}
-
-impl Drop for RedisPrefix {
-    fn drop(&mut self) {
-        let pattern = format!("{}*", self.0);
-        let _ = std::thread::spawn(move || {
-            let Ok(client) = redis::Client::open(REDIS_URL) else {
-                return;
-            };
-            let Ok(mut conn) = client.get_connection() else {
-                return;
-            };
-            let keys: Vec<String> = redis::cmd("KEYS")
-                .arg(&pattern)
-                .query(&mut conn)
-                .unwrap_or_default();
-            if !keys.is_empty() {
-                let _: redis::RedisResult<()> = redis::cmd("DEL").arg(keys).query(&mut conn);
-            }
-        })
-        .join();
-    }
-}
-
-fn uuid_simple() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{}_{}_{}",
-        std::process::id(),
-        nanos % 1_000_000_000_000,
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    )
 }
 
 /// The shared services of one scaled test: database, Redis prefix and a running auth node.

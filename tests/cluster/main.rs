@@ -1,0 +1,16 @@
+//! Cluster tests: the real topology from the built binaries — an auth node, three hub nodes on
+//! PostgreSQL and Redis, HAProxy in TCP mode in front — on loopback, driven over real sockets
+//! by `switchboard-client`. Needs `cargo build --workspace --bins` first (the binaries are
+//! taken from next to this test executable), PostgreSQL and Redis on 127.0.0.1, and `haproxy`.
+//!
+//! - `chat`: users on different nodes (directly and through HAProxy) chat in real time, and the
+//!   history is the same from every node.
+//! - `failover`: a node SIGKILLed mid-stream loses no acknowledged message; its clients resume
+//!   through HAProxy without gaps or duplicates.
+//! - `logout`: logging out on one node closes that session's sockets on the others.
+
+mod support;
+
+mod chat;
+mod failover;
+mod logout;

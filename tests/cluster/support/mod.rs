@@ -1,0 +1,388 @@
+//! The cluster harness: the real topology from the built binaries on loopback. One auth node
+//! (`switchboard-auth`), N hubs (`switchboard-hub`, each on `127.0.0.1:0`, reporting its port),
+//! and HAProxy in front of them with the repository's template config, on a fresh PostgreSQL
+//! database and a fresh Redis key prefix. Every process is SIGKILLed on drop; the database is
+//! dropped and the keys deleted after them.
+//!
+//! Waits are bounded: events by [`WAIT`] through [`within`], process start-up by [`START_WAIT`]
+//! (polling health URLs). When a test fails, the end of every process's log is printed.
+
+pub mod haproxy;
+pub mod process;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use switchboard_client::protocol::rest::{Room, TokenPair};
+use switchboard_client::protocol::ws::{Message, ServerFrame};
+use switchboard_client::protocol::Seq;
+use switchboard_client::{Api, ClientError, Connection, HistoryQuery};
+use tempfile::TempDir;
+
+use haproxy::{hub_name, ServerStat};
+use process::{binary, free_port, Process};
+use switchboard_tests::services::{RedisPrefix, TestDatabase, REDIS_URL};
+
+/// Upper bound on one awaited event or reply. Generous: the machine is small and busy.
+pub const WAIT: Duration = Duration::from_secs(10);
+/// Upper bound on a process coming up (migrations, binding, first health check).
+pub const START_WAIT: Duration = Duration::from_secs(30);
+/// Interval of the bounded polls of HAProxy's stats.
+const STATS_POLL: Duration = Duration::from_millis(50);
+
+/// Password of every test user.
+pub const PASSWORD: &str = "correct horse battery";
+
+/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer.
+pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(output) => output,
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+    }
+}
+
+/// Awaits `fut` for at most [`WAIT`].
+pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
+    within_for(WAIT, what, fut).await
+}
+
+/// A username starting with `prefix`, unique in this process.
+pub fn unique_name(prefix: &str) -> String {
+    static NEXT: AtomicUsize = AtomicUsize::new(1);
+    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// The running topology. Field order is drop order: processes first, then their data.
+pub struct Cluster {
+    haproxy: Process,
+    hubs: Vec<Process>,
+    auth: Process,
+    hub_addrs: Vec<SocketAddr>,
+    lb_addr: SocketAddr,
+    stats_addr: SocketAddr,
+    _db: TestDatabase,
+    _prefix: RedisPrefix,
+    _dir: TempDir,
+}
+
+impl Cluster {
+    /// Starts an auth node, `hubs` hub nodes and HAProxy, and waits until HAProxy has seen
+    /// every hub pass a health check.
+    pub async fn start(hubs: usize) -> Self {
+        let db = TestDatabase::create().await;
+        let prefix = RedisPrefix::new();
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let path = |name: &str| {
+            dir.path()
+                .join(name)
+                .to_str()
+                .expect("UTF-8 path")
+                .to_owned()
+        };
+
+        let auth_args = flags(&[
+            ("--listen", "127.0.0.1:0"),
+            ("--data-dir", &path("auth")),
+            ("--database-url", &db.url),
+            ("--redis-url", REDIS_URL),
+            ("--redis-prefix", &prefix.0),
+        ]);
+        let (mut auth, auth_addr) =
+            Process::spawn("auth", &binary("switchboard-auth"), &auth_args, dir.path());
+        let auth_addr = auth.await_ready(auth_addr).await;
+        auth.await_healthy(&format!("http://{auth_addr}/healthz"), START_WAIT)
+            .await;
+
+        // All hubs at once: they race for the migration lock, as real nodes do.
+        let auth_url = format!("http://{auth_addr}");
+        let mut procs = Vec::new();
+        let mut ready = Vec::new();
+        for i in 0..hubs {
+            let name = hub_name(i);
+            let args = flags(&[
+                ("--listen", "127.0.0.1:0"),
+                ("--data-dir", &path(&name)),
+                ("--node-id", &name),
+                ("--database-url", &db.url),
+                ("--redis-url", REDIS_URL),
+                ("--redis-prefix", &prefix.0),
+                ("--auth-url", &auth_url),
+                // The tests send far faster than a person; the limiter is tested elsewhere.
+                ("--rate-per-sec", "10000"),
+                ("--rate-burst", "10000"),
+                // Several clusters may run at once on one PostgreSQL (max_connections 100).
+                ("--db-pool-size", "4"),
+                ("--shutdown-grace-ms", "1000"),
+            ]);
+            let (process, addr) =
+                Process::spawn(&name, &binary("switchboard-hub"), &args, dir.path());
+            procs.push(process);
+            ready.push(addr);
+        }
+        let mut hub_addrs = Vec::new();
+        for (process, addr) in procs.iter_mut().zip(ready) {
+            let addr = process.await_ready(addr).await;
+            process
+                .await_healthy(&format!("http://{addr}/healthz"), START_WAIT)
+                .await;
+            hub_addrs.push(addr);
+        }
+
+        let lb_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stats_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let config = dir.path().join("haproxy.cfg");
+        std::fs::write(
+            &config,
+            haproxy::render_config(lb_addr, stats_addr, &hub_addrs),
+        )
+        .expect("write haproxy.cfg");
+        let args = [
+            "-db".to_owned(),
+            "-f".to_owned(),
+            config.to_str().expect("UTF-8").to_owned(),
+        ];
+        let (mut haproxy, _) = Process::spawn(
+            "haproxy",
+            std::path::Path::new("haproxy"),
+            &args,
+            dir.path(),
+        );
+        haproxy
+            .await_healthy(&format!("http://{stats_addr}/healthz"), START_WAIT)
+            .await;
+
+        let cluster = Cluster {
+            haproxy,
+            hubs: procs,
+            auth,
+            hub_addrs,
+            lb_addr,
+            stats_addr,
+            _db: db,
+            _prefix: prefix,
+            _dir: dir,
+        };
+        cluster
+            .await_servers("every hub to pass HAProxy's health check", |servers| {
+                servers.len() == hubs
+                    && servers
+                        .iter()
+                        .all(|s| s.status == "UP" && s.check_status == "L7OK")
+            })
+            .await;
+        cluster
+    }
+
+    /// `http://` URL of hub `i` (0-based), bypassing HAProxy.
+    pub fn hub_http(&self, i: usize) -> String {
+        format!("http://{}", self.hub_addrs[i])
+    }
+
+    /// `ws://.../v1/ws` of hub `i`, bypassing HAProxy.
+    pub fn hub_ws(&self, i: usize) -> String {
+        format!("ws://{}/v1/ws", self.hub_addrs[i])
+    }
+
+    /// `http://` URL of HAProxy: what clients of the cluster use.
+    pub fn lb_http(&self) -> String {
+        format!("http://{}", self.lb_addr)
+    }
+
+    /// `ws://.../v1/ws` through HAProxy.
+    pub fn lb_ws(&self) -> String {
+        format!("ws://{}/v1/ws", self.lb_addr)
+    }
+
+    /// The hubs as HAProxy sees them now.
+    pub async fn servers(&self) -> Vec<ServerStat> {
+        haproxy::servers(self.stats_addr).await
+    }
+
+    /// Polls HAProxy's stats (bounded by [`WAIT`]) until `done` holds; returns that view.
+    pub async fn await_servers(
+        &self,
+        what: &str,
+        done: impl Fn(&[ServerStat]) -> bool,
+    ) -> Vec<ServerStat> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let servers = self.servers().await;
+            if done(&servers) {
+                return servers;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; HAProxy reports {servers:?}"
+            );
+            tokio::time::sleep(STATS_POLL).await;
+        }
+    }
+
+    /// The index of the hub that holds HAProxy's only client session: with no other client of
+    /// HAProxy open, this tells which node a connection made through it landed on.
+    pub async fn sole_session_hub(&self) -> usize {
+        let servers = self
+            .await_servers("exactly one session through HAProxy", |servers| {
+                servers.iter().map(|s| s.sessions).sum::<u64>() == 1
+            })
+            .await;
+        let name = &servers
+            .iter()
+            .find(|s| s.sessions == 1)
+            .expect("one server with the session")
+            .name;
+        (0..self.hub_addrs.len())
+            .find(|&i| hub_name(i) == *name)
+            .expect("a known hub")
+    }
+
+    /// Kills hub `i` with SIGKILL (no shutdown, no flush) and reaps it.
+    pub fn kill_hub(&mut self, i: usize) {
+        let pid = self.hubs[i].id();
+        self.hubs[i].kill();
+        eprintln!("killed {} (pid {pid:?}) with SIGKILL", hub_name(i));
+    }
+
+    /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).
+    pub async fn user(&self, prefix: &str, base: &str) -> TestUser {
+        let api = Api::new(base);
+        let username = unique_name(prefix);
+        api.register(&username, &format!("{username}@example.com"), PASSWORD)
+            .await
+            .unwrap_or_else(|err| panic!("register {username} at {base}: {err}"));
+        let tokens = api.login(&username, PASSWORD).await.expect("login");
+        TestUser {
+            api: api.with_token(&tokens.access_token),
+            username,
+            tokens,
+        }
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            for process in std::iter::once(&self.auth)
+                .chain(&self.hubs)
+                .chain(std::iter::once(&self.haproxy))
+            {
+                eprintln!(
+                    "--- end of the {} log\n{}",
+                    process.name,
+                    process.log_tail(30)
+                );
+            }
+        }
+    }
+}
+
+/// `--flag value` pairs as command-line arguments.
+fn flags(pairs: &[(&str, &str)]) -> Vec<String> {
+    pairs
+        .iter()
+        .flat_map(|(flag, value)| [flag.to_string(), value.to_string()])
+        .collect()
+}
+
+/// A registered, logged-in user.
+pub struct TestUser {
+    pub username: String,
+    pub tokens: TokenPair,
+    /// REST handle on the node the user registered through, with the access token.
+    pub api: Api,
+}
+
+impl TestUser {
+    pub fn token(&self) -> &str {
+        &self.tokens.access_token
+    }
+
+    /// The same user's REST handle on another node (`base`).
+    pub fn api_at(&self, base: &str) -> Api {
+        Api::new(base).with_token(self.token())
+    }
+
+    /// A private group room with `members` added.
+    pub async fn room_with(&self, members: &[&TestUser]) -> Room {
+        let room = self
+            .api
+            .create_room(&unique_name("room"), false)
+            .await
+            .expect("create room");
+        for member in members {
+            self.api
+                .add_member(&room.id, &member.username)
+                .await
+                .expect("add member");
+        }
+        room
+    }
+}
+
+/// A WebSocket to `ws_url` authenticated as `token`, after `welcome`.
+pub async fn connect(ws_url: &str, token: &str) -> Connection {
+    let (conn, _welcome) = within(
+        &format!("welcome from {ws_url}"),
+        Connection::connect(ws_url, Some(token)),
+    )
+    .await
+    .unwrap_or_else(|err| panic!("connect to {ws_url}: {err}"));
+    conn
+}
+
+/// The next `message` event for `room` on `conn` (other events are skipped).
+pub async fn next_message(conn: &mut Connection, room: &str) -> Message {
+    within("a message event", async {
+        loop {
+            match conn.next_event().await {
+                Ok(ServerFrame::Message(message)) if message.room == room => return message,
+                Ok(_) => {}
+                Err(err) => panic!("expected a message event, got {err}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Reads until the server closes `conn` within `limit`; returns the close code (`None`: no
+/// close frame).
+pub async fn closed_within(conn: &mut Connection, limit: Duration) -> Option<u16> {
+    within_for(limit, "the server to close the connection", async {
+        loop {
+            match conn.next_event().await {
+                Ok(_) => {}
+                Err(ClientError::Closed { code, .. }) => return code,
+                Err(other) => panic!("expected a close, got {other}"),
+            }
+        }
+    })
+    .await
+}
+
+/// The room's whole history from the node at `base`, ascending, paged by `after`.
+pub async fn full_history(api: &Api, room: &str) -> Vec<Message> {
+    let mut all: Vec<Message> = Vec::new();
+    for _page in 0..1_000 {
+        let after = Some(all.last().map_or(0, |m| m.seq));
+        let query = HistoryQuery {
+            after,
+            before: None,
+            limit: Some(100),
+        };
+        let page = within("a history page", api.messages(room, query))
+            .await
+            .expect("history page");
+        if page.is_empty() {
+            return all;
+        }
+        all.extend(page);
+    }
+    panic!("history of {room} did not end within 1000 pages");
+}
+
+/// The seqs of `messages`.
+pub fn seqs(messages: &[Message]) -> Vec<Seq> {
+    messages.iter().map(|m| m.seq).collect()
+}

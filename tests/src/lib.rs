@@ -1,0 +1,4 @@
+//! Shared test support for the end-to-end (`e2e/`), cluster (`cluster/`) and compose
+//! (`compose/`) test binaries of this crate.
+
+pub mod services;
