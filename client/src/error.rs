@@ -39,6 +39,19 @@ pub enum ClientError {
     /// No reply within the connection's request timeout.
     #[error("timed out waiting for the server")]
     Timeout,
+    /// A [`ReconnectingClient`](crate::ReconnectingClient) send got no answer within its send
+    /// timeout, across reconnects. The message may or may not be stored: send it again with the
+    /// same `client_msg_id` to find out without creating a duplicate.
+    #[error("no ack for client_msg_id {client_msg_id:?} in time; it may or may not be stored")]
+    Unacknowledged { client_msg_id: String },
+    /// A [`ReconnectingClient`](crate::ReconnectingClient) gave up after `attempts` failed
+    /// reconnection attempts in a row; `last` is the last attempt's error.
+    #[error("gave up reconnecting after {attempts} attempts: {last}")]
+    GaveUp {
+        attempts: u32,
+        #[source]
+        last: Box<ClientError>,
+    },
 }
 
 impl ClientError {

@@ -7,9 +7,12 @@
 //! - [`rest`]: [`Api`], one method per HTTP endpoint, with an optional bearer token.
 //! - [`ws`]: [`Connection`], one WebSocket: raw frames, request/reply by `id` with events queued
 //!   in order, and typed helpers (`subscribe`, `send_message`, `history`, ...).
+//! - [`reconnect`]: [`ReconnectingClient`], a [`Connection`] that reconnects by itself and
+//!   resumes: rooms with `since`, unacknowledged sends with their `client_msg_id`. Messages reach
+//!   the caller exactly once and in order per room.
 //! - [`error`]: [`ClientError`], keeping the server's stable error and close codes.
 //!
-//! This is not yet the reconnecting client: a closed [`Connection`] stays closed.
+//! A closed [`Connection`] stays closed; a [`ReconnectingClient`] does not.
 //!
 //! # Example
 //! ```no_run
@@ -33,10 +36,12 @@
 //! ```
 
 pub mod error;
+pub mod reconnect;
 pub mod rest;
 pub mod ws;
 
 pub use error::ClientError;
+pub use reconnect::{ClientEvent, ReconnectConfig, ReconnectingClient};
 pub use rest::{Api, HistoryQuery};
 pub use switchboard_protocol as protocol;
 pub use tokio_tungstenite::tungstenite;

@@ -113,4 +113,23 @@ pub struct Config {
     /// PostgreSQL connections per node.
     #[arg(long, env = "SWITCHBOARD_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
+
+    /// Sustained sends (and typing notices) per second per user on this node, over all their
+    /// connections and REST calls; beyond it they get `rate_limited`.
+    #[arg(long, env = "SWITCHBOARD_USER_RATE_PER_SEC", default_value_t = 50)]
+    pub user_rate_per_sec: u32,
+
+    /// Burst of sends per user.
+    #[arg(long, env = "SWITCHBOARD_USER_RATE_BURST", default_value_t = 100)]
+    pub user_rate_burst: u32,
+
+    /// Most WebSocket connections this node holds; further upgrades get 503 `unavailable`
+    /// (the load balancer or client tries another node).
+    #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 15_000)]
+    pub max_connections: usize,
+
+    /// Bytes of events queued to one connection before it is closed with 4000 (slow
+    /// consumer), besides the frame count of `--outbound-queue-len`.
+    #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
+    pub outbound_queue_bytes: usize,
 }

@@ -27,6 +27,8 @@ pub enum Error {
     TooLarge(String),
     #[error("{0}")]
     Unavailable(&'static str),
+    #[error("too many messages, slow down")]
+    RateLimited,
     #[error("storage is unavailable")]
     Store(#[from] StoreError),
     #[error("auth: {0}")]
@@ -48,6 +50,7 @@ impl Error {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::RateLimited => ErrorCode::RateLimited,
             Self::Store(StoreError::RoomNotFound(_)) => ErrorCode::NotFound,
             Self::Store(StoreError::NulCharacter(_)) => ErrorCode::BadRequest,
             Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,

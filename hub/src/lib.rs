@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod http;
 pub mod presence;
+pub mod ratelimit;
 pub mod registry;
 pub mod server;
 pub mod service;

@@ -97,6 +97,8 @@ pub struct ConnHandle {
     /// The user id, for per-user filtering (`None` when anonymous).
     pub user: Option<Arc<str>>,
     pub session: Arc<str>,
+    /// Bytes of events queued and not yet written (the writer subtracts what it handled).
+    pub queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// The node's connection registry. Shared as `Arc<Registry>`.
@@ -106,6 +108,8 @@ pub struct Registry {
     /// Every live connection, by id (for shutdown and per-session kills).
     conns: DashMap<ConnId, ConnHandle>,
     next_id: AtomicU64,
+    /// Most event bytes queued to one connection before it is killed as a slow consumer.
+    max_queued_bytes: usize,
     /// Fired at shutdown, for connections that are not in `conns` (echo).
     shutdown: Arc<KillSwitch>,
     broker: std::sync::OnceLock<Arc<dyn Broker>>,
@@ -124,9 +128,16 @@ impl Registry {
             rooms: DashMap::new(),
             conns: DashMap::new(),
             next_id: AtomicU64::new(1),
+            max_queued_bytes: usize::MAX,
             shutdown: Arc::default(),
             broker: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Bounds the event bytes queued to each connection (beyond: close 4000).
+    pub fn with_queue_bytes(mut self, max: usize) -> Self {
+        self.max_queued_bytes = max;
+        self
     }
 
     /// Sets the broker whose hold on a room is released with each removed subscription. Called
@@ -206,9 +217,18 @@ impl Registry {
             {
                 continue;
             }
-            if let Err(mpsc::error::TrySendError::Full(_)) =
-                handle.tx.try_send(Out::Event(event.clone()))
-            {
+            let len = event.bytes.len();
+            let queued = handle.queued.fetch_add(len, Ordering::AcqRel) + len;
+            let refused = if queued > self.max_queued_bytes {
+                true
+            } else {
+                matches!(
+                    handle.tx.try_send(Out::Event(event.clone())),
+                    Err(mpsc::error::TrySendError::Full(_))
+                )
+            };
+            if refused {
+                handle.queued.fetch_sub(len, Ordering::AcqRel);
                 handle.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
             }
         }
@@ -299,6 +319,7 @@ mod tests {
             kill: kill.clone(),
             user: None,
             session: "s".into(),
+            queued: Arc::default(),
         });
         (id, rx, kill)
     }
@@ -355,5 +376,27 @@ mod tests {
             None,
             "the fast subscriber is untouched"
         );
+    }
+
+    #[tokio::test]
+    async fn a_queue_over_its_byte_bound_kills_the_connection() {
+        let reg = Registry::new().with_queue_bytes(5);
+        let room: Arc<str> = "r".into();
+        let (id, mut rx, kill) = conn(&reg, 1024);
+        reg.subscribe(id, &room);
+        reg.deliver(&event("r")); // 2 bytes queued
+        reg.deliver(&event("r")); // 4
+        use futures_util::FutureExt;
+        assert_eq!(kill.killed().now_or_never(), None, "within the bound");
+        reg.deliver(&event("r")); // 6 > 5: refused
+        assert_eq!(
+            kill.killed().now_or_never(),
+            Some(switchboard_protocol::close::SLOW_CONSUMER)
+        );
+        let mut queued = 0;
+        while let Ok(Out::Event(_)) = rx.try_recv() {
+            queued += 1;
+        }
+        assert_eq!(queued, 2, "the refused event was not queued");
     }
 }

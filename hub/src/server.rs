@@ -149,7 +149,7 @@ pub async fn run(
     let auth = open_auth(&cfg).await?;
     let store = open_store(&cfg).await?;
 
-    let registry = Arc::new(Registry::new());
+    let registry = Arc::new(Registry::new().with_queue_bytes(cfg.outbound_queue_bytes));
     let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cfg.redis_url {
         Some(url) => {
             let rc = RedisConfig {
@@ -181,7 +181,8 @@ pub async fn run(
         ),
     };
     registry.set_broker(broker.clone());
-    let service = Service::new(store, broker.clone(), auth.users.clone(), presence);
+    let service = Service::new(store, broker.clone(), auth.users.clone(), presence)
+        .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst);
     let app = AppState {
         cfg: Arc::new(cfg),
         service: Arc::new(service),

@@ -112,6 +112,8 @@ pub struct Service {
     users: Arc<dyn UserDirectory>,
     locks: RoomLocks,
     presence: Arc<dyn crate::presence::Presence>,
+    /// Per-user send limits (none: unlimited).
+    user_limits: Option<crate::ratelimit::PerUser>,
     /// (room, user) → last typing event sent; pruned when it grows.
     typing: DashMap<(Arc<str>, Arc<str>), Instant>,
 }
@@ -130,8 +132,15 @@ impl Service {
             users,
             locks: RoomLocks::new(),
             presence,
+            user_limits: None,
             typing: DashMap::new(),
         }
+    }
+
+    /// Limits each user to `rate` sends per second with bursts of `burst` on this node.
+    pub fn with_user_limits(mut self, rate: u32, burst: u32) -> Self {
+        self.user_limits = Some(crate::ratelimit::PerUser::new(rate, burst));
+        self
     }
 
     /// A connection of `who` subscribed to `room`: announce them if they just came online there.
@@ -367,6 +376,11 @@ impl Service {
         client_msg_id: Option<String>,
     ) -> Result<Ack> {
         validate_body(&body)?;
+        if let Some(limits) = &self.user_limits {
+            if !limits.take(&who.id) {
+                return Err(Error::RateLimited);
+            }
+        }
         if let Some(id) = &client_msg_id {
             if id.is_empty() || id.len() > MAX_CLIENT_MSG_ID_BYTES {
                 return Err(Error::BadRequest(format!(

@@ -154,6 +154,10 @@ async fn a_subscriber_that_does_not_read_is_closed_with_4000() {
         "100000",
         "--rate-burst",
         "100000",
+        "--user-rate-per-sec",
+        "100000",
+        "--user-rate-burst",
+        "100000",
     ])
     .await;
     let alice = server.user("alice").await;

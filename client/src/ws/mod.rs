@@ -18,6 +18,7 @@ use switchboard_protocol::rest::User;
 use switchboard_protocol::ws::{ClientFrame, FrameId, ServerFrame};
 use switchboard_protocol::SUBPROTOCOL;
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::header::SEC_WEBSOCKET_PROTOCOL;
 use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
@@ -59,6 +60,8 @@ pub struct Connection {
     timeout: Duration,
     /// The subprotocol the server selected, if any.
     subprotocol: Option<String>,
+    /// When the socket last gave us anything (data, ping, pong, close), for dead-link detection.
+    last_heard: Instant,
 }
 
 impl fmt::Debug for Connection {
@@ -132,6 +135,7 @@ impl Connection {
             socket,
             events: VecDeque::new(),
             last_id: 0,
+            last_heard: Instant::now(),
             timeout: DEFAULT_TIMEOUT,
             subprotocol,
         })
@@ -140,6 +144,13 @@ impl Connection {
     /// The subprotocol the server selected on the upgrade, if any.
     pub fn subprotocol(&self) -> Option<&str> {
         self.subprotocol.as_deref()
+    }
+
+    /// When the connection last received anything from the server, pings included (the
+    /// connection's start before that). Pings are read, and this moves, only while someone
+    /// reads.
+    pub fn last_heard(&self) -> Instant {
+        self.last_heard
     }
 
     /// Sets how long a request waits for its reply.
@@ -195,7 +206,9 @@ impl Connection {
     /// Cancel safe: a message is either returned or still unread.
     pub async fn next_message(&mut self) -> Result<WsMessage, ClientError> {
         loop {
-            let message = match self.socket.next().await {
+            let message = self.socket.next().await;
+            self.last_heard = Instant::now();
+            let message = match message {
                 Some(message) => message?,
                 None => {
                     return Err(ClientError::Closed {

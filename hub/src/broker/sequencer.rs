@@ -233,6 +233,7 @@ mod tests {
             kill: Arc::new(KillSwitch::default()),
             user: None,
             session: "s".into(),
+            queued: Arc::default(),
         });
         let room: Arc<str> = "r".into();
         registry.subscribe(id, &room);

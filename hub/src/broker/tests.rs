@@ -48,6 +48,7 @@ async fn subscriber(node: &Node, room: &str) -> mpsc::Receiver<Out> {
         kill: Arc::new(KillSwitch::default()),
         user: None,
         session: "s".into(),
+        queued: Arc::default(),
     });
     let room: Arc<str> = room.into();
     assert!(node.registry.subscribe(id, &room));

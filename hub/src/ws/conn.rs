@@ -8,7 +8,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fastwebsockets::WebSocket;
 use hyper::upgrade::Upgraded;
@@ -22,6 +22,7 @@ use tokio::sync::mpsc;
 
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
+use crate::ratelimit::TokenBucket;
 use crate::registry::{ConnHandle, ConnId, KillSwitch, Out};
 use crate::service::{now_ms, Identity};
 use crate::state::AppState;
@@ -44,11 +45,13 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
     let (tx, rx) = mpsc::channel(cfg.outbound_queue_len);
     let kill = Arc::new(KillSwitch::default());
     let anon_session: Arc<str> = format!("anon-{}", uuid::Uuid::new_v4()).into();
+    let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let conn = app.registry.add_conn(ConnHandle {
         tx: tx.clone(),
         kill: kill.clone(),
         user: None,
         session: anon_session.clone(),
+        queued: queued.clone(),
     });
     let last_seen = AtomicU64::new(now_ms() as u64);
     let mut session = Session {
@@ -64,7 +67,7 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
         anon_session,
     };
 
-    let writer = Writer::new(wr, cfg.outbound_queue_len).run(
+    let writer = Writer::new(wr, cfg.outbound_queue_len, queued).run(
         rx,
         &kill,
         Duration::from_millis(cfg.heartbeat_ms),
@@ -87,39 +90,6 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
     }
     app.registry.remove_conn(conn, session.rooms.iter());
     session.leave_presence(None).await;
-}
-
-/// Per-connection token bucket over client data frames.
-struct TokenBucket {
-    rate: f64,
-    burst: f64,
-    tokens: f64,
-    last: Instant,
-}
-
-impl TokenBucket {
-    fn new(rate: u32, burst: u32) -> Self {
-        let burst = f64::from(burst.max(1));
-        Self {
-            rate: f64::from(rate),
-            burst,
-            tokens: burst,
-            last: Instant::now(),
-        }
-    }
-
-    fn take(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
-        }
-    }
 }
 
 /// The protocol state of one connection (owned by its reader future).
@@ -189,8 +159,15 @@ impl Session {
                     continue;
                 }
             };
-            // Decoding first costs little and lets the refusal echo the frame's id.
-            if !self.bucket.take() {
+            // Decoding first costs little and lets the refusal echo the frame's id. `hello` and
+            // the first `sub` of each room are free, so a client resuming many rooms after a
+            // reconnect is never stuck behind its own burst.
+            let free = match &frame {
+                Ok(ClientFrame::Hello { .. }) => true,
+                Ok(ClientFrame::Sub { room, .. }) => !self.rooms.iter().any(|r| **r == **room),
+                _ => false,
+            };
+            if !free && !self.bucket.take() {
                 let id = match &frame {
                     Ok(f) => f.id().cloned(),
                     Err(e) => e.id.clone(),

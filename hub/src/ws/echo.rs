@@ -29,7 +29,8 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, max_message: usize, kill: A
     let mut reader = MessageReader::new(rd, max_message);
     let (tx, rx) = mpsc::channel(ECHO_QUEUE);
     let last_seen = std::sync::atomic::AtomicU64::new(i64::MAX as u64);
-    let writer = Writer::new(wr, 0).run(rx, &kill, Duration::from_secs(3600), &last_seen);
+    let writer =
+        Writer::new(wr, 0, Arc::default()).run(rx, &kill, Duration::from_secs(3600), &last_seen);
     let read = async {
         loop {
             let item = match reader.next(&tx).await {

@@ -63,6 +63,12 @@ pub async fn ws_handler(
     if let Err(resp) = check_origin(&app, &headers) {
         return resp;
     }
+    if app.registry.conn_count() >= app.cfg.max_connections {
+        return error_response(
+            ErrorCode::Unavailable,
+            "this node is at its connection limit",
+        );
+    }
     let pre_auth = match bearer_token(&headers) {
         Ok(None) => None,
         Ok(Some(token)) => match app.authenticate(token).await {

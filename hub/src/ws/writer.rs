@@ -2,7 +2,7 @@
 //! (catch-up buffering and seq de-duplication), coalesces writes and sends heartbeats.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +43,9 @@ pub struct Writer<W> {
     ws: WebSocketWrite<W>,
     rooms: HashMap<Arc<str>, RoomState>,
     max_pending: usize,
+    /// The connection's count of queued event bytes (see `ConnHandle::queued`); an event's
+    /// bytes are subtracted once it is written or dropped.
+    queued: Arc<AtomicUsize>,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -57,11 +60,12 @@ fn reason(code: u16) -> &'static str {
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     /// A writer whose catch-up buffer per room holds at most `max_pending` events.
-    pub fn new(ws: WebSocketWrite<W>, max_pending: usize) -> Self {
+    pub fn new(ws: WebSocketWrite<W>, max_pending: usize, queued: Arc<AtomicUsize>) -> Self {
         Self {
             ws,
             rooms: HashMap::new(),
             max_pending,
+            queued,
         }
     }
 
@@ -167,7 +171,10 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 }
             }
             Out::EndSub { room, reply } => {
-                self.rooms.remove(&room);
+                if let Some(RoomState::Pending(buf)) = self.rooms.remove(&room) {
+                    let held: usize = buf.iter().map(|ev| ev.bytes.len()).sum();
+                    self.queued.fetch_sub(held, Ordering::AcqRel);
+                }
                 if let Some(reply) = reply {
                     self.text(&reply).await?;
                 }
@@ -187,26 +194,36 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     /// Delivers a room event if the room is subscribed, dropping messages the client has.
     async fn event(&mut self, ev: Arc<Event>) -> Result<(), WebSocketError> {
+        let len = ev.bytes.len();
         match self.rooms.get_mut(&ev.room) {
-            None => Ok(()),
             Some(RoomState::Pending(buf)) => {
                 if buf.len() >= self.max_pending {
                     self.close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER))
                         .await?;
                     return Err(WebSocketError::ConnectionClosed);
                 }
+                // Still held: its bytes stay counted until it is written or dropped.
                 buf.push(ev);
-                Ok(())
+                return Ok(());
             }
             Some(RoomState::Live { upto }) => {
-                if let Some(seq) = ev.seq {
-                    if seq <= *upto {
-                        return Ok(());
+                let fresh = match ev.seq {
+                    Some(seq) if seq <= *upto => false,
+                    Some(seq) => {
+                        *upto = seq;
+                        true
                     }
-                    *upto = seq;
+                    None => true,
+                };
+                self.queued.fetch_sub(len, Ordering::AcqRel);
+                if fresh {
+                    self.text(&ev.bytes).await?;
                 }
-                self.text(&ev.bytes).await
+            }
+            None => {
+                self.queued.fetch_sub(len, Ordering::AcqRel);
             }
         }
+        Ok(())
     }
 }

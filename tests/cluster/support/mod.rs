@@ -112,6 +112,8 @@ impl Cluster {
                 // The tests send far faster than a person; the limiter is tested elsewhere.
                 ("--rate-per-sec", "10000"),
                 ("--rate-burst", "10000"),
+                ("--user-rate-per-sec", "10000"),
+                ("--user-rate-burst", "10000"),
                 // Several clusters may run at once on one PostgreSQL (max_connections 100).
                 ("--db-pool-size", "4"),
                 ("--shutdown-grace-ms", "1000"),

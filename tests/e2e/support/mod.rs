@@ -36,9 +36,15 @@ pub const PASSWORD: &str = "correct horse battery";
 
 /// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(WAIT, fut).await {
+    within_for(WAIT, what, fut).await
+}
+
+/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer. For waits that
+/// span more than one event, such as a hub restart.
+pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
+    match tokio::time::timeout(limit, fut).await {
         Ok(output) => output,
-        Err(_) => panic!("timed out after {WAIT:?} waiting for {what}"),
+        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
     }
 }
 
