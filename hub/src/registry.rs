@@ -169,6 +169,14 @@ impl Registry {
         }
     }
 
+    /// Event bytes queued to all connections and not yet written (the hub's fanout memory).
+    pub fn queued_bytes(&self) -> usize {
+        self.conns
+            .iter()
+            .map(|h| h.queued.load(Ordering::Relaxed))
+            .sum()
+    }
+
     /// Number of live connections on this node.
     pub fn conn_count(&self) -> usize {
         self.conns.len()

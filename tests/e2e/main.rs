@@ -11,6 +11,7 @@ mod closes;
 mod errors;
 mod history;
 mod limits;
+mod liveness;
 mod messaging;
 mod presence;
 mod restart;

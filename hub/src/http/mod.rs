@@ -33,7 +33,7 @@ pub fn router(app: AppState, auth: Router) -> Router {
         )
         .route("/v1/direct/{username}", post(rooms::direct))
         .route("/v1/ws", get(crate::ws::ws_handler))
-        .route("/healthz", get(|| async { "ok" }));
+        .route("/healthz", get(health));
     if app.cfg.echo_endpoint {
         hub = hub.route("/v1/echo", get(crate::ws::echo_handler));
     }
@@ -44,4 +44,15 @@ pub fn router(app: AppState, auth: Router) -> Router {
             let body = ErrorBody::new(ErrorCode::BadRequest, "method not allowed on this route");
             (StatusCode::METHOD_NOT_ALLOWED, Json(body))
         })
+}
+
+/// `GET /healthz`: 200 with this node's load, for load balancers and operators.
+async fn health(
+    axum::extract::State(app): axum::extract::State<AppState>,
+) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "status": "ok",
+        "connections": app.registry.conn_count(),
+        "queued_bytes": app.registry.queued_bytes(),
+    }))
 }

@@ -79,27 +79,35 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     ) -> WriterExit {
         let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // A peer that stops reading blocks our writes (its TCP window is closed) and with them
+        // the heartbeat and kill checks; bounding every write frees such a connection within
+        // two heartbeats, the same bound as for a peer that stops answering pings.
+        let write_timeout = 2 * heartbeat;
         loop {
-            let result = tokio::select! {
-                biased;
-                code = kill.killed() => self.close(code, reason(code)).await.map(|()| true),
-                item = rx.recv() => match item {
-                    None => return WriterExit::Closed,
-                    Some(item) => self.drain(item, &mut rx).await,
-                },
-                _ = tick.tick() => {
-                    let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
-                    if idle > 2 * heartbeat.as_millis() as i64 {
-                        return WriterExit::Dead;
+            let step = async {
+                tokio::select! {
+                    biased;
+                    code = kill.killed() => self.close(code, reason(code)).await.map(|()| Some(true)),
+                    item = rx.recv() => match item {
+                        None => Ok(None),
+                        Some(item) => self.drain(item, &mut rx).await.map(Some),
+                    },
+                    _ = tick.tick() => {
+                        let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
+                        if idle > 2 * heartbeat.as_millis() as i64 {
+                            return Err(WriterExit::Dead);
+                        }
+                        self.write(Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]))).await;
+                        self.ws.flush().await.map(|()| Some(false))
                     }
-                    self.write(Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]))).await;
-                    self.ws.flush().await.map(|()| false)
                 }
+                .map_err(|_| WriterExit::Broken)
             };
-            match result {
-                Ok(false) => {}
-                Ok(true) => return WriterExit::Closed,
-                Err(_) => return WriterExit::Broken,
+            match tokio::time::timeout(write_timeout, step).await {
+                Err(_) => return WriterExit::Dead,
+                Ok(Err(exit)) => return exit,
+                Ok(Ok(None | Some(true))) => return WriterExit::Closed,
+                Ok(Ok(Some(false))) => {}
             }
         }
     }
