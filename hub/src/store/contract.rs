@@ -3,14 +3,16 @@
 
 use super::{NewMessage, NewRoom, Page, Store, UserRef};
 
-fn user(name: &str) -> UserRef {
+/// A user whose id is `id-{name}`.
+pub fn user(name: &str) -> UserRef {
     UserRef {
         id: format!("id-{name}"),
         username: name.to_owned(),
     }
 }
 
-fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
+/// A message from `from` with an optional idempotency key.
+pub fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
     NewMessage {
         room: room.to_owned(),
         sender: from.clone(),

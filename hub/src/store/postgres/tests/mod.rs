@@ -10,25 +10,9 @@ use std::time::Duration;
 use futures_util::future::join_all;
 
 use super::{PgConfig, PgStore};
+use crate::store::contract::{msg, user};
 use crate::store::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
 use support::TestDb;
-
-fn user(name: &str) -> UserRef {
-    UserRef {
-        id: format!("id-{name}"),
-        username: name.to_owned(),
-    }
-}
-
-fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
-    NewMessage {
-        room: room.to_owned(),
-        sender: from.clone(),
-        body: body.to_owned(),
-        client_msg_id: cmid.map(str::to_owned),
-        ts: 1_000,
-    }
-}
 
 async fn new_room(store: &PgStore, id: &str) {
     let room = NewRoom {
