@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::{PgConfig, PgStore};
 use crate::store::contract::{msg, user};
-use crate::store::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
+use crate::store::{NewMessage, NewRoom, Page, Store, StoreError};
 use support::TestDb;
 
 async fn new_room(store: &PgStore, id: &str) {
