@@ -149,7 +149,16 @@ impl Registry {
     /// Registers a new connection and returns its id.
     pub fn add_conn(&self, handle: ConnHandle) -> ConnId {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let kill = handle.kill.clone();
         self.conns.insert(id, handle);
+        // A connection that upgraded as the shutdown began registers after `kill_all` went
+        // through the map: close it too, or it lives until the grace period cuts it without a
+        // close frame. Checked after the insert, so `kill_all` either finds it in the map or its
+        // code is seen here.
+        let code = self.shutdown.code.load(Ordering::Acquire);
+        if code != 0 {
+            kill.kill(code);
+        }
         id
     }
 
@@ -406,5 +415,19 @@ mod tests {
             queued += 1;
         }
         assert_eq!(queued, 2, "the refused event was not queued");
+    }
+
+    #[test]
+    fn a_connection_registered_after_kill_all_is_killed_too() {
+        let reg = Registry::new();
+        let (_, _rx, before) = conn(&reg, 4);
+        reg.kill_all(1012);
+        let (_, _rx, after) = conn(&reg, 4);
+        assert_eq!(before.code.load(Ordering::Acquire), 1012);
+        assert_eq!(
+            after.code.load(Ordering::Acquire),
+            1012,
+            "upgraded during shutdown"
+        );
     }
 }

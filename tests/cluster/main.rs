@@ -8,9 +8,14 @@
 //! - `failover`: a node SIGKILLed mid-stream loses no acknowledged message; its clients resume
 //!   through HAProxy without gaps or duplicates.
 //! - `logout`: logging out on one node closes that session's sockets on the others.
+//! - `faults`: PostgreSQL restarted, Redis restarted, Redis hung (SIGSTOP), and a rolling restart
+//!   of every hub, each under steady traffic: nothing acknowledged is lost or stored twice, no
+//!   subscriber sees a gap or a duplicate, and the cluster recovers by itself. Servers that a test
+//!   stops run privately (`switchboard_tests::private`).
 
 mod support;
 
 mod chat;
 mod failover;
+mod faults;
 mod logout;

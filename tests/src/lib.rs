@@ -1,4 +1,5 @@
 //! Shared test support for the end-to-end (`e2e/`), cluster (`cluster/`) and compose
 //! (`compose/`) test binaries of this crate.
 
+pub mod private;
 pub mod services;

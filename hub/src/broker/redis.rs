@@ -276,7 +276,16 @@ async fn publisher(
         for (channel, payload) in batch.drain(..) {
             pipe.publish(channel, payload).ignore();
         }
-        if let Err(e) = pipe.query_async::<()>(&mut conn).await {
+        let mut result = pipe.query_async::<()>(&mut conn).await;
+        // A connection that broke while idle (Redis restarted) is only found out by its next
+        // use, which fails and replaces it. Send that batch again on the new connection: other
+        // nodes have refilled from the store already, so a lost event would reach them only with
+        // the room's next message, never if it was the last. (Not after a timeout: the batch may
+        // still be delivered late, and a hung Redis gains nothing from a second copy.)
+        if matches!(&result, Err(e) if e.is_connection_dropped()) {
+            result = pipe.query_async::<()>(&mut conn).await;
+        }
+        if let Err(e) = result {
             tracing::warn!(error = %e, "redis publish failed; remote nodes will fill from the store");
         }
     }

@@ -119,15 +119,17 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         first: Out,
         rx: &mut mpsc::Receiver<Out>,
     ) -> Result<bool, WebSocketError> {
-        let mut item = first;
-        for _ in 0..MAX_ITEMS_PER_FLUSH {
+        let mut next = Some(first);
+        for taken in 1..=MAX_ITEMS_PER_FLUSH {
+            let Some(item) = next.take() else { break };
             if self.handle(item).await? {
                 self.ws.flush().await?;
                 return Ok(true);
             }
-            match rx.try_recv() {
-                Ok(next) => item = next,
-                Err(_) => break,
+            // Take another only if this flush has room for it: an item taken from the queue
+            // must be handled, or it is lost.
+            if taken < MAX_ITEMS_PER_FLUSH {
+                next = rx.try_recv().ok();
             }
         }
         self.ws.flush().await?;

@@ -1,17 +1,21 @@
 //! The cluster harness: the real topology from the built binaries on loopback. One auth node
 //! (`switchboard-auth`), N hubs (`switchboard-hub`, each on `127.0.0.1:0`, reporting its port),
 //! and HAProxy in front of them with the repository's template config, on a fresh PostgreSQL
-//! database and a fresh Redis key prefix. Every process is SIGKILLed on drop; the database is
-//! dropped and the keys deleted after them.
+//! database and a fresh Redis key prefix — on the shared servers, or on servers the test owns
+//! ([`ClusterOptions`]). A hub can be stopped with SIGTERM or SIGKILL and started again on its
+//! address. Every process is SIGKILLed on drop; a shared database is dropped and shared keys
+//! deleted after them.
 //!
 //! Waits are bounded: events by [`WAIT`] through [`within`], process start-up by [`START_WAIT`]
 //! (polling health URLs). When a test fails, the end of every process's log is printed.
 
 pub mod haproxy;
 pub mod process;
+pub mod traffic;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::process::ExitStatus;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -22,7 +26,8 @@ use switchboard_client::{Api, ClientError, Connection, HistoryQuery};
 use tempfile::TempDir;
 
 use haproxy::{hub_name, ServerStat};
-use process::{binary, free_port, Process};
+use process::{binary, Process};
+use switchboard_tests::private::free_port;
 use switchboard_tests::services::{RedisPrefix, TestDatabase, REDIS_URL};
 
 /// Upper bound on one awaited event or reply. Generous: the machine is small and busy.
@@ -54,25 +59,83 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// How to start a [`Cluster`]. `Default` is what [`Cluster::start`] starts: three hubs on a
+/// fresh database of the shared PostgreSQL and a fresh key prefix on the shared Redis.
+#[derive(Debug, Clone)]
+pub struct ClusterOptions {
+    pub hubs: usize,
+    /// A PostgreSQL database the caller owns (e.g. on a
+    /// [`PrivatePostgres`](switchboard_tests::private::PrivatePostgres)); `None`: a fresh
+    /// database on the shared server, dropped after the processes.
+    pub database_url: Option<String>,
+    /// A Redis server the caller owns (e.g. a
+    /// [`PrivateRedis`](switchboard_tests::private::PrivateRedis)), used with a fresh prefix;
+    /// `None`: the shared server with a fresh prefix, whose keys are deleted after the processes.
+    pub redis_url: Option<String>,
+    /// `--shutdown-grace-ms` of every hub: how long a SIGTERMed hub waits for its connections.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ClusterOptions {
+    fn default() -> Self {
+        Self {
+            hubs: 3,
+            database_url: None,
+            redis_url: None,
+            shutdown_grace: Duration::from_secs(1),
+        }
+    }
+}
+
 /// The running topology. Field order is drop order: processes first, then their data.
 pub struct Cluster {
     haproxy: Process,
     hubs: Vec<Process>,
     auth: Process,
+    /// Each hub's command line, to start it again (on the same address) after a stop.
+    hub_args: Vec<Vec<String>>,
     hub_addrs: Vec<SocketAddr>,
     lb_addr: SocketAddr,
     stats_addr: SocketAddr,
-    _db: TestDatabase,
-    _prefix: RedisPrefix,
-    _dir: TempDir,
+    _db: Option<TestDatabase>,
+    _prefix: Option<RedisPrefix>,
+    /// Logs, configs and data dirs; kept (and named) when a test fails.
+    dir: Option<TempDir>,
 }
 
 impl Cluster {
-    /// Starts an auth node, `hubs` hub nodes and HAProxy, and waits until HAProxy has seen
-    /// every hub pass a health check.
+    /// Starts an auth node, `hubs` hub nodes and HAProxy on the shared servers, and waits until
+    /// HAProxy has seen every hub pass a health check.
     pub async fn start(hubs: usize) -> Self {
-        let db = TestDatabase::create().await;
-        let prefix = RedisPrefix::new();
+        Self::start_with(ClusterOptions {
+            hubs,
+            ..ClusterOptions::default()
+        })
+        .await
+    }
+
+    /// [`Cluster::start`] with the servers and settings of `options`.
+    pub async fn start_with(options: ClusterOptions) -> Self {
+        let hubs = options.hubs;
+        let (db, database_url) = match options.database_url {
+            Some(url) => (None, url),
+            None => {
+                let db = TestDatabase::create().await;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+        };
+        let (prefix, redis_url, redis_prefix) = match options.redis_url {
+            Some(url) => {
+                let prefix = format!("sbtest:{}:", uuid::Uuid::new_v4().simple());
+                (None, url, prefix)
+            }
+            None => {
+                let prefix = RedisPrefix::new();
+                let name = prefix.0.clone();
+                (Some(prefix), REDIS_URL.to_owned(), name)
+            }
+        };
         let dir = tempfile::tempdir().expect("a temp dir");
         let path = |name: &str| {
             dir.path()
@@ -85,9 +148,9 @@ impl Cluster {
         let auth_args = flags(&[
             ("--listen", "127.0.0.1:0"),
             ("--data-dir", &path("auth")),
-            ("--database-url", &db.url),
-            ("--redis-url", REDIS_URL),
-            ("--redis-prefix", &prefix.0),
+            ("--database-url", &database_url),
+            ("--redis-url", &redis_url),
+            ("--redis-prefix", &redis_prefix),
         ]);
         let (mut auth, auth_addr) =
             Process::spawn("auth", &binary("switchboard-auth"), &auth_args, dir.path());
@@ -97,17 +160,19 @@ impl Cluster {
 
         // All hubs at once: they race for the migration lock, as real nodes do.
         let auth_url = format!("http://{auth_addr}");
+        let grace = options.shutdown_grace.as_millis().to_string();
         let mut procs = Vec::new();
         let mut ready = Vec::new();
+        let mut hub_args = Vec::new();
         for i in 0..hubs {
             let name = hub_name(i);
             let args = flags(&[
                 ("--listen", "127.0.0.1:0"),
                 ("--data-dir", &path(&name)),
                 ("--node-id", &name),
-                ("--database-url", &db.url),
-                ("--redis-url", REDIS_URL),
-                ("--redis-prefix", &prefix.0),
+                ("--database-url", &database_url),
+                ("--redis-url", &redis_url),
+                ("--redis-prefix", &redis_prefix),
                 ("--auth-url", &auth_url),
                 // The tests send far faster than a person; the limiter is tested elsewhere.
                 ("--rate-per-sec", "10000"),
@@ -116,12 +181,13 @@ impl Cluster {
                 ("--user-rate-burst", "10000"),
                 // Several clusters may run at once on one PostgreSQL (max_connections 100).
                 ("--db-pool-size", "4"),
-                ("--shutdown-grace-ms", "1000"),
+                ("--shutdown-grace-ms", &grace),
             ]);
             let (process, addr) =
                 Process::spawn(&name, &binary("switchboard-hub"), &args, dir.path());
             procs.push(process);
             ready.push(addr);
+            hub_args.push(args);
         }
         let mut hub_addrs = Vec::new();
         for (process, addr) in procs.iter_mut().zip(ready) {
@@ -159,12 +225,13 @@ impl Cluster {
             haproxy,
             hubs: procs,
             auth,
+            hub_args,
             hub_addrs,
             lb_addr,
             stats_addr,
             _db: db,
             _prefix: prefix,
-            _dir: dir,
+            dir: Some(dir),
         };
         cluster
             .await_servers("every hub to pass HAProxy's health check", |servers| {
@@ -175,6 +242,11 @@ impl Cluster {
             })
             .await;
         cluster
+    }
+
+    /// The number of hubs.
+    pub fn hub_count(&self) -> usize {
+        self.hub_addrs.len()
     }
 
     /// `http://` URL of hub `i` (0-based), bypassing HAProxy.
@@ -247,6 +319,47 @@ impl Cluster {
         eprintln!("killed {} (pid {pid:?}) with SIGKILL", hub_name(i));
     }
 
+    /// Stops hub `i` with SIGTERM (a graceful drain) and waits for it to exit, for at most
+    /// `limit`. Returns its exit status and how long it took.
+    pub async fn terminate_hub(&mut self, i: usize, limit: Duration) -> (ExitStatus, Duration) {
+        let pid = self.hubs[i].id();
+        let outcome = self.hubs[i].terminate(limit).await;
+        eprintln!(
+            "{} (pid {pid:?}) exited after SIGTERM in {:?} ({})",
+            hub_name(i),
+            outcome.1,
+            outcome.0
+        );
+        outcome
+    }
+
+    /// Starts hub `i` again, after it exited, on the same address and with the same settings,
+    /// and waits until it answers its health URL (HAProxy may not have seen it yet).
+    pub async fn restart_hub(&mut self, i: usize) {
+        let addr = self.hub_addrs[i].to_string();
+        let mut args = self.hub_args[i].clone();
+        let listen = args
+            .iter()
+            .position(|arg| arg == "--listen")
+            .expect("a --listen flag")
+            + 1;
+        args[listen] = addr;
+        let name = hub_name(i);
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("the run dir lives as long as the cluster");
+        let (mut process, ready) =
+            Process::spawn(&name, &binary("switchboard-hub"), &args, dir.path());
+        let bound = process.await_ready(ready).await;
+        assert_eq!(bound, self.hub_addrs[i], "{name} is back on its address");
+        process
+            .await_healthy(&format!("http://{bound}/healthz"), START_WAIT)
+            .await;
+        self.hubs[i] = process;
+        eprintln!("{name} started again on {bound}");
+    }
+
     /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).
     pub async fn user(&self, prefix: &str, base: &str) -> TestUser {
         let api = Api::new(base);
@@ -275,6 +388,9 @@ impl Drop for Cluster {
                     process.name,
                     process.log_tail(30)
                 );
+            }
+            if let Some(dir) = self.dir.take() {
+                eprintln!("--- the whole logs are kept in {}", dir.keep().display());
             }
         }
     }

@@ -1,13 +1,14 @@
 //! One child process of the cluster (an auth node, a hub, HAProxy): started from a binary,
 //! its output captured into a log file, SIGKILLed and reaped on drop.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use switchboard_tests::private::{self, Signal};
 use tokio::sync::oneshot;
 
 /// What the binaries print on stdout once they listen, followed by `ADDR/...`: a hub
@@ -50,7 +51,8 @@ pub struct Process {
 }
 
 impl Process {
-    /// Starts `program args` with stdout and stderr appended to `log_dir/<name>.log`.
+    /// Starts `program args` with stdout and stderr appended to `log_dir/<name>.log` (a node
+    /// started again under the same name continues its log).
     /// The receiver yields the address from the first stdout line that starts with one of
     /// [`READY_PREFIXES`] (HAProxy prints none).
     pub fn spawn(
@@ -60,7 +62,11 @@ impl Process {
         log_dir: &Path,
     ) -> (Self, oneshot::Receiver<SocketAddr>) {
         let log = log_dir.join(format!("{name}.log"));
-        let mut log_file = File::create(&log).expect("create a log file");
+        let mut log_file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .expect("open the log file");
         let stderr = log_file.try_clone().expect("clone the log file handle");
         let mut child = Command::new(program)
             .args(args)
@@ -126,6 +132,26 @@ impl Process {
         }
     }
 
+    /// SIGTERM, then waits (bounded by `limit`) for the process to exit and reaps it. Returns
+    /// its exit status and how long it took; panics with the log if it is still running after
+    /// `limit`.
+    pub async fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let child = self.child.as_mut().expect("the process is running");
+        let started = Instant::now();
+        private::signal(child, Signal::TERM);
+        match private::wait_exit(child, limit).await {
+            Some(status) => {
+                self.child = None;
+                (status, started.elapsed())
+            }
+            None => panic!(
+                "{} still runs {limit:?} after SIGTERM; end of its log:\n{}",
+                self.name,
+                self.log_tail(40)
+            ),
+        }
+    }
+
     /// The last `lines` lines of the process's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -180,13 +206,4 @@ impl Drop for Process {
     fn drop(&mut self) {
         self.kill();
     }
-}
-
-/// A loopback port that was free a moment ago (bound, read, released), for HAProxy, which takes
-/// its ports in its config. The hubs and the auth node bind port 0 themselves and report theirs.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("bind an ephemeral port")
-        .port()
 }
