@@ -237,3 +237,53 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fastwebsockets::{Role, WebSocket};
+    use tokio::io::AsyncWriteExt;
+
+    /// Every queued item is written, however many arrive in one burst (a burst longer than
+    /// `MAX_ITEMS_PER_FLUSH` once lost an item at each flush boundary).
+    #[tokio::test]
+    async fn a_long_burst_loses_no_item() {
+        let (server_io, client_io) = tokio::io::duplex(1 << 20);
+        let (_, wr) =
+            fastwebsockets::after_handshake_split(tokio::io::empty(), server_io, Role::Server);
+        let (tx, rx) = mpsc::channel(1024);
+        const N: usize = 3 * MAX_ITEMS_PER_FLUSH + 5;
+        for i in 0..N {
+            tx.send(Out::Reply(Bytes::from(format!("{i}"))))
+                .await
+                .unwrap();
+        }
+        tx.send(Out::Close {
+            code: 1000,
+            reason: "",
+        })
+        .await
+        .unwrap();
+        let kill = KillSwitch::default();
+        let last_seen = AtomicU64::new(now_ms() as u64);
+        let writer = Writer::new(wr, 16, Arc::default());
+        let exit = writer
+            .run(rx, &kill, Duration::from_secs(60), &last_seen)
+            .await;
+        assert!(matches!(exit, WriterExit::Closed));
+
+        let mut client = WebSocket::after_handshake(client_io, Role::Client);
+        client.set_auto_close(false);
+        let mut got = Vec::new();
+        loop {
+            let frame = client.read_frame().await.expect("a frame");
+            if frame.opcode == OpCode::Close {
+                break;
+            }
+            got.push(String::from_utf8(frame.payload.to_vec()).unwrap());
+        }
+        let expected: Vec<String> = (0..N).map(|i| i.to_string()).collect();
+        assert_eq!(got, expected);
+        let _ = client.into_inner().shutdown().await;
+    }
+}
