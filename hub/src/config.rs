@@ -132,4 +132,9 @@ pub struct Config {
     /// consumer), besides the frame count of `--outbound-queue-len`.
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
     pub outbound_queue_bytes: usize,
+
+    /// Messages per room kept in memory (for rooms with local subscribers) to serve `sub` with
+    /// a recent `since` without reading the store; 0 disables the hot window.
+    #[arg(long, env = "SWITCHBOARD_HOT_WINDOW", default_value_t = 256)]
+    pub hot_window: usize,
 }

@@ -15,6 +15,7 @@
 pub mod broker;
 pub mod config;
 pub mod error;
+pub mod hot;
 pub mod http;
 pub mod presence;
 pub mod ratelimit;

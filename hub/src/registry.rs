@@ -110,6 +110,8 @@ pub struct Registry {
     next_id: AtomicU64,
     /// Most event bytes queued to one connection before it is killed as a slow consumer.
     max_queued_bytes: usize,
+    /// Recent message frames of rooms with local subscribers.
+    hot: crate::hot::HotWindow,
     /// Fired at shutdown, for connections that are not in `conns` (echo).
     shutdown: Arc<KillSwitch>,
     broker: std::sync::OnceLock<Arc<dyn Broker>>,
@@ -129,6 +131,7 @@ impl Registry {
             conns: DashMap::new(),
             next_id: AtomicU64::new(1),
             max_queued_bytes: usize::MAX,
+            hot: crate::hot::HotWindow::new(0),
             shutdown: Arc::default(),
             broker: std::sync::OnceLock::new(),
         }
@@ -138,6 +141,17 @@ impl Registry {
     pub fn with_queue_bytes(mut self, max: usize) -> Self {
         self.max_queued_bytes = max;
         self
+    }
+
+    /// Keeps the last `capacity` messages of each room with local subscribers in memory.
+    pub fn with_hot_window(mut self, capacity: usize) -> Self {
+        self.hot = crate::hot::HotWindow::new(capacity);
+        self
+    }
+
+    /// The hot window (recent messages of rooms with local subscribers).
+    pub fn hot(&self) -> &crate::hot::HotWindow {
+        &self.hot
     }
 
     /// Sets the broker whose hold on a room is released with each removed subscription. Called
@@ -206,10 +220,16 @@ impl Registry {
     /// whether it was subscribed.
     pub fn unsubscribe(&self, id: ConnId, room: &str) -> bool {
         let mut removed = false;
-        self.rooms.remove_if_mut(room, |_, subs| {
-            removed = subs.remove(&id).is_some();
-            subs.is_empty()
-        });
+        let emptied = self
+            .rooms
+            .remove_if_mut(room, |_, subs| {
+                removed = subs.remove(&id).is_some();
+                subs.is_empty()
+            })
+            .is_some();
+        if emptied {
+            self.hot.forget(room);
+        }
         if removed {
             self.release(room);
         }
@@ -228,6 +248,12 @@ impl Registry {
         let Some(subs) = self.rooms.get(&*event.room) else {
             return;
         };
+        // Under the room's shard lock, so the ring and the subscriber set change together.
+        match event.seq {
+            Some(seq) => self.hot.record(&event.room, seq, &event.bytes),
+            None if crate::hot::rewrites_history(&event.bytes) => self.hot.forget(&event.room),
+            None => {}
+        }
         for (id, handle) in subs.iter() {
             if event.skip_conn == Some(*id)
                 || (event.skip_user.is_some() && event.skip_user == handle.user)
@@ -286,7 +312,13 @@ impl Registry {
                 h.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
             }
         }
-        self.rooms.remove_if(&*room, |_, subs| subs.is_empty());
+        if self
+            .rooms
+            .remove_if(&*room, |_, subs| subs.is_empty())
+            .is_some()
+        {
+            self.hot.forget(&room);
+        }
         for _ in 0..released {
             self.release(&room);
         }

@@ -149,7 +149,11 @@ pub async fn run(
     let auth = open_auth(&cfg).await?;
     let store = open_store(&cfg).await?;
 
-    let registry = Arc::new(Registry::new().with_queue_bytes(cfg.outbound_queue_bytes));
+    let registry = Arc::new(
+        Registry::new()
+            .with_queue_bytes(cfg.outbound_queue_bytes)
+            .with_hot_window(cfg.hot_window),
+    );
     let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cfg.redis_url {
         Some(url) => {
             let rc = RedisConfig {

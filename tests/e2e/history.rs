@@ -273,3 +273,53 @@ async fn only_the_author_edits_and_deletes_and_subscribers_hear_of_it() {
     let unknown = alice.api.delete_message(&room.id, 99).await;
     assert_eq!(api_err(unknown), (404, ErrorCode::NotFound));
 }
+
+/// With a subscriber on the node (so the room's recent messages are held in memory), a resume
+/// with a recent `since` is served from that hot window; an edit or delete must never be
+/// served stale from it.
+#[tokio::test]
+async fn a_resume_from_the_hot_window_never_serves_stale_edits() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(true, &[]).await;
+    let mut watcher = server.connect(&alice).await;
+    watcher.subscribe(&room.id, None).await.expect("sub");
+    let seqs = post_many(&alice, &room.id, 4).await;
+    for _ in &seqs {
+        next_message(&mut watcher).await;
+    }
+    // A resume from seq 1: served from memory, exact.
+    let mut late = server.connect(&alice).await;
+    let (caught, last) = late
+        .subscribe(&room.id, Some(seqs[0]))
+        .await
+        .expect("resume");
+    assert_eq!(crate::support::seqs(&caught), seqs[1..].to_vec());
+    assert_eq!(last, seqs[3]);
+    // Edit and delete, then resume again: the changes show.
+    alice
+        .api
+        .edit_message(&room.id, seqs[1], "edited")
+        .await
+        .expect("edit");
+    alice
+        .api
+        .delete_message(&room.id, seqs[2])
+        .await
+        .expect("delete");
+    // The watcher has seen both events, so they went through this node's delivery path.
+    for _ in 0..2 {
+        match next_event(&mut watcher).await {
+            ServerFrame::Edited { .. } | ServerFrame::Deleted { .. } => {}
+            other => panic!("expected edited/deleted, got {other:?}"),
+        }
+    }
+    let mut again = server.connect(&alice).await;
+    let (caught, _) = again
+        .subscribe(&room.id, Some(seqs[0]))
+        .await
+        .expect("resume");
+    assert_eq!(caught[0].body, "edited");
+    assert!(caught[1].deleted && caught[1].body.is_empty());
+    assert_eq!(crate::support::seqs(&caught), seqs[1..].to_vec());
+}

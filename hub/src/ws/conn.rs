@@ -400,6 +400,10 @@ impl Session {
                         crate::error::Error::Unavailable("the broker is unavailable")
                     })?;
                 }
+                // A recent `since` (a short disconnect) is served from the hot window.
+                if let Some(hot) = since.and_then(|s| self.app.registry.hot().after(&room, s)) {
+                    return Ok::<_, crate::error::Error>((hot.frames, hot.upto));
+                }
                 let last_seq = service
                     .readable_room(self.identity.as_ref(), &room)
                     .await?
@@ -414,7 +418,11 @@ impl Session {
                     None => last_seq,
                     Some(since) => messages.last().map_or(since.min(last_seq), |m| m.seq),
                 };
-                Ok::<_, crate::error::Error>((messages, upto))
+                let frames = messages
+                    .into_iter()
+                    .map(|m| ServerFrame::Message(m).to_bytes())
+                    .collect();
+                Ok((frames, upto))
             }
             .await;
         let (messages, upto) = match result {
@@ -426,10 +434,6 @@ impl Session {
                 return Err(e);
             }
         };
-        let messages = messages
-            .into_iter()
-            .map(|m| ServerFrame::Message(m).to_bytes())
-            .collect();
         let subbed = ServerFrame::Subbed {
             id,
             room: room.to_string(),
