@@ -137,4 +137,17 @@ pub struct Config {
     /// a recent `since` without reading the store; 0 disables the hot window.
     #[arg(long, env = "SWITCHBOARD_HOT_WINDOW", default_value_t = 256)]
     pub hot_window: usize,
+
+    /// Delete messages older than this many seconds (0: keep every message). A `sub` whose
+    /// `since` is older than what is retained gets `history_expired`.
+    #[arg(long, env = "SWITCHBOARD_RETENTION_SECS", default_value_t = 0)]
+    pub retention_secs: u64,
+
+    /// How often retention runs, in milliseconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_RETENTION_SWEEP_MS",
+        default_value_t = 3_600_000
+    )]
+    pub retention_sweep_ms: u64,
 }

@@ -29,6 +29,8 @@ pub enum Error {
     Unavailable(&'static str),
     #[error("too many messages, slow down")]
     RateLimited,
+    #[error("messages after seq {0} are no longer retained; reload history")]
+    HistoryExpired(u64),
     #[error("storage is unavailable")]
     Store(#[from] StoreError),
     #[error("auth: {0}")]
@@ -51,6 +53,7 @@ impl Error {
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::RateLimited => ErrorCode::RateLimited,
+            Self::HistoryExpired(_) => ErrorCode::HistoryExpired,
             Self::Store(StoreError::RoomNotFound(_)) => ErrorCode::NotFound,
             Self::Store(StoreError::NulCharacter(_)) => ErrorCode::BadRequest,
             Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,

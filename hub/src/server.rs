@@ -222,6 +222,25 @@ pub async fn run(
         }
     });
 
+    // Retention: every node sweeps (the deletes are idempotent).
+    let retention = (app.cfg.retention_secs > 0).then(|| {
+        let (service, age) = (
+            app.service.clone(),
+            Duration::from_secs(app.cfg.retention_secs),
+        );
+        let every = Duration::from_millis(app.cfg.retention_sweep_ms.max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                match service.purge_older_than(age).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(deleted = n, "retention"),
+                    Err(e) => tracing::warn!(error = %e, "retention sweep failed"),
+                }
+            }
+        })
+    });
     let router = crate::http::router(app.clone(), auth.router);
     let addr = listener.local_addr()?;
     tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
@@ -242,6 +261,9 @@ pub async fn run(
         );
     }
     revocation_task.abort();
+    if let Some(task) = retention {
+        task.abort();
+    }
     if let Some(follower) = &auth.follower {
         follower.abort();
     }

@@ -347,7 +347,20 @@ impl Service {
     }
 
     /// Every stored message after `since`, ascending (catch-up for `sub`).
+    ///
+    /// # Errors
+    /// `history_expired` when retention deleted messages after `since`: resuming from it would
+    /// leave a gap.
     pub async fn messages_after(&self, room: &str, since: Seq) -> Result<Vec<Message>> {
+        if let Some(first) = self.store.first_seq(room).await? {
+            if since + 1 < first {
+                return Err(Error::HistoryExpired(since));
+            }
+        } else if let Some(rec) = self.store.room(room).await? {
+            if since < rec.last_seq {
+                return Err(Error::HistoryExpired(since));
+            }
+        }
         let mut out = Vec::new();
         let mut after = since;
         loop {
@@ -489,6 +502,14 @@ impl Service {
         };
         self.publish(room, None, &frame, None);
         Ok(mark)
+    }
+
+    /// Deletes messages older than `age` (retention); returns how many.
+    pub async fn purge_older_than(&self, age: std::time::Duration) -> Result<u64> {
+        Ok(self
+            .store
+            .purge_before(now_ms() - age.as_millis() as Millis)
+            .await?)
     }
 
     /// Tells the room's other connections that `who` is typing (throttled, not stored).

@@ -30,6 +30,9 @@ pub enum ErrorCode {
     UserNotFound,
     /// The request conflicts with the current state (e.g. a direct room with oneself).
     Conflict,
+    /// `sub` with a `since` older than the retained history: messages after it were deleted by
+    /// retention. Reload history (without `since`) instead of resuming.
+    HistoryExpired,
     /// A backing service (database, broker) is unavailable; retry later.
     Unavailable,
     /// An unexpected server error.
@@ -51,6 +54,7 @@ impl ErrorCode {
             Self::InvalidCredentials => "invalid_credentials",
             Self::UserNotFound => "user_not_found",
             Self::Conflict => "conflict",
+            Self::HistoryExpired => "history_expired",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -66,6 +70,7 @@ impl ErrorCode {
             Self::UsernameTaken | Self::Conflict => 409,
             Self::TooLarge => 413,
             Self::RateLimited => 429,
+            Self::HistoryExpired => 410,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }

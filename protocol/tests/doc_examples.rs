@@ -264,6 +264,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
         InvalidCredentials,
         UserNotFound,
         Conflict,
+        HistoryExpired,
         Unavailable,
         Internal,
     ];
@@ -271,7 +272,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
         match code {
             BadRequest | UnknownType | Unauthorized | Forbidden | NotFound | RateLimited
             | TooLarge | UsernameTaken | InvalidCredentials | UserNotFound | Conflict
-            | Unavailable | Internal => {}
+            | HistoryExpired | Unavailable | Internal => {}
         }
     }
     all

@@ -323,3 +323,41 @@ async fn a_resume_from_the_hot_window_never_serves_stale_edits() {
     assert!(caught[1].deleted && caught[1].body.is_empty());
     assert_eq!(crate::support::seqs(&caught), seqs[1..].to_vec());
 }
+
+/// With retention, messages older than it are deleted; resuming from before the retained
+/// history is refused with `history_expired` (no silent gap), resuming after it works.
+#[tokio::test]
+async fn a_since_older_than_retention_gets_history_expired() {
+    let server =
+        TestServer::start_with(&["--retention-secs", "1", "--retention-sweep-ms", "100"]).await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(true, &[]).await;
+    let old = post_many(&alice, &room.id, 3).await;
+    // Wait (bounded) until the sweeper deleted them: retention is about wall-clock age.
+    let mut purged = false;
+    for _ in 0..100 {
+        let page = alice
+            .api
+            .messages(&room.id, HistoryQuery::default())
+            .await
+            .expect("history");
+        if page.is_empty() {
+            purged = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(purged, "old messages were deleted");
+    let fresh = post_many(&alice, &room.id, 1).await;
+    assert_eq!(fresh[0], old[2] + 1, "seqs are never reused");
+
+    let mut ws = server.connect(&alice).await;
+    let err = ws
+        .subscribe(&room.id, Some(old[0]))
+        .await
+        .expect_err("expired");
+    assert_eq!(err.code(), Some(ErrorCode::HistoryExpired), "{err:?}");
+    // Resuming from the last purged seq leaves no gap: allowed.
+    let (caught, last) = ws.subscribe(&room.id, Some(old[2])).await.expect("resume");
+    assert_eq!((seqs(&caught), last), (fresh.clone(), fresh[0]));
+}

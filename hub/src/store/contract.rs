@@ -28,6 +28,31 @@ pub async fn check_all(store: &dyn Store) {
     pages_are_ascending(store).await;
     membership_and_read_marks(store).await;
     direct_rooms_are_unique(store).await;
+    retention_purges_old_messages(store).await;
+}
+
+async fn retention_purges_old_messages(store: &dyn Store) {
+    let alice = user("alice");
+    new_room(store, "r-ret", &alice).await;
+    for ts in [10, 20, 30] {
+        let mut m = msg("r-ret", &alice, "x", None);
+        m.ts = ts;
+        store.append(m).await.unwrap();
+    }
+    assert_eq!(store.first_seq("r-ret").await.unwrap(), Some(1));
+    let purged = store.purge_before(25).await.unwrap();
+    assert!(
+        purged >= 2,
+        "at least this room's two old messages: {purged}"
+    );
+    assert_eq!(store.first_seq("r-ret").await.unwrap(), Some(3));
+    assert_eq!(
+        store.room("r-ret").await.unwrap().unwrap().last_seq,
+        3,
+        "seqs are never reused"
+    );
+    let next = store.append(msg("r-ret", &alice, "y", None)).await.unwrap();
+    assert_eq!(next.seq, 4);
 }
 
 async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {

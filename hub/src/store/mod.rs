@@ -205,4 +205,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()>;
     /// Moves a member's read mark forward to `min(seq, last_seq)`; returns the mark now stored.
     async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq>;
+    /// Deletes every message stored before `cutoff` (retention); seqs are never reused, so the
+    /// room's `last_seq` stays. Returns how many were deleted.
+    async fn purge_before(&self, cutoff: Millis) -> StoreResult<u64>;
+    /// The oldest seq still stored in the room, if any.
+    async fn first_seq(&self, room: &str) -> StoreResult<Option<Seq>>;
 }

@@ -354,6 +354,26 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn purge_before(&self, cutoff: Millis) -> StoreResult<u64> {
+        self.call(move |conn| {
+            conn.execute("DELETE FROM messages WHERE ts < ?1", [cutoff])
+                .map(|n| n as u64)
+        })
+        .await
+    }
+
+    async fn first_seq(&self, room: &str) -> StoreResult<Option<Seq>> {
+        let room = room.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT MIN(seq) FROM messages WHERE room_id = ?1",
+                [&room],
+                |r| r.get(0),
+            )
+        })
+        .await
+    }
 }
 
 #[cfg(test)]

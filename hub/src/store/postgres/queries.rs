@@ -368,4 +368,27 @@ impl Store for PgStore {
         })
         .await
     }
+
+    async fn purge_before(&self, cutoff: Millis) -> StoreResult<u64> {
+        self.call(move |c| {
+            Box::pin(async move {
+                Ok(c.execute("DELETE FROM messages WHERE ts < $1", &[&cutoff])
+                    .await?)
+            })
+        })
+        .await
+    }
+
+    async fn first_seq(&self, room: &str) -> StoreResult<Option<Seq>> {
+        let room = room.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_one("SELECT MIN(seq) FROM messages WHERE room_id = $1", &[&room])
+                    .await?;
+                Ok(row.get::<_, Option<i64>>(0).map(seq_of))
+            })
+        })
+        .await
+    }
 }
