@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::support::{PrivateServer, Proxy, TestDb};
+use super::support::{url_via, PrivatePostgres, Proxy, TestDb};
 use super::{msg, new_room, stored_seqs, user};
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::{Page, Store, StoreResult};
@@ -54,8 +54,10 @@ async fn append_until_ok(store: &PgStore, body: &str) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_recovers_after_the_database_crashes_and_restarts() {
-    let server = PrivateServer::start().await;
-    let store = PgStore::connect(&server.url(), config()).await.unwrap();
+    let server = PrivatePostgres::start().await;
+    let store = PgStore::connect(&server.url("postgres"), config())
+        .await
+        .unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");
     let first = store
@@ -101,7 +103,7 @@ async fn the_store_recovers_after_the_database_crashes_and_restarts() {
 async fn a_silent_database_fails_every_operation_within_the_timeout() {
     let db = TestDb::create().await;
     let proxy = Proxy::start().await;
-    let url = db.url_via(proxy.addr);
+    let url = url_via(&db, proxy.addr);
     let store = PgStore::connect(&url, config()).await.unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");
