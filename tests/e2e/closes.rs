@@ -236,20 +236,7 @@ async fn a_subscriber_that_does_not_read_is_closed_with_4000() {
 #[tokio::test]
 async fn a_client_close_is_answered_with_1000() {
     let server = TestServer::start().await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .expect("upgrade");
-    let hello = ClientFrame::Hello {
-        id: None,
-        token: None,
-    };
-    ws.send(WsMessage::text(hello.to_json()))
-        .await
-        .expect("hello");
-    within("welcome", ws.next())
-        .await
-        .expect("open")
-        .expect("welcome");
+    let (mut ws, _welcome) = crate::support::raw_greeted(&server).await;
     let bye = CloseFrame {
         code: CloseCode::Normal,
         reason: "bye".into(),

@@ -24,20 +24,7 @@ async fn a_peer_that_stops_answering_is_dropped_and_its_slot_freed() {
     // One connection allowed, pings every 200 ms, a peer silent for two intervals is dead.
     let server = TestServer::start_with(&["--max-connections", "1", "--heartbeat-ms", "200"]).await;
     // A peer that says hello and then never reads again (so it never answers a ping).
-    let (mut dead, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .expect("upgrade");
-    let hello = ClientFrame::Hello {
-        id: None,
-        token: None,
-    };
-    dead.send(WsMessage::text(hello.to_json()))
-        .await
-        .expect("hello");
-    within("welcome", dead.next())
-        .await
-        .expect("welcome")
-        .expect("ok");
+    let (dead, _welcome) = crate::support::raw_greeted(&server).await;
     assert_eq!(health(&server).await["connections"], 1);
     let err = Connection::connect(&server.ws_url(), None)
         .await

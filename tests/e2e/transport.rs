@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use switchboard_client::protocol::ws::{ClientFrame, ServerFrame};
+use switchboard_client::protocol::ws::ServerFrame;
 use switchboard_client::protocol::{close, ErrorCode};
 use switchboard_client::tungstenite::client::IntoClientRequest;
 use switchboard_client::tungstenite::Message as WsMessage;
@@ -56,20 +56,7 @@ async fn the_token_may_come_in_the_authorization_header() {
 #[tokio::test]
 async fn the_server_pings_at_the_heartbeat_interval_and_answers_pings() {
     let server = TestServer::start_with(&["--heartbeat-ms", "200"]).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
-        .await
-        .expect("upgrade");
-    let hello = ClientFrame::Hello {
-        id: None,
-        token: None,
-    };
-    ws.send(WsMessage::text(hello.to_json()))
-        .await
-        .expect("hello");
-    let welcome = within("welcome", ws.next())
-        .await
-        .expect("a frame")
-        .expect("ok");
+    let (mut ws, welcome) = crate::support::raw_greeted(&server).await;
     let welcome: ServerFrame = serde_json::from_str(welcome.to_text().expect("text")).unwrap();
     assert!(
         matches!(

@@ -386,3 +386,29 @@ pub fn rejected<T: std::fmt::Debug>(
         other => panic!("expected an error frame, got {other:?}"),
     }
 }
+
+/// A raw tokio-tungstenite socket (which answers pings only while it is read) after an
+/// anonymous `hello`, with the `welcome` message.
+pub async fn raw_greeted(
+    server: &TestServer,
+) -> (
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    WsMessage,
+) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url())
+        .await
+        .expect("upgrade");
+    let hello = ClientFrame::Hello {
+        id: None,
+        token: None,
+    };
+    ws.send(WsMessage::text(hello.to_json()))
+        .await
+        .expect("hello");
+    let welcome = within("welcome", ws.next())
+        .await
+        .expect("a frame")
+        .expect("ok");
+    (ws, welcome)
+}
