@@ -147,54 +147,14 @@ async fn shutdown_closes_connections_with_1012() {
 
 #[tokio::test]
 async fn a_subscriber_that_does_not_read_is_closed_with_4000() {
-    let server = TestServer::start_with(&[
-        "--outbound-queue-len",
-        "8",
-        "--rate-per-sec",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--user-rate-per-sec",
-        "100000",
-        "--user-rate-burst",
-        "100000",
-    ])
-    .await;
+    let mut flags = vec!["--outbound-queue-len", "8"];
+    flags.extend(crate::support::NO_RATE_LIMITS);
+    let server = TestServer::start_with(&flags).await;
     let alice = server.user("alice").await;
     let room = alice.room_with(true, &[]).await;
 
     // The slow reader: a tiny receive buffer, so that the server's socket backs up quickly.
-    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-    let stream = socket.connect(server.addr()).await.expect("connect");
-    let (mut slow, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
-        .await
-        .expect("upgrade");
-    for frame in [
-        ClientFrame::Hello {
-            id: None,
-            token: None,
-        },
-        ClientFrame::Sub {
-            id: None,
-            room: room.id.clone(),
-            since: None,
-        },
-    ] {
-        slow.send(WsMessage::text(frame.to_json()))
-            .await
-            .expect("send");
-    }
-    for expected in ["welcome", "subbed"] {
-        let frame = within(expected, slow.next())
-            .await
-            .expect("open")
-            .expect("ok");
-        assert!(
-            frame.to_text().expect("text").contains(expected),
-            "{frame:?}"
-        );
-    }
+    let mut slow = crate::support::slow_subscriber(&server, &room.id).await;
 
     // Flood the room in pipelined batches (reading the acks, so the sender keeps up).
     let mut fast = server.connect(&alice).await;

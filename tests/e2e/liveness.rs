@@ -2,12 +2,10 @@
 //! and a publish flood with slow readers keeps the hub's queued bytes under its bound while a
 //! reading subscriber gets everything.
 
-use futures_util::{SinkExt, StreamExt};
 use switchboard_client::protocol::ws::{ClientFrame, ServerFrame};
-use switchboard_client::tungstenite::Message as WsMessage;
 use switchboard_client::Connection;
 
-use crate::support::{next_message, within, TestServer};
+use crate::support::{next_message, TestServer};
 
 /// The hub's `/healthz` figures.
 async fn health(server: &TestServer) -> serde_json::Value {
@@ -54,22 +52,19 @@ async fn a_flood_with_slow_readers_keeps_queued_bytes_under_the_bound() {
     const BOUND: usize = 32 * 1024;
     const SLOW: usize = 8;
     let bound = BOUND.to_string();
-    let server = TestServer::start_with(&[
-        "--outbound-queue-bytes",
-        &bound,
-        // A reader that stops reading blocks the hub's writes; it is dropped within two
-        // heartbeats.
-        "--heartbeat-ms",
-        "500",
-        "--rate-per-sec",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--user-rate-per-sec",
-        "100000",
-        "--user-rate-burst",
-        "100000",
-    ])
+    let server = TestServer::start_with(
+        &[
+            "--outbound-queue-bytes",
+            &bound,
+            // A reader that stops reading blocks the hub's writes; it is dropped within two
+            // heartbeats.
+            "--heartbeat-ms",
+            "500",
+        ]
+        .into_iter()
+        .chain(crate::support::NO_RATE_LIMITS)
+        .collect::<Vec<_>>(),
+    )
     .await;
     let alice = server.user("alice").await;
     let room = alice.room_with(true, &[]).await;
@@ -77,38 +72,7 @@ async fn a_flood_with_slow_readers_keeps_queued_bytes_under_the_bound() {
     // Slow readers: tiny receive buffers, and they never read after `subbed`.
     let mut slow = Vec::new();
     for _ in 0..SLOW {
-        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
-        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
-        let stream = socket.connect(server.addr()).await.expect("connect");
-        let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
-            .await
-            .expect("upgrade");
-        for frame in [
-            ClientFrame::Hello {
-                id: None,
-                token: None,
-            },
-            ClientFrame::Sub {
-                id: Some(1.into()),
-                room: room.id.clone(),
-                since: None,
-            },
-        ] {
-            ws.send(WsMessage::text(frame.to_json()))
-                .await
-                .expect("send");
-        }
-        loop {
-            let msg = within("subbed", ws.next())
-                .await
-                .expect("open")
-                .expect("ok");
-            let frame: ServerFrame = serde_json::from_str(msg.to_text().unwrap()).unwrap();
-            if matches!(frame, ServerFrame::Subbed { .. }) {
-                break;
-            }
-        }
-        slow.push(ws);
+        slow.push(crate::support::slow_subscriber(&server, &room.id).await);
     }
     // A subscriber that reads everything.
     let mut fast_reader = server.connect(&alice).await;

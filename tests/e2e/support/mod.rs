@@ -412,3 +412,57 @@ pub async fn raw_greeted(
         .expect("ok");
     (ws, welcome)
 }
+
+/// Flags that lift the per-connection and per-user rate limits, for floods.
+pub const NO_RATE_LIMITS: [&str; 8] = [
+    "--rate-per-sec",
+    "100000",
+    "--rate-burst",
+    "100000",
+    "--user-rate-per-sec",
+    "100000",
+    "--user-rate-burst",
+    "100000",
+];
+
+/// A slow reader: an anonymous raw socket with a tiny receive buffer (so the hub's writes back
+/// up quickly), subscribed to `room`, returned after `subbed`; the test decides when it reads.
+pub async fn slow_subscriber(
+    server: &TestServer,
+    room: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    use futures_util::{SinkExt, StreamExt};
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+    let stream = socket.connect(server.addr()).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::client_async(server.ws_url(), stream)
+        .await
+        .expect("upgrade");
+    let sub = ClientFrame::Sub {
+        id: None,
+        room: room.to_owned(),
+        since: None,
+    };
+    for frame in [
+        ClientFrame::Hello {
+            id: None,
+            token: None,
+        },
+        sub,
+    ] {
+        ws.send(WsMessage::text(frame.to_json()))
+            .await
+            .expect("send");
+    }
+    loop {
+        let msg = within("subbed", ws.next())
+            .await
+            .expect("open")
+            .expect("ok");
+        let frame: ServerFrame =
+            serde_json::from_str(msg.to_text().expect("text")).expect("a frame");
+        if matches!(frame, ServerFrame::Subbed { .. }) {
+            return ws;
+        }
+    }
+}
