@@ -63,6 +63,12 @@ impl LocalCounts {
     }
 
     /// Every (room, user) present on this node.
+    /// Whether `user` has a connection in `room` on this node.
+    pub fn contains(&self, room: &str, user: &str) -> bool {
+        let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
+        c.contains_key(&(room.to_owned(), user.to_owned()))
+    }
+
     pub fn all(&self) -> Vec<(String, String)> {
         let c = self.counts.lock().unwrap_or_else(|p| p.into_inner());
         c.keys().cloned().collect()

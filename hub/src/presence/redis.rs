@@ -1,7 +1,10 @@
 //! Presence across nodes in Redis: a hash per room (`{prefix}presence:{room}`) whose fields are
 //! `{node}|{user}` and whose values are expiry times (ms). Each node refreshes its own fields
 //! three times per TTL; readers ignore expired fields, so a dead node's users disappear within
-//! [`ENTRY_TTL`]. A Redis failure degrades presence (best effort), never chat.
+//! [`ENTRY_TTL`]. The hash itself expires 2 × TTL after the last refresh by any node: a refresh
+//! may set or extend the key's expiry but never shortens one another node set. Writes of one
+//! node are serialised so a refresh cannot bring back an entry a `leave` just removed. A Redis
+//! failure degrades presence (best effort), never chat.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,6 +26,9 @@ pub struct RedisPresence {
     node: String,
     ttl: Duration,
     counts: LocalCounts,
+    /// Held across each write of this node's fields (put or delete), so a refresh that read
+    /// the counts before a `leave` cannot write after that leave's delete.
+    writes: tokio::sync::Mutex<()>,
 }
 
 impl RedisPresence {
@@ -40,6 +46,7 @@ impl RedisPresence {
             node: node.to_owned(),
             ttl,
             counts: LocalCounts::default(),
+            writes: tokio::sync::Mutex::new(()),
         });
         let weak = Arc::downgrade(&me);
         tokio::spawn(async move {
@@ -48,7 +55,11 @@ impl RedisPresence {
                 tick.tick().await;
                 let Some(me) = weak.upgrade() else { return };
                 for (room, user) in me.counts.all() {
-                    me.put(&room, &user).await;
+                    let _w = me.writes.lock().await;
+                    // Re-checked under the lock: the user may have left since `all()`.
+                    if me.counts.contains(&room, &user) {
+                        me.put(&room, &user).await;
+                    }
                 }
             }
         });
@@ -69,7 +80,17 @@ impl RedisPresence {
         let result: ::redis::RedisResult<()> = ::redis::pipe()
             .hset(self.key(room), self.field(user), expiry)
             .ignore()
-            .pexpire(self.key(room), 2 * self.ttl.as_millis() as i64)
+            // Set an expiry if the key has none, else only extend it (Redis ≥ 7.0): a node with
+            // a shorter TTL must not cut short the entries of the others.
+            .cmd("PEXPIRE")
+            .arg(self.key(room))
+            .arg(2 * self.ttl.as_millis() as i64)
+            .arg("NX")
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(self.key(room))
+            .arg(2 * self.ttl.as_millis() as i64)
+            .arg("GT")
             .ignore()
             .query_async(&mut conn)
             .await;
@@ -107,7 +128,10 @@ impl Presence for RedisPresence {
             return false;
         }
         let elsewhere = self.live(room).await.iter().any(|(u, _)| u == user);
-        self.put(room, user).await;
+        let _w = self.writes.lock().await;
+        if self.counts.contains(room, user) {
+            self.put(room, user).await;
+        }
         !elsewhere
     }
 
@@ -116,7 +140,13 @@ impl Presence for RedisPresence {
             return false;
         }
         let mut conn = self.conn.clone();
-        let _: ::redis::RedisResult<()> = conn.hdel(self.key(room), self.field(user)).await;
+        {
+            let _w = self.writes.lock().await;
+            // A join may have come back while we waited for the lock.
+            if !self.counts.contains(room, user) {
+                let _: ::redis::RedisResult<()> = conn.hdel(self.key(room), self.field(user)).await;
+            }
+        }
         !self.live(room).await.iter().any(|(u, _)| u == user)
     }
 
@@ -164,8 +194,13 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         assert!(gone, "alice expired with her node");
-        assert!(b.leave("r", "bob").await);
         let mut conn = b.conn.clone();
+        let pttl: i64 = conn.pttl(b.key("r")).await.unwrap();
+        assert!(
+            pttl > 10_000,
+            "node a's short TTL must not cut the key's expiry set by node b (pttl {pttl} ms)"
+        );
+        assert!(b.leave("r", "bob").await);
         let _: () = conn.del(b.key("r")).await.unwrap();
     }
 }
