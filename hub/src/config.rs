@@ -133,6 +133,13 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
     pub outbound_queue_bytes: usize,
 
+    /// Least time between two writes of room events to one connection (microseconds; 0: no
+    /// limit). An event arriving sooner waits, and everything queued by then shares one write;
+    /// an event after a quiet spell is written at once. Replies are not held back unless an
+    /// event waits with them.
+    #[arg(long, env = "SWITCHBOARD_WRITE_COALESCE_US", default_value_t = 5000)]
+    pub write_coalesce_us: u64,
+
     /// Messages per room kept in memory (for rooms with local subscribers) to serve `sub` with
     /// a recent `since` without reading the store; 0 disables the hot window.
     #[arg(long, env = "SWITCHBOARD_HOT_WINDOW", default_value_t = 256)]

@@ -17,6 +17,7 @@ pub mod config;
 pub mod error;
 pub mod hot;
 pub mod http;
+pub mod outbox;
 pub mod presence;
 pub mod ratelimit;
 pub mod registry;

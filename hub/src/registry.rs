@@ -14,7 +14,9 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use dashmap::DashMap;
-use tokio::sync::{mpsc, Notify};
+use tokio::sync::Notify;
+
+use crate::outbox::{self, TrySendError};
 
 use crate::broker::{Broker, Event};
 
@@ -46,7 +48,7 @@ pub enum Out {
     /// A raw frame: a control frame the transport owes the peer (pong, close echo), or an
     /// echoed message on the echo endpoint. A close frame ends the writer.
     Frame {
-        opcode: fastwebsockets::OpCode,
+        opcode: crate::ws::frame::OpCode,
         payload: Vec<u8>,
     },
     /// Send a close frame with this code and reason, then stop.
@@ -92,7 +94,7 @@ impl KillSwitch {
 /// What the registry keeps of a connection.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
-    pub tx: mpsc::Sender<Out>,
+    pub tx: outbox::Sender,
     pub kill: Arc<KillSwitch>,
     /// The user id, for per-user filtering (`None` when anonymous).
     pub user: Option<Arc<str>>,
@@ -114,6 +116,8 @@ pub struct Registry {
     hot: crate::hot::HotWindow,
     /// Fired at shutdown, for connections that are not in `conns` (echo).
     shutdown: Arc<KillSwitch>,
+    /// Notified every heartbeat interval by the server (see [`heartbeat`](Self::heartbeat)).
+    heartbeat: Notify,
     broker: std::sync::OnceLock<Arc<dyn Broker>>,
 }
 
@@ -133,8 +137,15 @@ impl Registry {
             max_queued_bytes: usize::MAX,
             hot: crate::hot::HotWindow::new(0),
             shutdown: Arc::default(),
+            heartbeat: Notify::new(),
             broker: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Queued event bytes at which a connection's writer stops waiting for its coalescing
+    /// window (a quarter of the bound).
+    pub fn hurry_bytes(&self) -> usize {
+        self.max_queued_bytes / 4
     }
 
     /// Bounds the event bytes queued to each connection (beyond: close 4000).
@@ -261,18 +272,20 @@ impl Registry {
                 continue;
             }
             let len = event.bytes.len();
-            let queued = handle.queued.fetch_add(len, Ordering::AcqRel) + len;
+            let before = handle.queued.fetch_add(len, Ordering::AcqRel);
+            let queued = before + len;
             let refused = if queued > self.max_queued_bytes {
                 true
             } else {
-                matches!(
-                    handle.tx.try_send(Out::Event(event.clone())),
-                    Err(mpsc::error::TrySendError::Full(_))
-                )
+                handle.tx.try_send(Out::Event(event.clone())) == Err(TrySendError::Full)
             };
             if refused {
                 handle.queued.fetch_sub(len, Ordering::AcqRel);
                 handle.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
+            } else if before < self.hurry_bytes() && queued >= self.hurry_bytes() {
+                // A quarter of the bound is queued: a writer waiting out its coalescing window
+                // writes now, so a reader that keeps up is never closed for the window's sake.
+                handle.tx.hurry();
             }
         }
         drop(subs);
@@ -342,6 +355,13 @@ impl Registry {
         n
     }
 
+    /// The node's heartbeat: the server notifies every waiter once per `--heartbeat-ms`, and
+    /// each connection's writer pings its peer (or drops a silent one) on it. One timer for the
+    /// node, not one per connection.
+    pub fn heartbeat(&self) -> &Notify {
+        &self.heartbeat
+    }
+
     /// A switch that fires when [`kill_all`](Self::kill_all) is called.
     pub fn shutdown_switch(&self) -> Arc<KillSwitch> {
         self.shutdown.clone()
@@ -360,8 +380,8 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn conn(reg: &Registry, queue: usize) -> (ConnId, mpsc::Receiver<Out>, Arc<KillSwitch>) {
-        let (tx, rx) = mpsc::channel(queue);
+    fn conn(reg: &Registry, queue: usize) -> (ConnId, outbox::Receiver, Arc<KillSwitch>) {
+        let (tx, rx) = outbox::outbox(queue);
         let kill = Arc::new(KillSwitch::default());
         let id = reg.add_conn(ConnHandle {
             tx,
@@ -394,13 +414,13 @@ mod tests {
         let ev = event("r");
         reg.deliver(&ev);
         match rx_a.try_recv() {
-            Ok(Out::Event(got)) => assert!(Arc::ptr_eq(&got, &ev), "shared, not copied"),
+            Some(Out::Event(got)) => assert!(Arc::ptr_eq(&got, &ev), "shared, not copied"),
             other => panic!("expected the event, got {other:?}"),
         }
-        assert!(rx_b.try_recv().is_err(), "not subscribed");
+        assert!(rx_b.try_recv().is_none(), "not subscribed");
         assert!(reg.unsubscribe(a, "r"));
         reg.deliver(&event("r"));
-        assert!(rx_a.try_recv().is_err(), "unsubscribed");
+        assert!(rx_a.try_recv().is_none(), "unsubscribed");
     }
 
     #[tokio::test]
@@ -413,7 +433,7 @@ mod tests {
         reg.subscribe(fast, &room);
         for _ in 0..3 {
             reg.deliver(&event("r"));
-            while rx_fast.try_recv().is_ok() {}
+            while rx_fast.try_recv().is_some() {}
         }
         assert_eq!(
             kill_slow.killed().await,
@@ -443,7 +463,7 @@ mod tests {
             Some(switchboard_protocol::close::SLOW_CONSUMER)
         );
         let mut queued = 0;
-        while let Ok(Out::Event(_)) = rx.try_recv() {
+        while let Some(Out::Event(_)) = rx.try_recv() {
             queued += 1;
         }
         assert_eq!(queued, 2, "the refused event was not queued");

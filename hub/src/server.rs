@@ -241,6 +241,21 @@ pub async fn run(
             }
         })
     });
+    // One heartbeat for the node instead of a timer per connection (see `Registry::heartbeat`).
+    let heartbeat_task = {
+        let (reg, every) = (
+            registry.clone(),
+            Duration::from_millis(app.cfg.heartbeat_ms.max(1)),
+        );
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                reg.heartbeat().notify_waiters();
+            }
+        })
+    };
     let router = crate::http::router(app.clone(), auth.router);
     let addr = listener.local_addr()?;
     tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
@@ -261,6 +276,7 @@ pub async fn run(
         );
     }
     revocation_task.abort();
+    heartbeat_task.abort();
     if let Some(task) = retention {
         task.abort();
     }

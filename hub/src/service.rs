@@ -1,12 +1,10 @@
 //! The service layer: every rule of rooms and messages, written once. The REST handlers and the
 //! WebSocket connection task are thin adapters over [`Service`].
 //!
-//! **Architecture invariant:** a room's messages are published in seq order. `append` and
-//! `publish` for a room happen under the room's stripe of `RoomLocks`, so no later seq can be
-//! published before an earlier one.
+//! **Architecture invariant:** a room's messages are published in seq order. A message is
+//! published by the hook the store runs once it is durable ([`Store::append_then`]), and a
+//! store runs a room's hooks in seq order; no lock is held across the database round trip.
 
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -20,7 +18,9 @@ use switchboard_protocol::{Millis, Seq};
 
 use crate::broker::{Broker, Event};
 use crate::error::{Error, Result};
-use crate::store::{NewMessage, NewRoom, Page, RoomRecord, Store, UserRef, KIND_DIRECT};
+use crate::store::{
+    NewMessage, NewRoom, Page, RoomRecord, Store, StoreError, UserRef, KIND_DIRECT,
+};
 
 /// An authenticated caller, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,31 +70,6 @@ impl UserDirectory for switchboard_auth::Auth {
     }
 }
 
-/// Striped async locks serialising append+publish per room, with bounded memory.
-struct RoomLocks {
-    stripes: Box<[tokio::sync::Mutex<()>]>,
-}
-
-/// Number of lock stripes: rooms hashing to the same stripe serialise their sends, so this is
-/// large enough that busy rooms rarely share one, and small enough to be a fixed cost.
-const ROOM_LOCK_STRIPES: usize = 256;
-
-impl RoomLocks {
-    fn new() -> Self {
-        Self {
-            stripes: (0..ROOM_LOCK_STRIPES)
-                .map(|_| tokio::sync::Mutex::new(()))
-                .collect(),
-        }
-    }
-
-    fn stripe(&self, room: &str) -> &tokio::sync::Mutex<()> {
-        let mut h = DefaultHasher::new();
-        room.hash(&mut h);
-        &self.stripes[(h.finish() as usize) % self.stripes.len()]
-    }
-}
-
 /// Minimum interval between two `typing` events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
@@ -110,7 +85,6 @@ pub struct Service {
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
     users: Arc<dyn UserDirectory>,
-    locks: RoomLocks,
     presence: Arc<dyn crate::presence::Presence>,
     /// Per-user send limits (none: unlimited).
     user_limits: Option<crate::ratelimit::PerUser>,
@@ -130,7 +104,6 @@ impl Service {
             store,
             broker,
             users,
-            locks: RoomLocks::new(),
             presence,
             user_limits: None,
             typing: DashMap::new(),
@@ -401,34 +374,53 @@ impl Service {
                 )));
             }
         }
-        self.member_room(who, room).await?;
-        let appended = {
-            let _ordered = self.locks.stripe(room).lock().await;
-            let msg = NewMessage {
-                room: room.to_owned(),
-                sender: who.user_ref(),
-                body,
-                client_msg_id: client_msg_id.clone(),
-                ts: now_ms(),
-            };
-            let appended = self.store.append(msg.clone()).await?;
-            if !appended.duplicate {
+        // Membership, the append and the author's read mark are one store call (one round
+        // trip): a send is the hot path. The store publishes it once it is durable, in seq
+        // order (see the module invariant).
+        let msg = NewMessage {
+            room: room.to_owned(),
+            sender: who.user_ref(),
+            body,
+            client_msg_id: client_msg_id.clone(),
+            ts: now_ms(),
+        };
+        let publish = {
+            let broker = self.broker.clone();
+            let event_room: Arc<str> = room.into();
+            let (room, from, body) = (
+                msg.room.clone(),
+                msg.sender.username.clone(),
+                msg.body.clone(),
+            );
+            let client_msg_id = client_msg_id.clone();
+            Box::new(move |appended: &crate::store::Appended| {
                 let frame = ServerFrame::Message(Message {
-                    room: msg.room,
+                    room,
                     seq: appended.seq,
-                    from: msg.sender.username,
-                    body: msg.body,
+                    from,
+                    body,
                     ts: appended.ts,
-                    client_msg_id: msg.client_msg_id,
+                    client_msg_id,
                     edited_ts: None,
                     deleted: false,
                 });
-                self.publish(room, Some(appended.seq), &frame, None);
-            }
-            appended
+                broker.publish(Arc::new(Event {
+                    room: event_room,
+                    seq: Some(appended.seq),
+                    bytes: frame.to_bytes(),
+                    skip_conn: None,
+                    skip_user: None,
+                    evict_user: None,
+                }));
+            })
         };
-        // The author has read their own message.
-        self.store.set_read(room, &who.id, appended.seq).await?;
+        let appended = match self.store.append_then(msg, publish).await {
+            Err(StoreError::RoomNotFound(_)) => return Err(Error::NotFound("room not found")),
+            Err(StoreError::NotMember(_)) => {
+                return Err(Error::Forbidden("not a member of this room"))
+            }
+            other => other?,
+        };
         Ok(Ack {
             seq: appended.seq,
             ts: appended.ts,

@@ -210,7 +210,6 @@ pub fn event_of(m: Message) -> Event {
 mod tests {
     use super::*;
     use crate::registry::{ConnHandle, KillSwitch, Out};
-    use tokio::sync::mpsc;
 
     fn msg(seq: Seq) -> Message {
         Message {
@@ -225,9 +224,9 @@ mod tests {
         }
     }
 
-    fn setup() -> (Sequencer, mpsc::Receiver<Out>) {
+    fn setup() -> (Sequencer, crate::outbox::Receiver) {
         let registry = Arc::new(Registry::new());
-        let (tx, rx) = mpsc::channel(64);
+        let (tx, rx) = crate::outbox::outbox(64);
         let id = registry.add_conn(ConnHandle {
             tx,
             kill: Arc::new(KillSwitch::default()),
@@ -242,9 +241,9 @@ mod tests {
         (seq, rx)
     }
 
-    fn received(rx: &mut mpsc::Receiver<Out>) -> Vec<Seq> {
+    fn received(rx: &mut crate::outbox::Receiver) -> Vec<Seq> {
         let mut out = Vec::new();
-        while let Ok(Out::Event(ev)) = rx.try_recv() {
+        while let Some(Out::Event(ev)) = rx.try_recv() {
             out.push(ev.seq.unwrap());
         }
         out

@@ -5,8 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::mpsc;
-
 use super::redis::{RedisBroker, RedisConfig};
 use super::sequencer::event_of;
 use super::Broker;
@@ -41,8 +39,8 @@ async fn node(url: &str, prefix: &str, name: &str, store: Arc<dyn Store>) -> Nod
 }
 
 /// A subscribed connection on `node`, returning its queue.
-async fn subscriber(node: &Node, room: &str) -> mpsc::Receiver<Out> {
-    let (tx, rx) = mpsc::channel(1024);
+async fn subscriber(node: &Node, room: &str) -> crate::outbox::Receiver {
+    let (tx, rx) = crate::outbox::outbox(1024);
     let id = node.registry.add_conn(ConnHandle {
         tx,
         kill: Arc::new(KillSwitch::default()),
@@ -59,7 +57,7 @@ async fn subscriber(node: &Node, room: &str) -> mpsc::Receiver<Out> {
     rx
 }
 
-async fn next_seq(rx: &mut mpsc::Receiver<Out>) -> u64 {
+async fn next_seq(rx: &mut crate::outbox::Receiver) -> u64 {
     loop {
         match tokio::time::timeout(WAIT, rx.recv())
             .await

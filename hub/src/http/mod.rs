@@ -4,6 +4,7 @@
 pub mod extract;
 pub mod proxy;
 pub mod rooms;
+pub mod web;
 
 use axum::http::StatusCode;
 use axum::routing::{get, post};
@@ -39,6 +40,7 @@ pub fn router(app: AppState, auth: Router) -> Router {
     }
     hub.with_state(app)
         .merge(auth)
+        .merge(web::router())
         .fallback(|| async { error_response(ErrorCode::NotFound, "no such route") })
         .method_not_allowed_fallback(|| async {
             let body = ErrorBody::new(ErrorCode::BadRequest, "method not allowed on this route");

@@ -1,7 +1,7 @@
 //! The behaviour every [`Store`] must have, as one test suite run against each implementation
 //! (SQLite now; PostgreSQL reuses it).
 
-use super::{NewMessage, NewRoom, Page, Store, UserRef};
+use super::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
 
 /// A user whose id is `id-{name}`.
 pub fn user(name: &str) -> UserRef {
@@ -29,6 +29,36 @@ pub async fn check_all(store: &dyn Store) {
     membership_and_read_marks(store).await;
     direct_rooms_are_unique(store).await;
     retention_purges_old_messages(store).await;
+    hooks_run_in_seq_order(store).await;
+}
+
+/// Concurrent appends to one room: every new message's hook runs once, in seq order, and
+/// repeats and refusals run none.
+async fn hooks_run_in_seq_order(store: &dyn Store) {
+    use std::sync::{Arc, Mutex};
+    let alice = user("alice");
+    new_room(store, "r-hook", &alice).await;
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let hook = |seen: &Arc<Mutex<Vec<u64>>>| -> super::OnStored {
+        let seen = seen.clone();
+        Box::new(move |a: &super::Appended| seen.lock().unwrap().push(a.seq))
+    };
+    let sends = (0..40).map(|i| {
+        // Every fifth repeats the key of the one before it.
+        let key = format!("k{}", i - usize::from(i % 5 == 4));
+        store.append_then(msg("r-hook", &alice, "x", Some(&key)), hook(&seen))
+    });
+    let results = futures_util::future::join_all(sends).await;
+    let fresh = results
+        .iter()
+        .filter(|r| !r.as_ref().unwrap().duplicate)
+        .count();
+    assert_eq!(fresh, 32);
+    let refused = store
+        .append_then(msg("r-hook", &user("zed"), "x", None), hook(&seen))
+        .await;
+    assert!(refused.is_err());
+    assert_eq!(*seen.lock().unwrap(), (1..=32).collect::<Vec<u64>>());
 }
 
 async fn retention_purges_old_messages(store: &dyn Store) {
@@ -85,9 +115,10 @@ async fn seqs_are_dense_and_idempotent(store: &dyn Store) {
     assert_eq!(first.seq, 6);
     assert_eq!((again.seq, again.duplicate), (6, true));
     // The same key from another user is a different message.
-    let bob = user("bob");
+    let erin = user("erin");
+    store.add_member("r-seq", &erin, 1).await.unwrap();
     let other = store
-        .append(msg("r-seq", &bob, "bob's", Some("k1")))
+        .append(msg("r-seq", &erin, "erin's", Some("k1")))
         .await
         .unwrap();
     assert_eq!((other.seq, other.duplicate), (7, false));
@@ -168,12 +199,26 @@ async fn membership_and_read_marks(store: &dyn Store) {
     let (alice, bob) = (user("alice"), user("bob"));
     new_room(store, "r-mem", &alice).await;
     assert_eq!(store.membership("r-mem", &bob.id).await.unwrap(), None);
+    let refused = store.append(msg("r-mem", &bob, "not yet", None)).await;
+    assert!(
+        matches!(&refused, Err(StoreError::NotMember(r)) if r == "r-mem"),
+        "{refused:?}"
+    );
+    let missing = store.append(msg("r-nowhere", &bob, "x", None)).await;
+    assert!(
+        matches!(&missing, Err(StoreError::RoomNotFound(r)) if r == "r-nowhere"),
+        "{missing:?}"
+    );
     assert!(store.add_member("r-mem", &bob, 2).await.unwrap());
     assert!(!store.add_member("r-mem", &bob, 3).await.unwrap());
     assert_eq!(store.members("r-mem").await.unwrap(), ["alice", "bob"]);
     for _ in 0..3 {
         store.append(msg("r-mem", &alice, "x", None)).await.unwrap();
     }
+    // Nothing was stored for the refused appends, and the author has read their own messages.
+    assert_eq!(store.room("r-mem").await.unwrap().unwrap().last_seq, 3);
+    assert_eq!(store.membership("r-mem", &alice.id).await.unwrap(), Some(3));
+    assert_eq!(store.membership("r-mem", &bob.id).await.unwrap(), Some(0));
     assert_eq!(store.set_read("r-mem", &bob.id, 2).await.unwrap(), 2);
     assert_eq!(
         store.set_read("r-mem", &bob.id, 1).await.unwrap(),

@@ -9,7 +9,11 @@
 //!   no reuse, atomically with storing the message;
 //! - `(room, sender, client_msg_id)` is unique: appending a repeat returns the first message's
 //!   seq and ts with `duplicate: true` and stores nothing;
-//! - `append` returns only after the message is durable.
+//! - `append` returns only after the message is durable;
+//! - the hook given to [`Store::append_then`] runs once the message is durable, while the store
+//!   still holds its write serialisation, so the hooks of one room's appends through one store
+//!   run in seq order (this is how the service publishes in seq order without a lock held
+//!   across the database round trip).
 
 #[cfg(test)]
 mod contract;
@@ -50,6 +54,9 @@ pub enum StoreError {
     /// The append named a room that does not exist.
     #[error("room {0:?} does not exist")]
     RoomNotFound(String),
+    /// The append's sender is not a member of the room (which exists).
+    #[error("not a member of room {0:?}")]
+    NotMember(String),
     /// The batch writer task has stopped (the store is shutting down, or the task panicked).
     #[error("the batch writer has stopped")]
     WriterGone,
@@ -66,8 +73,8 @@ pub enum StoreError {
 impl StoreError {
     /// True when the failure says the database is unreachable, overloaded or too slow, rather
     /// than that the request or the data are wrong: the client may retry later (`unavailable`).
-    /// The rest is a wrong request ([`Self::RoomNotFound`], [`Self::NulCharacter`]) or a bug or
-    /// broken invariant (`internal`).
+    /// The rest is a wrong request ([`Self::RoomNotFound`], [`Self::NotMember`],
+    /// [`Self::NulCharacter`]) or a bug or broken invariant (`internal`).
     pub fn is_unavailable(&self) -> bool {
         match self {
             Self::Timeout(_) | Self::Pool(_) | Self::WriterGone => true,
@@ -82,6 +89,7 @@ impl StoreError {
             | Self::Migration(_)
             | Self::Io(_)
             | Self::RoomNotFound(_)
+            | Self::NotMember(_)
             | Self::NulCharacter(_)
             | Self::Inconsistent(_) => false,
         }
@@ -151,6 +159,9 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
+/// What [`Store::append_then`] runs once a new message is durable (see there).
+pub type OnStored = Box<dyn FnOnce(&Appended) + Send + Sync>;
+
 /// A stored message with its author's id (which the wire [`Message`] does not show).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {
@@ -193,8 +204,20 @@ pub trait Store: Send + Sync + 'static {
     async fn members(&self, room: &str) -> StoreResult<Vec<String>>;
     /// The rooms a user is a member of, most recently active first.
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>>;
-    /// Appends a message, assigning the room's next seq (see the module invariants).
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended>;
+    /// Appends a message from a member, assigning the room's next seq (see the module
+    /// invariants), and moves the sender's read mark up to it — in one transaction, so a send
+    /// costs one round trip. Fails with [`StoreError::RoomNotFound`] or
+    /// [`StoreError::NotMember`] (membership is checked for repeats of a key too).
+    ///
+    /// `then` runs once the message is durable, before any later append of the same room
+    /// through this store is durable, so hooks run in seq order per room; it runs even if
+    /// the caller has stopped waiting. Not called for a repeat (`duplicate`) or a failure. It
+    /// runs on the store's writer (a blocking thread or the batch task): it must not block.
+    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended>;
+    /// [`append_then`](Self::append_then) without a hook.
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        self.append_then(msg, Box::new(|_| {})).await
+    }
     /// A page of messages (tombstones included), ascending.
     async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>>;
     /// One message, with its author's id.

@@ -1,9 +1,11 @@
 //! [`Store`] on a SQLite file: the embedded default.
 //!
-//! One connection behind a `std::sync::Mutex`, used only inside `spawn_blocking`: SQLite
-//! serialises writers anyway, and a blocking mutex is right because no `.await` happens while it
-//! is held. WAL mode with `synchronous=FULL`, so an acknowledged append survives a crash of the
-//! process and of the machine.
+//! One connection behind a `std::sync::Mutex`, used only inside `spawn_blocking` and by the
+//! append thread: SQLite serialises writers anyway, and a blocking mutex is right because no
+//! `.await` happens while it is held. WAL mode with `synchronous=FULL`, so an acknowledged append
+//! survives a crash of the process and of the machine. Appends go through one thread that
+//! commits whatever is queued in one transaction (group commit, see [`append_writer`]): one
+//! fsync per batch instead of one per message.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -13,14 +15,160 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::{
-    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, RoomRecord, Store,
-    StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, RoomRecord,
+    Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The append writer's queue (see [`append_writer`]).
+    appends: tokio::sync::mpsc::Sender<AppendJob>,
+}
+
+/// Most appends queued for the writer before senders wait.
+const APPEND_QUEUE: usize = 4096;
+/// Most appends committed together.
+const APPEND_BATCH: usize = 512;
+
+/// One queued append.
+struct AppendJob {
+    msg: NewMessage,
+    then: OnStored,
+    reply: tokio::sync::oneshot::Sender<StoreResult<Appended>>,
+}
+
+/// The thread that performs every append (group commit). It takes whatever is queued (up to
+/// [`APPEND_BATCH`], never waiting for more), runs each append in its own savepoint of ONE
+/// transaction, commits once — one fsync for the lot — then runs the hooks of the new
+/// messages in queue order and answers each job.
+///
+/// **Invariants:** appends are performed in queue order, so one sender's appends to a room get
+/// ascending seqs in the order they were queued; a job is answered `Ok` only after the commit
+/// that stored it; one job's failure (not a member, say) rolls back only its savepoint; a
+/// failed commit fails every job of the batch and runs no hook. Hooks run in seq order (the
+/// thread is the only writer of messages). Ends when every store handle is gone.
+fn append_writer(conn: Arc<Mutex<Connection>>, mut jobs: tokio::sync::mpsc::Receiver<AppendJob>) {
+    let mut batch = Vec::with_capacity(APPEND_BATCH);
+    while jobs.blocking_recv_many(&mut batch, APPEND_BATCH) > 0 {
+        let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
+        let outcomes = write_batch(&mut guard, &batch);
+        drop(guard);
+        match outcomes {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                    if let Ok(appended) = &outcome {
+                        if !appended.duplicate {
+                            (job.then)(appended);
+                        }
+                    }
+                    let _ = job.reply.send(outcome);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, jobs = batch.len(), "append batch failed");
+                let e = Arc::new(StoreError::Sqlite(e));
+                for job in batch.drain(..) {
+                    let _ = job.reply.send(Err(StoreError::Batch(e.clone())));
+                }
+            }
+        }
+    }
+}
+
+/// Appends `jobs` in one transaction, a savepoint each; `Err` if the transaction as a whole
+/// failed (nothing stored).
+fn write_batch(
+    conn: &mut Connection,
+    jobs: &[AppendJob],
+) -> rusqlite::Result<Vec<StoreResult<Appended>>> {
+    let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if job.reply.is_closed() {
+            // Its `append` was cancelled: do not store what nobody will ack.
+            outcomes.push(Err(StoreError::WriterGone));
+            continue;
+        }
+        let sp = tx.savepoint()?;
+        match append_one(&sp, &job.msg) {
+            Ok(Ok(appended)) => {
+                sp.commit()?;
+                outcomes.push(Ok(appended));
+            }
+            // Dropping the savepoint rolls back only this job.
+            Ok(Err(refused)) => outcomes.push(Err(refused)),
+            Err(e) => outcomes.push(Err(StoreError::Sqlite(e))),
+        }
+    }
+    tx.commit()?;
+    Ok(outcomes)
+}
+
+/// One append inside the writer's transaction: membership, key check, seq, insert, read mark.
+fn append_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<StoreResult<Appended>> {
+    // Statements are cached: this is the hot path of every send.
+    let member = conn
+        .prepare_cached("SELECT 1 FROM members WHERE room_id = ?1 AND user_id = ?2")?
+        .query_row(params![msg.room, msg.sender.id], |_| Ok(()))
+        .optional()?;
+    if member.is_none() {
+        let room = conn
+            .prepare_cached("SELECT 1 FROM rooms WHERE id = ?1")?
+            .query_row([&msg.room], |_| Ok(()))
+            .optional()?;
+        return Ok(Err(match room {
+            None => StoreError::RoomNotFound(msg.room.clone()),
+            Some(()) => StoreError::NotMember(msg.room.clone()),
+        }));
+    }
+    if let Some(cmid) = &msg.client_msg_id {
+        let first: Option<(Seq, Millis)> = conn
+            .prepare_cached(
+                "SELECT seq, ts FROM messages
+                 WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
+            )?
+            .query_row(params![msg.room, msg.sender.id, cmid], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?;
+        if let Some((seq, ts)) = first {
+            return Ok(Ok(Appended {
+                seq,
+                ts,
+                duplicate: true,
+            }));
+        }
+    }
+    let seq: Seq = conn
+        .prepare_cached(
+            "UPDATE rooms SET last_seq = last_seq + 1, last_ts = ?2 WHERE id = ?1 RETURNING last_seq",
+        )?
+        .query_row(params![msg.room, msg.ts], |r| r.get(0))?;
+    conn.prepare_cached(
+        "INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts, client_msg_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        msg.room,
+        seq,
+        msg.sender.id,
+        msg.sender.username,
+        msg.body,
+        msg.ts,
+        msg.client_msg_id
+    ])?;
+    // The author has read their own message (marks never move back).
+    conn.prepare_cached(
+        "UPDATE members SET read_seq = MAX(read_seq, ?3) WHERE room_id = ?1 AND user_id = ?2",
+    )?
+    .execute(params![msg.room, msg.sender.id, seq])?;
+    Ok(Ok(Appended {
+        seq,
+        ts: msg.ts,
+        duplicate: false,
+    }))
 }
 
 const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
@@ -41,9 +189,13 @@ impl SqliteStore {
             Ok(conn)
         })
         .await??;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let conn = Arc::new(Mutex::new(conn));
+        let (appends, jobs) = tokio::sync::mpsc::channel(APPEND_QUEUE);
+        let writer_conn = conn.clone();
+        std::thread::Builder::new()
+            .name("sqlite-appends".into())
+            .spawn(move || append_writer(writer_conn, jobs))?;
+        Ok(Self { conn, appends })
     }
 
     /// Runs `f` on the connection off the async threads.
@@ -238,36 +390,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
-        self.call(move |conn| {
-            let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-            if let Some(cmid) = &msg.client_msg_id {
-                let first: Option<(Seq, Millis)> = tx
-                    .query_row(
-                        "SELECT seq, ts FROM messages
-                         WHERE room_id = ?1 AND sender_id = ?2 AND client_msg_id = ?3",
-                        params![msg.room, msg.sender.id, cmid],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                if let Some((seq, ts)) = first {
-                    return Ok(Appended { seq, ts, duplicate: true });
-                }
-            }
-            let seq: Seq = tx.query_row(
-                "UPDATE rooms SET last_seq = last_seq + 1, last_ts = ?2 WHERE id = ?1 RETURNING last_seq",
-                params![msg.room, msg.ts],
-                |r| r.get(0),
-            )?;
-            tx.execute(
-                "INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts, client_msg_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![msg.room, seq, msg.sender.id, msg.sender.username, msg.body, msg.ts, msg.client_msg_id],
-            )?;
-            tx.commit()?;
-            Ok(Appended { seq, ts: msg.ts, duplicate: false })
-        })
-        .await
+    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let job = AppendJob { msg, then, reply };
+        self.appends
+            .send(job)
+            .await
+            .map_err(|_| StoreError::WriterGone)?;
+        answer.await.map_err(|_| StoreError::WriterGone)?
     }
 
     async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>> {

@@ -3,25 +3,25 @@
 //!
 //! **Invariants:** the fanout only ever `try_send`s into this connection's queue; the queue is
 //! bounded (`--outbound-queue-len`) and a full queue kills the connection with 4000. The reader
-//! future is never dropped mid-read while the connection lives (fastwebsockets reads are not
-//! cancel-safe); it is dropped only once the connection is over.
+//! future is never dropped mid-message while the connection lives (a message half reassembled
+//! and a control frame's answer live in it); it is dropped only once the connection is over.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastwebsockets::WebSocket;
-use hyper::upgrade::Upgraded;
-use hyper_util::rt::TokioIo;
+use fastwebsockets::upgrade::UpgradeFut;
 use switchboard_protocol::close;
 use switchboard_protocol::rest::User;
 use switchboard_protocol::ws::{decode_client_frame, ClientFrame, FrameId, ServerFrame};
 use switchboard_protocol::ErrorCode;
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
+use crate::outbox::{outbox, Sender};
 use crate::ratelimit::TokenBucket;
 use crate::registry::{ConnHandle, ConnId, KillSwitch, Out};
 use crate::service::{now_ms, Identity};
@@ -32,17 +32,18 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
 /// Serves one upgraded `/v1/ws` connection until it closes. `pre_auth` is the identity from an
 /// `Authorization` header on the upgrade, if any.
-pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Option<Identity>) {
+///
+/// It is the connection's whole task: everything it holds while the connection is idle is the
+/// per-connection memory cost, so the state of anything transient is boxed (see `frame.rs`).
+pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Identity>>) {
+    let ws = match upgrade.await {
+        Ok(ws) => ws,
+        Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
+    };
     let cfg = &app.cfg;
-    let (rd, wr) = ws.split(|s| {
-        let (r, w) = tokio::io::split(s);
-        (
-            super::mask_guard::MaskGuard::new(r),
-            tokio::io::BufWriter::with_capacity(4096, w),
-        )
-    });
+    let (rd, wr) = tokio::io::split(ws.into_inner());
     let mut reader = MessageReader::new(rd, cfg.max_frame_bytes);
-    let (tx, rx) = mpsc::channel(cfg.outbound_queue_len);
+    let (tx, rx) = outbox(cfg.outbound_queue_len);
     let kill = Arc::new(KillSwitch::default());
     let anon_session: Arc<str> = format!("anon-{}", uuid::Uuid::new_v4()).into();
     let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -67,29 +68,37 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, app: AppState, pre_auth: Op
         anon_session,
     };
 
-    let writer = Writer::new(wr, cfg.outbound_queue_len, queued).run(
-        rx,
-        &kill,
-        Duration::from_millis(cfg.heartbeat_ms),
-        &last_seen,
-    );
-    let read = session.read_loop(&mut reader, pre_auth, &last_seen);
     {
-        tokio::pin!(writer, read);
+        // Built in place: a future moved after creation can cost its size twice in this task.
+        tokio::pin! {
+            let writer = Writer::new(wr, cfg.outbound_queue_len, queued)
+                .coalesce(
+                    Duration::from_micros(cfg.write_coalesce_us),
+                    app.registry.hurry_bytes(),
+                )
+                .run(
+                    rx,
+                    &kill,
+                    app.registry.heartbeat(),
+                    Duration::from_millis(cfg.heartbeat_ms),
+                    &last_seen,
+                );
+            let read = session.read_loop(&mut reader, pre_auth, &last_seen);
+        }
         tokio::select! {
             () = &mut read => {
                 // The reader queued what the peer is owed (close echo or our close); let the writer
                 // get it out, but not forever.
-                let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+                let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, &mut writer)).await;
             }
             _ = &mut writer => {
                 // We closed (kill, echo) or the socket broke: wait briefly for the peer's close.
-                let _ = tokio::time::timeout(CLOSE_GRACE, &mut read).await;
+                let _ = Box::pin(tokio::time::timeout(CLOSE_GRACE, &mut read)).await;
             }
         }
     }
     app.registry.remove_conn(conn, session.rooms.iter());
-    session.leave_presence(None).await;
+    Box::pin(session.leave_presence(None)).await;
 }
 
 /// The protocol state of one connection (owned by its reader future).
@@ -102,26 +111,38 @@ struct Session {
     rooms: Vec<Arc<str>>,
     /// Rooms in which this connection counts towards the user's presence.
     present: Vec<Arc<str>>,
-    tx: mpsc::Sender<Out>,
+    tx: Sender,
     kill: Arc<KillSwitch>,
     bucket: TokenBucket,
     anon_session: Arc<str>,
 }
 
 impl Session {
-    async fn reply(&self, frame: ServerFrame) {
-        // If the writer is gone the connection is closing; nothing to do.
-        let _ = self.tx.send(Out::Reply(frame.to_bytes())).await;
+    /// Queues a reply. Encoded before the wait, and boxed, so that waiting for room in the
+    /// queue does not make every connection's task carry a frame's worth of state.
+    fn reply(&self, frame: ServerFrame) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.queue(Out::Reply(frame.to_bytes()))
     }
 
-    async fn close(&self, code: u16, reason: &'static str) {
-        let _ = self.tx.send(Out::Close { code, reason }).await;
+    fn close(
+        &self,
+        code: u16,
+        reason: &'static str,
+    ) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.queue(Out::Close { code, reason })
+    }
+
+    fn queue(&self, out: Out) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        Box::pin(async move {
+            // If the writer is gone the connection is closing; nothing to do.
+            let _ = self.tx.send(out).await;
+        })
     }
 
     async fn read_loop<S: AsyncRead + Unpin>(
         &mut self,
         reader: &mut MessageReader<S>,
-        pre_auth: Option<Identity>,
+        pre_auth: Option<Box<Identity>>,
         last_seen: &AtomicU64,
     ) {
         let hello_timeout = Duration::from_millis(self.app.cfg.hello_timeout_ms);
@@ -131,64 +152,88 @@ impl Session {
             let next = if self.greeted {
                 reader.next(&self.tx).await
             } else {
-                match tokio::time::timeout_at(deadline, reader.next(&self.tx)).await {
+                match Box::pin(tokio::time::timeout_at(deadline, reader.next(&self.tx))).await {
                     Ok(next) => next,
                     Err(_) => return self.close(close::POLICY, "no hello in time").await,
                 }
             };
             last_seen.store(now_ms() as u64, Ordering::Relaxed);
-            let data = match next {
-                Ok(Incoming::Close) => return,
-                Ok(Incoming::Pong) => continue,
-                Ok(Incoming::Text(t)) => Ok(t),
-                Ok(Incoming::Binary(_)) => Err(()),
-                Err(e) => return self.transport_error(e).await,
-            };
-            let frame = match data {
-                Ok(text) => decode_client_frame(&text),
-                Err(()) => {
-                    if !self.greeted {
-                        return self.refuse_first_frame().await;
-                    }
-                    self.reply(ServerFrame::error(
-                        None,
-                        ErrorCode::BadRequest,
-                        "binary frames are not supported",
-                    ))
-                    .await;
-                    continue;
+            // Boxed: an idle connection's task holds only what it needs to wait for the next
+            // message, not the state of the largest request.
+            if !Box::pin(self.incoming(next, &mut pre_auth)).await {
+                return;
+            }
+        }
+    }
+
+    /// Handles one message or transport event; returns false when the connection must end.
+    async fn incoming(
+        &mut self,
+        next: Result<Incoming, TransportError>,
+        pre_auth: &mut Option<Box<Identity>>,
+    ) -> bool {
+        let data = match next {
+            Ok(Incoming::Close) => return false,
+            Ok(Incoming::Pong) => return true,
+            Ok(Incoming::Text(t)) => Ok(t),
+            Ok(Incoming::Binary(_)) => Err(()),
+            Err(e) => {
+                self.transport_error(e).await;
+                return false;
+            }
+        };
+        let frame = match data {
+            Ok(text) => decode_client_frame(&text),
+            Err(()) => {
+                if !self.greeted {
+                    self.refuse_first_frame().await;
+                    return false;
                 }
-            };
-            // Decoding first costs little and lets the refusal echo the frame's id. `hello` and
-            // the first `sub` of each room are free, so a client resuming many rooms after a
-            // reconnect is never stuck behind its own burst.
-            let free = match &frame {
-                Ok(ClientFrame::Hello { .. }) => true,
-                Ok(ClientFrame::Sub { room, .. }) => !self.rooms.iter().any(|r| **r == **room),
-                _ => false,
-            };
-            if !free && !self.bucket.take() {
-                let id = match &frame {
-                    Ok(f) => f.id().cloned(),
-                    Err(e) => e.id.clone(),
-                };
                 self.reply(ServerFrame::error(
-                    id,
-                    ErrorCode::RateLimited,
-                    "too many frames, slow down",
+                    None,
+                    ErrorCode::BadRequest,
+                    "binary frames are not supported",
                 ))
                 .await;
-                continue;
+                return true;
             }
-            match frame {
-                Ok(ClientFrame::Hello { id, token }) if !self.greeted => {
-                    if !self.hello(id, token, pre_auth.take()).await {
-                        return;
-                    }
-                }
-                Ok(_) | Err(_) if !self.greeted => return self.refuse_first_frame().await,
-                Ok(frame) => self.dispatch(frame).await,
-                Err(e) => self.reply(e.to_frame()).await,
+        };
+        // Decoding first costs little and lets the refusal echo the frame's id. `hello` and
+        // the first `sub` of each room are free, so a client resuming many rooms after a
+        // reconnect is never stuck behind its own burst.
+        let free = match &frame {
+            Ok(ClientFrame::Hello { .. }) => true,
+            Ok(ClientFrame::Sub { room, .. }) => !self.rooms.iter().any(|r| **r == **room),
+            _ => false,
+        };
+        if !free && !self.bucket.take() {
+            let id = match &frame {
+                Ok(f) => f.id().cloned(),
+                Err(e) => e.id.clone(),
+            };
+            self.reply(ServerFrame::error(
+                id,
+                ErrorCode::RateLimited,
+                "too many frames, slow down",
+            ))
+            .await;
+            return true;
+        }
+        match frame {
+            Ok(ClientFrame::Hello { id, token }) if !self.greeted => {
+                self.hello(id, token, pre_auth.take().map(|b| *b)).await
+            }
+            Ok(_) | Err(_) if !self.greeted => {
+                self.refuse_first_frame().await;
+                false
+            }
+            Ok(frame) => {
+                self.dispatch(frame).await;
+                true
+            }
+            Err(e) => {
+                self.reply(e.to_frame()).await;
+                true
             }
         }
     }

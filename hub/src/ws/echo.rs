@@ -5,13 +5,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use fastwebsockets::{OpCode, WebSocket};
+use fastwebsockets::WebSocket;
 use hyper::upgrade::Upgraded;
 use hyper_util::rt::TokioIo;
-use tokio::sync::mpsc;
 
+use super::frame::OpCode;
 use super::transport::{Incoming, MessageReader};
 use super::writer::Writer;
+use crate::outbox::outbox;
 use crate::registry::{KillSwitch, Out};
 
 /// Echo queue depth: the reader waits when the writer is this far behind.
@@ -19,18 +20,19 @@ const ECHO_QUEUE: usize = 16;
 
 /// Serves one echo connection until it closes (or `kill` fires at shutdown).
 pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, max_message: usize, kill: Arc<KillSwitch>) {
-    let (rd, wr) = ws.split(|s| {
-        let (r, w) = tokio::io::split(s);
-        (
-            super::mask_guard::MaskGuard::new(r),
-            tokio::io::BufWriter::with_capacity(4096, w),
-        )
-    });
+    let (rd, wr) = tokio::io::split(ws.into_inner());
     let mut reader = MessageReader::new(rd, max_message);
-    let (tx, rx) = mpsc::channel(ECHO_QUEUE);
+    let (tx, rx) = outbox(ECHO_QUEUE);
     let last_seen = std::sync::atomic::AtomicU64::new(i64::MAX as u64);
-    let writer =
-        Writer::new(wr, 0, Arc::default()).run(rx, &kill, Duration::from_secs(3600), &last_seen);
+    // No heartbeat: conformance clients do not expect our pings.
+    let no_beat = tokio::sync::Notify::new();
+    let writer = Writer::new(wr, 0, Arc::default()).run(
+        rx,
+        &kill,
+        &no_beat,
+        Duration::from_secs(3600),
+        &last_seen,
+    );
     let read = async {
         loop {
             let item = match reader.next(&tx).await {

@@ -5,7 +5,7 @@
 
 pub mod conn;
 pub mod echo;
-pub mod mask_guard;
+pub mod frame;
 pub mod transport;
 pub mod writer;
 
@@ -96,12 +96,7 @@ pub async fn ws_handler(
         );
     }
     let tracker = app.conns.clone();
-    tracker.spawn(async move {
-        match fut.await {
-            Ok(ws) => conn::serve(ws, app, pre_auth).await,
-            Err(e) => tracing::debug!(error = %e, "upgrade failed"),
-        }
-    });
+    tracker.spawn(conn::serve(fut, app, pre_auth.map(Box::new)));
     response.into_response()
 }
 

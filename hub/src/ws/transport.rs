@@ -2,15 +2,14 @@
 //! (fragment reassembly with a size limit, fail-fast UTF-8 checks, control frames), and the
 //! mapping of every transport failure to its close code.
 //!
-//! fastwebsockets parses frames; its `read_frame` is **not** cancel-safe (a frame header can be
-//! half consumed), so a [`MessageReader`] is only ever polled from one future that is never
-//! dropped mid-read while the connection lives (see `conn.rs`).
+//! Frames come from [`super::frame::FrameReader`]; a [`MessageReader`] is only ever polled from
+//! one future that is never dropped mid-read while the connection lives (see `conn.rs`).
 
-use fastwebsockets::{Frame, OpCode, WebSocketError, WebSocketRead};
 use switchboard_protocol::close;
 use tokio::io::AsyncRead;
-use tokio::sync::mpsc;
 
+use super::frame::{close_code_allowed, FrameError, FrameReader, OpCode};
+use crate::outbox::Sender;
 use crate::registry::Out;
 
 /// A complete message or a control event from the peer.
@@ -32,9 +31,9 @@ pub enum TransportError {
     #[error("invalid UTF-8 in a text message")]
     InvalidUtf8,
     #[error("protocol violation: {0}")]
-    Protocol(WebSocketError),
+    Protocol(&'static str),
     #[error("connection lost: {0}")]
-    Io(WebSocketError),
+    Io(std::io::Error),
 }
 
 impl TransportError {
@@ -49,26 +48,15 @@ impl TransportError {
     }
 }
 
-impl From<WebSocketError> for TransportError {
-    fn from(e: WebSocketError) -> Self {
+impl From<FrameError> for TransportError {
+    fn from(e: FrameError) -> Self {
         match e {
-            WebSocketError::InvalidUTF8 => Self::InvalidUtf8,
-            WebSocketError::FrameTooLarge => Self::TooBig(0),
-            // `MaskGuard` reports an unmasked client frame as `InvalidData`.
-            WebSocketError::IoError(ref io) if io.kind() == std::io::ErrorKind::InvalidData => {
-                Self::Protocol(e)
-            }
-            WebSocketError::IoError(_)
-            | WebSocketError::UnexpectedEOF
-            | WebSocketError::ConnectionClosed
-            | WebSocketError::SendError(_) => Self::Io(e),
-            other => Self::Protocol(other),
+            FrameError::TooBig(max) => Self::TooBig(max),
+            FrameError::Protocol(what) => Self::Protocol(what),
+            FrameError::Io(io) => Self::Io(io),
         }
     }
 }
-
-/// Largest payload of a control frame (RFC 6455 section 5.5).
-const MAX_CONTROL_PAYLOAD: usize = 125;
 
 /// A message being reassembled from fragments.
 struct Partial {
@@ -80,21 +68,18 @@ struct Partial {
 
 /// Reads whole messages, enforcing `max_message` on the reassembled size.
 pub struct MessageReader<S> {
-    ws: WebSocketRead<S>,
+    frames: FrameReader<S>,
     max_message: usize,
     partial: Option<Partial>,
 }
 
 impl<S: AsyncRead + Unpin> MessageReader<S> {
-    /// Wraps the read half. Pings are answered and close frames echoed through the owner's
-    /// outbound queue (`Out::Frame`), so they are written in order with everything else.
-    pub fn new(mut ws: WebSocketRead<S>, max_message: usize) -> Self {
-        ws.set_auto_pong(true);
-        ws.set_auto_close(true);
-        // fastwebsockets rejects a frame when `len >= max`; we allow exactly `max_message`.
-        ws.set_max_message_size(max_message.saturating_add(1));
+    /// Reads from `io`, positioned right after the upgrade. Pings are answered and close
+    /// frames echoed through the owner's outbound queue (`Out::Frame`), so they are written in
+    /// order with everything else.
+    pub fn new(io: S, max_message: usize) -> Self {
         Self {
-            ws,
+            frames: FrameReader::new(io, max_message),
             max_message,
             partial: None,
         }
@@ -103,62 +88,49 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
     /// The next complete message or control event.
     ///
     /// # Cancel safety
-    /// Not cancel-safe: dropping the future may lose part of a frame. Poll it from a future that
-    /// lives as long as the connection.
-    pub async fn next(&mut self, out: &mpsc::Sender<Out>) -> Result<Incoming, TransportError> {
+    /// Not cancel-safe: a message half reassembled survives, but a control frame's answer may
+    /// be lost. Poll it from a future that lives as long as the connection.
+    pub async fn next(&mut self, out: &Sender) -> Result<Incoming, TransportError> {
         loop {
-            let mut send = |f: Frame<'_>| {
-                // A close payload over 125 bytes is itself a protocol violation (RFC 6455 5.5):
-                // answer 1002 instead of echoing it.
-                let item = if f.opcode == OpCode::Close && f.payload.len() > MAX_CONTROL_PAYLOAD {
-                    Out::Close {
-                        code: close::PROTOCOL_ERROR,
-                        reason: "protocol error",
-                    }
-                } else {
-                    Out::Frame {
-                        opcode: f.opcode,
-                        payload: f.payload.to_vec(),
-                    }
-                };
-                let out = out.clone();
-                async move {
-                    out.send(item)
-                        .await
-                        .map_err(|_| std::io::Error::other("writer gone"))
-                }
-            };
-            let frame = self.ws.read_frame(&mut send).await?;
+            let frame = self.frames.read_frame().await?;
             match frame.opcode {
-                OpCode::Close => return Ok(Incoming::Close),
+                OpCode::Close => {
+                    let echo = close_echo(frame.payload)?;
+                    // If the writer is gone, the connection is over anyway.
+                    // Control frames are rare: their sends are boxed to keep this future small.
+                    let _ = Box::pin(out.send(echo)).await;
+                    return Ok(Incoming::Close);
+                }
                 OpCode::Pong => return Ok(Incoming::Pong),
-                OpCode::Ping => continue,
+                OpCode::Ping => {
+                    let pong = Out::Frame {
+                        opcode: OpCode::Pong,
+                        payload: frame.payload,
+                    };
+                    if Box::pin(out.send(pong)).await.is_err() {
+                        return Err(TransportError::Io(std::io::Error::other("writer gone")));
+                    }
+                }
                 OpCode::Text | OpCode::Binary => {
                     if self.partial.is_some() {
-                        return Err(TransportError::Protocol(WebSocketError::InvalidFragment));
-                    }
-                    let payload: Vec<u8> = frame.payload.to_vec();
-                    if frame.fin {
-                        // fastwebsockets has validated UTF-8 of unfragmented text frames.
-                        return Ok(if frame.opcode == OpCode::Text {
-                            Incoming::Text(payload)
-                        } else {
-                            Incoming::Binary(payload)
-                        });
+                        return Err(TransportError::Protocol(
+                            "new message inside a fragmented one",
+                        ));
                     }
                     let mut p = Partial {
                         opcode: frame.opcode,
-                        buf: payload,
+                        buf: frame.payload,
                         utf8_checked: 0,
                     };
-                    check_utf8(&mut p, false)?;
+                    check_utf8(&mut p, frame.fin)?;
+                    if frame.fin {
+                        return Ok(p.into_incoming());
+                    }
                     self.partial = Some(p);
                 }
                 OpCode::Continuation => {
                     let Some(p) = self.partial.as_mut() else {
-                        return Err(TransportError::Protocol(
-                            WebSocketError::InvalidContinuationFrame,
-                        ));
+                        return Err(TransportError::Protocol("continuation without a message"));
                     };
                     if p.buf.len() + frame.payload.len() > self.max_message {
                         return Err(TransportError::TooBig(self.max_message));
@@ -167,16 +139,44 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                     check_utf8(p, frame.fin)?;
                     if frame.fin {
                         let p = self.partial.take().expect("partial present");
-                        return Ok(if p.opcode == OpCode::Text {
-                            Incoming::Text(p.buf)
-                        } else {
-                            Incoming::Binary(p.buf)
-                        });
+                        return Ok(p.into_incoming());
                     }
                 }
             }
         }
     }
+}
+
+impl Partial {
+    fn into_incoming(self) -> Incoming {
+        if self.opcode == OpCode::Text {
+            Incoming::Text(self.buf)
+        } else {
+            Incoming::Binary(self.buf)
+        }
+    }
+}
+
+/// The answer to a peer's close frame (RFC 6455 section 5.5.1): the same code and reason, once
+/// the payload is checked (a code, if any, that a peer may send; a UTF-8 reason).
+fn close_echo(payload: Vec<u8>) -> Result<Out, TransportError> {
+    match payload.len() {
+        0 => {}
+        1 => return Err(TransportError::Protocol("close payload of one byte")),
+        _ => {
+            let code = u16::from_be_bytes([payload[0], payload[1]]);
+            if !close_code_allowed(code) {
+                return Err(TransportError::Protocol("close code not allowed"));
+            }
+            if std::str::from_utf8(&payload[2..]).is_err() {
+                return Err(TransportError::InvalidUtf8);
+            }
+        }
+    }
+    Ok(Out::Frame {
+        opcode: OpCode::Close,
+        payload,
+    })
 }
 
 /// Validates the unchecked tail of a text message, failing fast on an invalid sequence; an

@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
-use fastwebsockets::{Frame, OpCode, Payload, WebSocketError, WebSocketWrite};
 use switchboard_protocol::close;
 use tokio::io::AsyncWrite;
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 
+use super::frame::{FrameWriter, OpCode};
 use crate::broker::Event;
+use crate::outbox::Receiver;
 use crate::registry::{KillSwitch, Out};
 use crate::service::now_ms;
 
@@ -28,6 +28,13 @@ enum RoomState {
     Live { upto: u64 },
 }
 
+/// What woke the writer.
+enum Wake {
+    Kill(u16),
+    Item(Out),
+    Tick,
+}
+
 /// Why the writer stopped.
 pub enum WriterExit {
     /// We sent a close frame (our own or the echo of the peer's).
@@ -38,14 +45,21 @@ pub enum WriterExit {
     Broken,
 }
 
-/// Owns the write half. `last_seen` is the time (ms) of the last frame from the peer.
+/// Owns the write half. `last_seen` is the time (ms) of the last frame from the peer; on each
+/// `beat` the writer pings, or gives up on a peer silent for two `heartbeat`s.
 pub struct Writer<W> {
-    ws: WebSocketWrite<W>,
+    ws: FrameWriter<W>,
     rooms: HashMap<Arc<str>, RoomState>,
     max_pending: usize,
     /// The connection's count of queued event bytes (see `ConnHandle::queued`); an event's
     /// bytes are subtracted once it is written or dropped.
     queued: Arc<AtomicUsize>,
+    /// Least time between two writes of room events (see [`coalesce`](Self::coalesce)).
+    coalesce: Duration,
+    /// When room events were last written.
+    last_event_write: Option<tokio::time::Instant>,
+    /// Queued event bytes at which the window is cut short (see [`coalesce`](Self::coalesce)).
+    hurry_bytes: usize,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -60,105 +74,157 @@ fn reason(code: u16) -> &'static str {
 
 impl<W: AsyncWrite + Unpin> Writer<W> {
     /// A writer whose catch-up buffer per room holds at most `max_pending` events.
-    pub fn new(ws: WebSocketWrite<W>, max_pending: usize, queued: Arc<AtomicUsize>) -> Self {
+    pub fn new(io: W, max_pending: usize, queued: Arc<AtomicUsize>) -> Self {
         Self {
-            ws,
+            ws: FrameWriter::new(io),
             rooms: HashMap::new(),
             max_pending,
             queued,
+            coalesce: Duration::ZERO,
+            last_event_write: None,
+            hurry_bytes: usize::MAX,
         }
+    }
+
+    /// Writes room events at most once per `window`: an event arriving sooner after the last
+    /// such write waits for the window to end, and everything queued by then shares one write.
+    /// A quiet connection's event is written at once; a busy one's events are batched, which
+    /// on a busy node is what keeps the CPU on fanout rather than on write system calls (one
+    /// `write` per delivery costs several microseconds of kernel time on loopback).
+    ///
+    /// The window is cut short once `hurry_bytes` of events are queued (the fanout then calls
+    /// [`Sender::hurry`](crate::outbox::Sender::hurry)): a burst is written as it grows, so a
+    /// reader that keeps up never nears the queue's bound because of the window.
+    pub fn coalesce(mut self, window: Duration, hurry_bytes: usize) -> Self {
+        self.coalesce = window;
+        self.hurry_bytes = hurry_bytes;
+        self
     }
 
     /// Runs until a close frame is written, the peer is dead, or the socket breaks.
     pub async fn run(
         mut self,
-        mut rx: mpsc::Receiver<Out>,
+        mut rx: Receiver,
         kill: &KillSwitch,
+        beat: &Notify,
         heartbeat: Duration,
         last_seen: &AtomicU64,
     ) -> WriterExit {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // A peer that stops reading blocks our writes (its TCP window is closed) and with them
         // the heartbeat and kill checks; bounding every write frees such a connection within
         // two heartbeats, the same bound as for a peer that stops answering pings.
         let write_timeout = 2 * heartbeat;
+        // Registered once, not at every wake: registering with a `Notify` takes its lock, and
+        // the heartbeat's is shared by every connection of the node.
+        let killed = kill.killed();
+        let beat_wait = beat.notified();
+        tokio::pin!(killed, beat_wait);
         loop {
-            let step = async {
-                tokio::select! {
-                    biased;
-                    code = kill.killed() => self.close(code, reason(code)).await.map(|()| Some(true)),
-                    item = rx.recv() => match item {
-                        None => Ok(None),
-                        Some(item) => self.drain(item, &mut rx).await.map(Some),
-                    },
-                    _ = tick.tick() => {
-                        let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
-                        if idle > 2 * heartbeat.as_millis() as i64 {
-                            return Err(WriterExit::Dead);
+            // Waiting holds little: the write that follows is boxed, so an idle connection's
+            // task is no bigger than what it needs to wait (see the module doc of `frame`).
+            let wake = tokio::select! {
+                biased;
+                code = &mut killed => Wake::Kill(code),
+                item = rx.recv() => match item {
+                    None => return WriterExit::Closed,
+                    Some(item) => Wake::Item(item),
+                },
+                () = &mut beat_wait => {
+                    beat_wait.set(beat.notified());
+                    let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
+                    if idle > 2 * heartbeat.as_millis() as i64 {
+                        return WriterExit::Dead;
+                    }
+                    Wake::Tick
+                }
+            };
+            let write = Box::pin(tokio::time::timeout(
+                write_timeout,
+                self.write(wake, &mut rx),
+            ));
+            match write.await {
+                Err(_) => return WriterExit::Dead,
+                Ok(Err(_)) => return WriterExit::Broken,
+                Ok(Ok(true)) => return WriterExit::Closed,
+                Ok(Ok(false)) => {}
+            }
+        }
+    }
+
+    /// Writes what woke the writer. Returns true when a close frame was written.
+    async fn write(&mut self, wake: Wake, rx: &mut Receiver) -> std::io::Result<bool> {
+        match wake {
+            Wake::Kill(code) => {
+                self.ws.push_close(code, reason(code).as_bytes());
+                self.ws.flush().await.map(|()| true)
+            }
+            Wake::Item(item) => {
+                let event = matches!(item, Out::Event(_));
+                if event && rx.len() + 1 < MAX_ITEMS_PER_FLUSH {
+                    if let Some(last) = self.last_event_write {
+                        let due = last + self.coalesce;
+                        if due > tokio::time::Instant::now()
+                            && self.queued.load(Ordering::Acquire) < self.hurry_bytes
+                        {
+                            tokio::select! {
+                                biased;
+                                () = rx.hurried() => {}
+                                () = tokio::time::sleep_until(due) => {}
+                            }
                         }
-                        self.write(Frame::new(true, OpCode::Ping, None, Payload::Borrowed(&[]))).await;
-                        self.ws.flush().await.map(|()| Some(false))
                     }
                 }
-                .map_err(|_| WriterExit::Broken)
-            };
-            match tokio::time::timeout(write_timeout, step).await {
-                Err(_) => return WriterExit::Dead,
-                Ok(Err(exit)) => return exit,
-                Ok(Ok(None | Some(true))) => return WriterExit::Closed,
-                Ok(Ok(Some(false))) => {}
+                let closed = self.drain(item, rx).await?;
+                if event && !self.coalesce.is_zero() {
+                    self.last_event_write = Some(tokio::time::Instant::now());
+                }
+                Ok(closed)
+            }
+            Wake::Tick => {
+                self.ws.push(OpCode::Ping, &[]);
+                self.ws.flush().await.map(|()| false)
             }
         }
     }
 
     /// Handles `first` and whatever else is already queued, then flushes once. Returns true
     /// when a close frame was written.
-    async fn drain(
-        &mut self,
-        first: Out,
-        rx: &mut mpsc::Receiver<Out>,
-    ) -> Result<bool, WebSocketError> {
+    async fn drain(&mut self, first: Out, rx: &mut Receiver) -> std::io::Result<bool> {
         let mut next = Some(first);
         for taken in 1..=MAX_ITEMS_PER_FLUSH {
             let Some(item) = next.take() else { break };
-            if self.handle(item).await? {
-                self.ws.flush().await?;
-                return Ok(true);
+            match self.handle(item) {
+                Ok(false) => {}
+                Ok(true) => {
+                    self.ws.flush().await?;
+                    return Ok(true);
+                }
+                Err(e) => {
+                    // Get the close frame that `handle` encoded out, then end.
+                    let _ = self.ws.flush().await;
+                    return Err(e);
+                }
             }
             // Take another only if this flush has room for it: an item taken from the queue
             // must be handled, or it is lost.
             if taken < MAX_ITEMS_PER_FLUSH {
-                next = rx.try_recv().ok();
+                next = rx.try_recv();
             }
         }
         self.ws.flush().await?;
         Ok(false)
     }
 
-    async fn write(&mut self, frame: Frame<'_>) {
-        // A failed write surfaces at the next flush.
-        let _ = self.ws.write_frame(frame).await;
+    fn text(&mut self, bytes: &[u8]) {
+        self.ws.push(OpCode::Text, bytes);
     }
 
-    async fn text(&mut self, bytes: &Bytes) -> Result<(), WebSocketError> {
-        self.ws
-            .write_frame(Frame::text(Payload::Borrowed(bytes)))
-            .await
-    }
-
-    async fn close(&mut self, code: u16, reason: &str) -> Result<(), WebSocketError> {
-        self.ws
-            .write_frame(Frame::close(code, reason.as_bytes()))
-            .await?;
-        self.ws.flush().await
-    }
-
-    /// Writes one item. Returns true when it was a close frame.
-    async fn handle(&mut self, item: Out) -> Result<bool, WebSocketError> {
+    /// Encodes one item. Returns true when it was a close frame; fails when the connection
+    /// must end now (a slow consumer, whose close frame is already encoded).
+    fn handle(&mut self, item: Out) -> std::io::Result<bool> {
         match item {
-            Out::Event(ev) => self.event(ev).await?,
-            Out::Reply(bytes) => self.text(&bytes).await?,
+            Out::Event(ev) => self.event(ev)?,
+            Out::Reply(bytes) => self.text(&bytes),
             Out::BeginSub(room) => {
                 self.rooms.insert(room, RoomState::Pending(Vec::new()));
             }
@@ -169,15 +235,15 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 upto,
             } => {
                 for m in &messages {
-                    self.text(m).await?;
+                    self.text(m);
                 }
-                self.text(&subbed).await?;
+                self.text(&subbed);
                 let pending = match self.rooms.insert(room, RoomState::Live { upto }) {
                     Some(RoomState::Pending(p)) => p,
                     _ => Vec::new(),
                 };
                 for ev in pending {
-                    self.event(ev).await?;
+                    self.event(ev)?;
                 }
             }
             Out::EndSub { room, reply } => {
@@ -186,16 +252,15 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                     self.queued.fetch_sub(held, Ordering::AcqRel);
                 }
                 if let Some(reply) = reply {
-                    self.text(&reply).await?;
+                    self.text(&reply);
                 }
             }
             Out::Frame { opcode, payload } => {
-                let frame = Frame::new(true, opcode, None, Payload::Owned(payload));
-                self.ws.write_frame(frame).await?;
+                self.ws.push(opcode, &payload);
                 return Ok(opcode == OpCode::Close);
             }
             Out::Close { code, reason } => {
-                self.close(code, reason).await?;
+                self.ws.push_close(code, reason.as_bytes());
                 return Ok(true);
             }
         }
@@ -203,14 +268,16 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Delivers a room event if the room is subscribed, dropping messages the client has.
-    async fn event(&mut self, ev: Arc<Event>) -> Result<(), WebSocketError> {
+    fn event(&mut self, ev: Arc<Event>) -> std::io::Result<()> {
         let len = ev.bytes.len();
         match self.rooms.get_mut(&ev.room) {
             Some(RoomState::Pending(buf)) => {
                 if buf.len() >= self.max_pending {
-                    self.close(close::SLOW_CONSUMER, reason(close::SLOW_CONSUMER))
-                        .await?;
-                    return Err(WebSocketError::ConnectionClosed);
+                    self.ws.push_close(
+                        close::SLOW_CONSUMER,
+                        reason(close::SLOW_CONSUMER).as_bytes(),
+                    );
+                    return Err(std::io::Error::other("slow consumer"));
                 }
                 // Still held: its bytes stay counted until it is written or dropped.
                 buf.push(ev);
@@ -227,7 +294,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 };
                 self.queued.fetch_sub(len, Ordering::AcqRel);
                 if fresh {
-                    self.text(&ev.bytes).await?;
+                    self.text(&ev.bytes);
                 }
             }
             None => {
@@ -241,17 +308,16 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use fastwebsockets::{Role, WebSocket};
-    use tokio::io::AsyncWriteExt;
+    use crate::outbox::outbox;
+    use bytes::Bytes;
+    use tokio::io::AsyncReadExt;
 
     /// Every queued item is written, however many arrive in one burst (a burst longer than
     /// `MAX_ITEMS_PER_FLUSH` once lost an item at each flush boundary).
     #[tokio::test]
     async fn a_long_burst_loses_no_item() {
-        let (server_io, client_io) = tokio::io::duplex(1 << 20);
-        let (_, wr) =
-            fastwebsockets::after_handshake_split(tokio::io::empty(), server_io, Role::Server);
-        let (tx, rx) = mpsc::channel(1024);
+        let (server_io, mut client_io) = tokio::io::duplex(1 << 20);
+        let (tx, rx) = outbox(1024);
         const N: usize = 3 * MAX_ITEMS_PER_FLUSH + 5;
         for i in 0..N {
             tx.send(Out::Reply(Bytes::from(format!("{i}"))))
@@ -266,24 +332,33 @@ mod tests {
         .unwrap();
         let kill = KillSwitch::default();
         let last_seen = AtomicU64::new(now_ms() as u64);
-        let writer = Writer::new(wr, 16, Arc::default());
+        let writer = Writer::new(server_io, 16, Arc::default());
         let exit = writer
-            .run(rx, &kill, Duration::from_secs(60), &last_seen)
+            .run(
+                rx,
+                &kill,
+                &Notify::new(),
+                Duration::from_secs(60),
+                &last_seen,
+            )
             .await;
         assert!(matches!(exit, WriterExit::Closed));
 
-        let mut client = WebSocket::after_handshake(client_io, Role::Client);
-        client.set_auto_close(false);
+        // Server frames are unmasked: a 2-byte header (short payloads) then the payload.
+        let mut bytes = Vec::new();
+        client_io.read_to_end(&mut bytes).await.unwrap();
         let mut got = Vec::new();
+        let mut rest = &bytes[..];
         loop {
-            let frame = client.read_frame().await.expect("a frame");
-            if frame.opcode == OpCode::Close {
+            let (op, len) = (rest[0] & 0x0F, usize::from(rest[1]));
+            if op == 0x8 {
+                assert_eq!(&rest[2..2 + len], &1000u16.to_be_bytes());
                 break;
             }
-            got.push(String::from_utf8(frame.payload.to_vec()).unwrap());
+            got.push(String::from_utf8(rest[2..2 + len].to_vec()).unwrap());
+            rest = &rest[2 + len..];
         }
         let expected: Vec<String> = (0..N).map(|i| i.to_string()).collect();
         assert_eq!(got, expected);
-        let _ = client.into_inner().shutdown().await;
     }
 }

@@ -10,14 +10,14 @@
 //!    held, sees every message committed to those rooms — drops keys already stored, advances
 //!    each room's `last_seq` by its number of new messages, and inserts them all from `UNNEST`ed
 //!    arrays;
-//! 3. `COMMIT`; only then is each waiter answered.
+//! 3. `COMMIT`; only then is each job's hook run (in job order) and its waiter answered.
 //!
 //! **Invariants.** A room's row lock is held from step 2 to the commit, so across every node
 //! seqs are assigned in one order, dense and never reused. A job is answered `Ok` only after the
 //! commit that stored it (or that found its key stored). A failed batch rolls back whole and every
-//! waiter in it gets the error; a job for a missing room fails alone.
+//! waiter in it gets the error; a job for a missing room or from a non-member fails alone.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,11 +28,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::types::ToSql;
 
-use crate::store::{Appended, NewMessage, StoreError, StoreResult};
+use crate::store::{Appended, NewMessage, OnStored, StoreError, StoreResult};
 
 /// One queued append.
 pub(super) struct Job {
     pub msg: NewMessage,
+    /// Run after the commit, in job order (so in seq order per room), before the reply.
+    pub then: OnStored,
     /// When the `append` was called: `batch_max_age` counts from the oldest job's.
     pub queued_at: Instant,
     /// When the waiting `append` gives up (`queued_at + timeout`).
@@ -71,23 +73,28 @@ impl Counters {
 const LOCK_ROOMS: &str =
     "SELECT id FROM rooms WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE";
 
-/// Writes a batch (one element per job; `idx` is the job's position). Returns one row per job
-/// whose room exists: its seq and ts, whether it repeats a stored key (`duplicate`), and whether
-/// the insert happened (`stored`; false would mean a seq above `last_seq` was already taken).
+/// Writes a batch (one element per job; `idx` is the job's position). Returns one row per job:
+/// its seq and ts, whether it repeats a stored key (`duplicate`), whether the insert happened
+/// (`stored`; false would mean a seq above `last_seq` was already taken), and whether the sender
+/// is a member of the room (`member`; if not, nothing is written for the job — its room may not
+/// exist at all). Each sender's read mark moves up to its newest message of the batch.
 const INSERT_BATCH: &str = "
 WITH input AS (
-    SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                         $7::text[])
+    SELECT t.*, EXISTS (SELECT 1 FROM members mb
+                        WHERE mb.room_id = t.room_id AND mb.user_id = t.sender_id) AS member
+    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                $7::text[])
         AS t(idx, room_id, sender_id, sender_name, body, ts, client_msg_id)
 ),
 known AS (
     SELECT i.idx, m.seq, m.ts FROM input i
     JOIN messages m ON m.room_id = i.room_id AND m.sender_id = i.sender_id
                    AND m.client_msg_id = i.client_msg_id
+    WHERE i.member
 ),
 fresh AS (
     SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.idx) AS rn
-    FROM input i WHERE i.idx NOT IN (SELECT idx FROM known)
+    FROM input i WHERE i.member AND i.idx NOT IN (SELECT idx FROM known)
 ),
 counts AS (
     SELECT room_id, count(*) AS n, max(ts) AS max_ts FROM fresh GROUP BY room_id
@@ -105,11 +112,18 @@ inserted AS (
     SELECT room_id, seq, sender_id, sender_name, body, ts, client_msg_id FROM placed
     ON CONFLICT DO NOTHING
     RETURNING room_id, seq
+),
+marked AS (
+    UPDATE members mb SET read_seq = GREATEST(mb.read_seq, x.seq)
+    FROM (SELECT room_id, sender_id, max(seq) AS seq FROM placed GROUP BY room_id, sender_id) x
+    WHERE mb.room_id = x.room_id AND mb.user_id = x.sender_id
 )
-SELECT p.idx, p.seq, p.ts, FALSE AS duplicate, (ins.seq IS NOT NULL) AS stored
+SELECT p.idx, p.seq, p.ts, FALSE AS duplicate, (ins.seq IS NOT NULL) AS stored, TRUE AS member
 FROM placed p LEFT JOIN inserted ins ON ins.room_id = p.room_id AND ins.seq = p.seq
 UNION ALL
-SELECT k.idx, k.seq, k.ts, TRUE, TRUE FROM known k";
+SELECT k.idx, k.seq, k.ts, TRUE, TRUE, TRUE FROM known k
+UNION ALL
+SELECT i.idx, 0::int8, 0::int8, FALSE, TRUE, FALSE FROM input i WHERE NOT i.member";
 
 /// The single task that writes every append of one store.
 pub(super) struct Writer {
@@ -189,7 +203,14 @@ impl Writer {
                 self.counters
                     .messages
                     .fetch_add(written.stored, Ordering::Relaxed);
+                // In job order: a room's seqs ascend with the job index, and batches are
+                // written one after another, so the hooks run in seq order per room.
                 for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
+                    if let Ok(appended) = &outcome {
+                        if !appended.duplicate {
+                            (job.then)(appended);
+                        }
+                    }
                     let _ = job.reply.send(outcome);
                 }
             }
@@ -270,15 +291,19 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
     let lock_params: [&(dyn ToSql + Sync); 1] = [&rooms];
     let insert_params: [&(dyn ToSql + Sync); 7] =
         [&idx, &room, &sender_id, &sender_name, &body, &ts, &cmid];
-    let (_, rows) = tokio::try_join!(
+    let (locked, rows) = tokio::try_join!(
         biased;
         tx.query(&lock, &lock_params),
         tx.query(&insert, &insert_params),
     )?;
+    let existing: HashSet<&str> = locked.iter().map(|r| r.get(0)).collect();
     let mut by_job: Vec<Option<Row>> = vec![None; jobs.len()];
     let mut stored = 0;
     for r in rows {
         let i: i32 = r.get(0);
+        if !r.get::<_, bool>(5) {
+            continue;
+        }
         let seq: i64 = r.get(1);
         let duplicate: bool = r.get(3);
         if !r.get::<_, bool>(4) {
@@ -300,6 +325,9 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         .iter()
         .enumerate()
         .map(|(i, job)| match by_job[leader[i]] {
+            None if existing.contains(job.msg.room.as_str()) => {
+                Err(StoreError::NotMember(job.msg.room.clone()))
+            }
             None => Err(StoreError::RoomNotFound(job.msg.room.clone())),
             Some(row) => Ok(Appended {
                 seq: row.seq,

@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, RoomRecord, Store, StoreError,
-    StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, RoomRecord, Store,
+    StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -232,7 +232,7 @@ impl Store for PgStore {
 
     /// Queues the message for the batch writer and waits for the commit that contains it.
     /// Fails within the timeout; a job still queued when its `append` gives up is not written.
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
         no_nul("room id", &msg.room)?;
         no_nul("message body", &msg.body)?;
         no_nul(
@@ -246,6 +246,7 @@ impl Store for PgStore {
         let (reply, answer) = oneshot::channel();
         let job = batch::Job {
             msg,
+            then,
             queued_at,
             deadline,
             reply,

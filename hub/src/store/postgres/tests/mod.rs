@@ -99,6 +99,14 @@ async fn two_nodes_appending_to_the_same_rooms_get_dense_unique_seqs() {
     ];
     new_room(&nodes[0], "r1").await;
     new_room(&nodes[0], "r2").await;
+    for n in 0..2 {
+        for sender in 0..20 {
+            let from = user(&format!("u{n}-{sender}"));
+            for room in ["r1", "r2"] {
+                nodes[0].add_member(room, &from, 1).await.unwrap();
+            }
+        }
+    }
     // Each node runs 20 senders of 10 sequential appends, alternating rooms: both writers commit
     // batch after batch at the same time, and batches hold both rooms, so the writers contend
     // for the same row locks (taking them in id order is what keeps them from deadlocking).
@@ -146,6 +154,7 @@ async fn repeats_of_a_key_in_one_batch_store_one_row() {
     let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
     new_room(&store, "r").await;
     let (alice, bob) = (user("alice"), user("bob"));
+    store.add_member("r", &bob, 1).await.unwrap();
     let mut sends: Vec<NewMessage> = (0..10)
         .map(|i| msg("r", &alice, &format!("try {i}"), Some("k")))
         .collect();
@@ -180,23 +189,33 @@ async fn repeats_of_a_key_in_one_batch_store_one_row() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_append_to_a_missing_room_fails_alone() {
+async fn appends_to_a_missing_room_or_from_a_non_member_fail_alone() {
     let db = TestDb::create().await;
     let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
     new_room(&store, "here").await;
-    let alice = user("alice");
-    let (here, nowhere) = tokio::join!(
+    let (alice, mallory) = (user("alice"), user("mallory"));
+    let (here, nowhere, intruder, again) = tokio::join!(
         store.append(msg("here", &alice, "hi", None)),
         store.append(msg("nowhere", &alice, "hi", None)),
+        store.append(msg("here", &mallory, "let me in", Some("k"))),
+        store.append(msg("here", &alice, "hi again", None)),
     );
-    assert_eq!(here.unwrap().seq, 1);
+    assert_eq!((here.unwrap().seq, again.unwrap().seq), (1, 2));
     let err = nowhere.unwrap_err();
     assert!(
         matches!(&err, StoreError::RoomNotFound(r) if r == "nowhere"),
         "{err}"
     );
     assert!(!err.is_unavailable());
-    assert_eq!(store.stats().batches, 1, "one batch carried both");
+    let err = intruder.unwrap_err();
+    assert!(
+        matches!(&err, StoreError::NotMember(r) if r == "here"),
+        "{err}"
+    );
+    assert_eq!(store.stats().batches, 1, "one batch carried all four");
+    assert_eq!(stored_seqs(&store, "here").await, [1, 2]);
+    // The batch moved the author's read mark to their newest message.
+    assert_eq!(store.membership("here", &alice.id).await.unwrap(), Some(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
