@@ -1,6 +1,7 @@
 //! Rust client for Switchboard: the HTTP API ([`Api`]) and a WebSocket connection speaking
-//! protocol v1 ([`Connection`]). Used by the end-to-end tests now, and by the CLI and the load
-//! generator later. It speaks only the wire types of [`switchboard_protocol`]; it has no JSON
+//! protocol v1 ([`Connection`]). Used by the end-to-end tests, the load generator and this
+//! package's `switchboard` command-line client (`src/bin/switchboard.rs`, modules in
+//! `src/cli/`). It speaks only the wire types of [`switchboard_protocol`]; it has no JSON
 //! shapes of its own.
 //!
 //! # Layout

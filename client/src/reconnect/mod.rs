@@ -352,6 +352,45 @@ impl ReconnectingClient {
         })
     }
 
+    /// Queues `body` for `room` with the caller's `client_msg_id` and writes it now if connected,
+    /// without waiting for the answer: for interactive clients that keep reading input while a
+    /// send is in flight (a UI would otherwise freeze during an outage). The answer arrives from
+    /// [`ReconnectingClient::next_event`] as [`ClientEvent::Acked`] or
+    /// [`ClientEvent::SendFailed`]. Until it does, the send is re-sent after every reconnect with
+    /// the same `client_msg_id`; [`ReconnectConfig::send_timeout`] does not apply
+    /// ([`ReconnectingClient::pending_sends`] counts it).
+    ///
+    /// # Errors
+    /// The end of the client. A lost connection is not an error (the reconnect re-sends).
+    ///
+    /// # Cancel safety
+    /// Await it to completion: a call cancelled during the write leaves the send queued but
+    /// possibly unwritten until the next reconnect.
+    pub async fn queue_send(
+        &mut self,
+        room: &str,
+        body: &str,
+        client_msg_id: &str,
+    ) -> Result<(), ClientError> {
+        self.awaited = None;
+        self.ended()?;
+        self.sends += 1;
+        let outgoing = Outgoing {
+            id: FrameId::Str(format!("send-{}", self.sends)),
+            room: room.to_owned(),
+            body: body.to_owned(),
+            client_msg_id: client_msg_id.to_owned(),
+        };
+        let frame = outgoing.frame();
+        self.outbox.push_back(outgoing);
+        if let Link::Up { conn, .. } = &mut self.link {
+            if let Err(error) = conn.send(&frame).await {
+                self.lose(error, 1)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The next event: messages, other server events, and the client's own notices
     /// ([`ClientEvent::Reconnecting`], [`ClientEvent::Reconnected`], ...). Reconnects as needed
     /// while it waits.

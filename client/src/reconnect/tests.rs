@@ -248,3 +248,55 @@ async fn a_silent_server_is_taken_for_dead_but_pings_keep_the_link_alive() {
         other => panic!("expected Reconnecting, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_queued_send_is_answered_as_an_event_and_resent_after_a_reconnect() {
+    let (fake, config) = Fake::start().await;
+    let server = async {
+        let mut peer = fake.accept(0).await;
+        let first = peer.recv().await;
+        peer.close(close::RESTARTING).await; // the ack never leaves
+        let mut peer = fake.accept(0).await;
+        let ClientFrame::Send {
+            id, client_msg_id, ..
+        } = peer.recv().await
+        else {
+            panic!("expected the send again");
+        };
+        let (room, seq, ts) = ("r".into(), 1, 0);
+        let ack = ServerFrame::Ack {
+            id,
+            room,
+            seq,
+            ts,
+            client_msg_id: client_msg_id.clone(),
+        };
+        peer.send(ack).await;
+        (first, client_msg_id, peer)
+    };
+    let client = async {
+        let mut client = ReconnectingClient::connect(config).await.expect("connect");
+        client.queue_send("r", "hi", "k-1").await.expect("queued");
+        assert_eq!(client.pending_sends(), 1);
+        loop {
+            match client.next_event().await.expect("event") {
+                ClientEvent::Acked(ack) => return (ack, client.pending_sends()),
+                ClientEvent::Reconnecting { .. } | ClientEvent::Reconnected { .. } => {}
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    let ((first, resent_id, _peer), (ack, pending)) =
+        within(async { tokio::join!(server, client) }).await;
+    assert!(
+        matches!(first, ClientFrame::Send { ref client_msg_id, .. } if client_msg_id.as_deref() == Some("k-1")),
+        "written at once: {first:?}"
+    );
+    assert_eq!(
+        resent_id.as_deref(),
+        Some("k-1"),
+        "re-sent with the same id"
+    );
+    assert_eq!(ack.client_msg_id.as_deref(), Some("k-1"));
+    assert_eq!(pending, 0);
+}

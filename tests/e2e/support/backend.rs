@@ -25,6 +25,29 @@ pub fn scaled() -> bool {
     }
 }
 
+/// Flags that belong to the auth node when it runs separately (scaled backend).
+const AUTH_FLAGS: &[&str] = &["--access-ttl-secs"];
+
+/// With the scaled backend: moves the auth node's flags (with their values) out of `flags`,
+/// starts the services, and adds the hub's flags for them. `None` when embedded.
+pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
+    if !scaled() {
+        return None;
+    }
+    let mut auth_flags = Vec::new();
+    let mut i = 0;
+    while i < flags.len() {
+        if AUTH_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
+            auth_flags.extend(flags.drain(i..i + 2));
+        } else {
+            i += 1;
+        }
+    }
+    let env = ScaledEnv::start(&auth_flags).await;
+    flags.extend(env.hub_flags());
+    Some(env)
+}
+
 /// The shared services of one scaled test: database, Redis prefix and a running auth node.
 pub struct ScaledEnv {
     pub db: TestDatabase,

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::Parser;
 use switchboard_client::protocol::rest::{Room, TokenPair, User};
 use switchboard_client::protocol::ws::{ClientFrame, FrameId, Message, ServerFrame};
 use switchboard_client::protocol::Seq;
@@ -18,18 +17,10 @@ use switchboard_client::tungstenite::protocol::frame::coding::{Data, OpCode};
 use switchboard_client::tungstenite::protocol::frame::Frame;
 use switchboard_client::tungstenite::Message as WsMessage;
 use switchboard_client::{Api, ClientError, Connection};
-use switchboard_hub::Config;
-use tempfile::TempDir;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
 /// Upper bound on any single awaited event or reply. Generous, because the machine may be busy
 /// (argon2 hashing, parallel tests); a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(5);
-
-/// Upper bound on a graceful shutdown of the hub.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
 /// Password of every test user.
 pub const PASSWORD: &str = "correct horse battery";
@@ -55,22 +46,15 @@ pub fn unique_name(prefix: &str) -> String {
 }
 
 pub mod backend;
-
-/// Flags that belong to the auth node when it runs separately (scaled backend).
-const AUTH_FLAGS: &[&str] = &["--access-ttl-secs"];
+pub mod inproc;
 
 /// One running hub (and, with the scaled backend, its auth node, database and Redis prefix).
 /// Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it.
 pub struct TestServer {
     /// The scaled backend's services; `None` when embedded. Dropped after the hub stops.
     _scaled: Option<backend::ScaledEnv>,
-    addr: SocketAddr,
-    /// Kept across [`TestServer::restart`]; deleted on drop.
-    data_dir: TempDir,
-    /// Extra command-line flags, reused on restart.
-    flags: Vec<String>,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<anyhow::Result<()>>>,
+    /// Data dir and flags are kept across [`TestServer::restart`].
+    hub: inproc::InProcessHub,
 }
 
 impl TestServer {
@@ -83,105 +67,44 @@ impl TestServer {
     pub async fn start_with(flags: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
         let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
-        let scaled = if backend::scaled() {
-            // Flags meant for auth go to the auth node (with their values).
-            let mut auth_flags = Vec::new();
-            let mut i = 0;
-            while i < flags.len() {
-                if AUTH_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
-                    auth_flags.extend(flags.drain(i..i + 2));
-                } else {
-                    i += 1;
-                }
-            }
-            let env = backend::ScaledEnv::start(&auth_flags).await;
-            flags.extend(env.hub_flags());
-            Some(env)
-        } else {
-            None
-        };
-        let mut server = TestServer {
+        let scaled = backend::prepare(&mut flags).await;
+        TestServer {
             _scaled: scaled,
-            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-            data_dir,
-            flags,
-            shutdown: None,
-            task: None,
-        };
-        server.launch().await;
-        server
-    }
-
-    /// Binds `self.addr` (port 0 at first start: a fresh port) and spawns
-    /// `switchboard_hub::run` on it. The listener is bound before `run` starts, so connections
-    /// made right away wait in the backlog instead of failing.
-    async fn launch(&mut self) {
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .unwrap_or_else(|err| panic!("bind {}: {err}", self.addr));
-        self.addr = listener.local_addr().expect("listener address");
-        let data_dir = self.data_dir.path().to_str().expect("UTF-8 temp path");
-        let listen = self.addr.to_string();
-        let mut args = vec![
-            "switchboard-hub",
-            "--data-dir",
-            data_dir,
-            "--listen",
-            &listen,
-        ];
-        args.extend(self.flags.iter().map(String::as_str));
-        let config = Config::try_parse_from(&args).expect("hub flags parse");
-        let (tx, rx) = oneshot::channel::<()>();
-        let shutdown = async move {
-            // A dropped sender (the TestServer went away) also means "shut down".
-            let _ = rx.await;
-        };
-        self.task = Some(tokio::spawn(switchboard_hub::run(
-            listener, config, shutdown,
-        )));
-        self.shutdown = Some(tx);
+            hub: inproc::InProcessHub::start(data_dir, flags).await,
+        }
     }
 
     /// Signals shutdown and waits until `run` has returned (sockets closed with 1012, storage
     /// closed). Panics if `run` failed.
     pub async fn shutdown(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            let result = tokio::time::timeout(SHUTDOWN_WAIT, task)
-                .await
-                .expect("the hub shuts down in time")
-                .expect("the hub task does not panic");
-            result.expect("switchboard_hub::run returns Ok");
-        }
+        self.hub.stop().await;
     }
 
     /// Shuts down and starts again on the same data dir, flags and port, so that existing
     /// [`Api`] handles and URLs keep working.
     pub async fn restart(&mut self) {
-        self.shutdown().await;
-        self.launch().await;
+        self.hub.stop().await;
+        self.hub.launch().await;
     }
 
     /// `http://127.0.0.1:PORT`.
     pub fn http_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.hub.addr())
     }
 
     /// `ws://127.0.0.1:PORT/v1/ws`.
     pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.addr)
+        format!("ws://{}/v1/ws", self.hub.addr())
     }
 
     /// `ws://127.0.0.1:PORT/v1/echo`.
     pub fn echo_url(&self) -> String {
-        format!("ws://{}/v1/echo", self.addr)
+        format!("ws://{}/v1/echo", self.hub.addr())
     }
 
     /// The listening address.
     pub fn addr(&self) -> SocketAddr {
-        self.addr
+        self.hub.addr()
     }
 
     /// An anonymous REST handle.
@@ -224,14 +147,6 @@ impl TestServer {
             .await
             .expect("anonymous connect");
         conn
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
     }
 }
 

@@ -1,0 +1,14 @@
+//! Browser tests: the page the hub serves at `/`, in headless Chromium driven over WebDriver
+//! (chromedriver, one per test), against the real hub on `127.0.0.1:0` on either backend
+//! (`SWITCHBOARD_TEST_BACKEND=embedded|scaled`). Two independent browser sessions play two
+//! people. Needs the Debian packages `chromium` and `chromium-driver`.
+//!
+//! The screenshot of the conversation view is written to `target/screenshots/conversation.png`
+//! (and a phone-sized one to `conversation-375.png`).
+
+mod support;
+
+mod chat;
+mod network;
+mod safety;
+mod static_routes;

@@ -1,0 +1,96 @@
+//! The hub run in-process by a test: `switchboard_hub::run` on a listener bound first (so early
+//! connections wait in the backlog), restartable on the same port, data dir and flags. Shared
+//! by the e2e, CLI and browser suites (`#[path]`); dropping it signals shutdown.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Parser;
+use switchboard_hub::Config;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a hub may take to stop.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
+
+pub struct InProcessHub {
+    addr: SocketAddr,
+    data_dir: TempDir,
+    flags: Vec<String>,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl InProcessHub {
+    /// Starts a hub on a fresh port with `data_dir` and extra `flags`.
+    pub async fn start(data_dir: TempDir, flags: Vec<String>) -> Self {
+        let mut hub = Self {
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir,
+            flags,
+            shutdown: None,
+            task: None,
+        };
+        hub.launch().await;
+        hub
+    }
+
+    /// Starts the hub again on its port (a fresh one the first time), data dir and flags.
+    pub async fn launch(&mut self) {
+        assert!(self.task.is_none(), "the hub is already running");
+        let listener = TcpListener::bind(self.addr)
+            .await
+            .unwrap_or_else(|err| panic!("bind {}: {err}", self.addr));
+        self.addr = listener.local_addr().expect("listener address");
+        let data_dir = self.data_dir.path().to_str().expect("UTF-8 temp path");
+        let listen = self.addr.to_string();
+        let mut args = vec![
+            "switchboard-hub",
+            "--data-dir",
+            data_dir,
+            "--listen",
+            &listen,
+        ];
+        args.extend(self.flags.iter().map(String::as_str));
+        let config = Config::try_parse_from(&args).expect("hub flags parse");
+        let (tx, rx) = oneshot::channel::<()>();
+        let shutdown = async move {
+            // A dropped sender (the hub handle went away) also means "shut down".
+            let _ = rx.await;
+        };
+        self.task = Some(tokio::spawn(switchboard_hub::run(
+            listener, config, shutdown,
+        )));
+        self.shutdown = Some(tx);
+    }
+
+    /// Signals shutdown and waits until `run` has returned (sockets closed with 1012, storage
+    /// closed). Panics if `run` failed. Does nothing when stopped.
+    pub async fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let result = tokio::time::timeout(SHUTDOWN_WAIT, task)
+                .await
+                .expect("the hub shuts down in time")
+                .expect("the hub task does not panic");
+            result.expect("switchboard_hub::run returns Ok");
+        }
+    }
+
+    /// The address it listens on (kept across restarts).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for InProcessHub {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
