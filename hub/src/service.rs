@@ -52,6 +52,18 @@ pub struct Ack {
     pub client_msg_id: Option<String>,
 }
 
+/// The ack of a queued send (see [`Service::post_queued`]).
+pub type PendingPost = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ack>> + Send>>;
+
+/// A failed append as the client sees it: the store's refusals in the service's words.
+fn append_error(e: StoreError) -> Error {
+    match e {
+        StoreError::RoomNotFound(_) => Error::NotFound("room not found"),
+        StoreError::NotMember(_) => Error::Forbidden("not a member of this room"),
+        other => other.into(),
+    }
+}
+
 /// Looks up users by username (the auth service, in-process or remote).
 #[async_trait::async_trait]
 pub trait UserDirectory: Send + Sync + 'static {
@@ -361,6 +373,22 @@ impl Service {
         body: String,
         client_msg_id: Option<String>,
     ) -> Result<Ack> {
+        self.post_queued(who, room, body, client_msg_id)
+            .await?
+            .await
+    }
+
+    /// [`post`](Self::post) in two steps: validates the send and queues it for the store,
+    /// then resolves to the future of its ack. Sends queued one after another are stored in
+    /// that order (a room's seqs ascend in queue order), so a connection may queue its next
+    /// send before the last one is acknowledged.
+    pub async fn post_queued(
+        &self,
+        who: &Identity,
+        room: &str,
+        body: String,
+        client_msg_id: Option<String>,
+    ) -> Result<PendingPost> {
         validate_body(&body)?;
         if let Some(limits) = &self.user_limits {
             if !limits.take(&who.id) {
@@ -414,18 +442,19 @@ impl Service {
                 }));
             })
         };
-        let appended = match self.store.append_then(msg, publish).await {
-            Err(StoreError::RoomNotFound(_)) => return Err(Error::NotFound("room not found")),
-            Err(StoreError::NotMember(_)) => {
-                return Err(Error::Forbidden("not a member of this room"))
-            }
-            other => other?,
-        };
-        Ok(Ack {
-            seq: appended.seq,
-            ts: appended.ts,
-            client_msg_id,
-        })
+        let pending = self
+            .store
+            .enqueue_append(msg, publish)
+            .await
+            .map_err(append_error)?;
+        Ok(Box::pin(async move {
+            let appended = pending.await.map_err(append_error)?;
+            Ok(Ack {
+                seq: appended.seq,
+                ts: appended.ts,
+                client_msg_id,
+            })
+        }))
     }
 
     /// The message at `seq` if `who` wrote it and it is not deleted.

@@ -303,3 +303,61 @@ async fn an_unsubscribed_connection_gets_no_more_events() {
     let leaked = events_until_pong(&mut leaver).await;
     assert!(leaked.is_empty(), "events after unsubbed: {leaked:?}");
 }
+
+/// A client may send without waiting for acks: 150 sends (more than the 64 a connection may
+/// have awaiting acks) to one room are all acknowledged, numbered in the order they were sent,
+/// and delivered in that order; a refused send among them fails alone.
+#[tokio::test]
+async fn pipelined_sends_are_stored_in_the_order_sent() {
+    let server = TestServer::start_with(&crate::support::NO_RATE_LIMITS).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.room_with(false, &[]).await;
+    let theirs = bob.room_with(false, &[]).await;
+    let mut reader = server.connect(&alice).await;
+    within("sub", reader.subscribe(&room.id, None))
+        .await
+        .expect("sub");
+    let mut ws = server.connect(&alice).await;
+    const N: u64 = 150;
+    for i in 0..N {
+        // Number 77 goes to a room alice is not in.
+        let target = if i == 77 { &theirs.id } else { &room.id };
+        ws.send(&ClientFrame::Send {
+            id: Some(FrameId::Num(i)),
+            room: target.clone(),
+            body: format!("m{i}"),
+            client_msg_id: None,
+        })
+        .await
+        .expect("send");
+    }
+    let mut seq_of = vec![None; N as usize];
+    let mut refused = None;
+    for _ in 0..N {
+        match next_event(&mut ws).await {
+            ServerFrame::Ack {
+                id: Some(FrameId::Num(i)),
+                seq,
+                ..
+            } => seq_of[i as usize] = Some(seq),
+            ServerFrame::Error {
+                id: Some(FrameId::Num(i)),
+                code,
+                ..
+            } => refused = Some((i, code)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(refused, Some((77, ErrorCode::Forbidden)));
+    let acked: Vec<u64> = seq_of.iter().flatten().copied().collect();
+    assert_eq!(
+        acked,
+        (1..N).collect::<Vec<u64>>(),
+        "seqs follow the order sent"
+    );
+    for (expected, i) in (1..N).zip((0..N).filter(|&i| i != 77)) {
+        let m = next_message(&mut reader).await;
+        assert_eq!((m.seq, m.body), (expected, format!("m{i}")));
+    }
+}

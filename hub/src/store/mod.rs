@@ -162,6 +162,10 @@ pub struct Appended {
 /// What [`Store::append_then`] runs once a new message is durable (see there).
 pub type OnStored = Box<dyn FnOnce(&Appended) + Send + Sync>;
 
+/// The outcome of a queued append (see [`Store::enqueue_append`]).
+pub type PendingAppend =
+    std::pin::Pin<Box<dyn std::future::Future<Output = StoreResult<Appended>> + Send>>;
+
 /// A stored message with its author's id (which the wire [`Message`] does not show).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MessageRecord {
@@ -213,7 +217,15 @@ pub trait Store: Send + Sync + 'static {
     /// through this store is durable, so hooks run in seq order per room; it runs even if
     /// the caller has stopped waiting. Not called for a repeat (`duplicate`) or a failure. It
     /// runs on the store's writer (a blocking thread or the batch task): it must not block.
-    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended>;
+    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
+        self.enqueue_append(msg, then).await?.await
+    }
+    /// [`append_then`](Self::append_then) in two steps: resolves once the append is queued
+    /// (waiting, in call order, while the queue is full), to the future of its outcome. Appends
+    /// are performed in queue order, so a caller that queues several appends to a room before
+    /// awaiting any gets ascending seqs in that order (this is how a connection pipelines its
+    /// sends). Dropping the outcome future before it resolves may or may not store the message.
+    async fn enqueue_append(&self, msg: NewMessage, then: OnStored) -> StoreResult<PendingAppend>;
     /// [`append_then`](Self::append_then) without a hook.
     async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
         self.append_then(msg, Box::new(|_| {})).await

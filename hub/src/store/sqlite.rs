@@ -15,8 +15,8 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::{
-    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, RoomRecord,
-    Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
+    PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// The SQLite store. Cheap to clone.
@@ -390,14 +390,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
+    async fn enqueue_append(&self, msg: NewMessage, then: OnStored) -> StoreResult<PendingAppend> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let job = AppendJob { msg, then, reply };
         self.appends
             .send(job)
             .await
             .map_err(|_| StoreError::WriterGone)?;
-        answer.await.map_err(|_| StoreError::WriterGone)?
+        Ok(Box::pin(async move {
+            answer.await.map_err(|_| StoreError::WriterGone)?
+        }))
     }
 
     async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>> {

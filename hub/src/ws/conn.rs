@@ -1,5 +1,7 @@
 //! One task per `/v1/ws` connection: a reader future (whole messages in, requests handled in
 //! order) and a [`Writer`] future (the bounded outbound queue out), joined in the same task.
+//! A `send` is the exception to "handled in order": it is queued for the store in order, but
+//! its ack is awaited by a short task of its own, so a client may pipeline its sends.
 //!
 //! **Invariants:** the fanout only ever `try_send`s into this connection's queue; the queue is
 //! bounded (`--outbound-queue-len`) and a full queue kills the connection with 4000. The reader
@@ -18,6 +20,7 @@ use switchboard_protocol::rest::User;
 use switchboard_protocol::ws::{decode_client_frame, ClientFrame, FrameId, ServerFrame};
 use switchboard_protocol::ErrorCode;
 use tokio::io::AsyncRead;
+use tokio::sync::Semaphore;
 
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
@@ -66,6 +69,7 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
         kill: kill.clone(),
         bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
         anon_session,
+        sends: None,
     };
 
     {
@@ -115,7 +119,12 @@ struct Session {
     kill: Arc<KillSwitch>,
     bucket: TokenBucket,
     anon_session: Arc<str>,
+    /// Bounds the sends waiting for their acks; made at the first send.
+    sends: Option<Arc<Semaphore>>,
 }
+
+/// Most sends of one connection waiting for their acks at once (see `Session::send`).
+const MAX_SENDS_IN_FLIGHT: usize = 64;
 
 impl Session {
     /// Queues a reply. Encoded before the wait, and boxed, so that waiting for room in the
@@ -371,16 +380,7 @@ impl Session {
                 client_msg_id,
             } => match self.require_user(&id) {
                 Err(f) => *f,
-                Ok(who) => match self.app.service.post(who, &room, body, client_msg_id).await {
-                    Ok(ack) => ServerFrame::Ack {
-                        id,
-                        room,
-                        seq: ack.seq,
-                        ts: ack.ts,
-                        client_msg_id: ack.client_msg_id,
-                    },
-                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
-                },
+                Ok(_) => return Box::pin(self.send(id, room, body, client_msg_id)).await,
             },
             ClientFrame::Typing { id, room } => match self.require_user(&id) {
                 Err(f) => *f,
@@ -419,6 +419,56 @@ impl Session {
             },
         };
         self.reply(reply).await;
+    }
+
+    /// `send`, pipelined: the send is validated and queued for the store here, in frame order
+    /// (so one connection's sends to a room get ascending seqs in the order sent), and its ack
+    /// is awaited by a task of its own, so the next frame is read at once. At most
+    /// [`MAX_SENDS_IN_FLIGHT`] sends of a connection wait for their acks; more wait here.
+    async fn send(
+        &mut self,
+        id: Option<FrameId>,
+        room: String,
+        body: String,
+        client_msg_id: Option<String>,
+    ) {
+        let limit = self
+            .sends
+            .get_or_insert_with(|| Arc::new(Semaphore::new(MAX_SENDS_IN_FLIGHT)))
+            .clone();
+        let Ok(permit) = limit.acquire_owned().await else {
+            return;
+        };
+        let who = self.identity.as_ref().expect("checked by require_user");
+        let pending = match self
+            .app
+            .service
+            .post_queued(who, &room, body, client_msg_id)
+            .await
+        {
+            Ok(pending) => pending,
+            Err(e) => {
+                return self
+                    .reply(ServerFrame::error(id, e.code(), e.public_message()))
+                    .await
+            }
+        };
+        let tx = self.tx.clone();
+        self.app.conns.spawn(async move {
+            let reply = match pending.await {
+                Ok(ack) => ServerFrame::Ack {
+                    id,
+                    room,
+                    seq: ack.seq,
+                    ts: ack.ts,
+                    client_msg_id: ack.client_msg_id,
+                },
+                Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+            };
+            // If the writer is gone the connection is over; the message is stored anyway.
+            let _ = tx.send(Out::Reply(reply.to_bytes())).await;
+            drop(permit);
+        });
     }
 
     /// `sub`: buffer live events, register, read the catch-up, then hand both to the writer,

@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, RoomRecord, Store,
-    StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, PendingAppend, RoomRecord,
+    Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -232,7 +232,7 @@ impl Store for PgStore {
 
     /// Queues the message for the batch writer and waits for the commit that contains it.
     /// Fails within the timeout; a job still queued when its `append` gives up is not written.
-    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
+    async fn enqueue_append(&self, msg: NewMessage, then: OnStored) -> StoreResult<PendingAppend> {
         no_nul("room id", &msg.room)?;
         no_nul("message body", &msg.body)?;
         no_nul(
@@ -251,16 +251,18 @@ impl Store for PgStore {
             deadline,
             reply,
         };
-        let wait = async {
-            self.queue
-                .send(job)
-                .await
-                .map_err(|_| StoreError::WriterGone)?;
-            answer.await.map_err(|_| StoreError::WriterGone)?
-        };
-        timeout_at(deadline, wait)
+        // Both steps share the one deadline: queueing (waiting for room) and the batch.
+        let timeout = self.timeout;
+        timeout_at(deadline, self.queue.send(job))
             .await
-            .map_err(|_| StoreError::Timeout(self.timeout))?
+            .map_err(|_| StoreError::Timeout(timeout))?
+            .map_err(|_| StoreError::WriterGone)?;
+        Ok(Box::pin(async move {
+            timeout_at(deadline, answer)
+                .await
+                .map_err(|_| StoreError::Timeout(timeout))?
+                .map_err(|_| StoreError::WriterGone)?
+        }))
     }
 
     async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>> {
