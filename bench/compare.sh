@@ -7,7 +7,7 @@
 # Per round, for each scenario: A then B, each server started fresh (a fresh hub data dir; a
 # fresh sockudo process), so rounds alternate A B A B. Scenarios, sized for a 2-core machine:
 #   connect   19,000 connections to one node (hold 10 s)
-#   fanout    1 room × 10,000 subscribers, and × 1,000 (the peer comparison)
+#   fanout    1 room × 10,000 subscribers at 10 and at 100 msg/s (label "busy"), and × 1,000
 #   rooms     1,000 rooms × 10 subscribers
 #   persist   Switchboard only, on PostgreSQL (a uniquely named fresh database per run):
 #             --batch-max-size 512 (label "batched") and 1 ("unbatched")
@@ -16,7 +16,7 @@
 #
 # Results: bench/results/compare-STAMP.jsonl (+ one SVG per run next to it); the run dir
 # target/bench-compare/STAMP holds the copied binaries, server logs and the command lines.
-# Rates and sizes can be changed through the environment (FANOUT_RATE_10K, FANOUT_RATE_1K,
+# Rates and sizes can be changed through the environment (FANOUT_RATE_10K, FANOUT_RATE_10K_BUSY, FANOUT_RATE_1K,
 # ROOMS_RATE, DURATION, CONNECT_CONNS, ...; see the defaults below).
 set -euo pipefail
 # shellcheck source=bench/lib.sh
@@ -50,6 +50,9 @@ FANOUT_SUBS_SMALL=${FANOUT_SUBS_SMALL:-1000}
 # saturates the two cores (server plus bench) for both servers.
 FANOUT_RATE_10K=${FANOUT_RATE_10K:-10}
 FANOUT_RATE_1K=${FANOUT_RATE_1K:-20}
+# The same 10,000 subscribers at a rate where batching matters (about half of the rate at
+# which the hub's deliveries stop keeping up here): the fanout target's figure.
+FANOUT_RATE_10K_BUSY=${FANOUT_RATE_10K_BUSY:-100}
 ROOMS=${ROOMS:-1000}
 PER_ROOM=${PER_ROOM:-10}
 ROOMS_RATE=${ROOMS_RATE:-200}
@@ -169,6 +172,8 @@ for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   run_pair connect --workers "$WORKERS" connect --conns "$CONNECT_CONNS" --hold-secs "$HOLD"
   run_pair fanout-big --workers "$WORKERS" fanout --subs "$FANOUT_SUBS_BIG" \
     --rate "$FANOUT_RATE_10K" --duration-secs "$DURATION"
+  run_pair fanout-big-busy --workers "$WORKERS" --label busy fanout --subs "$FANOUT_SUBS_BIG" \
+    --rate "$FANOUT_RATE_10K_BUSY" --duration-secs "$DURATION"
   run_pair fanout-small --workers "$WORKERS" fanout --subs "$FANOUT_SUBS_SMALL" \
     --rate "$FANOUT_RATE_1K" --duration-secs "$DURATION"
   run_pair rooms --workers "$WORKERS" rooms --rooms "$ROOMS" --per-room "$PER_ROOM" \
