@@ -13,15 +13,15 @@ use crate::support::{turn, unique_name, PASSWORD, WAIT};
 #[tokio::test]
 async fn two_people_chat_live_edit_delete_and_reload() {
     let _turn = turn().await;
-    let hub = Hub::start(&[]).await;
+    let hub = Hub::start().await;
     let driver = Driver::start().await;
     let alice = driver.browser("alice", 1280, 800).await;
     let bob = driver.browser("bob", 1280, 800).await;
     let (alice_name, bob_name) = (unique_name("alice"), unique_name("bob"));
     let room = unique_name("general");
 
-    alice.open(&hub.url()).await;
-    bob.open(&hub.url()).await;
+    alice.open(&hub.http_url()).await;
+    bob.open(&hub.http_url()).await;
     alice.register(&alice_name).await;
     bob.register(&bob_name).await;
 
@@ -200,18 +200,18 @@ async fn two_people_chat_live_edit_delete_and_reload() {
 #[tokio::test]
 async fn paging_back_activity_order_direct_rooms_leaving_and_logout() {
     let _turn = turn().await;
-    let hub = Hub::start(&[]).await;
+    let hub = Hub::start().await;
     let driver = Driver::start().await;
     // Alice only posts, over REST; Bob reads in a browser.
     let alice_name = unique_name("alice");
-    Api::new(&hub.url())
+    Api::new(&hub.http_url())
         .register(&alice_name, &format!("{alice_name}@example.com"), PASSWORD)
         .await
         .expect("register alice");
     let alice = hub.login(&alice_name, PASSWORD).await;
     let bob = driver.browser("bob", 1024, 768).await;
     let bob_name = unique_name("bob");
-    bob.open(&hub.url()).await;
+    bob.open(&hub.http_url()).await;
     bob.register(&bob_name).await;
 
     let old = alice
@@ -333,7 +333,7 @@ async fn paging_back_activity_order_direct_rooms_leaving_and_logout() {
         )
         .await;
     assert_eq!(left, Value::Null);
-    let refused = Api::new(&hub.url()).refresh(refresh_token).await;
+    let refused = Api::new(&hub.http_url()).refresh(refresh_token).await;
     assert!(refused.is_err(), "the session is revoked");
     bob.close().await;
 }

@@ -17,14 +17,14 @@ const RECONNECT_WAIT: Duration = Duration::from_secs(45);
 #[tokio::test]
 async fn a_hub_restart_loses_no_message_and_duplicates_none() {
     let _turn = turn().await;
-    let mut hub = Hub::start(&[]).await;
+    let mut hub = Hub::start().await;
     let driver = Driver::start().await;
     let alice = driver.browser("alice", 1024, 768).await;
     let bob = driver.browser("bob", 1024, 768).await;
     let (alice_name, bob_name) = (unique_name("alice"), unique_name("bob"));
     let room = unique_name("ops");
-    alice.open(&hub.url()).await;
-    bob.open(&hub.url()).await;
+    alice.open(&hub.http_url()).await;
+    bob.open(&hub.http_url()).await;
     alice.register(&alice_name).await;
     bob.register(&bob_name).await;
     alice.create_room(&room, false).await;
@@ -34,7 +34,7 @@ async fn a_hub_restart_loses_no_message_and_duplicates_none() {
     bob.until_message("before the restart").await;
 
     // The hub goes down: both pages say so.
-    hub.stop().await;
+    hub.shutdown().await;
     for browser in [&alice, &bob] {
         browser
             .until_connection(RECONNECT_WAIT, "reconnecting")
@@ -54,7 +54,7 @@ async fn a_hub_restart_loses_no_message_and_duplicates_none() {
         .await;
 
     // Back up on the same port and data: both reconnect, resume, and the message goes out once.
-    hub.start_again().await;
+    hub.launch().await;
     for browser in [&alice, &bob] {
         browser.until_connection(RECONNECT_WAIT, "online").await;
     }
@@ -110,10 +110,10 @@ const STORED_JS: &str = "return JSON.parse(sessionStorage.getItem('switchboard.s
 async fn access_tokens_are_refreshed_before_they_expire() {
     let _turn = turn().await;
     // Four-second access tokens: the page refreshes each one a second before it expires.
-    let hub = Hub::start(&["--access-ttl-secs", "4"]).await;
+    let hub = Hub::start_with(&["--access-ttl-secs", "4"]).await;
     let driver = Driver::start().await;
     let alice = driver.browser("alice", 1024, 768).await;
-    alice.open(&hub.url()).await;
+    alice.open(&hub.http_url()).await;
     alice.register(&unique_name("alice")).await;
 
     let mut previous: Stored = alice.js(STORED_JS, vec![]).await;

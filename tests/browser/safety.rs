@@ -16,13 +16,13 @@ const HOSTILE: [&str; 3] = [
 #[tokio::test]
 async fn markup_in_messages_and_room_names_is_shown_as_text() {
     let _turn = turn().await;
-    let hub = Hub::start(&[]).await;
+    let hub = Hub::start().await;
     let driver = Driver::start().await;
     let alice = driver.browser("alice", 1024, 768).await;
     let bob = driver.browser("bob", 1024, 768).await;
     let bob_name = unique_name("bob");
-    alice.open(&hub.url()).await;
-    bob.open(&hub.url()).await;
+    alice.open(&hub.http_url()).await;
+    bob.open(&hub.http_url()).await;
     alice.register(&unique_name("alice")).await;
     bob.register(&bob_name).await;
 

@@ -21,10 +21,10 @@ const FILES: [(&str, &str); 10] = [
 
 #[tokio::test]
 async fn the_page_and_its_files_have_types_a_strict_csp_and_etags() {
-    let hub = Hub::start(&[]).await;
+    let hub = Hub::start().await;
     let http = reqwest::Client::new();
     for (path, content_type) in FILES {
-        let url = format!("{}{path}", hub.url());
+        let url = format!("{}{path}", hub.http_url());
         let response = http.get(&url).send().await.expect("GET");
         assert_eq!(response.status(), StatusCode::OK, "{path}");
         let headers = response.headers().clone();
@@ -80,7 +80,7 @@ async fn the_page_and_its_files_have_types_a_strict_csp_and_etags() {
 
     // The page loads its code as modules from /web/ only.
     let page = http
-        .get(hub.url())
+        .get(hub.http_url())
         .send()
         .await
         .unwrap()
@@ -91,7 +91,7 @@ async fn the_page_and_its_files_have_types_a_strict_csp_and_etags() {
 
     for missing in ["/web/nope.js", "/web/../Cargo.toml", "/web/", "/index.html"] {
         let response = http
-            .get(format!("{}{missing}", hub.url()))
+            .get(format!("{}{missing}", hub.http_url()))
             .send()
             .await
             .expect("GET");
@@ -101,7 +101,7 @@ async fn the_page_and_its_files_have_types_a_strict_csp_and_etags() {
     }
 
     // HEAD works as GET without the body.
-    let head = http.head(hub.url()).send().await.expect("HEAD");
+    let head = http.head(hub.http_url()).send().await.expect("HEAD");
     assert_eq!(head.status(), StatusCode::OK);
     assert!(head.headers().contains_key("content-security-policy"));
 }

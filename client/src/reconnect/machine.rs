@@ -72,7 +72,26 @@ impl ReconnectingClient {
         let tokens = Arc::clone(&self.config.tokens);
         let token = bounded(timeout, tokens.token()).await?;
         let connect = Connection::connect(&self.config.url, token.as_deref());
-        let (mut conn, welcome) = bounded(timeout, connect).await?;
+        let (mut conn, welcome) = match bounded(timeout, connect).await {
+            // The token may have expired on its way (a short TTL, a slow machine): if the
+            // source now has another one, that one gets one try. A revoked session's source
+            // fails instead, and a fixed token is the same again, so this cannot loop.
+            Err(
+                refused @ ClientError::Rejected {
+                    code: ErrorCode::Unauthorized,
+                    ..
+                },
+            ) => {
+                let fresh = bounded(timeout, tokens.token()).await?;
+                if fresh.is_none() || fresh == token {
+                    return Err(refused);
+                }
+                tracing::debug!("token refused in hello; trying the token source's newer one");
+                let connect = Connection::connect(&self.config.url, fresh.as_deref());
+                bounded(timeout, connect).await?
+            }
+            other => other?,
+        };
         conn.set_timeout(timeout);
         let rooms: Vec<(String, Option<Seq>)> = self
             .rooms

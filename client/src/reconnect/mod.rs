@@ -31,7 +31,9 @@
 //! 1012 or 4000 (see [`switchboard_protocol::close`]).
 //!
 //! It ends on anything else: a close with 1008 (refused token, revoked session: log in again),
-//! 1007 or 1009 (a re-send would fail the same way), 1000 or 1002; a refused token in `hello`;
+//! 1007 or 1009 (a re-send would fail the same way), 1000 or 1002; a refused token in `hello`
+//! (unless the token source then gives a different token, which gets one immediate try: a
+//! token can expire on its way);
 //! [`Backoff::max_attempts`] failed attempts in a row ([`ClientError::GaveUp`]); or
 //! [`ReconnectingClient::close`]. The call that meets the end returns its error; queued events
 //! are still handed out by [`ReconnectingClient::next_event`], and then every call returns

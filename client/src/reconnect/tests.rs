@@ -43,8 +43,8 @@ impl Fake {
         (Fake(listener), config)
     }
 
-    /// Accepts a connection, selects the subprotocol, reads `hello` and answers `welcome`.
-    async fn accept(&self, heartbeat_ms: u64) -> Peer {
+    /// Accepts a connection and selects the subprotocol.
+    async fn upgrade(&self) -> Peer {
         let (stream, _) = self.0.accept().await.expect("accept");
         #[expect(
             clippy::result_large_err,
@@ -58,7 +58,12 @@ impl Fake {
         let ws = tokio_tungstenite::accept_hdr_async(stream, select)
             .await
             .expect("upgrade");
-        let mut peer = Peer(ws);
+        Peer(ws)
+    }
+
+    /// Accepts a connection, reads `hello` and answers `welcome`.
+    async fn accept(&self, heartbeat_ms: u64) -> Peer {
+        let mut peer = self.upgrade().await;
         let ClientFrame::Hello { id, .. } = peer.recv().await else {
             panic!("expected hello");
         };
@@ -70,6 +75,25 @@ impl Fake {
         })
         .await;
         peer
+    }
+}
+
+impl Fake {
+    /// Accepts a connection and refuses its `hello` as the hub does an expired token: an
+    /// `unauthorized` error, then close 1008. Returns the token it was given.
+    async fn refuse(&self) -> Option<String> {
+        let mut peer = self.upgrade().await;
+        let ClientFrame::Hello { id, token } = peer.recv().await else {
+            panic!("expected hello");
+        };
+        peer.send(ServerFrame::error(
+            id,
+            switchboard_protocol::ErrorCode::Unauthorized,
+            "token expired",
+        ))
+        .await;
+        peer.close(close::POLICY).await;
+        token
     }
 }
 
@@ -299,4 +323,47 @@ async fn a_queued_send_is_answered_as_an_event_and_resent_after_a_reconnect() {
     );
     assert_eq!(ack.client_msg_id.as_deref(), Some("k-1"));
     assert_eq!(pending, 0);
+}
+
+/// A token refused in `hello` (it expired on its way) is followed at once by one attempt with
+/// the token source's newer token; a source that has nothing newer ends the client.
+#[tokio::test]
+async fn a_refused_token_is_retried_once_with_a_newer_one() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let (fake, mut config) = Fake::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let calls = calls.clone();
+        move || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move { Ok(Some(if n == 0 { "stale" } else { "fresh" }.to_owned())) }
+        }
+    };
+    config.tokens = Arc::new(source);
+    let server = async {
+        let refused = fake.refuse().await;
+        let peer = fake.accept(0).await;
+        (refused, peer)
+    };
+    let client = ReconnectingClient::connect(config);
+    let ((refused, _peer), client) = within(async { tokio::join!(server, client) }).await;
+    assert_eq!(refused.as_deref(), Some("stale"));
+    client.expect("connected with the newer token");
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+
+    // A fixed token is the same again: refused, the client ends with the refusal.
+    let (fake, config) = Fake::start().await;
+    let server = fake.refuse();
+    let client = ReconnectingClient::connect(config);
+    let (refused, client) = within(async { tokio::join!(server, client) }).await;
+    assert_eq!(refused.as_deref(), Some("t"));
+    let Err(error) = client else {
+        panic!("a refused fixed token ends the client")
+    };
+    assert_eq!(
+        error.code(),
+        Some(switchboard_protocol::ErrorCode::Unauthorized)
+    );
 }

@@ -1,11 +1,17 @@
 //! The hub run in-process by a test: `switchboard_hub::run` on a listener bound first (so early
-//! connections wait in the backlog), restartable on the same port, data dir and flags. Shared
-//! by the e2e, CLI and browser suites (`#[path]`); dropping it signals shutdown.
+//! connections wait in the backlog), with a fresh data dir, on the backend
+//! `SWITCHBOARD_TEST_BACKEND` names (the sibling `backend` module: embedded, or PostgreSQL +
+//! Redis + an auth node), restartable on the same port, data dir and flags. Shared by the e2e,
+//! CLI and browser suites (`#[path]`, each adds its own helpers in an `impl` of its own);
+//! dropping it signals shutdown.
+// Each suite uses a different subset of these helpers.
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use switchboard_client::Api;
 use switchboard_hub::Config;
 use tempfile::TempDir;
 use tokio::net::TcpListener;
@@ -16,6 +22,8 @@ use tokio::task::JoinHandle;
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
 pub struct InProcessHub {
+    /// The scaled backend's services; `None` when embedded. Kept across restarts.
+    _scaled: Option<super::backend::ScaledEnv>,
     addr: SocketAddr,
     data_dir: TempDir,
     flags: Vec<String>,
@@ -24,9 +32,19 @@ pub struct InProcessHub {
 }
 
 impl InProcessHub {
-    /// Starts a hub on a fresh port with `data_dir` and extra `flags`.
-    pub async fn start(data_dir: TempDir, flags: Vec<String>) -> Self {
+    /// A hub with default flags.
+    pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// A hub on a fresh port and data dir with extra `flags`, e.g. `&["--rate-per-sec", "2"]`
+    /// (flags of the auth node, such as `--access-ttl-secs`, go to it on the scaled backend).
+    pub async fn start_with(flags: &[&str]) -> Self {
+        let data_dir = tempfile::tempdir().expect("create a temporary data dir");
+        let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+        let scaled = super::backend::prepare(&mut flags).await;
         let mut hub = Self {
+            _scaled: scaled,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             flags,
@@ -66,9 +84,16 @@ impl InProcessHub {
         self.shutdown = Some(tx);
     }
 
+    /// Shuts down and starts again on the same data dir, flags and port, so that existing
+    /// [`Api`] handles and URLs keep working.
+    pub async fn restart(&mut self) {
+        self.shutdown().await;
+        self.launch().await;
+    }
+
     /// Signals shutdown and waits until `run` has returned (sockets closed with 1012, storage
     /// closed). Panics if `run` failed. Does nothing when stopped.
-    pub async fn stop(&mut self) {
+    pub async fn shutdown(&mut self) {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
@@ -84,6 +109,26 @@ impl InProcessHub {
     /// The address it listens on (kept across restarts).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`: the page and the REST API.
+    pub fn http_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/ws`.
+    pub fn ws_url(&self) -> String {
+        format!("ws://{}/v1/ws", self.addr)
+    }
+
+    /// `ws://127.0.0.1:PORT/v1/echo`.
+    pub fn echo_url(&self) -> String {
+        format!("ws://{}/v1/echo", self.addr)
+    }
+
+    /// An anonymous REST handle.
+    pub fn api(&self) -> Api {
+        Api::new(&self.http_url())
     }
 }
 

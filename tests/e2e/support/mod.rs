@@ -5,7 +5,6 @@
 //! naming what it was waiting for. Nothing here sleeps to synchronise.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -49,69 +48,11 @@ pub mod backend;
 pub mod inproc;
 
 /// One running hub (and, with the scaled backend, its auth node, database and Redis prefix).
-/// Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it.
-pub struct TestServer {
-    /// The scaled backend's services; `None` when embedded. Dropped after the hub stops.
-    _scaled: Option<backend::ScaledEnv>,
-    /// Data dir and flags are kept across [`TestServer::restart`].
-    hub: inproc::InProcessHub,
-}
+/// Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it. The e2e helpers
+/// (users, rooms, sockets) are added below.
+pub use inproc::InProcessHub as TestServer;
 
 impl TestServer {
-    /// A hub with default flags.
-    pub async fn start() -> Self {
-        Self::start_with(&[]).await
-    }
-
-    /// A hub with extra flags, e.g. `&["--rate-per-sec", "2"]`.
-    pub async fn start_with(flags: &[&str]) -> Self {
-        let data_dir = tempfile::tempdir().expect("create a temporary data dir");
-        let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
-        let scaled = backend::prepare(&mut flags).await;
-        TestServer {
-            _scaled: scaled,
-            hub: inproc::InProcessHub::start(data_dir, flags).await,
-        }
-    }
-
-    /// Signals shutdown and waits until `run` has returned (sockets closed with 1012, storage
-    /// closed). Panics if `run` failed.
-    pub async fn shutdown(&mut self) {
-        self.hub.stop().await;
-    }
-
-    /// Shuts down and starts again on the same data dir, flags and port, so that existing
-    /// [`Api`] handles and URLs keep working.
-    pub async fn restart(&mut self) {
-        self.hub.stop().await;
-        self.hub.launch().await;
-    }
-
-    /// `http://127.0.0.1:PORT`.
-    pub fn http_url(&self) -> String {
-        format!("http://{}", self.hub.addr())
-    }
-
-    /// `ws://127.0.0.1:PORT/v1/ws`.
-    pub fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.hub.addr())
-    }
-
-    /// `ws://127.0.0.1:PORT/v1/echo`.
-    pub fn echo_url(&self) -> String {
-        format!("ws://{}/v1/echo", self.hub.addr())
-    }
-
-    /// The listening address.
-    pub fn addr(&self) -> SocketAddr {
-        self.hub.addr()
-    }
-
-    /// An anonymous REST handle.
-    pub fn api(&self) -> Api {
-        Api::new(&self.http_url())
-    }
-
     /// Registers and logs in a new user whose name starts with `prefix`.
     pub async fn user(&self, prefix: &str) -> TestUser {
         let api = self.api();
