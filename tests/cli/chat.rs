@@ -137,3 +137,35 @@ async fn chat_quits_on_ctrl_d_and_refuses_to_run_without_a_terminal() {
         other => panic!("chat did not exit normally: {other:?}"),
     }
 }
+
+/// SIGTERM (or SIGHUP, the terminal going away) ends `chat` cleanly: exit 0 through the same
+/// path as `/quit`, which restores the terminal; the handlers are in place before raw mode.
+#[tokio::test]
+async fn chat_leaves_cleanly_on_sigterm() {
+    let server = TestServer::start().await;
+    let alice = Cli::registered(&server, "alice").await;
+    alice.run(&["create", "porch"]).await.ok();
+
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(["chat", "porch"])
+        .env("SWITCHBOARD_URL", server.http_url())
+        .env("SWITCHBOARD_CONFIG_DIR", alice.config_dir())
+        .env("TERM", "xterm");
+    let options = Options::new()
+        .timeout_ms(Some(WAIT.as_millis() as u64))
+        .strip_ansi_escape_codes(true);
+    let pty = spawn_with_options(command, options).expect("chat starts on a pty");
+    let (_pty, status) = on_pty(pty, |pty| {
+        pty.exp_string("porch> ")?;
+        pty.process_mut()
+            .signal(rexpect::process::Signal::SIGTERM)?;
+        pty.exp_eof()?;
+        pty.process().wait()
+    })
+    .await;
+    match status.expect("the chat exits") {
+        WaitStatus::Exited(_, code) => assert_eq!(code, 0),
+        other => panic!("chat did not leave cleanly: {other:?}"),
+    }
+}

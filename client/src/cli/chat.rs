@@ -22,12 +22,14 @@ use futures_util::StreamExt;
 use switchboard_client::protocol::ws::{Message, ServerFrame};
 use switchboard_client::reconnect::new_client_msg_id;
 use switchboard_client::{ClientError, ClientEvent, HistoryQuery, ReconnectingClient};
+use tokio::signal::unix::SignalKind;
 use tokio::sync::mpsc;
 
 use super::error::CliError;
 use super::messages::connect;
 use super::output::{clock, sanitise};
 use super::session::Session;
+use super::stop::Stop;
 use super::Context;
 
 /// How many recent messages are shown on entry.
@@ -63,6 +65,9 @@ pub async fn run(ctx: &Context, room: &str) -> Result<(), CliError> {
     let (events_tx, mut events_rx) = mpsc::unbounded_channel();
     let network = tokio::spawn(network(client, room.id.clone(), lines_rx, events_tx));
 
+    // SIGTERM or SIGHUP (the terminal went away): leave cleanly, restoring the terminal.
+    // Installed before raw mode, so no signal can end the process with the terminal raw.
+    let mut stop = Stop::install(&[SignalKind::terminate(), SignalKind::hangup()]);
     let raw = RawMode::enter()?;
     let mut screen = Screen::new(format!("{}> ", sanitise(&room.name)));
     let name = sanitise(&room.name);
@@ -73,10 +78,9 @@ pub async fn run(ctx: &Context, room: &str) -> Result<(), CliError> {
         screen.show(&chat_line(message))?;
     }
     let mut keys = EventStream::new();
-    let mut stop = std::pin::pin!(hangup());
     let outcome = loop {
         let step = tokio::select! {
-            () = &mut stop => Step::Quit,
+            () = stop.recv() => Step::Quit,
             key = keys.next() => match key {
                 None => Step::Quit,
                 Some(Err(err)) => Step::Fail(CliError::Terminal(err)),
@@ -216,17 +220,6 @@ fn chat_line(message: &Message) -> String {
         sanitise(&message.body)
     };
     format!("{} {}: {body}", clock(message.ts), sanitise(&message.from))
-}
-
-/// Resolves on SIGTERM or SIGHUP (the terminal went away): leave cleanly, restoring it.
-async fn hangup() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate()).expect("a SIGTERM handler installs");
-    let mut hup = signal(SignalKind::hangup()).expect("a SIGHUP handler installs");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = hup.recv() => {}
-    }
 }
 
 /// Raw mode while alive: keys arrive one by one and unechoed, Ctrl-C as a key. Dropping it

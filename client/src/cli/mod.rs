@@ -29,6 +29,7 @@ mod output;
 mod password;
 mod rooms;
 mod session;
+mod stop;
 mod tail;
 
 use error::CliError;

@@ -10,11 +10,13 @@ use std::time::Duration;
 
 use switchboard_client::protocol::ws::ServerFrame;
 use switchboard_client::ClientEvent;
+use tokio::signal::unix::SignalKind;
 
 use super::error::CliError;
 use super::messages::{connect, show_notice};
 use super::output::{message_line, sanitise, Output};
 use super::session::Session;
+use super::stop::Stop;
 use super::Context;
 
 /// Bound on the polite close after Ctrl-C: the user wants the prompt back.
@@ -30,7 +32,7 @@ pub async fn run(ctx: &Context, room: &str, since: Option<u64>) -> Result<(), Cl
     };
     // Installed before anything is printed: a Ctrl-C right after the first line must end the
     // tail cleanly (exit 0), not kill it with the default disposition.
-    let mut stop = StopSignals::install();
+    let mut stop = Stop::install(&[SignalKind::interrupt(), SignalKind::terminate()]);
     let mut client = connect(ctx, session).await?;
     client.subscribe(&room, since).await?;
     loop {
@@ -72,29 +74,5 @@ fn print_change(out: Output, frame: &ServerFrame) -> Result<(), CliError> {
         out.json(frame)
     } else {
         out.text(&line)
-    }
-}
-
-/// Ctrl-C (SIGINT) and SIGTERM, the normal ways to stop following. Handlers are installed
-/// when this is created, not when it is first awaited.
-struct StopSignals {
-    int: tokio::signal::unix::Signal,
-    term: tokio::signal::unix::Signal,
-}
-
-impl StopSignals {
-    fn install() -> Self {
-        use tokio::signal::unix::{signal, SignalKind};
-        Self {
-            int: signal(SignalKind::interrupt()).expect("a SIGINT handler installs"),
-            term: signal(SignalKind::terminate()).expect("a SIGTERM handler installs"),
-        }
-    }
-
-    async fn recv(&mut self) {
-        tokio::select! {
-            _ = self.int.recv() => {}
-            _ = self.term.recv() => {}
-        }
     }
 }
