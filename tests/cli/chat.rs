@@ -23,6 +23,29 @@ async fn on_pty<T: Send + 'static>(
     .expect("the pty step does not panic")
 }
 
+/// `switchboard chat ROOM` as `cli`, on a pseudo-terminal, ANSI escapes stripped from what is
+/// read back.
+fn chat_on_pty(server: &TestServer, cli: &Cli, room: &str) -> PtySession {
+    let mut command = std::process::Command::new(binary());
+    command
+        .args(["chat", room])
+        .env("SWITCHBOARD_URL", server.http_url())
+        .env("SWITCHBOARD_CONFIG_DIR", cli.config_dir())
+        .env("TERM", "xterm");
+    let options = Options::new()
+        .timeout_ms(Some(WAIT.as_millis() as u64))
+        .strip_ansi_escape_codes(true);
+    spawn_with_options(command, options).expect("chat starts on a pty")
+}
+
+/// The chat ended through its own exit path, with 0 (the terminal restored).
+fn assert_left_cleanly(status: Result<WaitStatus, rexpect::error::Error>) {
+    match status.expect("the chat exits") {
+        WaitStatus::Exited(_, code) => assert_eq!(code, 0),
+        other => panic!("chat did not exit normally: {other:?}"),
+    }
+}
+
 #[tokio::test]
 async fn chat_sends_typed_lines_shows_incoming_messages_and_quits() {
     let server = TestServer::start().await;
@@ -50,16 +73,7 @@ async fn chat_sends_typed_lines_shows_incoming_messages_and_quits() {
         .await
         .expect("bob subscribes");
 
-    let mut command = std::process::Command::new(binary());
-    command
-        .args(["chat", "parlour"])
-        .env("SWITCHBOARD_URL", server.http_url())
-        .env("SWITCHBOARD_CONFIG_DIR", alice.config_dir())
-        .env("TERM", "xterm");
-    let options = Options::new()
-        .timeout_ms(Some(WAIT.as_millis() as u64))
-        .strip_ansi_escape_codes(true);
-    let pty = spawn_with_options(command, options).expect("chat starts on a pty");
+    let pty = chat_on_pty(&server, &alice, "parlour");
 
     // The header, then the recent history, then the input line.
     let (pty, header) = on_pty(pty, |pty| {
@@ -103,10 +117,7 @@ async fn chat_sends_typed_lines_shows_incoming_messages_and_quits() {
         pty.process().wait()
     })
     .await;
-    match status.expect("the chat exits") {
-        WaitStatus::Exited(_, code) => assert_eq!(code, 0),
-        other => panic!("chat did not exit normally: {other:?}"),
-    }
+    assert_left_cleanly(status);
 }
 
 #[tokio::test]
@@ -118,13 +129,7 @@ async fn chat_quits_on_ctrl_d_and_refuses_to_run_without_a_terminal() {
     let out = alice.run(&["chat", "den"]).await.fails_with(2);
     assert!(out.error_line().contains("terminal"), "{}", out.stderr);
 
-    let mut command = std::process::Command::new(binary());
-    command
-        .args(["chat", "den"])
-        .env("SWITCHBOARD_URL", server.http_url())
-        .env("SWITCHBOARD_CONFIG_DIR", alice.config_dir());
-    let options = Options::new().timeout_ms(Some(WAIT.as_millis() as u64));
-    let pty = spawn_with_options(command, options).expect("chat starts on a pty");
+    let pty = chat_on_pty(&server, &alice, "den");
     let (_pty, status) = on_pty(pty, |pty| {
         pty.exp_string("den> ")?;
         pty.send_control('d')?;
@@ -132,10 +137,7 @@ async fn chat_quits_on_ctrl_d_and_refuses_to_run_without_a_terminal() {
         pty.process().wait()
     })
     .await;
-    match status.expect("the chat exits") {
-        WaitStatus::Exited(_, code) => assert_eq!(code, 0),
-        other => panic!("chat did not exit normally: {other:?}"),
-    }
+    assert_left_cleanly(status);
 }
 
 /// SIGTERM (or SIGHUP, the terminal going away) ends `chat` cleanly: exit 0 through the same
@@ -146,16 +148,7 @@ async fn chat_leaves_cleanly_on_sigterm() {
     let alice = Cli::registered(&server, "alice").await;
     alice.run(&["create", "porch"]).await.ok();
 
-    let mut command = std::process::Command::new(binary());
-    command
-        .args(["chat", "porch"])
-        .env("SWITCHBOARD_URL", server.http_url())
-        .env("SWITCHBOARD_CONFIG_DIR", alice.config_dir())
-        .env("TERM", "xterm");
-    let options = Options::new()
-        .timeout_ms(Some(WAIT.as_millis() as u64))
-        .strip_ansi_escape_codes(true);
-    let pty = spawn_with_options(command, options).expect("chat starts on a pty");
+    let pty = chat_on_pty(&server, &alice, "porch");
     let (_pty, status) = on_pty(pty, |pty| {
         pty.exp_string("porch> ")?;
         pty.process_mut()
@@ -164,8 +157,5 @@ async fn chat_leaves_cleanly_on_sigterm() {
         pty.process().wait()
     })
     .await;
-    match status.expect("the chat exits") {
-        WaitStatus::Exited(_, code) => assert_eq!(code, 0),
-        other => panic!("chat did not leave cleanly: {other:?}"),
-    }
+    assert_left_cleanly(status);
 }

@@ -4,10 +4,8 @@
 //! Every wait is bounded through [`within`]; nothing here sleeps to synchronise. The binary is
 //! built (or found up to date) once per run by [`binary`].
 
-use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -24,27 +22,9 @@ pub use server::TestServer;
 /// machine may be busy (parallel tests, argon2); a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-/// Password of every test user.
-pub const PASSWORD: &str = "correct horse battery";
-
-/// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
-pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    within_for(WAIT, what, fut).await
-}
-
-/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer.
-pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
-    }
-}
-
-/// A username starting with `prefix`, unique in this process.
-pub fn unique_name(prefix: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
+#[path = "../../e2e/support/wait.rs"]
+mod wait;
+pub use wait::{unique_name, within, within_for, PASSWORD};
 
 /// The `switchboard` binary of this build.
 ///

@@ -4,7 +4,6 @@
 //! Every wait is bounded by [`WAIT`] through [`within`]: a test that would hang fails instead,
 //! naming what it was waiting for. Nothing here sleeps to synchronise.
 
-use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -21,28 +20,8 @@ use switchboard_client::{Api, ClientError, Connection};
 /// (argon2 hashing, parallel tests); a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// Password of every test user.
-pub const PASSWORD: &str = "correct horse battery";
-
-/// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
-pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    within_for(WAIT, what, fut).await
-}
-
-/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer. For waits that
-/// span more than one event, such as a hub restart.
-pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
-    match tokio::time::timeout(limit, fut).await {
-        Ok(output) => output,
-        Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
-    }
-}
-
-/// A unique username starting with `prefix` (3–32 of `[a-z0-9_.-]`), unique in this process.
-pub fn unique_name(prefix: &str) -> String {
-    static NEXT: AtomicUsize = AtomicUsize::new(1);
-    format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
+mod wait;
+pub use wait::{unique_name, within, within_for, PASSWORD};
 
 pub mod backend;
 pub mod inproc;
