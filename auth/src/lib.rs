@@ -31,6 +31,7 @@
 //! successful one survives a restart.
 
 mod announce;
+pub mod client_ip;
 pub mod config;
 pub mod error;
 mod http;
@@ -50,6 +51,7 @@ use std::sync::Arc;
 use switchboard_protocol::rest::User;
 use tokio::sync::broadcast;
 
+pub use client_ip::ClientIp;
 pub use config::AuthConfig;
 pub use error::{AuthError, TokenError};
 pub use keys::{KeySource, LocalKeys};
