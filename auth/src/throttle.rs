@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use dashmap::DashMap;
-use governor::clock::{Clock as _, DefaultClock};
+use governor::clock::Clock as _;
 use governor::{DefaultKeyedRateLimiter, Quota};
 
 use crate::config::AuthConfig;
@@ -119,7 +119,7 @@ impl<K: Hash + Eq + Clone> Limiter<K> {
     /// Spends one event of `key`, or says how long until one is allowed.
     fn check(&self, key: &K) -> Result<(), AuthError> {
         let result = self.limiter.check_key(key).map_err(|not_until| {
-            let now = DefaultClock::default().now();
+            let now = self.limiter.clock().now();
             AuthError::RateLimited {
                 retry_after: not_until.wait_time_from(now),
             }
