@@ -64,3 +64,23 @@ fn chain(error: &dyn std::error::Error) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::retry_after_secs;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
+        for (wait, secs) in [
+            (Duration::ZERO, 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_millis(1000), 1),
+            (Duration::from_millis(1001), 2),
+            (Duration::from_millis(5882), 6),
+        ] {
+            assert_eq!(retry_after_secs(wait), secs, "{wait:?}");
+        }
+    }
+}
