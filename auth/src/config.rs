@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use ipnet::IpNet;
+
 /// Default lifetime of an access token (15 minutes).
 pub const DEFAULT_ACCESS_TTL: Duration = Duration::from_secs(15 * 60);
 /// Default lifetime of a refresh token, counted from its issue (30 days). Every refresh issues a
@@ -11,6 +13,28 @@ pub const DEFAULT_REFRESH_TTL: Duration = Duration::from_secs(30 * 24 * 60 * 60)
 /// Default number of argon2id hashes computed at the same time (see `password.rs` for why this
 /// is bounded).
 pub const DEFAULT_HASH_CONCURRENCY: usize = 2;
+/// Default bound on requests waiting for a hashing slot; further logins and registrations get
+/// 503 `unavailable` with `Retry-After` at once.
+pub const DEFAULT_HASH_QUEUE: usize = 32;
+/// Default limit on failed logins per account: about one per 6 s after a burst of 3 (Synapse's
+/// `rc_login.failed_attempts`).
+pub const DEFAULT_LOGIN_ACCOUNT_LIMIT: RateLimit = RateLimit {
+    per_sec: 0.17,
+    burst: 3,
+};
+/// Default limit on login attempts (failed or not) per client address: one per 2 s after a
+/// burst of 10, enough for people behind one NAT, too slow to guess passwords over many
+/// accounts.
+pub const DEFAULT_LOGIN_IP_LIMIT: RateLimit = RateLimit {
+    per_sec: 0.5,
+    burst: 10,
+};
+/// Default limit on registrations per client address: about one per 6 s after a burst of 3
+/// (Synapse's `rc_registration`).
+pub const DEFAULT_REGISTER_IP_LIMIT: RateLimit = RateLimit {
+    per_sec: 0.17,
+    burst: 3,
+};
 /// Default `iss` and `aud` of the tokens.
 pub const DEFAULT_ISSUER: &str = "switchboard";
 /// Default prefix of every Redis key and channel (shared with the hub's `--redis-prefix`).
@@ -44,12 +68,72 @@ pub struct AuthConfig {
     pub refresh_ttl: Duration,
     /// Most argon2id hashes computed at once (at least 1).
     pub hash_concurrency: usize,
+    /// Most requests waiting for a hashing slot; beyond it, 503 `unavailable` at once.
+    pub hash_queue: usize,
+    /// Failed logins per account (keyed by username, known or not).
+    pub login_account_limit: RateLimit,
+    /// Login attempts per client address (IPv4 address, or IPv6 /64).
+    pub login_ip_limit: RateLimit,
+    /// Registrations per client address (IPv4 address, or IPv6 /64).
+    pub register_ip_limit: RateLimit,
+    /// Peers whose `X-Forwarded-For` is believed (the hubs in front of an auth node). A request
+    /// carrying [`crate::ClientIp`] (set by the server that accepted it) never consults the
+    /// header; otherwise the client is the TCP peer, or, when the peer is trusted, the last
+    /// address in `X-Forwarded-For` that is not itself trusted. Empty: the header is ignored.
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// A limit of `per_sec` events per second on average after a burst of `burst`, as a GCRA
+/// (`governor`): one more event is allowed every `1 / per_sec` seconds, and up to `burst` may
+/// be saved up.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateLimit {
+    /// Sustained events per second (finite, above 0; fractions allowed).
+    pub per_sec: f64,
+    /// Events allowed at once after a quiet spell (at least 1).
+    pub burst: u32,
+}
+
+impl RateLimit {
+    /// The `governor` quota of this limit.
+    ///
+    /// # Errors
+    /// [`crate::AuthError::Config`] (naming `what`) if `per_sec` is not finite and above 0 or
+    /// its period rounds to zero, or if `burst` is 0.
+    pub(crate) fn quota(&self, what: &str) -> Result<governor::Quota, crate::AuthError> {
+        let bad = || {
+            crate::AuthError::Config(format!(
+                "{what}: the rate must be above 0 and the burst at least 1 (got {} per second, burst {})",
+                self.per_sec, self.burst
+            ))
+        };
+        if !(self.per_sec.is_finite() && self.per_sec > 0.0) {
+            return Err(bad());
+        }
+        let period = Duration::try_from_secs_f64(1.0 / self.per_sec).map_err(|_| bad())?;
+        let burst = std::num::NonZeroU32::new(self.burst).ok_or_else(bad)?;
+        Ok(governor::Quota::with_period(period)
+            .ok_or_else(bad)?
+            .allow_burst(burst))
+    }
+}
+
+/// Parses a `--trusted-proxies` entry: a CIDR (`10.0.0.0/8`) or a single address (`10.0.0.7`).
+///
+/// # Errors
+/// A message naming the value, for clap.
+pub fn parse_ip_net(value: &str) -> Result<IpNet, String> {
+    value
+        .parse::<IpNet>()
+        .or_else(|_| value.parse::<std::net::IpAddr>().map(IpNet::from))
+        .map_err(|_| format!("{value:?} is neither an IP address nor a CIDR"))
 }
 
 impl AuthConfig {
     /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
     /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
-    /// concurrent password hashes.
+    /// concurrent password hashes with 32 waiting at most, the default login and registration
+    /// limits, no trusted proxies.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -61,6 +145,11 @@ impl AuthConfig {
             access_ttl: DEFAULT_ACCESS_TTL,
             refresh_ttl: DEFAULT_REFRESH_TTL,
             hash_concurrency: DEFAULT_HASH_CONCURRENCY,
+            hash_queue: DEFAULT_HASH_QUEUE,
+            login_account_limit: DEFAULT_LOGIN_ACCOUNT_LIMIT,
+            login_ip_limit: DEFAULT_LOGIN_IP_LIMIT,
+            register_ip_limit: DEFAULT_REGISTER_IP_LIMIT,
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -81,6 +170,11 @@ impl std::fmt::Debug for AuthConfig {
             .field("access_ttl", &self.access_ttl)
             .field("refresh_ttl", &self.refresh_ttl)
             .field("hash_concurrency", &self.hash_concurrency)
+            .field("hash_queue", &self.hash_queue)
+            .field("login_account_limit", &self.login_account_limit)
+            .field("login_ip_limit", &self.login_ip_limit)
+            .field("register_ip_limit", &self.register_ip_limit)
+            .field("trusted_proxies", &self.trusted_proxies)
             .finish()
     }
 }

@@ -7,12 +7,17 @@
 //! [`ErrorCode::Unauthorized`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use switchboard_protocol::ErrorCode;
 
 use crate::keys::KeyError;
 use crate::remote::RemoteError;
 use crate::store::StoreError;
+
+/// `Retry-After` of [`AuthError::Busy`]: a hash takes tens of milliseconds, so the queue has
+/// drained well within a second unless the burst goes on.
+pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// Why an access token was rejected. Every variant means "401 unauthorized" to the client;
 /// the variants exist for logs and tests.
@@ -85,6 +90,19 @@ pub enum AuthError {
     /// A user lookup found no such (live) user.
     #[error("no such user")]
     UserNotFound,
+    /// A login or registration limit was reached (per account or per client address); one more
+    /// is allowed after `retry_after`.
+    #[error("too many attempts; retry later")]
+    RateLimited {
+        /// How long until the next attempt is allowed.
+        retry_after: Duration,
+    },
+    /// Every password-hashing slot is busy and the queue of waiting hashes is full.
+    #[error("too many logins at once; retry later")]
+    Busy,
+    /// A configuration value is out of range (e.g. a rate of 0); the message names it.
+    #[error("invalid configuration: {0}")]
+    Config(String),
     /// The database failed.
     #[error("auth store failed")]
     Store(#[from] StoreError),
@@ -94,8 +112,8 @@ pub enum AuthError {
     /// argon2 failed, or a stored password hash is not a valid PHC string.
     #[error("password hashing failed")]
     PasswordHash(#[source] argon2::password_hash::Error),
-    /// The data directory could not be created.
-    #[error("cannot create data directory {path}")]
+    /// The data directory could not be created or made private.
+    #[error("cannot create or secure data directory {path}")]
     DataDir {
         /// The directory.
         path: PathBuf,
@@ -136,6 +154,8 @@ impl AuthError {
             | Self::RefreshTokenReused
             | Self::UnknownUser => ErrorCode::Unauthorized,
             Self::UserNotFound => ErrorCode::UserNotFound,
+            Self::RateLimited { .. } => ErrorCode::RateLimited,
+            Self::Busy => ErrorCode::Unavailable,
             // The auth node's own failure is our dependency failing.
             Self::Upstream { code, .. } if code.http_status() >= 500 => ErrorCode::Unavailable,
             Self::Upstream { code, .. } => *code,
@@ -146,7 +166,18 @@ impl AuthError {
             | Self::Keys(_)
             | Self::PasswordHash(_)
             | Self::DataDir { .. }
+            | Self::Config(_)
             | Self::Task(_) => ErrorCode::Internal,
+        }
+    }
+
+    /// How long the client should wait before trying again (the `Retry-After` header), for
+    /// the errors that have one: [`AuthError::RateLimited`] and [`AuthError::Busy`].
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => Some(*retry_after),
+            Self::Busy => Some(BUSY_RETRY_AFTER),
+            _ => None,
         }
     }
 }

@@ -12,6 +12,7 @@
 //!
 //! # Layout
 //! - [`config`] holds [`AuthConfig`]; [`node`] the binary's flags and `run`.
+//! - [`datadir`]: the private data directory (0700, files 0600), also used by the hub.
 //! - [`keys`] holds the signing key ([`LocalKeys`], `data_dir/signing-key.pem`) and [`KeySource`],
 //!   the seam for verifying with keys fetched from a remote auth node.
 //! - [`tokens`] holds [`Claims`] and [`Verifier`].
@@ -20,7 +21,9 @@
 //!   (schema `auth`).
 //! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
 //! - [`remote`]: the client side of a separate auth node.
-//! - `password`: argon2id hashing on the blocking pool behind a semaphore.
+//! - `password`: argon2id hashing on the blocking pool: bounded slots, each reusing one memory
+//!   block, and a bounded queue.
+//! - `throttle`: login and registration limits per account and per client address.
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
 //!   lookup); `http`: their routes.
 //!
@@ -33,6 +36,7 @@
 mod announce;
 pub mod client_ip;
 pub mod config;
+pub mod datadir;
 pub mod error;
 mod http;
 pub mod keys;
@@ -43,6 +47,7 @@ pub mod remote;
 pub mod revocation;
 mod service;
 pub mod store;
+mod throttle;
 pub mod tokens;
 mod validate;
 
@@ -62,6 +67,7 @@ pub use tokens::{Claims, Verifier};
 use announce::Announcer;
 use password::Passwords;
 use redis_feed::AbortOnDrop;
+use throttle::Throttle;
 use tokens::EXP_LEEWAY_SECS;
 
 /// File name of the SQLite database inside the data directory.
@@ -82,6 +88,8 @@ struct Inner {
     keys: Arc<LocalKeys>,
     revocations: Revocations,
     passwords: Passwords,
+    /// Login and registration limits.
+    throttle: Throttle,
     verifier: Verifier,
     /// Records and announces revocations in Redis (with `redis_url`).
     announcer: Option<Announcer>,
@@ -99,8 +107,8 @@ impl std::fmt::Debug for Auth {
 }
 
 impl Auth {
-    /// Opens the auth service on `cfg.data_dir`, creating the directory and `signing-key.pem`
-    /// (mode 0600) on first start and reusing them afterwards, so issued tokens survive a
+    /// Opens the auth service on `cfg.data_dir`, creating the directory (mode 0700, every file in
+    /// it 0600: see [`datadir`]) and `signing-key.pem` on first start and reusing them afterwards, so issued tokens survive a
     /// restart. Users and sessions are in PostgreSQL (schema `auth`, migrated here) when
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
@@ -110,13 +118,16 @@ impl Auth {
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
+    /// [`AuthError::Config`] if a limit is out of range;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
+        let throttle = Throttle::new(&cfg)?;
         let dir = cfg.data_dir.clone();
-        tokio::fs::create_dir_all(&dir)
-            .await
+        let private_dir = dir.clone();
+        tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
+            .await?
             .map_err(|source| AuthError::DataDir {
                 path: dir.clone(),
                 source,
@@ -152,7 +163,7 @@ impl Auth {
             None => (None, None),
         };
 
-        let passwords = Passwords::new(cfg.hash_concurrency).await?;
+        let passwords = Passwords::new(cfg.hash_concurrency, cfg.hash_queue).await?;
         let verifier = Verifier::new(
             Arc::clone(&keys) as Arc<dyn KeySource>,
             revocations.clone(),
@@ -169,6 +180,7 @@ impl Auth {
                 keys,
                 revocations,
                 passwords,
+                throttle,
                 verifier,
                 announcer,
                 _follower: follower,

@@ -14,7 +14,11 @@ use switchboard_protocol::error::ErrorBody;
 use switchboard_protocol::ErrorCode;
 use tokio::net::TcpListener;
 
-use crate::config::{redact_url, DEFAULT_HASH_CONCURRENCY};
+use ipnet::IpNet;
+
+use crate::config::{
+    parse_ip_net, redact_url, RateLimit, DEFAULT_HASH_CONCURRENCY, DEFAULT_HASH_QUEUE,
+};
 use crate::{Auth, AuthConfig};
 
 /// Flags of `switchboard-auth`. Every flag can also be set by the environment variable named
@@ -80,6 +84,77 @@ pub struct NodeConfig {
     /// of milliseconds); excess logins wait.
     #[arg(long, env = "SWITCHBOARD_HASH_CONCURRENCY", default_value_t = DEFAULT_HASH_CONCURRENCY)]
     pub hash_concurrency: usize,
+
+    /// The hashing limits, shared with the hub's flags.
+    #[command(flatten)]
+    pub limits: AuthLimitFlags,
+
+    /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
+    /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
+    /// limited by the peer's own address. Default: none (the header is ignored).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_TRUSTED_PROXIES",
+        value_delimiter = ',',
+        value_parser = parse_ip_net
+    )]
+    pub trusted_proxies: Vec<IpNet>,
+}
+
+/// The login, registration and hashing-queue flags, the same on `switchboard-auth` and on the
+/// hub (for its embedded auth).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuthLimitFlags {
+    /// Most logins and registrations waiting for a hashing slot; further ones get 503
+    /// `unavailable` with Retry-After at once. Default 32.
+    #[arg(long, env = "SWITCHBOARD_HASH_QUEUE", default_value_t = DEFAULT_HASH_QUEUE)]
+    pub hash_queue: usize,
+
+    /// Failed logins allowed per account (username) per second, sustained; beyond it logins of
+    /// that account get 429 `rate_limited` with Retry-After. Default 0.17 (one per ~6 s).
+    #[arg(long, env = "SWITCHBOARD_LOGIN_ACCOUNT_RATE_PER_SEC", default_value_t = crate::config::DEFAULT_LOGIN_ACCOUNT_LIMIT.per_sec)]
+    pub login_account_rate_per_sec: f64,
+
+    /// Failed logins allowed per account at once after a quiet spell. Default 3.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_ACCOUNT_BURST", default_value_t = crate::config::DEFAULT_LOGIN_ACCOUNT_LIMIT.burst)]
+    pub login_account_burst: u32,
+
+    /// Login attempts (failed or not) allowed per client address (IPv4, or IPv6 /64) per
+    /// second, sustained; beyond it 429 `rate_limited` with Retry-After. Default 0.5.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_IP_RATE_PER_SEC", default_value_t = crate::config::DEFAULT_LOGIN_IP_LIMIT.per_sec)]
+    pub login_ip_rate_per_sec: f64,
+
+    /// Login attempts allowed per client address at once after a quiet spell. Default 10.
+    #[arg(long, env = "SWITCHBOARD_LOGIN_IP_BURST", default_value_t = crate::config::DEFAULT_LOGIN_IP_LIMIT.burst)]
+    pub login_ip_burst: u32,
+
+    /// Registrations allowed per client address per second, sustained; beyond it 429
+    /// `rate_limited` with Retry-After. Default 0.17 (one per ~6 s).
+    #[arg(long, env = "SWITCHBOARD_REGISTER_IP_RATE_PER_SEC", default_value_t = crate::config::DEFAULT_REGISTER_IP_LIMIT.per_sec)]
+    pub register_ip_rate_per_sec: f64,
+
+    /// Registrations allowed per client address at once after a quiet spell. Default 3.
+    #[arg(long, env = "SWITCHBOARD_REGISTER_IP_BURST", default_value_t = crate::config::DEFAULT_REGISTER_IP_LIMIT.burst)]
+    pub register_ip_burst: u32,
+}
+
+impl AuthLimitFlags {
+    /// Writes these limits into `cfg`.
+    pub fn apply(&self, cfg: &mut AuthConfig) {
+        cfg.hash_queue = self.hash_queue;
+        cfg.login_account_limit = RateLimit {
+            per_sec: self.login_account_rate_per_sec,
+            burst: self.login_account_burst,
+        };
+        cfg.login_ip_limit = RateLimit {
+            per_sec: self.login_ip_rate_per_sec,
+            burst: self.login_ip_burst,
+        };
+        cfg.register_ip_limit = RateLimit {
+            per_sec: self.register_ip_rate_per_sec,
+            burst: self.register_ip_burst,
+        };
+    }
 }
 
 impl NodeConfig {
@@ -94,6 +169,8 @@ impl NodeConfig {
         cfg.issuer = self.issuer.clone();
         cfg.audience = self.audience.clone();
         cfg.hash_concurrency = self.hash_concurrency;
+        self.limits.apply(&mut cfg);
+        cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }
 }
@@ -162,7 +239,9 @@ pub async fn serve(
         .local_addr()
         .context("reading the listener's address")?;
     tracing::info!(%addr, "switchboard-auth serving");
-    axum::serve(listener, router(auth))
+    // With the peer's address, for the per-address limits (see `--trusted-proxies`).
+    let app = router(auth).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
         .context("serving HTTP")?;

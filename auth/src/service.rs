@@ -1,6 +1,8 @@
 //! The auth operations behind the HTTP routes. Handlers in `http/` only parse and answer; every
 //! rule lives here, once.
 
+use std::net::IpAddr;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use rand::RngCore as _;
@@ -21,8 +23,13 @@ const REFRESH_SECRET_BYTES: usize = 32;
 const MAX_SESSION_ID_LEN: usize = 64;
 
 impl Auth {
-    /// Validates and stores a new user.
-    pub(crate) async fn register(&self, req: RegisterRequest) -> Result<User, AuthError> {
+    /// Validates and stores a new user; counts against the registrations of `ip`.
+    pub(crate) async fn register(
+        &self,
+        req: RegisterRequest,
+        ip: IpAddr,
+    ) -> Result<User, AuthError> {
+        self.inner.throttle.register_attempt(ip)?;
         validate::username(&req.username).map_err(AuthError::BadRequest)?;
         validate::email(&req.email).map_err(AuthError::BadRequest)?;
         validate::password(&req.password).map_err(AuthError::BadRequest)?;
@@ -47,19 +54,38 @@ impl Auth {
     }
 
     /// Checks the credentials and starts a session. Unknown user and wrong password give the
-    /// same error after the same amount of hashing work.
-    pub(crate) async fn login(&self, req: LoginRequest) -> Result<TokenPair, AuthError> {
+    /// same error after the same amount of hashing work, and count alike against the username's
+    /// failed logins (see `throttle`); every attempt counts against `ip`'s logins.
+    pub(crate) async fn login(
+        &self,
+        req: LoginRequest,
+        ip: IpAddr,
+    ) -> Result<TokenPair, AuthError> {
+        let throttle = &self.inner.throttle;
+        throttle.login_attempt(ip)?;
+        // A string that is not a valid username names no account: it is not tracked, so
+        // garbage names cannot fill the per-account map (the per-address limit bounds them).
+        let account = validate::username(&req.username)
+            .is_ok()
+            .then_some(req.username.as_str());
+        if let Some(account) = account {
+            throttle.account_open(account)?;
+        }
         // No stored password is this long (registration refuses it), so it cannot match; refusing
         // early bounds the hashing cost an attacker can cause and reveals nothing about the user.
-        if req.password.len() > MAX_PASSWORD_BYTES {
+        let matched = if req.password.len() > MAX_PASSWORD_BYTES {
+            None
+        } else {
+            let user = self.inner.store.user_by_username(&req.username).await?;
+            let stored = user.as_ref().map(|u| u.password_hash.clone());
+            let matched = self.inner.passwords.verify(req.password, stored).await?;
+            user.filter(|_| matched)
+        };
+        let Some(user) = matched else {
+            if let Some(account) = account {
+                throttle.login_failed(account)?;
+            }
             return Err(AuthError::InvalidCredentials);
-        }
-        let user = self.inner.store.user_by_username(&req.username).await?;
-        let stored = user.as_ref().map(|u| u.password_hash.clone());
-        let matched = self.inner.passwords.verify(req.password, stored).await?;
-        let user = match user {
-            Some(user) if matched => user,
-            _ => return Err(AuthError::InvalidCredentials),
         };
         let now = unix_now();
         let sid = uuid::Uuid::now_v7().to_string();

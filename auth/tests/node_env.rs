@@ -8,7 +8,7 @@ use clap::Parser as _;
 use switchboard_auth::node::NodeConfig;
 
 /// Every variable the node reads.
-const VARS: [&str; 10] = [
+const VARS: [&str; 13] = [
     "SWITCHBOARD_AUTH_LISTEN",
     "DATABASE_URL",
     "SWITCHBOARD_AUTH_DATA_DIR",
@@ -19,6 +19,9 @@ const VARS: [&str; 10] = [
     "SWITCHBOARD_ISSUER",
     "SWITCHBOARD_AUDIENCE",
     "SWITCHBOARD_HASH_CONCURRENCY",
+    "SWITCHBOARD_HASH_QUEUE",
+    "SWITCHBOARD_LOGIN_IP_BURST",
+    "SWITCHBOARD_TRUSTED_PROXIES",
 ];
 
 fn parse(args: &[&str]) -> Result<NodeConfig, clap::Error> {
@@ -55,6 +58,9 @@ fn environment_variables_configure_the_node_and_flags_win() {
         "iss-env",
         "aud-env",
         "3",
+        "5",
+        "40",
+        "10.0.0.0/8,192.168.1.1",
     ];
     for (var, value) in VARS.iter().zip(values) {
         std::env::set_var(var, value);
@@ -76,6 +82,9 @@ fn environment_variables_configure_the_node_and_flags_win() {
         ("iss-env", "aud-env")
     );
     assert_eq!(auth.hash_concurrency, 3);
+    assert_eq!(auth.hash_queue, 5);
+    assert_eq!(auth.login_ip_limit.burst, 40);
+    assert_eq!(auth.trusted_proxies.len(), 2);
 
     // A flag beats its variable.
     let cfg = parse(&["--access-ttl-secs", "30", "--redis-prefix", "flag:"]).unwrap();

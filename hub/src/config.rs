@@ -93,6 +93,17 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_AUTH_URL")]
     pub auth_url: Option<String>,
 
+    /// Most argon2id password hashes the embedded auth computes at once (each takes ~19 MiB,
+    /// allocated once per slot, and a core for tens of milliseconds). Default 2. With
+    /// `--auth-url` the auth node's own flags apply.
+    #[arg(long, env = "SWITCHBOARD_HASH_CONCURRENCY", default_value_t = switchboard_auth::config::DEFAULT_HASH_CONCURRENCY)]
+    pub hash_concurrency: usize,
+
+    /// Login, registration and hashing-queue limits of the embedded auth (the same flags as
+    /// `switchboard-auth`'s; with `--auth-url` the auth node's apply).
+    #[command(flatten)]
+    pub auth_limits: switchboard_auth::node::AuthLimitFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,

@@ -67,6 +67,10 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
             auth_cfg.database_url = cfg.database_url.clone();
             auth_cfg.redis_url = cfg.redis_url.clone();
             auth_cfg.redis_prefix = cfg.redis_prefix.clone();
+            auth_cfg.hash_concurrency = cfg.hash_concurrency;
+            cfg.auth_limits.apply(&mut auth_cfg);
+            // No trusted proxies: the hub's accept loop decides the client address
+            // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)
                 .await
                 .context("opening the auth service")?;
@@ -121,11 +125,17 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
                     .context("connecting to PostgreSQL")?,
             )
         }
-        None => Arc::new(
-            SqliteStore::open(&cfg.data_dir.join("hub.db"), now_ms())
-                .await
-                .context("opening the hub store")?,
-        ),
+        None => {
+            let path = cfg.data_dir.join("hub.db");
+            // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
+            switchboard_auth::datadir::secure_file(&path)
+                .with_context(|| format!("creating {}", path.display()))?;
+            Arc::new(
+                SqliteStore::open(&path, now_ms())
+                    .await
+                    .context("opening the hub store")?,
+            )
+        }
     })
 }
 
@@ -140,7 +150,8 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&cfg.data_dir)
+    // Private: 0700, every file in it 0600, looser ones tightened with a warning.
+    switchboard_auth::datadir::secure_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
     let node = cfg
         .node_id
@@ -262,7 +273,11 @@ pub async fn run(
     let reg = registry.clone();
     let conns = app.conns.clone();
     let grace = Duration::from_millis(app.cfg.shutdown_grace_ms);
-    let serve = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let serve = axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutting down: closing connections with 1012");
         reg.kill_all(close::RESTARTING);

@@ -7,6 +7,7 @@
 mod support;
 
 mod auth;
+mod auth_hardening;
 mod closes;
 mod errors;
 mod history;

@@ -13,7 +13,11 @@ use crate::error::AuthError;
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
         let code = self.code();
-        let message = if code == ErrorCode::Internal {
+        let message = if matches!(self, AuthError::Busy) {
+            // Expected under a burst, and logged per request it would flood the log.
+            tracing::debug!("auth request refused: hashing queue full");
+            self.to_string()
+        } else if code == ErrorCode::Internal {
             tracing::error!(error = %chain(&self), "auth request failed");
             "internal error".to_owned()
         } else if code == ErrorCode::Unavailable {
@@ -32,8 +36,21 @@ impl IntoResponse for AuthError {
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
+        if let Some(wait) = self.retry_after() {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs(wait)),
+            );
+        }
         response
     }
+}
+
+/// `Retry-After` in whole seconds (RFC 9110 §10.2.3), rounded up and at least 1, so a client
+/// that waits that long is allowed.
+pub(crate) fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
 }
 
 /// `error: cause: cause ...`, for logs.
@@ -46,4 +63,24 @@ fn chain(error: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::retry_after_secs;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds_at_least_one() {
+        for (wait, secs) in [
+            (Duration::ZERO, 1),
+            (Duration::from_millis(1), 1),
+            (Duration::from_millis(1000), 1),
+            (Duration::from_millis(1001), 2),
+            (Duration::from_millis(5882), 6),
+        ] {
+            assert_eq!(retry_after_secs(wait), secs, "{wait:?}");
+        }
+    }
 }

@@ -8,25 +8,27 @@ use switchboard_protocol::rest::{
     LoginRequest, MeResponse, RefreshRequest, RegisterRequest, RegisterResponse, TokenPair,
 };
 
-use super::extractor::{AppJson, Bearer};
+use super::extractor::{AppJson, Bearer, ClientAddr};
 use crate::error::AuthError;
 use crate::Auth;
 
 /// `POST /v1/auth/register` → 201 `{user}`.
 pub(super) async fn register(
     State(auth): State<Auth>,
+    ClientAddr(ip): ClientAddr,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), AuthError> {
-    let user = auth.register(req).await?;
+    let user = auth.register(req, ip).await?;
     Ok((StatusCode::CREATED, Json(RegisterResponse { user })))
 }
 
 /// `POST /v1/auth/login` → 200 token pair.
 pub(super) async fn login(
     State(auth): State<Auth>,
+    ClientAddr(ip): ClientAddr,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.login(req).await?))
+    Ok(Json(auth.login(req, ip).await?))
 }
 
 /// `POST /v1/auth/refresh` → 200 new token pair.

@@ -206,6 +206,9 @@ pub enum StoreError {
         /// The newest version this binary knows.
         known: i64,
     },
+    /// The database file could not be created private (mode 0600) before opening it.
+    #[error("cannot create the database file")]
+    Io(#[source] std::io::Error),
     /// The blocking task running the query panicked.
     #[error("database task failed")]
     Task(#[from] tokio::task::JoinError),

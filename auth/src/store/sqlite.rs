@@ -54,6 +54,8 @@ impl SqliteStore {
         let path = path.to_owned();
         let now = crate::unix_now();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
+            crate::datadir::secure_file(&path).map_err(StoreError::Io)?;
             let mut conn = Connection::open(&path)?;
             conn.busy_timeout(BUSY_TIMEOUT)?;
             conn.pragma_update(None, "journal_mode", "WAL")?;

@@ -33,5 +33,6 @@ mod register_login;
 mod remote;
 mod schema;
 mod sessions;
+mod throttle;
 mod tokens;
 mod users;

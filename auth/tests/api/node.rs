@@ -7,6 +7,7 @@ use std::time::Duration;
 use clap::Parser as _;
 use reqwest::Method;
 use serde_json::Value;
+use switchboard_auth::config::RateLimit;
 use switchboard_auth::node::NodeConfig;
 use tokio::io::AsyncBufReadExt as _;
 
@@ -38,6 +39,22 @@ fn flags_map_onto_the_auth_config() {
         "chat",
         "--hash-concurrency",
         "4",
+        "--hash-queue",
+        "8",
+        "--login-account-rate-per-sec",
+        "0.5",
+        "--login-account-burst",
+        "5",
+        "--login-ip-rate-per-sec",
+        "2",
+        "--login-ip-burst",
+        "20",
+        "--register-ip-rate-per-sec",
+        "0.01",
+        "--register-ip-burst",
+        "1",
+        "--trusted-proxies",
+        "10.0.0.0/8,192.0.2.7",
     ])
     .unwrap();
     assert_eq!(cfg.listen.to_string(), "0.0.0.0:9000");
@@ -56,6 +73,32 @@ fn flags_map_onto_the_auth_config() {
         ("https://auth.example", "chat")
     );
     assert_eq!(auth.hash_concurrency, 4);
+    assert_eq!(auth.hash_queue, 8);
+    let limit = |per_sec, burst| RateLimit { per_sec, burst };
+    assert_eq!(auth.login_account_limit, limit(0.5, 5));
+    assert_eq!(auth.login_ip_limit, limit(2.0, 20));
+    assert_eq!(auth.register_ip_limit, limit(0.01, 1));
+    let trusted: Vec<String> = auth
+        .trusted_proxies
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(trusted, ["10.0.0.0/8", "192.0.2.7/32"]);
+    let defaults = NodeConfig::try_parse_from(["switchboard-auth"])
+        .unwrap()
+        .auth_config();
+    assert_eq!(defaults.hash_queue, 32);
+    assert_eq!(defaults.login_account_limit, limit(0.17, 3));
+    assert_eq!(defaults.login_ip_limit, limit(0.5, 10));
+    assert_eq!(defaults.register_ip_limit, limit(0.17, 3));
+    assert!(defaults.trusted_proxies.is_empty());
+    let err = NodeConfig::try_parse_from(["switchboard-auth", "--trusted-proxies", "hubs"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("--trusted-proxies") && err.contains("hubs"),
+        "{err}"
+    );
     // The password never shows in logs.
     assert!(!format!("{auth:?}").contains("secret"), "{auth:?}");
 
@@ -149,7 +192,8 @@ async fn the_binary_prints_its_address_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-auth"))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
-        .arg(dir.path())
+        // Created by the node (0700): an existing looser dir would be tightened with a warning.
+        .arg(dir.path().join("data"))
         .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
         .env("RUST_LOG", "warn")

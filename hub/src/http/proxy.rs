@@ -1,18 +1,34 @@
 //! Forwards `/v1/auth/*`, `/v1/users/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
 //! a TCP load balancer see one origin. Bodies are small JSON; they are buffered, not streamed.
 
+use std::net::{IpAddr, SocketAddr};
+
 use axum::body::{to_bytes, Body};
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
+use switchboard_auth::ClientIp;
 use switchboard_protocol::ErrorCode;
 
 use crate::error::error_response;
 
 /// Largest request body forwarded (auth bodies are tiny).
 const MAX_BODY: usize = 64 * 1024;
+/// The header that tells the auth node the client's address.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The client's address: the [`ClientIp`] the accept loop set, else the TCP peer.
+fn client_ip(parts: &axum::http::request::Parts) -> Option<IpAddr> {
+    if let Some(ClientIp(ip)) = parts.extensions.get::<ClientIp>() {
+        return Some(*ip);
+    }
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(addr)| addr.ip())
+}
 
 #[derive(Clone)]
 struct Upstream {
@@ -52,6 +68,12 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
             out = out.header(name, v);
         }
     }
+    // The auth node limits logins and registrations per client address and believes this
+    // header from the hubs (its `--trusted-proxies`). It is ours alone: a client-supplied one is
+    // never copied, so a client cannot choose its address.
+    if let Some(ip) = client_ip(&parts) {
+        out = out.header(X_FORWARDED_FOR, ip.to_string());
+    }
     let resp = match out.send().await {
         Ok(r) => r,
         Err(e) => {
@@ -60,14 +82,17 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
         }
     };
     let status = StatusCode::from_u16(resp.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
-    let headers: Vec<(header::HeaderName, HeaderValue)> =
-        [header::CONTENT_TYPE, header::WWW_AUTHENTICATE]
-            .into_iter()
-            .filter_map(|n| {
-                let v = resp.headers().get(n.as_str())?;
-                Some((n, HeaderValue::from_bytes(v.as_bytes()).ok()?))
-            })
-            .collect();
+    let headers: Vec<(header::HeaderName, HeaderValue)> = [
+        header::CONTENT_TYPE,
+        header::WWW_AUTHENTICATE,
+        header::RETRY_AFTER,
+    ]
+    .into_iter()
+    .filter_map(|n| {
+        let v = resp.headers().get(n.as_str())?;
+        Some((n, HeaderValue::from_bytes(v.as_bytes()).ok()?))
+    })
+    .collect();
     match resp.bytes().await {
         Ok(bytes) => {
             let mut r = (status, Body::from(bytes)).into_response();

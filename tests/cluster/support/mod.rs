@@ -151,6 +151,16 @@ impl Cluster {
             ("--database-url", &database_url),
             ("--redis-url", &redis_url),
             ("--redis-prefix", &redis_prefix),
+            // The hubs forward the client's address; every test client is 127.0.0.1, so the
+            // login and registration limits are lifted (tested in the e2e suite).
+            ("--trusted-proxies", "127.0.0.1"),
+            ("--hash-queue", "100000"),
+            ("--login-account-rate-per-sec", "100000"),
+            ("--login-account-burst", "100000"),
+            ("--login-ip-rate-per-sec", "100000"),
+            ("--login-ip-burst", "100000"),
+            ("--register-ip-rate-per-sec", "100000"),
+            ("--register-ip-burst", "100000"),
         ]);
         let (mut auth, auth_addr) =
             Process::spawn("auth", &binary("switchboard-auth"), &auth_args, dir.path());

@@ -26,7 +26,17 @@ pub fn scaled() -> bool {
 }
 
 /// Flags that belong to the auth node when it runs separately (scaled backend).
-const AUTH_FLAGS: &[&str] = &["--access-ttl-secs"];
+const AUTH_FLAGS: &[&str] = &[
+    "--access-ttl-secs",
+    "--hash-concurrency",
+    "--hash-queue",
+    "--login-account-rate-per-sec",
+    "--login-account-burst",
+    "--login-ip-rate-per-sec",
+    "--login-ip-burst",
+    "--register-ip-rate-per-sec",
+    "--register-ip-burst",
+];
 
 /// With the scaled backend: moves the auth node's flags (with their values) out of `flags`,
 /// starts the services, and adds the hub's flags for them. `None` when embedded.
@@ -77,6 +87,9 @@ impl ScaledEnv {
             REDIS_URL,
             "--redis-prefix",
             &prefix.0,
+            // The hub in front forwards the client's address (X-Forwarded-For).
+            "--trusted-proxies",
+            "127.0.0.1",
         ]
         .iter()
         .map(|s| s.to_string())

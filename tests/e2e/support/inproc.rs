@@ -18,6 +18,18 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Flags that lift the login, registration and hashing-queue limits (the e2e suite's
+/// `login_limits` tests them with real values).
+pub const LIFTED_AUTH_LIMITS: &[(&str, &str)] = &[
+    ("--hash-queue", "100000"),
+    ("--login-account-rate-per-sec", "100000"),
+    ("--login-account-burst", "100000"),
+    ("--login-ip-rate-per-sec", "100000"),
+    ("--login-ip-burst", "100000"),
+    ("--register-ip-rate-per-sec", "100000"),
+    ("--register-ip-burst", "100000"),
+];
+
 /// How long a hub may take to stop.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
@@ -39,7 +51,21 @@ impl InProcessHub {
 
     /// A hub on a fresh port and data dir with extra `flags`, e.g. `&["--rate-per-sec", "2"]`
     /// (flags of the auth node, such as `--access-ttl-secs`, go to it on the scaled backend).
+    /// The login and registration limits are lifted ([`LIFTED_AUTH_LIMITS`]) unless `flags`
+    /// set them: every test client is 127.0.0.1.
     pub async fn start_with(flags: &[&str]) -> Self {
+        let mut all: Vec<&str> = flags.to_vec();
+        for (flag, value) in LIFTED_AUTH_LIMITS {
+            if !flags.contains(flag) {
+                all.extend([*flag, *value]);
+            }
+        }
+        Self::start_with_auth_limits(&all).await
+    }
+
+    /// As [`InProcessHub::start_with`], with the login and registration limits at their
+    /// defaults unless `flags` set them.
+    pub async fn start_with_auth_limits(flags: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
         let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
         let scaled = super::backend::prepare(&mut flags).await;

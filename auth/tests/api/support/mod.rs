@@ -11,6 +11,7 @@ use ed25519_dalek::pkcs8::{DecodePrivateKey as _, EncodePrivateKey as _};
 use http_body_util::BodyExt as _;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
+use switchboard_auth::config::RateLimit;
 use switchboard_auth::keys::SIGNING_KEY_FILE;
 use switchboard_auth::{Auth, AuthConfig, Claims, LocalKeys};
 use switchboard_protocol::rest::TokenPair;
@@ -54,9 +55,19 @@ impl Env {
         self.dir.path().join("data")
     }
 
-    /// The default configuration on this environment.
+    /// The default configuration on this environment, with the login, registration and
+    /// hashing-queue limits lifted (every request here comes from one client; `throttle` tests
+    /// them).
     pub fn config(&self) -> AuthConfig {
         let mut cfg = AuthConfig::new(self.data_dir());
+        let lifted = RateLimit {
+            per_sec: 100_000.0,
+            burst: 100_000,
+        };
+        cfg.hash_queue = 100_000;
+        cfg.login_account_limit = lifted;
+        cfg.login_ip_limit = lifted;
+        cfg.register_ip_limit = lifted;
         cfg.database_url = self.db.as_ref().map(|db| db.url.clone());
         if let Some(prefix) = &self.redis {
             cfg.redis_url = Some(services::REDIS_URL.to_owned());

@@ -13,6 +13,17 @@ use tokio::task::JoinHandle;
 
 use super::{within, PASSWORD};
 
+/// Flags that lift the login, registration and hashing-queue limits.
+const LIFTED_LIMITS: &[(&str, &str)] = &[
+    ("--hash-queue", "100000"),
+    ("--login-account-rate-per-sec", "100000"),
+    ("--login-account-burst", "100000"),
+    ("--login-ip-rate-per-sec", "100000"),
+    ("--login-ip-burst", "100000"),
+    ("--register-ip-rate-per-sec", "100000"),
+    ("--register-ip-burst", "100000"),
+];
+
 /// A running auth node. [`Node::stop`] shuts it down and waits until its listener is closed.
 pub struct Node {
     pub addr: SocketAddr,
@@ -22,8 +33,20 @@ pub struct Node {
 }
 
 impl Node {
-    /// Starts a node on `listen` (e.g. `127.0.0.1:0`) with these extra flags.
+    /// Starts a node on `listen` (e.g. `127.0.0.1:0`) with these extra flags, and the login,
+    /// registration and hashing-queue limits lifted unless `flags` set them.
     pub async fn start(listen: &str, flags: &[&str]) -> Self {
+        let mut all = flags.to_vec();
+        for (flag, value) in LIFTED_LIMITS {
+            if !flags.contains(flag) {
+                all.extend([*flag, *value]);
+            }
+        }
+        Self::start_with_limits(listen, &all).await
+    }
+
+    /// Starts a node on `listen` with these extra flags and the default limits.
+    pub async fn start_with_limits(listen: &str, flags: &[&str]) -> Self {
         let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut args = vec!["switchboard-auth", "--listen", listen];
