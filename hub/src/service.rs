@@ -85,6 +85,37 @@ impl UserDirectory for switchboard_auth::Auth {
 /// Minimum interval between two `typing` events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Users tracked by the room-creation quota before those whose quota has refilled are forgotten.
+const ROOM_QUOTA_PRUNE_AT: usize = 10_000;
+
+/// Group rooms a user may create per hour on this node (`--rooms-per-hour`): a burst of `n`,
+/// refilled at `n` per hour, one key per user id (governor's GCRA). Beyond it `create_room`
+/// fails with [`Error::RetryAfter`] (429 `rate_limited` with `Retry-After`).
+struct RoomQuota {
+    limiter: governor::DefaultKeyedRateLimiter<Arc<str>>,
+    clock: governor::clock::DefaultClock,
+}
+
+impl RoomQuota {
+    fn per_hour(n: std::num::NonZeroU32) -> Self {
+        Self {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_hour(n)),
+            clock: governor::clock::DefaultClock::default(),
+        }
+    }
+
+    /// Takes one room from `user`'s quota, or says how long until one is free.
+    fn take(&self, user: &Arc<str>) -> Result<()> {
+        use governor::clock::Clock;
+        if self.limiter.len() > ROOM_QUOTA_PRUNE_AT {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(user)
+            .map_err(|wait| Error::RetryAfter(wait.wait_time_from(self.clock.now())))
+    }
+}
+
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -102,6 +133,8 @@ pub struct Service {
     user_limits: Option<crate::ratelimit::PerUser>,
     /// (room, user) → last typing event sent; pruned when it grows.
     typing: DashMap<(Arc<str>, Arc<str>), Instant>,
+    /// Per-user quota of rooms created (none: unlimited).
+    room_quota: Option<RoomQuota>,
 }
 
 impl Service {
@@ -119,7 +152,15 @@ impl Service {
             presence,
             user_limits: None,
             typing: DashMap::new(),
+            room_quota: None,
         }
+    }
+
+    /// Limits each user to creating `per_hour` group rooms per hour on this node (burst
+    /// `per_hour`); 0: no limit.
+    pub fn with_room_quota(mut self, per_hour: u32) -> Self {
+        self.room_quota = std::num::NonZeroU32::new(per_hour).map(RoomQuota::per_hour);
+        self
     }
 
     /// Limits each user to `rate` sends per second with bursts of `burst` on this node.
@@ -208,12 +249,19 @@ impl Service {
     }
 
     /// Creates a group room with `who` as its first member.
+    ///
+    /// # Errors
+    /// `bad_request` for a bad name; `rate_limited` ([`Error::RetryAfter`]) once the caller
+    /// spent their room quota (a refused request costs nothing).
     pub async fn create_room(&self, who: &Identity, name: &str, public: bool) -> Result<Room> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS || name.contains('\0') {
             return Err(Error::BadRequest(format!(
                 "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
             )));
+        }
+        if let Some(quota) = &self.room_quota {
+            quota.take(&who.id)?;
         }
         let rec = self
             .store

@@ -16,6 +16,7 @@ mod messaging;
 mod presence;
 mod restart;
 mod resume;
+mod room_list;
 mod rooms;
 mod transport;
 mod unread;
