@@ -386,7 +386,7 @@ impl Service {
     /// leave a gap.
     pub async fn messages_after(&self, room: &str, since: Seq) -> Result<Vec<Message>> {
         if let Some(first) = self.store.first_seq(room).await? {
-            if since + 1 < first {
+            if since.checked_add(1).is_some_and(|next| next < first) {
                 return Err(Error::HistoryExpired(since));
             }
         } else if let Some(rec) = self.store.room(room).await? {

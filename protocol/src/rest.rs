@@ -138,6 +138,38 @@ pub struct EditMessageRequest {
 /// `POST /v1/rooms/{id}/read`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRequest {
+    #[serde(deserialize_with = "crate::seq::deserialize")]
+    pub seq: Seq,
+}
+
+/// Query of `GET /v1/rooms/{id}/messages`; seqs are checked like every client seq.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesQuery {
+    /// Only messages with a smaller seq (the newest `limit` of them).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::seq::deserialize_opt"
+    )]
+    pub before: Option<Seq>,
+    /// Only messages with a larger seq (the first `limit` of them).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::seq::deserialize_opt"
+    )]
+    pub after: Option<Seq>,
+    /// Page size, 1..=[`MAX_HISTORY_LIMIT`](crate::limits::MAX_HISTORY_LIMIT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Path of `PATCH`/`DELETE /v1/rooms/{id}/messages/{seq}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePath {
+    /// The room id.
+    pub id: String,
+    #[serde(deserialize_with = "crate::seq::deserialize")]
     pub seq: Seq,
 }
 

@@ -18,5 +18,6 @@ mod restart;
 mod resume;
 mod room_list;
 mod rooms;
+mod seqs;
 mod transport;
 mod unread;

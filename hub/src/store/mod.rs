@@ -99,6 +99,20 @@ impl StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A seq as a bound in a range query: the databases store seqs as signed 64-bit integers.
+/// Seqs from clients are at most `MAX_SEQ` = `i64::MAX` (checked where they are decoded), so
+/// this is exact for them; a larger one saturates at `i64::MAX`, which keeps `seq > bound` and
+/// `seq < bound` right (no stored seq is above `i64::MAX`), never wraps to a negative bound.
+pub(crate) fn seq_bound(seq: Seq) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A seq as a key of an equality lookup: `None` when no stored message can have it (above
+/// `i64::MAX`), so the lookup finds nothing instead of failing or matching another seq.
+pub(crate) fn seq_key(seq: Seq) -> Option<i64> {
+    i64::try_from(seq).ok()
+}
+
 /// `group` or `direct`.
 pub const KIND_GROUP: &str = "group";
 /// A room of exactly two users, created by `POST /v1/direct/{username}`.

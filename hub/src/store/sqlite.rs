@@ -15,8 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::{
-    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
-    PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, seq_bound, seq_key, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom,
+    OnStored, Page, PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef,
+    KIND_DIRECT, KIND_GROUP,
 };
 
 /// The SQLite store. Cheap to clone.
@@ -406,13 +407,14 @@ impl Store for SqliteStore {
         let room = room.to_owned();
         self.call(move |conn| {
             let limit = i64::from(page.limit);
-            let before = page.before.map_or(i64::MAX, |s| s as i64);
+            let before = page.before.map_or(i64::MAX, seq_bound);
             let mut out: Vec<Message> = if let Some(after) = page.after {
                 let mut stmt = conn.prepare_cached(&format!(
                     "SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq > ?2 AND seq < ?3
                      ORDER BY seq ASC LIMIT ?4"
                 ))?;
-                let rows = stmt.query_map(params![room, after as i64, before, limit], msg_row)?;
+                let rows =
+                    stmt.query_map(params![room, seq_bound(after), before, limit], msg_row)?;
                 rows.collect::<rusqlite::Result<_>>()?
             } else {
                 let mut stmt = conn.prepare_cached(&format!(
@@ -432,6 +434,9 @@ impl Store for SqliteStore {
 
     async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
         let room = room.to_owned();
+        let Some(seq) = seq_key(seq) else {
+            return Ok(None);
+        };
         self.call(move |conn| {
             conn.query_row(
                 &format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq = ?2"),
@@ -450,6 +455,9 @@ impl Store for SqliteStore {
 
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         let (room, body) = (room.to_owned(), body.to_owned());
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |conn| {
             conn.execute(
                 "UPDATE messages SET body = ?3, edited_ts = ?4 WHERE room_id = ?1 AND seq = ?2",
@@ -462,6 +470,9 @@ impl Store for SqliteStore {
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |conn| {
             conn.execute(
                 "UPDATE messages SET body = '', deleted = 1, edited_ts = ?3 WHERE room_id = ?1 AND seq = ?2",
@@ -474,6 +485,7 @@ impl Store for SqliteStore {
 
     async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        let seq = seq_bound(seq);
         self.call(move |conn| {
             conn.query_row(
                 "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT last_seq FROM rooms WHERE id = ?1)))

@@ -306,6 +306,12 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         }
         let seq: i64 = r.get(1);
         let duplicate: bool = r.get(3);
+        let Ok(seq) = Seq::try_from(seq) else {
+            let room = &jobs[i as usize].msg.room;
+            return Err(StoreError::Inconsistent(format!(
+                "room {room:?} assigned the negative seq {seq}"
+            )));
+        };
         if !r.get::<_, bool>(4) {
             let room = &jobs[i as usize].msg.room;
             return Err(StoreError::Inconsistent(format!(
@@ -314,7 +320,7 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         }
         stored += u64::from(!duplicate);
         by_job[i as usize] = Some(Row {
-            seq: seq as Seq,
+            seq,
             ts: r.get(2),
             duplicate,
         });

@@ -11,8 +11,8 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, PendingAppend, RoomRecord,
-    Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
+    PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -270,9 +270,9 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let limit = i64::from(page.limit);
-                let before = page.before.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+                let before = page.before.map_or(i64::MAX, seq_bound);
                 let rows = if let Some(after) = page.after {
-                    let after = i64::try_from(after).unwrap_or(i64::MAX);
+                    let after = seq_bound(after);
                     let stmt = c
                         .prepare_cached(&format!(
                             "SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3
@@ -301,7 +301,9 @@ impl Store for PgStore {
 
     async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
         let room = room.to_owned();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(None);
+        };
         self.call(move |c| {
             Box::pin(async move {
                 let stmt = c
@@ -322,7 +324,9 @@ impl Store for PgStore {
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         no_nul("message body", body)?;
         let (room, body) = (room.to_owned(), body.to_owned());
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |c| {
             Box::pin(async move {
                 c.execute(
@@ -338,7 +342,9 @@ impl Store for PgStore {
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |c| {
             Box::pin(async move {
                 c.execute(
@@ -355,7 +361,7 @@ impl Store for PgStore {
 
     async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let seq = seq_bound(seq);
         self.call(move |c| {
             Box::pin(async move {
                 let row = c
