@@ -319,13 +319,17 @@ impl Service {
         Ok(())
     }
 
-    /// Removes the caller from a room. In a private room their subscriptions end too.
+    /// Removes the caller from a room. In a private room their subscriptions end too. A direct
+    /// room is never left, only hidden (see [`Service::hide_direct`]).
     pub async fn leave(&self, who: &Identity, room: &str) -> Result<()> {
         let rec = self
             .store
             .room(room)
             .await?
             .ok_or(Error::NotFound("room not found"))?;
+        if rec.kind == KIND_DIRECT {
+            return self.hide_direct(who, room).await;
+        }
         if !self.store.remove_member(room, &who.id).await? {
             return Err(Error::Forbidden("not a member of this room"));
         }
@@ -344,7 +348,37 @@ impl Service {
         Ok(())
     }
 
-    /// The direct room of the caller and `username`, created on first use.
+    /// "Leaving" a direct room: it is hidden from the caller's room list and their
+    /// subscriptions to it end (each of their connections gets `member_left` for themselves,
+    /// then `unsubbed`; the other side is told nothing), but they stay a member, so the other
+    /// side's messages never go where nobody can read them. It is shown again when the caller
+    /// opens it ([`Service::direct`]) or when a new message arrives in it (the store's append
+    /// does that), with every message in it.
+    ///
+    /// # Errors
+    /// `forbidden` when the caller is not a member.
+    async fn hide_direct(&self, who: &Identity, room: &str) -> Result<()> {
+        let Some(others) = self.store.hide_member(room, &who.id).await? else {
+            return Err(Error::Forbidden("not a member of this room"));
+        };
+        let frame = ServerFrame::MemberLeft {
+            room: room.to_owned(),
+            user: who.username.to_string(),
+        };
+        self.broker.publish(Arc::new(Event {
+            room: room.into(),
+            seq: None,
+            bytes: frame.to_bytes(),
+            skip_conn: None,
+            // A direct room has one other member: only the caller's own connections hear it.
+            skip_user: others.into_iter().next().map(Into::into),
+            evict_user: Some(who.id.clone()),
+        }));
+        Ok(())
+    }
+
+    /// The direct room of the caller and `username`, created on first use; shown again to the
+    /// caller if they had hidden it.
     pub async fn direct(&self, who: &Identity, username: &str) -> Result<Room> {
         let peer = self
             .users

@@ -8,6 +8,7 @@ mod support;
 
 mod auth;
 mod closes;
+mod direct;
 mod errors;
 mod history;
 mod limits;

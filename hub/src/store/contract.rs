@@ -28,6 +28,7 @@ pub async fn check_all(store: &dyn Store) {
     pages_are_ascending(store).await;
     membership_and_read_marks(store).await;
     direct_rooms_are_unique(store).await;
+    hidden_direct_rooms_come_back(store).await;
     retention_purges_old_messages(store).await;
     hooks_run_in_seq_order(store).await;
     pages_never_cross_their_bounds(store).await;
@@ -343,4 +344,50 @@ async fn direct_rooms_are_unique(store: &dyn Store) {
     assert_eq!(a.id, b.id);
     assert_eq!((a.kind.as_str(), a.name.as_str()), ("direct", "carol,dave"));
     assert_eq!(store.members(&a.id).await.unwrap().len(), 2);
+}
+
+/// A hidden room leaves the member's list but not the membership; opening it again or any new
+/// message shows it.
+async fn hidden_direct_rooms_come_back(store: &dyn Store) {
+    let (erin, fred) = (user("erin"), user("fred"));
+    let listed = |rooms: Vec<super::MemberRoom>, id: &str| rooms.iter().any(|m| m.room.id == id);
+    let room = store
+        .direct_room(&erin, &fred, "d-hide", 1)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        store.hide_member(&room, &fred.id).await.unwrap(),
+        Some(vec![erin.id.clone()]),
+        "the other member's id"
+    );
+    assert_eq!(store.hide_member(&room, "id-nobody").await.unwrap(), None);
+    assert!(!listed(store.rooms_of(&fred.id).await.unwrap(), &room));
+    assert!(listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    assert!(
+        store.membership(&room, &fred.id).await.unwrap().is_some(),
+        "still a member"
+    );
+    // A message from the other side shows it again.
+    store
+        .append(msg(&room, &erin, "still there?", None))
+        .await
+        .unwrap();
+    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
+    // Opening it shows it to the caller only.
+    store.hide_member(&room, &fred.id).await.unwrap();
+    store.hide_member(&room, &erin.id).await.unwrap();
+    let again = store.direct_room(&fred, &erin, "d-other", 2).await.unwrap();
+    assert_eq!(again.id, room, "the same room");
+    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
+    assert!(!listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    // A message from a member who hid the room shows it to both, and moves the read mark.
+    store.hide_member(&room, &fred.id).await.unwrap();
+    let sent = store.append(msg(&room, &fred, "back", None)).await.unwrap();
+    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
+    assert!(listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    assert_eq!(
+        store.membership(&room, &fred.id).await.unwrap(),
+        Some(sent.seq)
+    );
 }

@@ -205,6 +205,8 @@ pub trait Store: Send + Sync + 'static {
     /// The room, if it exists.
     async fn room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
     /// The direct room of two users, created (with both as members) if it does not exist.
+    /// `a` is the caller: if they had hidden the room it is shown to them again (see
+    /// [`Store::hide_member`]); a missing membership of either user is restored.
     async fn direct_room(
         &self,
         a: &UserRef,
@@ -218,13 +220,19 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool>;
     /// Removes a member; returns false if they were not one.
     async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool>;
+    /// Hides a room from a member's room list ([`Store::rooms_of`]) without ending their
+    /// membership (how a direct room is left). Showing it again: [`Store::direct_room`] by
+    /// that member, or any new message in the room (every append shows the room to all its
+    /// members). Returns the ids of the room's other members, or `None` if `user_id` is not a
+    /// member.
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>>;
     /// Usernames of a room's members, in joining order.
     async fn members(&self, room: &str) -> StoreResult<Vec<String>>;
-    /// The rooms a user is a member of, most recently active first.
+    /// The rooms a user is a member of and has not hidden, most recently active first.
     async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>>;
     /// Appends a message from a member, assigning the room's next seq (see the module
-    /// invariants), and moves the sender's read mark up to it — in one transaction, so a send
-    /// costs one round trip. Fails with [`StoreError::RoomNotFound`] or
+    /// invariants), moves the sender's read mark up to it and shows the room again to members
+    /// who hid it — in one transaction, so a send costs one round trip. Fails with [`StoreError::RoomNotFound`] or
     /// [`StoreError::NotMember`] (membership is checked for repeats of a key too).
     ///
     /// `then` runs once the message is durable, before any later append of the same room

@@ -165,6 +165,10 @@ fn append_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<StoreResu
         "UPDATE members SET read_seq = MAX(read_seq, ?3) WHERE room_id = ?1 AND user_id = ?2",
     )?
     .execute(params![msg.room, msg.sender.id, seq])?;
+    // A new message shows the room to members who hid it (a direct room's leaver), so nothing
+    // is posted where nobody looks. The partial index makes this a probe when nobody did.
+    conn.prepare_cached("UPDATE members SET hidden = 0 WHERE room_id = ?1 AND hidden = 1")?
+        .execute([&msg.room])?;
     Ok(Ok(Appended {
         seq,
         ts: msg.ts,
@@ -301,6 +305,7 @@ impl Store for SqliteStore {
         ts: Millis,
     ) -> StoreResult<RoomRecord> {
         let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        let caller = a.id.clone();
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
@@ -311,7 +316,15 @@ impl Store for SqliteStore {
                 .query_row("SELECT id FROM rooms WHERE direct_key = ?1", [&key], |r| r.get(0))
                 .optional()?;
             let id = match existing {
-                Some(id) => id,
+                Some(id) => {
+                    insert_member(&tx, &id, &a, ts)?;
+                    insert_member(&tx, &id, &b, ts)?;
+                    tx.execute(
+                        "UPDATE members SET hidden = 0 WHERE room_id = ?1 AND user_id = ?2",
+                        [&id, &caller],
+                    )?;
+                    id
+                }
                 None => {
                     let mut names = [a.username.as_str(), b.username.as_str()];
                     names.sort_unstable();
@@ -363,6 +376,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE members SET hidden = 1 WHERE room_id = ?1 AND user_id = ?2",
+                [&room, &user_id],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id FROM members WHERE room_id = ?1 AND user_id <> ?2",
+            )?;
+            let others = stmt.query_map([&room, &user_id], |r| r.get(0))?;
+            others.collect::<rusqlite::Result<_>>().map(Some)
+        })
+        .await
+    }
+
     async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
         let room = room.to_owned();
         self.call(move |conn| {
@@ -381,7 +413,7 @@ impl Store for SqliteStore {
             let mut stmt = conn.prepare_cached(
                 "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
                  FROM members m JOIN rooms r ON r.id = m.room_id
-                 WHERE m.user_id = ?1 ORDER BY r.last_ts DESC, r.id",
+                 WHERE m.user_id = ?1 AND m.hidden = 0 ORDER BY r.last_ts DESC, r.id",
             )?;
             let rows = stmt.query_map([&user_id], |r| {
                 Ok(MemberRoom { room: room_row(r)?, read_seq: r.get(7)? })
@@ -531,6 +563,80 @@ mod tests {
             .await
             .unwrap();
         crate::store::contract::check_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn migrating_restores_direct_room_leavers_as_hidden_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            // A database of schema 1 in which bob left his direct room with alice ("id-b" >
+            // "id-a", so alice created it), and both left the one of carol and dave.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(migrate::SQLITE_MIGRATIONS[0].1).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);
+                 INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts,
+                                    direct_key, last_seq)
+                 VALUES ('d1', 'alice,bob', 0, 'direct', 'alice', 5, 5, 'id-a:id-b', 0),
+                        ('d2', 'carol,dave', 0, 'direct', 'carol', 6, 6, 'id-c:id-d', 0);
+                 INSERT INTO members (room_id, user_id, username, joined_ts)
+                 VALUES ('d1', 'id-a', 'alice', 5);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, 0).await.unwrap();
+        let names = |v: Vec<String>| {
+            let mut v = v;
+            v.sort();
+            v
+        };
+        assert_eq!(names(store.members("d1").await.unwrap()), ["alice", "bob"]);
+        assert_eq!(names(store.members("d2").await.unwrap()), ["carol", "dave"]);
+        assert_eq!(store.membership("d2", "id-d").await.unwrap(), Some(0));
+        assert!(store.rooms_of("id-b").await.unwrap().is_empty(), "hidden");
+        assert_eq!(
+            store.rooms_of("id-a").await.unwrap().len(),
+            1,
+            "alice never left"
+        );
+        let bob = UserRef {
+            id: "id-b".into(),
+            username: "bob".into(),
+        };
+        let alice = UserRef {
+            id: "id-a".into(),
+            username: "alice".into(),
+        };
+        assert_eq!(
+            store.direct_room(&bob, &alice, "new", 9).await.unwrap().id,
+            "d1"
+        );
+        assert_eq!(
+            store.rooms_of("id-b").await.unwrap().len(),
+            1,
+            "bob opened it"
+        );
+        // Each restored row pairs the right id with the right name.
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let mut rows: Vec<(String, String)> = conn
+            .prepare("SELECT user_id, username FROM members WHERE room_id = 'd2' ORDER BY user_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                ("id-c".into(), "carol".into()),
+                ("id-d".into(), "dave".into())
+            ]
+        );
     }
 
     #[tokio::test]

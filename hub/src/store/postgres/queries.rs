@@ -124,6 +124,7 @@ impl Store for PgStore {
         ts: Millis,
     ) -> StoreResult<RoomRecord> {
         let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        let caller = a.id.clone();
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
@@ -142,12 +143,18 @@ impl Store for PgStore {
                         &[&new_id, &names.join(","), &KIND_DIRECT, &a.username, &ts, &key],
                     )
                     .await?;
-                if created == 1 {
-                    insert_member(&tx, &new_id, &a, ts).await?;
-                    insert_member(&tx, &new_id, &b, ts).await?;
-                }
                 let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1");
                 let rec = room_row(&tx.query_one(&sql, &[&key]).await?);
+                // Both are members (restored if a row is missing); the caller sees it again.
+                insert_member(&tx, &rec.id, &a, ts).await?;
+                insert_member(&tx, &rec.id, &b, ts).await?;
+                if created == 0 {
+                    tx.execute(
+                        "UPDATE members SET hidden = FALSE WHERE room_id = $1 AND user_id = $2",
+                        &[&rec.id, &caller],
+                    )
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(rec)
             })
@@ -193,6 +200,33 @@ impl Store for PgStore {
         .await
     }
 
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let n = tx
+                    .execute(
+                        "UPDATE members SET hidden = TRUE WHERE room_id = $1 AND user_id = $2",
+                        &[&room, &user_id],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let rows = tx
+                    .query(
+                        "SELECT user_id FROM members WHERE room_id = $1 AND user_id <> $2",
+                        &[&room, &user_id],
+                    )
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+            })
+        })
+        .await
+    }
+
     async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
         let room = room.to_owned();
         self.call(move |c| {
@@ -217,7 +251,7 @@ impl Store for PgStore {
                     .prepare_cached(
                         "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
                          FROM members m JOIN rooms r ON r.id = m.room_id
-                         WHERE m.user_id = $1 ORDER BY r.last_ts DESC, r.id",
+                         WHERE m.user_id = $1 AND NOT m.hidden ORDER BY r.last_ts DESC, r.id",
                     )
                     .await?;
                 let rows = c.query(&stmt, &[&user_id]).await?;
