@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use switchboard_protocol::limits::{
-    MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT, MAX_ROOM_NAME_CHARS,
+    DEFAULT_ROOM_PAGE, MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT,
+    MAX_ROOM_NAME_CHARS, MAX_ROOM_PAGE,
 };
 use switchboard_protocol::rest::Room;
 use switchboard_protocol::ws::{Message, ServerFrame};
@@ -19,7 +20,7 @@ use switchboard_protocol::{Millis, Seq};
 use crate::broker::{Broker, Event};
 use crate::error::{Error, Result};
 use crate::store::{
-    NewMessage, NewRoom, Page, RoomRecord, Store, StoreError, UserRef, KIND_DIRECT,
+    NewMessage, NewRoom, Page, RoomPage, RoomRecord, Store, StoreError, UserRef, KIND_DIRECT,
 };
 
 /// An authenticated caller, from a verified access token.
@@ -276,16 +277,61 @@ impl Service {
         Ok(to_room(rec, None, None))
     }
 
-    /// The caller's rooms, most recently active first, with unread counts.
-    pub async fn rooms_of(&self, who: &Identity) -> Result<Vec<Room>> {
-        let rooms = self.store.rooms_of(&who.id).await?;
-        Ok(rooms
+    /// A page of the caller's rooms, most recently active first, with unread counts, and the
+    /// cursor of the next page (`None` on the last). `limit`: 1..=[`MAX_ROOM_PAGE`], default
+    /// [`DEFAULT_ROOM_PAGE`]. `cursor`: the `next_cursor` of the page before. A walk keeps the
+    /// order of its first page (see [`RoomPage`] for what it guarantees).
+    ///
+    /// # Errors
+    /// `bad_request` for a limit out of range or a cursor this hub did not make.
+    pub async fn rooms_of(
+        &self,
+        who: &Identity,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Room>, Option<String>)> {
+        let limit = limit.unwrap_or(DEFAULT_ROOM_PAGE);
+        if limit == 0 || limit > MAX_ROOM_PAGE {
+            return Err(Error::BadRequest(format!(
+                "limit must be 1 to {MAX_ROOM_PAGE}"
+            )));
+        }
+        let (as_of, after) = match cursor {
+            None => (now_ms(), None),
+            Some(c) => {
+                let c = RoomCursor::decode(c)
+                    .ok_or_else(|| Error::BadRequest("invalid cursor".into()))?;
+                (c.as_of, Some((c.activity, c.room)))
+            }
+        };
+        let page = RoomPage {
+            as_of,
+            after,
+            // One more than asked: whether it comes says if there is a next page.
+            limit: limit + 1,
+        };
+        let mut rooms = self.store.rooms_of(&who.id, page).await?;
+        let next = if rooms.len() > limit as usize {
+            rooms.truncate(limit as usize);
+            rooms.last().map(|last| {
+                RoomCursor {
+                    as_of,
+                    activity: last.activity,
+                    room: last.room.id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        let rooms = rooms
             .into_iter()
             .map(|m| {
                 let unread = m.room.last_seq.saturating_sub(m.read_seq);
                 to_room(m.room, Some((unread, m.read_seq)), None)
             })
-            .collect())
+            .collect();
+        Ok((rooms, next))
     }
 
     /// One room with its members. Private rooms the caller is not in are `not_found`.
@@ -636,6 +682,42 @@ impl Service {
         };
         self.publish(room, None, &frame, Some(conn));
         Ok(())
+    }
+}
+
+/// Where a walk over `GET /v1/rooms` stands: its snapshot time and the list position of the
+/// last room it returned. On the wire: `{as_of}.{activity}.{room id}` in unpadded base64url,
+/// opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RoomCursor {
+    as_of: Millis,
+    activity: Millis,
+    room: String,
+}
+
+impl RoomCursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        let text = format!("{}.{}.{}", self.as_of, self.activity, self.room);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// `None` for anything [`RoomCursor::encode`] did not make.
+    fn decode(cursor: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.splitn(3, '.');
+        let as_of = parts.next()?.parse().ok()?;
+        let activity = parts.next()?.parse().ok()?;
+        let room = parts.next()?.to_owned();
+        (!room.is_empty() && !room.contains('\0')).then_some(Self {
+            as_of,
+            activity,
+            room,
+        })
     }
 }
 

@@ -99,10 +99,25 @@ pub struct CreateRoomRequest {
     pub public: bool,
 }
 
-/// `GET /v1/rooms` answer.
+/// Query of `GET /v1/rooms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsQuery {
+    /// Page size, 1..=[`MAX_ROOM_PAGE`](crate::limits::MAX_ROOM_PAGE) (default
+    /// [`DEFAULT_ROOM_PAGE`](crate::limits::DEFAULT_ROOM_PAGE)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the page before; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/rooms` answer: one page of the caller's rooms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomList {
     pub rooms: Vec<Room>,
+    /// Opaque: pass it as `cursor` to get the next page. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/rooms/{id}/members`.

@@ -8,7 +8,7 @@ use switchboard_protocol::limits::DEFAULT_HISTORY_LIMIT;
 use switchboard_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, EditMessageRequest, MessagePage, MessagePath,
     MessagesQuery, PostMessageRequest, PostMessageResponse, PresenceList, ReadRequest, Room,
-    RoomList,
+    RoomList, RoomsQuery,
 };
 use switchboard_protocol::ws::Message;
 
@@ -26,10 +26,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(room)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Caller(who): Caller) -> Result<Json<RoomList>> {
-    Ok(Json(RoomList {
-        rooms: app.service.rooms_of(&who).await?,
-    }))
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(q): AppQuery<RoomsQuery>,
+) -> Result<Json<RoomList>> {
+    let (rooms, next_cursor) = app
+        .service
+        .rooms_of(&who, q.limit, q.cursor.as_deref())
+        .await?;
+    Ok(Json(RoomList { rooms, next_cursor }))
 }
 
 pub async fn get(

@@ -1,7 +1,7 @@
 //! The behaviour every [`Store`] must have, as one test suite run against each implementation
 //! (SQLite now; PostgreSQL reuses it).
 
-use super::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
+use super::{NewMessage, NewRoom, Page, RoomPage, Store, StoreError, UserRef};
 
 /// A user whose id is `id-{name}`.
 pub fn user(name: &str) -> UserRef {
@@ -29,6 +29,7 @@ pub async fn check_all(store: &dyn Store) {
     membership_and_read_marks(store).await;
     direct_rooms_are_unique(store).await;
     hidden_direct_rooms_come_back(store).await;
+    room_pages_keep_their_order_while_rooms_move(store).await;
     retention_purges_old_messages(store).await;
     hooks_run_in_seq_order(store).await;
     pages_never_cross_their_bounds(store).await;
@@ -331,7 +332,10 @@ async fn membership_and_read_marks(store: &dyn Store) {
         3,
         "clamped to last_seq"
     );
-    let rooms = store.rooms_of(&bob.id).await.unwrap();
+    let rooms = store
+        .rooms_of(&bob.id, RoomPage::everything())
+        .await
+        .unwrap();
     assert_eq!((rooms.len(), rooms[0].read_seq), (1, 3));
     assert!(store.remove_member("r-mem", &bob.id).await.unwrap());
     assert!(!store.remove_member("r-mem", &bob.id).await.unwrap());
@@ -362,8 +366,20 @@ async fn hidden_direct_rooms_come_back(store: &dyn Store) {
         "the other member's id"
     );
     assert_eq!(store.hide_member(&room, "id-nobody").await.unwrap(), None);
-    assert!(!listed(store.rooms_of(&fred.id).await.unwrap(), &room));
-    assert!(listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    assert!(!listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
     assert!(
         store.membership(&room, &fred.id).await.unwrap().is_some(),
         "still a member"
@@ -373,21 +389,98 @@ async fn hidden_direct_rooms_come_back(store: &dyn Store) {
         .append(msg(&room, &erin, "still there?", None))
         .await
         .unwrap();
-    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
     // Opening it shows it to the caller only.
     store.hide_member(&room, &fred.id).await.unwrap();
     store.hide_member(&room, &erin.id).await.unwrap();
     let again = store.direct_room(&fred, &erin, "d-other", 2).await.unwrap();
     assert_eq!(again.id, room, "the same room");
-    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
-    assert!(!listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(!listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
     // A message from a member who hid the room shows it to both, and moves the read mark.
     store.hide_member(&room, &fred.id).await.unwrap();
     let sent = store.append(msg(&room, &fred, "back", None)).await.unwrap();
-    assert!(listed(store.rooms_of(&fred.id).await.unwrap(), &room));
-    assert!(listed(store.rooms_of(&erin.id).await.unwrap(), &room));
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
     assert_eq!(
         store.membership(&room, &fred.id).await.unwrap(),
         Some(sent.seq)
     );
+}
+
+/// A walk over the room list in pages of 2, with rooms becoming active between the pages (ones
+/// already listed and ones still to come): every room comes exactly once, in the order of the
+/// walk's start.
+async fn room_pages_keep_their_order_while_rooms_move(store: &dyn Store) {
+    let gina = user("gina");
+    let ids: Vec<String> = (0..7).map(|i| format!("r-walk-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        new_room(store, id, &gina).await;
+        let mut m = msg(id, &gina, "x", None);
+        m.ts = 100 + i as i64;
+        store.append(m).await.unwrap();
+    }
+    // Newest activity first: r-walk-6 (ts 106) down to r-walk-0 (ts 100).
+    let expected: Vec<String> = ids.iter().rev().cloned().collect();
+    let as_of = 1_000;
+    let mut walked = Vec::new();
+    let mut after = None;
+    let mut moved_ts = 2_000;
+    loop {
+        let page = RoomPage {
+            as_of,
+            after: after.clone(),
+            limit: 2,
+        };
+        let rooms = store.rooms_of(&gina.id, page).await.unwrap();
+        let Some(last) = rooms.last() else { break };
+        after = Some((last.activity, last.room.id.clone()));
+        walked.extend(rooms.iter().map(|m| m.room.id.clone()));
+        // The oldest room not yet listed, and the first one listed, become active.
+        let pending = expected.iter().rev().find(|id| !walked.contains(id));
+        for id in pending.into_iter().chain(walked.first()) {
+            let mut m = msg(id, &gina, "moved", None);
+            m.ts = moved_ts;
+            moved_ts += 1;
+            store.append(m).await.unwrap();
+        }
+    }
+    assert_eq!(walked, expected, "each room once, in the walk's order");
+    // A new walk sees the new order: the room that moved last is on top.
+    let now = store
+        .rooms_of(&gina.id, RoomPage::everything())
+        .await
+        .unwrap();
+    assert_eq!(now.len(), ids.len());
+    assert_eq!(now[0].activity, moved_ts - 1);
 }

@@ -135,6 +135,38 @@ pub struct RoomRecord {
 pub struct MemberRoom {
     pub room: RoomRecord,
     pub read_seq: Seq,
+    /// The room's place in the list: its activity as of the page's `as_of` (see [`RoomPage`]).
+    pub activity: Millis,
+}
+
+/// Which page of a member's room list to read ([`Store::rooms_of`]).
+///
+/// The list is ordered by activity, newest first, then by room id. A walk over all pages keeps
+/// one `as_of` (the time its first page was read): a room's activity is its `last_ts` when that
+/// is at most `as_of`, else the `ts` of its newest message stamped at or before `as_of` (or its
+/// creation time). So a room that becomes active during the walk keeps the place it had when
+/// the walk began, and the walk lists it exactly once; rooms joined, created, shown, left or
+/// hidden during the walk may or may not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPage {
+    /// The walk's snapshot time, in ms since the epoch.
+    pub as_of: Millis,
+    /// Only rooms after this `(activity, room id)` in list order: the last room of the page
+    /// before. `None`: from the top.
+    pub after: Option<(Millis, String)>,
+    /// Most rooms returned.
+    pub limit: u32,
+}
+
+impl RoomPage {
+    /// Every room, in list order as of now.
+    pub fn everything() -> Self {
+        Self {
+            as_of: Millis::MAX,
+            after: None,
+            limit: u32::MAX,
+        }
+    }
 }
 
 /// A room to create. The creator becomes its first member.
@@ -228,8 +260,9 @@ pub trait Store: Send + Sync + 'static {
     async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>>;
     /// Usernames of a room's members, in joining order.
     async fn members(&self, room: &str) -> StoreResult<Vec<String>>;
-    /// The rooms a user is a member of and has not hidden, most recently active first.
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>>;
+    /// A page of the rooms a user is a member of and has not hidden, most recently active first
+    /// (see [`RoomPage`] for the order and what a walk over pages guarantees).
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>>;
     /// Appends a message from a member, assigning the room's next seq (see the module
     /// invariants), moves the sender's read mark up to it and shows the room again to members
     /// who hid it — in one transaction, so a send costs one round trip. Fails with [`StoreError::RoomNotFound`] or

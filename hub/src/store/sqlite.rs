@@ -16,7 +16,7 @@ use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::{
     migrate, seq_bound, seq_key, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom,
-    OnStored, Page, PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef,
+    OnStored, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef,
     KIND_DIRECT, KIND_GROUP,
 };
 
@@ -177,6 +177,24 @@ fn append_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<StoreResu
 }
 
 const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+
+/// A page of a member's room list (see [`RoomPage`]): `?1` user, `?2` as_of, `?3`/`?4` the
+/// activity and id to start after (NULL: from the top), `?5` limit. The activity of a room active
+/// since `as_of` is found by walking its messages back from the newest (primary key order), so it
+/// costs only the messages newer than `as_of`.
+const ROOMS_OF: &str = "
+SELECT * FROM (
+    SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq,
+           CASE WHEN r.last_ts <= ?2 THEN r.last_ts
+                ELSE COALESCE((SELECT x.ts FROM messages x WHERE x.room_id = r.id AND x.ts <= ?2
+                               ORDER BY x.seq DESC LIMIT 1), r.created_ts)
+           END AS activity
+    FROM members m JOIN rooms r ON r.id = m.room_id
+    WHERE m.user_id = ?1 AND m.hidden = 0
+)
+WHERE ?3 IS NULL OR activity < ?3 OR (activity = ?3 AND id > ?4)
+ORDER BY activity DESC, id
+LIMIT ?5";
 const MSG_COLS: &str =
     "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
 
@@ -407,17 +425,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>> {
         let user_id = user_id.to_owned();
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
-                 FROM members m JOIN rooms r ON r.id = m.room_id
-                 WHERE m.user_id = ?1 AND m.hidden = 0 ORDER BY r.last_ts DESC, r.id",
+            let (after_activity, after_id) = page.after.unzip();
+            let mut stmt = conn.prepare_cached(ROOMS_OF)?;
+            let rows = stmt.query_map(
+                params![
+                    user_id,
+                    page.as_of,
+                    after_activity,
+                    after_id,
+                    i64::from(page.limit)
+                ],
+                |r| {
+                    Ok(MemberRoom {
+                        room: room_row(r)?,
+                        read_seq: r.get(7)?,
+                        activity: r.get(8)?,
+                    })
+                },
             )?;
-            let rows = stmt.query_map([&user_id], |r| {
-                Ok(MemberRoom { room: room_row(r)?, read_seq: r.get(7)? })
-            })?;
             rows.collect()
         })
         .await
@@ -596,9 +624,20 @@ mod tests {
         assert_eq!(names(store.members("d1").await.unwrap()), ["alice", "bob"]);
         assert_eq!(names(store.members("d2").await.unwrap()), ["carol", "dave"]);
         assert_eq!(store.membership("d2", "id-d").await.unwrap(), Some(0));
-        assert!(store.rooms_of("id-b").await.unwrap().is_empty(), "hidden");
+        assert!(
+            store
+                .rooms_of("id-b", RoomPage::everything())
+                .await
+                .unwrap()
+                .is_empty(),
+            "hidden"
+        );
         assert_eq!(
-            store.rooms_of("id-a").await.unwrap().len(),
+            store
+                .rooms_of("id-a", RoomPage::everything())
+                .await
+                .unwrap()
+                .len(),
             1,
             "alice never left"
         );
@@ -615,7 +654,11 @@ mod tests {
             "d1"
         );
         assert_eq!(
-            store.rooms_of("id-b").await.unwrap().len(),
+            store
+                .rooms_of("id-b", RoomPage::everything())
+                .await
+                .unwrap()
+                .len(),
             1,
             "bob opened it"
         );

@@ -12,7 +12,8 @@ use tokio_postgres::Row;
 use super::{batch, PgStore};
 use crate::store::{
     seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
-    PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT,
+    KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -24,6 +25,22 @@ fn no_nul(field: &'static str, text: &str) -> StoreResult<()> {
 }
 
 const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+
+/// A page of a member's room list: the query of the SQLite store (see `RoomPage` and
+/// `sqlite::ROOMS_OF`) in PostgreSQL's words.
+const ROOMS_OF: &str = "
+SELECT * FROM (
+    SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq,
+           CASE WHEN r.last_ts <= $2 THEN r.last_ts
+                ELSE COALESCE((SELECT x.ts FROM messages x WHERE x.room_id = r.id AND x.ts <= $2
+                               ORDER BY x.seq DESC LIMIT 1), r.created_ts)
+           END AS activity
+    FROM members m JOIN rooms r ON r.id = m.room_id
+    WHERE m.user_id = $1 AND NOT m.hidden
+) page
+WHERE $3::int8 IS NULL OR activity < $3 OR (activity = $3 AND id > $4::text)
+ORDER BY activity DESC, id
+LIMIT $5";
 const MSG_COLS: &str =
     "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
 
@@ -243,21 +260,26 @@ impl Store for PgStore {
         .await
     }
 
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>> {
         let user_id = user_id.to_owned();
         self.call(move |c| {
             Box::pin(async move {
-                let stmt = c
-                    .prepare_cached(
-                        "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
-                         FROM members m JOIN rooms r ON r.id = m.room_id
-                         WHERE m.user_id = $1 AND NOT m.hidden ORDER BY r.last_ts DESC, r.id",
+                let (after_activity, after_id) = page.after.unzip();
+                let stmt = c.prepare_cached(ROOMS_OF).await?;
+                let limit = i64::from(page.limit);
+                let rows = c
+                    .query(
+                        &stmt,
+                        &[&user_id, &page.as_of, &after_activity, &after_id, &limit],
                     )
                     .await?;
-                let rows = c.query(&stmt, &[&user_id]).await?;
                 Ok(rows
                     .iter()
-                    .map(|r| MemberRoom { room: room_row(r), read_seq: seq_of(r.get(7)) })
+                    .map(|r| MemberRoom {
+                        room: room_row(r),
+                        read_seq: seq_of(r.get(7)),
+                        activity: r.get(8),
+                    })
                     .collect())
             })
         })
