@@ -751,3 +751,28 @@ fn to_room(rec: RoomRecord, unread: Option<(u64, Seq)>, members: Option<Vec<Stri
         members,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_cursors_round_trip_and_refuse_anything_else() {
+        let cursor = RoomCursor {
+            as_of: 1_763_780_000_000,
+            activity: -5,
+            room: "01JD.8X0:ROOM".into(),
+        };
+        assert_eq!(RoomCursor::decode(&cursor.encode()), Some(cursor.clone()));
+        let encoded = cursor.encode();
+        assert!(
+            encoded
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "safe in a query string: {encoded}"
+        );
+        for bad in ["", "!!", "bm90LmEuY3Vyc29y", "MS4y", "MS4yLg"] {
+            assert_eq!(RoomCursor::decode(bad), None, "{bad:?}");
+        }
+    }
+}
