@@ -122,9 +122,13 @@ mod tests {
     /// `u64` (which no client can send, but the ring must not wrap on).
     fn any_seq() -> impl proptest::strategy::Strategy<Value = Seq> {
         use proptest::prelude::*;
+        let max = switchboard_protocol::seq::MAX_SEQ;
         prop_oneof![
             0..64u64,
-            (switchboard_protocol::seq::MAX_SEQ - 64)..=switchboard_protocol::seq::MAX_SEQ,
+            Just(max),
+            Just(max + 1),
+            Just(u64::MAX),
+            (max - 64)..=max,
             (u64::MAX - 64)..=u64::MAX,
             any::<u64>(),
         ]

@@ -42,6 +42,8 @@ fn any_seq() -> impl proptest::strategy::Strategy<Value = u64> {
     let max = switchboard_protocol::seq::MAX_SEQ;
     prop_oneof![
         0..24u64,
+        Just(max + 1),
+        Just(u64::MAX),
         (max - 2)..=max,
         (max + 1)..=(max + 2),
         (u64::MAX - 2)..=u64::MAX,
