@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use switchboard_protocol::rest::{
     AddMemberRequest, CreateRoomRequest, EditMessageRequest, LoginRequest, MeResponse, MessagePage,
     PostMessageRequest, PostMessageResponse, ReadRequest, RefreshRequest, RegisterRequest,
-    RegisterResponse, Room, RoomList, TokenPair,
+    RegisterResponse, Room, RoomList, RoomsQuery, TokenPair,
 };
 use switchboard_protocol::ws::Message;
 use switchboard_protocol::Seq;
@@ -163,10 +163,27 @@ impl Api {
             .await
     }
 
-    /// `GET /v1/rooms`: the caller's rooms, newest activity first, with `unread` and `read_seq`.
+    /// `GET /v1/rooms`, every page: the caller's rooms, newest activity first (as of the first
+    /// page), with `unread` and `read_seq`. Each room the caller is in throughout is listed
+    /// once, even if activity reorders the rooms meanwhile (PROTOCOL.md, `GET /v1/rooms`).
     pub async fn rooms(&self) -> Result<Vec<Room>, ClientError> {
-        let list: RoomList = self.json(self.request(Method::GET, "/v1/rooms")).await?;
-        Ok(list.rooms)
+        let mut rooms = Vec::new();
+        let mut query = RoomsQuery::default();
+        loop {
+            let page = self.rooms_page(&query).await?;
+            rooms.extend(page.rooms);
+            match page.next_cursor {
+                Some(cursor) => query.cursor = Some(cursor),
+                None => return Ok(rooms),
+            }
+        }
+    }
+
+    /// `GET /v1/rooms?limit=&cursor=`: one page of the caller's rooms, with the cursor of the
+    /// next (none on the last).
+    pub async fn rooms_page(&self, query: &RoomsQuery) -> Result<RoomList, ClientError> {
+        self.json(self.request(Method::GET, "/v1/rooms").query(query))
+            .await
     }
 
     /// `GET /v1/rooms/{id}`, with `members`.

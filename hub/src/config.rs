@@ -134,6 +134,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_USER_RATE_BURST", default_value_t = 100)]
     pub user_rate_burst: u32,
 
+    /// Group rooms one user may create per hour on this node: a burst of this many, refilled
+    /// at this many per hour; beyond it `POST /v1/rooms` gets 429 `rate_limited` with
+    /// `Retry-After`. 0: no limit.
+    #[arg(long, env = "SWITCHBOARD_ROOMS_PER_HOUR", default_value_t = 30)]
+    pub rooms_per_hour: u32,
+
     /// Most WebSocket connections this node holds; further upgrades get 503 `unavailable`
     /// (the load balancer or client tries another node).
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 15_000)]

@@ -29,6 +29,10 @@ pub enum Error {
     Unavailable(&'static str),
     #[error("too many messages, slow down")]
     RateLimited,
+    /// Over a quota that refills with time (rooms created per hour): retry after this long.
+    /// REST answers carry it as `Retry-After` (whole seconds, rounded up).
+    #[error("too many requests, retry in {} s", retry_after_secs(*.0))]
+    RetryAfter(std::time::Duration),
     #[error("messages after seq {0} are no longer retained; reload history")]
     HistoryExpired(u64),
     #[error("storage is unavailable")]
@@ -52,7 +56,7 @@ impl Error {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
-            Self::RateLimited => ErrorCode::RateLimited,
+            Self::RateLimited | Self::RetryAfter(_) => ErrorCode::RateLimited,
             Self::HistoryExpired(_) => ErrorCode::HistoryExpired,
             Self::Store(StoreError::RoomNotFound(_)) => ErrorCode::NotFound,
             Self::Store(StoreError::NulCharacter(_)) => ErrorCode::BadRequest,
@@ -89,8 +93,22 @@ pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
     (status, axum::Json(ErrorBody::new(code, message))).into_response()
 }
 
+/// A wait as a `Retry-After` value: whole seconds, rounded up, at least 1.
+pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
+    wait.as_secs()
+        .saturating_add(u64::from(wait.subsec_nanos() > 0))
+        .max(1)
+}
+
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        error_response(self.code(), self.public_message())
+        let mut response = error_response(self.code(), self.public_message());
+        if let Self::RetryAfter(wait) = self {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                retry_after_secs(wait).into(),
+            );
+        }
+        response
     }
 }

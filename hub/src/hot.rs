@@ -52,7 +52,7 @@ impl HotWindow {
         let mut ring = ring.lock().unwrap_or_else(|p| p.into_inner());
         match ring.back() {
             Some((last, _)) if seq <= *last => return,
-            Some((last, _)) if seq != *last + 1 => ring.clear(),
+            Some((last, _)) if last.checked_add(1) != Some(seq) => ring.clear(),
             _ => {}
         }
         ring.push_back((seq, frame.clone()));
@@ -72,7 +72,8 @@ impl HotWindow {
         let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
         let (first, _) = ring.front()?;
         let (newest, _) = ring.back()?;
-        if since + 1 < *first {
+        // Covered when the ring starts at or before `since + 1`; nothing follows `u64::MAX`.
+        if since.checked_add(1).is_some_and(|next| next < *first) {
             return None;
         }
         let frames: Vec<Bytes> = ring
@@ -115,6 +116,54 @@ mod tests {
             c.upto, 5,
             "a client ahead of the room gets what comes after the newest"
         );
+    }
+
+    /// Seqs that stress the arithmetic: small ones, the top of the stored range, and the top of
+    /// `u64` (which no client can send, but the ring must not wrap on).
+    fn any_seq() -> impl proptest::strategy::Strategy<Value = Seq> {
+        use proptest::prelude::*;
+        let max = switchboard_protocol::seq::MAX_SEQ;
+        prop_oneof![
+            0..64u64,
+            Just(max),
+            Just(max + 1),
+            Just(u64::MAX),
+            (max - 64)..=max,
+            (u64::MAX - 64)..=u64::MAX,
+            any::<u64>(),
+        ]
+    }
+
+    proptest::proptest! {
+        /// Whatever the ring holds and whatever `since` asks, `after` serves only seqs above
+        /// `since`, serves all of them when it serves at all, and never panics or wraps.
+        #[test]
+        fn after_serves_exactly_the_seqs_above_since(
+            start in any_seq(),
+            len in 0..8u64,
+            capacity in 1..6usize,
+            since in any_seq(),
+        ) {
+            let hot = HotWindow::new(capacity);
+            let recorded: Vec<Seq> = (0..len).map_while(|i| start.checked_add(i)).collect();
+            for &seq in &recorded {
+                hot.record("r", seq, &frame(seq));
+            }
+            let held: Vec<Seq> = recorded.iter().rev().take(capacity).rev().copied().collect();
+            match hot.after("r", since) {
+                None => proptest::prop_assert!(
+                    held.is_empty() || since.checked_add(1).is_some_and(|n| n < held[0]),
+                    "refused a since the ring covers: {held:?} since {since}"
+                ),
+                Some(c) => {
+                    let want: Vec<Bytes> =
+                        held.iter().filter(|&&s| s > since).map(|&s| frame(s)).collect();
+                    proptest::prop_assert_eq!(&c.frames, &want);
+                    let newest = *held.last().expect("served from a non-empty ring");
+                    proptest::prop_assert_eq!(c.upto, if want.is_empty() { since.min(newest) } else { newest });
+                }
+            }
+        }
     }
 
     #[test]

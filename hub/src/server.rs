@@ -197,7 +197,8 @@ pub async fn run(
     };
     registry.set_broker(broker.clone());
     let service = Service::new(store, broker.clone(), auth.users.clone(), presence)
-        .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst);
+        .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
+        .with_room_quota(cfg.rooms_per_hour);
     let app = AppState {
         cfg: Arc::new(cfg),
         service: Arc::new(service),

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use dashmap::DashMap;
 use switchboard_protocol::limits::{
-    MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT, MAX_ROOM_NAME_CHARS,
+    DEFAULT_ROOM_PAGE, MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT,
+    MAX_ROOM_NAME_CHARS, MAX_ROOM_PAGE,
 };
 use switchboard_protocol::rest::Room;
 use switchboard_protocol::ws::{Message, ServerFrame};
@@ -19,7 +20,7 @@ use switchboard_protocol::{Millis, Seq};
 use crate::broker::{Broker, Event};
 use crate::error::{Error, Result};
 use crate::store::{
-    NewMessage, NewRoom, Page, RoomRecord, Store, StoreError, UserRef, KIND_DIRECT,
+    NewMessage, NewRoom, Page, RoomPage, RoomRecord, Store, StoreError, UserRef, KIND_DIRECT,
 };
 
 /// An authenticated caller, from a verified access token.
@@ -85,6 +86,37 @@ impl UserDirectory for switchboard_auth::Auth {
 /// Minimum interval between two `typing` events of one user in one room.
 const TYPING_INTERVAL: Duration = Duration::from_secs(2);
 
+/// Users tracked by the room-creation quota before those whose quota has refilled are forgotten.
+const ROOM_QUOTA_PRUNE_AT: usize = 10_000;
+
+/// Group rooms a user may create per hour on this node (`--rooms-per-hour`): a burst of `n`,
+/// refilled at `n` per hour, one key per user id (governor's GCRA). Beyond it `create_room`
+/// fails with [`Error::RetryAfter`] (429 `rate_limited` with `Retry-After`).
+struct RoomQuota {
+    limiter: governor::DefaultKeyedRateLimiter<Arc<str>>,
+    clock: governor::clock::DefaultClock,
+}
+
+impl RoomQuota {
+    fn per_hour(n: std::num::NonZeroU32) -> Self {
+        Self {
+            limiter: governor::RateLimiter::keyed(governor::Quota::per_hour(n)),
+            clock: governor::clock::DefaultClock::default(),
+        }
+    }
+
+    /// Takes one room from `user`'s quota, or says how long until one is free.
+    fn take(&self, user: &Arc<str>) -> Result<()> {
+        use governor::clock::Clock;
+        if self.limiter.len() > ROOM_QUOTA_PRUNE_AT {
+            self.limiter.retain_recent();
+        }
+        self.limiter
+            .check_key(user)
+            .map_err(|wait| Error::RetryAfter(wait.wait_time_from(self.clock.now())))
+    }
+}
+
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -102,6 +134,8 @@ pub struct Service {
     user_limits: Option<crate::ratelimit::PerUser>,
     /// (room, user) → last typing event sent; pruned when it grows.
     typing: DashMap<(Arc<str>, Arc<str>), Instant>,
+    /// Per-user quota of rooms created (none: unlimited).
+    room_quota: Option<RoomQuota>,
 }
 
 impl Service {
@@ -119,7 +153,15 @@ impl Service {
             presence,
             user_limits: None,
             typing: DashMap::new(),
+            room_quota: None,
         }
+    }
+
+    /// Limits each user to creating `per_hour` group rooms per hour on this node (burst
+    /// `per_hour`); 0: no limit.
+    pub fn with_room_quota(mut self, per_hour: u32) -> Self {
+        self.room_quota = std::num::NonZeroU32::new(per_hour).map(RoomQuota::per_hour);
+        self
     }
 
     /// Limits each user to `rate` sends per second with bursts of `burst` on this node.
@@ -208,12 +250,19 @@ impl Service {
     }
 
     /// Creates a group room with `who` as its first member.
+    ///
+    /// # Errors
+    /// `bad_request` for a bad name; `rate_limited` ([`Error::RetryAfter`]) once the caller
+    /// spent their room quota (a refused request costs nothing).
     pub async fn create_room(&self, who: &Identity, name: &str, public: bool) -> Result<Room> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_ROOM_NAME_CHARS || name.contains('\0') {
             return Err(Error::BadRequest(format!(
                 "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
             )));
+        }
+        if let Some(quota) = &self.room_quota {
+            quota.take(&who.id)?;
         }
         let rec = self
             .store
@@ -228,16 +277,61 @@ impl Service {
         Ok(to_room(rec, None, None))
     }
 
-    /// The caller's rooms, most recently active first, with unread counts.
-    pub async fn rooms_of(&self, who: &Identity) -> Result<Vec<Room>> {
-        let rooms = self.store.rooms_of(&who.id).await?;
-        Ok(rooms
+    /// A page of the caller's rooms, most recently active first, with unread counts, and the
+    /// cursor of the next page (`None` on the last). `limit`: 1..=[`MAX_ROOM_PAGE`], default
+    /// [`DEFAULT_ROOM_PAGE`]. `cursor`: the `next_cursor` of the page before. A walk keeps the
+    /// order of its first page (see [`RoomPage`] for what it guarantees).
+    ///
+    /// # Errors
+    /// `bad_request` for a limit out of range or a cursor this hub did not make.
+    pub async fn rooms_of(
+        &self,
+        who: &Identity,
+        limit: Option<u32>,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Room>, Option<String>)> {
+        let limit = limit.unwrap_or(DEFAULT_ROOM_PAGE);
+        if limit == 0 || limit > MAX_ROOM_PAGE {
+            return Err(Error::BadRequest(format!(
+                "limit must be 1 to {MAX_ROOM_PAGE}"
+            )));
+        }
+        let (as_of, after) = match cursor {
+            None => (now_ms(), None),
+            Some(c) => {
+                let c = RoomCursor::decode(c)
+                    .ok_or_else(|| Error::BadRequest("invalid cursor".into()))?;
+                (c.as_of, Some((c.activity, c.room)))
+            }
+        };
+        let page = RoomPage {
+            as_of,
+            after,
+            // One more than asked: whether it comes says if there is a next page.
+            limit: limit + 1,
+        };
+        let mut rooms = self.store.rooms_of(&who.id, page).await?;
+        let next = if rooms.len() > limit as usize {
+            rooms.truncate(limit as usize);
+            rooms.last().map(|last| {
+                RoomCursor {
+                    as_of,
+                    activity: last.activity,
+                    room: last.room.id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        let rooms = rooms
             .into_iter()
             .map(|m| {
                 let unread = m.room.last_seq.saturating_sub(m.read_seq);
                 to_room(m.room, Some((unread, m.read_seq)), None)
             })
-            .collect())
+            .collect();
+        Ok((rooms, next))
     }
 
     /// One room with its members. Private rooms the caller is not in are `not_found`.
@@ -271,13 +365,17 @@ impl Service {
         Ok(())
     }
 
-    /// Removes the caller from a room. In a private room their subscriptions end too.
+    /// Removes the caller from a room. In a private room their subscriptions end too. A direct
+    /// room is never left, only hidden (see [`Service::hide_direct`]).
     pub async fn leave(&self, who: &Identity, room: &str) -> Result<()> {
         let rec = self
             .store
             .room(room)
             .await?
             .ok_or(Error::NotFound("room not found"))?;
+        if rec.kind == KIND_DIRECT {
+            return self.hide_direct(who, room).await;
+        }
         if !self.store.remove_member(room, &who.id).await? {
             return Err(Error::Forbidden("not a member of this room"));
         }
@@ -296,7 +394,37 @@ impl Service {
         Ok(())
     }
 
-    /// The direct room of the caller and `username`, created on first use.
+    /// "Leaving" a direct room: it is hidden from the caller's room list and their
+    /// subscriptions to it end (each of their connections gets `member_left` for themselves,
+    /// then `unsubbed`; the other side is told nothing), but they stay a member, so the other
+    /// side's messages never go where nobody can read them. It is shown again when the caller
+    /// opens it ([`Service::direct`]) or when a new message arrives in it (the store's append
+    /// does that), with every message in it.
+    ///
+    /// # Errors
+    /// `forbidden` when the caller is not a member.
+    async fn hide_direct(&self, who: &Identity, room: &str) -> Result<()> {
+        let Some(others) = self.store.hide_member(room, &who.id).await? else {
+            return Err(Error::Forbidden("not a member of this room"));
+        };
+        let frame = ServerFrame::MemberLeft {
+            room: room.to_owned(),
+            user: who.username.to_string(),
+        };
+        self.broker.publish(Arc::new(Event {
+            room: room.into(),
+            seq: None,
+            bytes: frame.to_bytes(),
+            skip_conn: None,
+            // A direct room has one other member: only the caller's own connections hear it.
+            skip_user: others.into_iter().next().map(Into::into),
+            evict_user: Some(who.id.clone()),
+        }));
+        Ok(())
+    }
+
+    /// The direct room of the caller and `username`, created on first use; shown again to the
+    /// caller if they had hidden it.
     pub async fn direct(&self, who: &Identity, username: &str) -> Result<Room> {
         let peer = self
             .users
@@ -338,7 +466,7 @@ impl Service {
     /// leave a gap.
     pub async fn messages_after(&self, room: &str, since: Seq) -> Result<Vec<Message>> {
         if let Some(first) = self.store.first_seq(room).await? {
-            if since + 1 < first {
+            if since.checked_add(1).is_some_and(|next| next < first) {
                 return Err(Error::HistoryExpired(since));
             }
         } else if let Some(rec) = self.store.room(room).await? {
@@ -557,6 +685,42 @@ impl Service {
     }
 }
 
+/// Where a walk over `GET /v1/rooms` stands: its snapshot time and the list position of the
+/// last room it returned. On the wire: `{as_of}.{activity}.{room id}` in unpadded base64url,
+/// opaque to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct RoomCursor {
+    as_of: Millis,
+    activity: Millis,
+    room: String,
+}
+
+impl RoomCursor {
+    fn encode(&self) -> String {
+        use base64::Engine as _;
+        let text = format!("{}.{}.{}", self.as_of, self.activity, self.room);
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+    }
+
+    /// `None` for anything [`RoomCursor::encode`] did not make.
+    fn decode(cursor: &str) -> Option<Self> {
+        use base64::Engine as _;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(cursor)
+            .ok()?;
+        let text = String::from_utf8(bytes).ok()?;
+        let mut parts = text.splitn(3, '.');
+        let as_of = parts.next()?.parse().ok()?;
+        let activity = parts.next()?.parse().ok()?;
+        let room = parts.next()?.to_owned();
+        (!room.is_empty() && !room.contains('\0')).then_some(Self {
+            as_of,
+            activity,
+            room,
+        })
+    }
+}
+
 fn validate_body(body: &str) -> Result<()> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::TooLarge(format!(
@@ -585,5 +749,30 @@ fn to_room(rec: RoomRecord, unread: Option<(u64, Seq)>, members: Option<Vec<Stri
         unread: unread.map(|u| u.0),
         read_seq: unread.map(|u| u.1),
         members,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_cursors_round_trip_and_refuse_anything_else() {
+        let cursor = RoomCursor {
+            as_of: 1_763_780_000_000,
+            activity: -5,
+            room: "01JD.8X0:ROOM".into(),
+        };
+        assert_eq!(RoomCursor::decode(&cursor.encode()), Some(cursor.clone()));
+        let encoded = cursor.encode();
+        assert!(
+            encoded
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "safe in a query string: {encoded}"
+        );
+        for bad in ["", "!!", "bm90LmEuY3Vyc29y", "MS4y", "MS4yLg"] {
+            assert_eq!(RoomCursor::decode(bad), None, "{bad:?}");
+        }
     }
 }

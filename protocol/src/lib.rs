@@ -9,6 +9,7 @@
 //! - [`error`]: [`ErrorCode`], the stable error codes, with their HTTP status.
 //! - [`close`]: the WebSocket close codes the hub uses.
 //! - [`limits`]: size limits and defaults both sides must agree on.
+//! - [`seq`]: the range of seqs a client may send, checked where frames and requests are decoded.
 //!
 //! **Invariant:** this crate does no I/O and knows nothing of storage or transport; it is the
 //! only crate that defines wire `Serialize`/`Deserialize` types. Protocol v1 is additive-only:
@@ -18,6 +19,7 @@ pub mod close;
 pub mod error;
 pub mod limits;
 pub mod rest;
+pub mod seq;
 pub mod ws;
 
 pub use error::ErrorCode;
@@ -28,5 +30,6 @@ pub const SUBPROTOCOL: &str = "switchboard.v1";
 /// Milliseconds since the Unix epoch, the unit of every `ts` field.
 pub type Millis = i64;
 
-/// A message's position in its room: unique and strictly increasing per room, starting at 1.
+/// A message's position in its room: unique and strictly increasing per room, starting at 1,
+/// never above [`seq::MAX_SEQ`] (2^63 − 1); a larger one from a client is `bad_request`.
 pub type Seq = u64;

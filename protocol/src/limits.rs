@@ -11,6 +11,10 @@ pub const DEFAULT_ECHO_MAX_MESSAGE_BYTES: usize = 16 * 1024 * 1024;
 pub const MAX_HISTORY_LIMIT: u32 = 100;
 /// History page size when the request names none.
 pub const DEFAULT_HISTORY_LIMIT: u32 = 50;
+/// Largest page of `GET /v1/rooms`.
+pub const MAX_ROOM_PAGE: u32 = 100;
+/// `GET /v1/rooms` page size when the request names none.
+pub const DEFAULT_ROOM_PAGE: u32 = 100;
 /// Time a new connection has to send `hello` before it is closed with 1008.
 pub const HELLO_TIMEOUT_MS: u64 = 10_000;
 /// Default sustained rate of client frames per connection, per second.

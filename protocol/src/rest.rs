@@ -99,10 +99,25 @@ pub struct CreateRoomRequest {
     pub public: bool,
 }
 
-/// `GET /v1/rooms` answer.
+/// Query of `GET /v1/rooms`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoomsQuery {
+    /// Page size, 1..=[`MAX_ROOM_PAGE`](crate::limits::MAX_ROOM_PAGE) (default
+    /// [`DEFAULT_ROOM_PAGE`](crate::limits::DEFAULT_ROOM_PAGE)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// The `next_cursor` of the page before; absent for the first page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cursor: Option<String>,
+}
+
+/// `GET /v1/rooms` answer: one page of the caller's rooms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RoomList {
     pub rooms: Vec<Room>,
+    /// Opaque: pass it as `cursor` to get the next page. Absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
 }
 
 /// `POST /v1/rooms/{id}/members`.
@@ -138,6 +153,38 @@ pub struct EditMessageRequest {
 /// `POST /v1/rooms/{id}/read`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ReadRequest {
+    #[serde(deserialize_with = "crate::seq::deserialize")]
+    pub seq: Seq,
+}
+
+/// Query of `GET /v1/rooms/{id}/messages`; seqs are checked like every client seq.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagesQuery {
+    /// Only messages with a smaller seq (the newest `limit` of them).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::seq::deserialize_opt"
+    )]
+    pub before: Option<Seq>,
+    /// Only messages with a larger seq (the first `limit` of them).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "crate::seq::deserialize_opt"
+    )]
+    pub after: Option<Seq>,
+    /// Page size, 1..=[`MAX_HISTORY_LIMIT`](crate::limits::MAX_HISTORY_LIMIT).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+}
+
+/// Path of `PATCH`/`DELETE /v1/rooms/{id}/messages/{seq}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessagePath {
+    /// The room id.
+    pub id: String,
+    #[serde(deserialize_with = "crate::seq::deserialize")]
     pub seq: Seq,
 }
 

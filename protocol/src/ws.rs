@@ -41,7 +41,11 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
         room: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::seq::deserialize_opt"
+        )]
         since: Option<Seq>,
     },
     /// Stop receiving a room's events.
@@ -71,7 +75,11 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
         room: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            deserialize_with = "crate::seq::deserialize_opt"
+        )]
         before: Option<Seq>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limit: Option<u32>,
@@ -81,6 +89,7 @@ pub enum ClientFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
         room: String,
+        #[serde(deserialize_with = "crate::seq::deserialize")]
         seq: Seq,
     },
     /// Application-level ping; answered with `pong`.

@@ -337,3 +337,36 @@ async fn paging_back_activity_order_direct_rooms_leaving_and_logout() {
     assert!(refused.is_err(), "the session is revoked");
     bob.close().await;
 }
+
+#[tokio::test]
+async fn the_room_list_shows_every_page_of_a_long_list() {
+    // More rooms than one page of `GET /v1/rooms` holds (100).
+    const ROOMS: usize = 105;
+    let _turn = turn().await;
+    let hub = Hub::start_with(&["--rooms-per-hour", "0"]).await;
+    let driver = Driver::start().await;
+    let alice_name = unique_name("alice");
+    Api::new(&hub.http_url())
+        .register(&alice_name, &format!("{alice_name}@example.com"), PASSWORD)
+        .await
+        .expect("register alice");
+    let alice = hub.login(&alice_name, PASSWORD).await;
+    let bob = driver.browser("bob", 1024, 768).await;
+    let bob_name = unique_name("bob");
+    bob.open(&hub.http_url()).await;
+    bob.register(&bob_name).await;
+    for i in 0..ROOMS {
+        let room = alice
+            .create_room(&format!("many-{i}"), false)
+            .await
+            .expect("room");
+        alice
+            .add_member(&room.id, &bob_name)
+            .await
+            .expect("add bob");
+    }
+    bob.until("every room in the list", async || {
+        (bob.rooms().await.len() == ROOMS).then_some(())
+    })
+    .await;
+}

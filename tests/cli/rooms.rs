@@ -144,3 +144,28 @@ async fn an_ambiguous_room_name_is_a_usage_error_naming_the_ids() {
         .await
         .ok();
 }
+
+#[tokio::test]
+async fn rooms_lists_every_page_of_a_long_room_list() {
+    // More rooms than one page of `GET /v1/rooms` holds (100).
+    const ROOMS: usize = 105;
+    let server = TestServer::start_with(&["--rooms-per-hour", "0"]).await;
+    let alice = Cli::registered(&server, "alice").await;
+    let api = server.api().with_token(alice.access_token());
+    for i in 0..ROOMS {
+        api.create_room(&format!("many-{i}"), false)
+            .await
+            .expect("create");
+    }
+    let listed = alice.run(&["rooms", "--json"]).await.ok().json();
+    let mut names: Vec<&str> = listed["rooms"]
+        .as_array()
+        .expect("a rooms array")
+        .iter()
+        .map(|room| room["name"].as_str().expect("a name"))
+        .collect();
+    assert_eq!(names.len(), ROOMS, "every page");
+    names.sort_unstable();
+    names.dedup();
+    assert_eq!(names.len(), ROOMS, "each room once");
+}

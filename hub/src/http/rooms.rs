@@ -4,14 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
 use switchboard_protocol::limits::DEFAULT_HISTORY_LIMIT;
 use switchboard_protocol::rest::{
-    AddMemberRequest, CreateRoomRequest, EditMessageRequest, MessagePage, PostMessageRequest,
-    PostMessageResponse, PresenceList, ReadRequest, Room, RoomList,
+    AddMemberRequest, CreateRoomRequest, EditMessageRequest, MessagePage, MessagePath,
+    MessagesQuery, PostMessageRequest, PostMessageResponse, PresenceList, ReadRequest, Room,
+    RoomList, RoomsQuery,
 };
 use switchboard_protocol::ws::Message;
-use switchboard_protocol::Seq;
 
 use super::extract::{AppJson, AppPath, AppQuery, Caller, MaybeCaller};
 use crate::error::Result;
@@ -27,10 +26,16 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(room)).into_response())
 }
 
-pub async fn list(State(app): State<AppState>, Caller(who): Caller) -> Result<Json<RoomList>> {
-    Ok(Json(RoomList {
-        rooms: app.service.rooms_of(&who).await?,
-    }))
+pub async fn list(
+    State(app): State<AppState>,
+    Caller(who): Caller,
+    AppQuery(q): AppQuery<RoomsQuery>,
+) -> Result<Json<RoomList>> {
+    let (rooms, next_cursor) = app
+        .service
+        .rooms_of(&who, q.limit, q.cursor.as_deref())
+        .await?;
+    Ok(Json(RoomList { rooms, next_cursor }))
 }
 
 pub async fn get(
@@ -68,19 +73,11 @@ pub async fn direct(
     Ok(Json(app.service.direct(&who, &username).await?))
 }
 
-/// Query of `GET /v1/rooms/{id}/messages`.
-#[derive(Debug, Deserialize)]
-pub struct HistoryQuery {
-    before: Option<Seq>,
-    after: Option<Seq>,
-    limit: Option<u32>,
-}
-
 pub async fn messages(
     State(app): State<AppState>,
     MaybeCaller(who): MaybeCaller,
     AppPath(room): AppPath<String>,
-    AppQuery(q): AppQuery<HistoryQuery>,
+    AppQuery(q): AppQuery<MessagesQuery>,
 ) -> Result<Json<MessagePage>> {
     let page = Page {
         before: q.before,
@@ -114,7 +111,7 @@ pub async fn post_message(
 pub async fn edit_message(
     State(app): State<AppState>,
     Caller(who): Caller,
-    AppPath((room, seq)): AppPath<(String, Seq)>,
+    AppPath(MessagePath { id: room, seq }): AppPath<MessagePath>,
     AppJson(req): AppJson<EditMessageRequest>,
 ) -> Result<Json<Message>> {
     Ok(Json(app.service.edit(&who, &room, seq, req.body).await?))
@@ -123,7 +120,7 @@ pub async fn edit_message(
 pub async fn delete_message(
     State(app): State<AppState>,
     Caller(who): Caller,
-    AppPath((room, seq)): AppPath<(String, Seq)>,
+    AppPath(MessagePath { id: room, seq }): AppPath<MessagePath>,
 ) -> Result<StatusCode> {
     app.service.delete(&who, &room, seq).await?;
     Ok(StatusCode::NO_CONTENT)

@@ -1,7 +1,7 @@
 //! The behaviour every [`Store`] must have, as one test suite run against each implementation
 //! (SQLite now; PostgreSQL reuses it).
 
-use super::{NewMessage, NewRoom, Page, Store, StoreError, UserRef};
+use super::{NewMessage, NewRoom, Page, RoomPage, Store, StoreError, UserRef};
 
 /// A user whose id is `id-{name}`.
 pub fn user(name: &str) -> UserRef {
@@ -28,8 +28,112 @@ pub async fn check_all(store: &dyn Store) {
     pages_are_ascending(store).await;
     membership_and_read_marks(store).await;
     direct_rooms_are_unique(store).await;
+    hidden_direct_rooms_come_back(store).await;
+    room_pages_keep_their_order_while_rooms_move(store).await;
     retention_purges_old_messages(store).await;
     hooks_run_in_seq_order(store).await;
+    pages_never_cross_their_bounds(store).await;
+}
+
+/// Seqs that stress the arithmetic: small ones, the edge of the stored range (`i64::MAX`) and
+/// of `u64`, and anything.
+fn any_seq() -> impl proptest::strategy::Strategy<Value = u64> {
+    use proptest::prelude::*;
+    let max = switchboard_protocol::seq::MAX_SEQ;
+    prop_oneof![
+        0..24u64,
+        Just(max + 1),
+        Just(u64::MAX),
+        (max - 2)..=max,
+        (max + 1)..=(max + 2),
+        (u64::MAX - 2)..=u64::MAX,
+        any::<u64>(),
+    ]
+}
+
+/// Property: for any `before`/`after` (up to `u64::MAX`, beyond what a client may send) a page
+/// holds exactly the messages strictly between them (the first `limit` after `after`, or the
+/// newest `limit` before `before`), ascending, and never wraps to the start of the room; lookups
+/// of an unstorable seq find nothing and fail nothing. Cases come from a deterministic
+/// proptest runner (the store is async, so they are drawn up front and run in turn).
+async fn pages_never_cross_their_bounds(store: &dyn Store) {
+    use proptest::prelude::*;
+    use proptest::strategy::ValueTree;
+    const STORED: u64 = 12;
+    let alice = user("alice");
+    new_room(store, "r-bounds", &alice).await;
+    for _ in 0..STORED {
+        store
+            .append(msg("r-bounds", &alice, "x", None))
+            .await
+            .unwrap();
+    }
+    let page = (
+        proptest::option::of(any_seq()),
+        proptest::option::of(any_seq()),
+        1..=16u32,
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let cases = proptest::collection::vec(page, 300)
+        .new_tree(&mut runner)
+        .expect("cases")
+        .current();
+    for (before, after, limit) in cases {
+        let page = Page {
+            before,
+            after,
+            limit,
+        };
+        let got: Vec<u64> = store
+            .messages("r-bounds", page)
+            .await
+            .unwrap_or_else(|e| panic!("{page:?}: {e}"))
+            .into_iter()
+            .map(|m| m.seq)
+            .collect();
+        let between =
+            (1..=STORED).filter(|&s| after.is_none_or(|a| s > a) && before.is_none_or(|b| s < b));
+        let want: Vec<u64> = if after.is_some() {
+            between.take(limit as usize).collect()
+        } else {
+            let all: Vec<u64> = between.collect();
+            all[all.len().saturating_sub(limit as usize)..].to_vec()
+        };
+        assert_eq!(got, want, "{page:?}");
+    }
+    let seqs = proptest::collection::vec(any_seq(), 100)
+        .new_tree(&mut runner)
+        .expect("seqs")
+        .current();
+    for seq in seqs {
+        let found = store.message("r-bounds", seq).await.unwrap();
+        assert_eq!(
+            found.map(|r| r.message.seq),
+            (1..=STORED).contains(&seq).then_some(seq)
+        );
+        let mark = store.set_read("r-bounds", &alice.id, seq).await.unwrap();
+        assert_eq!(mark, STORED, "clamped to last_seq, never wrapped");
+        if seq > STORED {
+            store.edit("r-bounds", seq, "y", 2).await.unwrap();
+            store.delete("r-bounds", seq, 2).await.unwrap();
+        }
+    }
+    assert!(
+        store
+            .messages(
+                "r-bounds",
+                Page {
+                    before: None,
+                    after: Some(0),
+                    limit: 100
+                }
+            )
+            .await
+            .unwrap()
+            .iter()
+            .all(|m| m.body == "x" && !m.deleted),
+        "edits and deletes of seqs past the room touched nothing"
+    );
 }
 
 /// Concurrent appends to one room: every new message's hook runs once, in seq order, and
@@ -230,7 +334,10 @@ async fn membership_and_read_marks(store: &dyn Store) {
         3,
         "clamped to last_seq"
     );
-    let rooms = store.rooms_of(&bob.id).await.unwrap();
+    let rooms = store
+        .rooms_of(&bob.id, RoomPage::everything())
+        .await
+        .unwrap();
     assert_eq!((rooms.len(), rooms[0].read_seq), (1, 3));
     assert!(store.remove_member("r-mem", &bob.id).await.unwrap());
     assert!(!store.remove_member("r-mem", &bob.id).await.unwrap());
@@ -243,4 +350,139 @@ async fn direct_rooms_are_unique(store: &dyn Store) {
     assert_eq!(a.id, b.id);
     assert_eq!((a.kind.as_str(), a.name.as_str()), ("direct", "carol,dave"));
     assert_eq!(store.members(&a.id).await.unwrap().len(), 2);
+}
+
+/// A hidden room leaves the member's list but not the membership; opening it again or any new
+/// message shows it.
+async fn hidden_direct_rooms_come_back(store: &dyn Store) {
+    let (erin, fred) = (user("erin"), user("fred"));
+    let listed = |rooms: Vec<super::MemberRoom>, id: &str| rooms.iter().any(|m| m.room.id == id);
+    let room = store
+        .direct_room(&erin, &fred, "d-hide", 1)
+        .await
+        .unwrap()
+        .id;
+    assert_eq!(
+        store.hide_member(&room, &fred.id).await.unwrap(),
+        Some(vec![erin.id.clone()]),
+        "the other member's id"
+    );
+    assert_eq!(store.hide_member(&room, "id-nobody").await.unwrap(), None);
+    assert!(!listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(
+        store.membership(&room, &fred.id).await.unwrap().is_some(),
+        "still a member"
+    );
+    // A message from the other side shows it again.
+    store
+        .append(msg(&room, &erin, "still there?", None))
+        .await
+        .unwrap();
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    // Opening it shows it to the caller only.
+    store.hide_member(&room, &fred.id).await.unwrap();
+    store.hide_member(&room, &erin.id).await.unwrap();
+    let again = store.direct_room(&fred, &erin, "d-other", 2).await.unwrap();
+    assert_eq!(again.id, room, "the same room");
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(!listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    // A message from a member who hid the room shows it to both, and moves the read mark.
+    store.hide_member(&room, &fred.id).await.unwrap();
+    let sent = store.append(msg(&room, &fred, "back", None)).await.unwrap();
+    assert!(listed(
+        store
+            .rooms_of(&fred.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert!(listed(
+        store
+            .rooms_of(&erin.id, RoomPage::everything())
+            .await
+            .unwrap(),
+        &room
+    ));
+    assert_eq!(
+        store.membership(&room, &fred.id).await.unwrap(),
+        Some(sent.seq)
+    );
+}
+
+/// A walk over the room list in pages of 2, with rooms becoming active between the pages (ones
+/// already listed and ones still to come): every room comes exactly once, in the order of the
+/// walk's start.
+async fn room_pages_keep_their_order_while_rooms_move(store: &dyn Store) {
+    let gina = user("gina");
+    let ids: Vec<String> = (0..7).map(|i| format!("r-walk-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        new_room(store, id, &gina).await;
+        let mut m = msg(id, &gina, "x", None);
+        m.ts = 100 + i as i64;
+        store.append(m).await.unwrap();
+    }
+    // Newest activity first: r-walk-6 (ts 106) down to r-walk-0 (ts 100).
+    let expected: Vec<String> = ids.iter().rev().cloned().collect();
+    let as_of = 1_000;
+    let mut walked = Vec::new();
+    let mut after = None;
+    let mut moved_ts = 2_000;
+    loop {
+        let page = RoomPage {
+            as_of,
+            after: after.clone(),
+            limit: 2,
+        };
+        let rooms = store.rooms_of(&gina.id, page).await.unwrap();
+        let Some(last) = rooms.last() else { break };
+        after = Some((last.activity, last.room.id.clone()));
+        walked.extend(rooms.iter().map(|m| m.room.id.clone()));
+        // The oldest room not yet listed, and the first one listed, become active.
+        let pending = expected.iter().rev().find(|id| !walked.contains(id));
+        for id in pending.into_iter().chain(walked.first()) {
+            let mut m = msg(id, &gina, "moved", None);
+            m.ts = moved_ts;
+            moved_ts += 1;
+            store.append(m).await.unwrap();
+        }
+    }
+    assert_eq!(walked, expected, "each room once, in the walk's order");
+    // A new walk sees the new order: the room that moved last is on top.
+    let now = store
+        .rooms_of(&gina.id, RoomPage::everything())
+        .await
+        .unwrap();
+    assert_eq!(now.len(), ids.len());
+    assert_eq!(now[0].activity, moved_ts - 1);
 }

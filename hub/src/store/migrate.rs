@@ -5,10 +5,16 @@ use rusqlite::Connection;
 use super::{StoreError, StoreResult};
 
 /// Every migration this binary knows, in order. Versions are the file-name prefixes.
-pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../migrations/hub/sqlite/0001_init.sql"),
-)];
+pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/hub/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/hub/sqlite/0002_direct_hidden.sql"),
+    ),
+];
 
 /// Brings the schema up to date.
 ///

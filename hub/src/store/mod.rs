@@ -99,6 +99,20 @@ impl StoreError {
 /// Shorthand for store results.
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// A seq as a bound in a range query: the databases store seqs as signed 64-bit integers.
+/// Seqs from clients are at most `MAX_SEQ` = `i64::MAX` (checked where they are decoded), so
+/// this is exact for them; a larger one saturates at `i64::MAX`, which keeps `seq > bound` and
+/// `seq < bound` right (no stored seq is above `i64::MAX`), never wraps to a negative bound.
+pub(crate) fn seq_bound(seq: Seq) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A seq as a key of an equality lookup: `None` when no stored message can have it (above
+/// `i64::MAX`), so the lookup finds nothing instead of failing or matching another seq.
+pub(crate) fn seq_key(seq: Seq) -> Option<i64> {
+    i64::try_from(seq).ok()
+}
+
 /// `group` or `direct`.
 pub const KIND_GROUP: &str = "group";
 /// A room of exactly two users, created by `POST /v1/direct/{username}`.
@@ -121,6 +135,38 @@ pub struct RoomRecord {
 pub struct MemberRoom {
     pub room: RoomRecord,
     pub read_seq: Seq,
+    /// The room's place in the list: its activity as of the page's `as_of` (see [`RoomPage`]).
+    pub activity: Millis,
+}
+
+/// Which page of a member's room list to read ([`Store::rooms_of`]).
+///
+/// The list is ordered by activity, newest first, then by room id. A walk over all pages keeps
+/// one `as_of` (the time its first page was read): a room's activity is its `last_ts` when that
+/// is at most `as_of`, else the `ts` of its newest message stamped at or before `as_of` (or its
+/// creation time). So a room that becomes active during the walk keeps the place it had when
+/// the walk began, and the walk lists it exactly once; rooms joined, created, shown, left or
+/// hidden during the walk may or may not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoomPage {
+    /// The walk's snapshot time, in ms since the epoch.
+    pub as_of: Millis,
+    /// Only rooms after this `(activity, room id)` in list order: the last room of the page
+    /// before. `None`: from the top.
+    pub after: Option<(Millis, String)>,
+    /// Most rooms returned.
+    pub limit: u32,
+}
+
+impl RoomPage {
+    /// Every room, in list order as of now.
+    pub fn everything() -> Self {
+        Self {
+            as_of: Millis::MAX,
+            after: None,
+            limit: u32::MAX,
+        }
+    }
 }
 
 /// A room to create. The creator becomes its first member.
@@ -191,6 +237,8 @@ pub trait Store: Send + Sync + 'static {
     /// The room, if it exists.
     async fn room(&self, id: &str) -> StoreResult<Option<RoomRecord>>;
     /// The direct room of two users, created (with both as members) if it does not exist.
+    /// `a` is the caller: if they had hidden the room it is shown to them again (see
+    /// [`Store::hide_member`]); a missing membership of either user is restored.
     async fn direct_room(
         &self,
         a: &UserRef,
@@ -204,13 +252,20 @@ pub trait Store: Send + Sync + 'static {
     async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool>;
     /// Removes a member; returns false if they were not one.
     async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool>;
+    /// Hides a room from a member's room list ([`Store::rooms_of`]) without ending their
+    /// membership (how a direct room is left). Showing it again: [`Store::direct_room`] by
+    /// that member, or any new message in the room (every append shows the room to all its
+    /// members). Returns the ids of the room's other members, or `None` if `user_id` is not a
+    /// member.
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>>;
     /// Usernames of a room's members, in joining order.
     async fn members(&self, room: &str) -> StoreResult<Vec<String>>;
-    /// The rooms a user is a member of, most recently active first.
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>>;
+    /// A page of the rooms a user is a member of and has not hidden, most recently active first
+    /// (see [`RoomPage`] for the order and what a walk over pages guarantees).
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>>;
     /// Appends a message from a member, assigning the room's next seq (see the module
-    /// invariants), and moves the sender's read mark up to it — in one transaction, so a send
-    /// costs one round trip. Fails with [`StoreError::RoomNotFound`] or
+    /// invariants), moves the sender's read mark up to it and shows the room again to members
+    /// who hid it — in one transaction, so a send costs one round trip. Fails with [`StoreError::RoomNotFound`] or
     /// [`StoreError::NotMember`] (membership is checked for repeats of a key too).
     ///
     /// `then` runs once the message is durable, before any later append of the same room

@@ -15,8 +15,9 @@ use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::{
-    migrate, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
-    PendingAppend, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, seq_bound, seq_key, Appended, MemberRoom, MessageRecord, NewMessage, NewRoom,
+    OnStored, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef,
+    KIND_DIRECT, KIND_GROUP,
 };
 
 /// The SQLite store. Cheap to clone.
@@ -164,6 +165,10 @@ fn append_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<StoreResu
         "UPDATE members SET read_seq = MAX(read_seq, ?3) WHERE room_id = ?1 AND user_id = ?2",
     )?
     .execute(params![msg.room, msg.sender.id, seq])?;
+    // A new message shows the room to members who hid it (a direct room's leaver), so nothing
+    // is posted where nobody looks. The partial index makes this a probe when nobody did.
+    conn.prepare_cached("UPDATE members SET hidden = 0 WHERE room_id = ?1 AND hidden = 1")?
+        .execute([&msg.room])?;
     Ok(Ok(Appended {
         seq,
         ts: msg.ts,
@@ -172,6 +177,24 @@ fn append_one(conn: &Connection, msg: &NewMessage) -> rusqlite::Result<StoreResu
 }
 
 const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+
+/// A page of a member's room list (see [`RoomPage`]): `?1` user, `?2` as_of, `?3`/`?4` the
+/// activity and id to start after (NULL: from the top), `?5` limit. The activity of a room active
+/// since `as_of` is found by walking its messages back from the newest (primary key order), so it
+/// costs only the messages newer than `as_of`.
+const ROOMS_OF: &str = "
+SELECT * FROM (
+    SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq,
+           CASE WHEN r.last_ts <= ?2 THEN r.last_ts
+                ELSE COALESCE((SELECT x.ts FROM messages x WHERE x.room_id = r.id AND x.ts <= ?2
+                               ORDER BY x.seq DESC LIMIT 1), r.created_ts)
+           END AS activity
+    FROM members m JOIN rooms r ON r.id = m.room_id
+    WHERE m.user_id = ?1 AND m.hidden = 0
+)
+WHERE ?3 IS NULL OR activity < ?3 OR (activity = ?3 AND id > ?4)
+ORDER BY activity DESC, id
+LIMIT ?5";
 const MSG_COLS: &str =
     "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
 
@@ -300,6 +323,7 @@ impl Store for SqliteStore {
         ts: Millis,
     ) -> StoreResult<RoomRecord> {
         let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        let caller = a.id.clone();
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
@@ -310,7 +334,15 @@ impl Store for SqliteStore {
                 .query_row("SELECT id FROM rooms WHERE direct_key = ?1", [&key], |r| r.get(0))
                 .optional()?;
             let id = match existing {
-                Some(id) => id,
+                Some(id) => {
+                    insert_member(&tx, &id, &a, ts)?;
+                    insert_member(&tx, &id, &b, ts)?;
+                    tx.execute(
+                        "UPDATE members SET hidden = 0 WHERE room_id = ?1 AND user_id = ?2",
+                        [&id, &caller],
+                    )?;
+                    id
+                }
                 None => {
                     let mut names = [a.username.as_str(), b.username.as_str()];
                     names.sort_unstable();
@@ -362,6 +394,25 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |conn| {
+            let n = conn.execute(
+                "UPDATE members SET hidden = 1 WHERE room_id = ?1 AND user_id = ?2",
+                [&room, &user_id],
+            )?;
+            if n == 0 {
+                return Ok(None);
+            }
+            let mut stmt = conn.prepare_cached(
+                "SELECT user_id FROM members WHERE room_id = ?1 AND user_id <> ?2",
+            )?;
+            let others = stmt.query_map([&room, &user_id], |r| r.get(0))?;
+            others.collect::<rusqlite::Result<_>>().map(Some)
+        })
+        .await
+    }
+
     async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
         let room = room.to_owned();
         self.call(move |conn| {
@@ -374,17 +425,27 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>> {
         let user_id = user_id.to_owned();
         self.call(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
-                 FROM members m JOIN rooms r ON r.id = m.room_id
-                 WHERE m.user_id = ?1 ORDER BY r.last_ts DESC, r.id",
+            let (after_activity, after_id) = page.after.unzip();
+            let mut stmt = conn.prepare_cached(ROOMS_OF)?;
+            let rows = stmt.query_map(
+                params![
+                    user_id,
+                    page.as_of,
+                    after_activity,
+                    after_id,
+                    i64::from(page.limit)
+                ],
+                |r| {
+                    Ok(MemberRoom {
+                        room: room_row(r)?,
+                        read_seq: r.get(7)?,
+                        activity: r.get(8)?,
+                    })
+                },
             )?;
-            let rows = stmt.query_map([&user_id], |r| {
-                Ok(MemberRoom { room: room_row(r)?, read_seq: r.get(7)? })
-            })?;
             rows.collect()
         })
         .await
@@ -406,13 +467,14 @@ impl Store for SqliteStore {
         let room = room.to_owned();
         self.call(move |conn| {
             let limit = i64::from(page.limit);
-            let before = page.before.map_or(i64::MAX, |s| s as i64);
+            let before = page.before.map_or(i64::MAX, seq_bound);
             let mut out: Vec<Message> = if let Some(after) = page.after {
                 let mut stmt = conn.prepare_cached(&format!(
                     "SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq > ?2 AND seq < ?3
                      ORDER BY seq ASC LIMIT ?4"
                 ))?;
-                let rows = stmt.query_map(params![room, after as i64, before, limit], msg_row)?;
+                let rows =
+                    stmt.query_map(params![room, seq_bound(after), before, limit], msg_row)?;
                 rows.collect::<rusqlite::Result<_>>()?
             } else {
                 let mut stmt = conn.prepare_cached(&format!(
@@ -432,6 +494,9 @@ impl Store for SqliteStore {
 
     async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
         let room = room.to_owned();
+        let Some(seq) = seq_key(seq) else {
+            return Ok(None);
+        };
         self.call(move |conn| {
             conn.query_row(
                 &format!("SELECT {MSG_COLS} FROM messages WHERE room_id = ?1 AND seq = ?2"),
@@ -450,6 +515,9 @@ impl Store for SqliteStore {
 
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         let (room, body) = (room.to_owned(), body.to_owned());
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |conn| {
             conn.execute(
                 "UPDATE messages SET body = ?3, edited_ts = ?4 WHERE room_id = ?1 AND seq = ?2",
@@ -462,6 +530,9 @@ impl Store for SqliteStore {
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |conn| {
             conn.execute(
                 "UPDATE messages SET body = '', deleted = 1, edited_ts = ?3 WHERE room_id = ?1 AND seq = ?2",
@@ -474,6 +545,7 @@ impl Store for SqliteStore {
 
     async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        let seq = seq_bound(seq);
         self.call(move |conn| {
             conn.query_row(
                 "UPDATE members SET read_seq = MAX(read_seq, MIN(?3, (SELECT last_seq FROM rooms WHERE id = ?1)))
@@ -519,6 +591,95 @@ mod tests {
             .await
             .unwrap();
         crate::store::contract::check_all(&store).await;
+    }
+
+    #[tokio::test]
+    async fn migrating_restores_direct_room_leavers_as_hidden_members() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        {
+            // A database of schema 1 in which bob left his direct room with alice ("id-b" >
+            // "id-a", so alice created it), and both left the one of carol and dave.
+            let conn = Connection::open(&path).unwrap();
+            conn.execute_batch(migrate::SQLITE_MIGRATIONS[0].1).unwrap();
+            conn.execute_batch(
+                "CREATE TABLE schema_migrations (
+                     version INTEGER PRIMARY KEY, applied_ts INTEGER NOT NULL);
+                 INSERT INTO schema_migrations VALUES (1, 0);
+                 INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts,
+                                    direct_key, last_seq)
+                 VALUES ('d1', 'alice,bob', 0, 'direct', 'alice', 5, 5, 'id-a:id-b', 0),
+                        ('d2', 'carol,dave', 0, 'direct', 'carol', 6, 6, 'id-c:id-d', 0);
+                 INSERT INTO members (room_id, user_id, username, joined_ts)
+                 VALUES ('d1', 'id-a', 'alice', 5);",
+            )
+            .unwrap();
+        }
+        let store = SqliteStore::open(&path, 0).await.unwrap();
+        let names = |v: Vec<String>| {
+            let mut v = v;
+            v.sort();
+            v
+        };
+        assert_eq!(names(store.members("d1").await.unwrap()), ["alice", "bob"]);
+        assert_eq!(names(store.members("d2").await.unwrap()), ["carol", "dave"]);
+        assert_eq!(store.membership("d2", "id-d").await.unwrap(), Some(0));
+        assert!(
+            store
+                .rooms_of("id-b", RoomPage::everything())
+                .await
+                .unwrap()
+                .is_empty(),
+            "hidden"
+        );
+        assert_eq!(
+            store
+                .rooms_of("id-a", RoomPage::everything())
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "alice never left"
+        );
+        let bob = UserRef {
+            id: "id-b".into(),
+            username: "bob".into(),
+        };
+        let alice = UserRef {
+            id: "id-a".into(),
+            username: "alice".into(),
+        };
+        assert_eq!(
+            store.direct_room(&bob, &alice, "new", 9).await.unwrap().id,
+            "d1"
+        );
+        assert_eq!(
+            store
+                .rooms_of("id-b", RoomPage::everything())
+                .await
+                .unwrap()
+                .len(),
+            1,
+            "bob opened it"
+        );
+        // Each restored row pairs the right id with the right name.
+        drop(store);
+        let conn = Connection::open(&path).unwrap();
+        let mut rows: Vec<(String, String)> = conn
+            .prepare("SELECT user_id, username FROM members WHERE room_id = 'd2' ORDER BY user_id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        rows.sort();
+        assert_eq!(
+            rows,
+            [
+                ("id-c".into(), "carol".into()),
+                ("id-d".into(), "dave".into())
+            ]
+        );
     }
 
     #[tokio::test]

@@ -194,8 +194,18 @@ export class Api {
   }
 
   // Rooms.
+  /// Every page of `GET /v1/rooms` (PROTOCOL.md): the rooms in activity order as of the first
+  /// page, each once, whatever moves meanwhile.
   async rooms() {
-    return (await this.authed("GET", "/v1/rooms")).rooms;
+    const rooms = [];
+    let cursor = null;
+    do {
+      const query = cursor === null ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+      const page = await this.authed("GET", `/v1/rooms${query}`);
+      rooms.push(...page.rooms);
+      cursor = page.next_cursor ?? null;
+    } while (cursor !== null);
+    return rooms;
   }
   async createRoom(name, isPublic) {
     return this.authed("POST", "/v1/rooms", { name, public: isPublic });

@@ -300,6 +300,8 @@ export class View {
     meta.push(`${room.online.size} online`);
     $("room-meta").textContent = meta.join(" · ");
     $("add-member-form").hidden = room.kind === "direct";
+    // A direct room is never left, only hidden until either side writes or it is opened again.
+    $("leave").textContent = room.kind === "direct" ? "Hide this conversation" : "Leave this room";
     this.renderMembers(room);
 
     const scroller = $("scroller");

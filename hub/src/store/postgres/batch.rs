@@ -77,7 +77,9 @@ const LOCK_ROOMS: &str =
 /// its seq and ts, whether it repeats a stored key (`duplicate`), whether the insert happened
 /// (`stored`; false would mean a seq above `last_seq` was already taken), and whether the sender
 /// is a member of the room (`member`; if not, nothing is written for the job — its room may not
-/// exist at all). Each sender's read mark moves up to its newest message of the batch.
+/// exist at all). Each sender's read mark moves up to its newest message of the batch, and
+/// every member who hid a room that got a message sees it again (`marked` does it for the
+/// senders and `shown` for the others: one statement may not update a row twice).
 const INSERT_BATCH: &str = "
 WITH input AS (
     SELECT t.*, EXISTS (SELECT 1 FROM members mb
@@ -114,9 +116,16 @@ inserted AS (
     RETURNING room_id, seq
 ),
 marked AS (
-    UPDATE members mb SET read_seq = GREATEST(mb.read_seq, x.seq)
+    UPDATE members mb SET read_seq = GREATEST(mb.read_seq, x.seq), hidden = FALSE
     FROM (SELECT room_id, sender_id, max(seq) AS seq FROM placed GROUP BY room_id, sender_id) x
     WHERE mb.room_id = x.room_id AND mb.user_id = x.sender_id
+),
+shown AS (
+    UPDATE members mb SET hidden = FALSE
+    FROM counts c
+    WHERE mb.room_id = c.room_id AND mb.hidden
+      AND NOT EXISTS (SELECT 1 FROM placed p
+                      WHERE p.room_id = mb.room_id AND p.sender_id = mb.user_id)
 )
 SELECT p.idx, p.seq, p.ts, FALSE AS duplicate, (ins.seq IS NOT NULL) AS stored, TRUE AS member
 FROM placed p LEFT JOIN inserted ins ON ins.room_id = p.room_id AND ins.seq = p.seq
@@ -306,6 +315,12 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         }
         let seq: i64 = r.get(1);
         let duplicate: bool = r.get(3);
+        let Ok(seq) = Seq::try_from(seq) else {
+            let room = &jobs[i as usize].msg.room;
+            return Err(StoreError::Inconsistent(format!(
+                "room {room:?} assigned the negative seq {seq}"
+            )));
+        };
         if !r.get::<_, bool>(4) {
             let room = &jobs[i as usize].msg.room;
             return Err(StoreError::Inconsistent(format!(
@@ -314,7 +329,7 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         }
         stored += u64::from(!duplicate);
         by_job[i as usize] = Some(Row {
-            seq: seq as Seq,
+            seq,
             ts: r.get(2),
             duplicate,
         });

@@ -6,10 +6,16 @@ use deadpool_postgres::Client;
 use crate::store::{StoreError, StoreResult};
 
 /// Every migration this binary knows, in order. Versions are the file-name prefixes.
-pub const PG_MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../../migrations/hub/postgres/0001_init.sql"),
-)];
+pub const PG_MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../../migrations/hub/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../../migrations/hub/postgres/0002_direct_hidden.sql"),
+    ),
+];
 
 /// The advisory lock that serialises hub migrations across nodes: the ASCII bytes of
 /// `"sbhubmig"`. Auth migrations (schema `auth`) use a different key, so a hub and an auth node

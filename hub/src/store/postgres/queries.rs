@@ -11,8 +11,9 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page, PendingAppend, RoomRecord,
-    Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
+    PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT,
+    KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -24,6 +25,22 @@ fn no_nul(field: &'static str, text: &str) -> StoreResult<()> {
 }
 
 const ROOM_COLS: &str = "id, name, public, kind, created_by, last_seq, last_ts";
+
+/// A page of a member's room list: the query of the SQLite store (see `RoomPage` and
+/// `sqlite::ROOMS_OF`) in PostgreSQL's words.
+const ROOMS_OF: &str = "
+SELECT * FROM (
+    SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq,
+           CASE WHEN r.last_ts <= $2 THEN r.last_ts
+                ELSE COALESCE((SELECT x.ts FROM messages x WHERE x.room_id = r.id AND x.ts <= $2
+                               ORDER BY x.seq DESC LIMIT 1), r.created_ts)
+           END AS activity
+    FROM members m JOIN rooms r ON r.id = m.room_id
+    WHERE m.user_id = $1 AND NOT m.hidden
+) page
+WHERE $3::int8 IS NULL OR activity < $3 OR (activity = $3 AND id > $4::text)
+ORDER BY activity DESC, id
+LIMIT $5";
 const MSG_COLS: &str =
     "room_id, seq, sender_name, body, ts, client_msg_id, edited_ts, deleted, sender_id";
 
@@ -124,6 +141,7 @@ impl Store for PgStore {
         ts: Millis,
     ) -> StoreResult<RoomRecord> {
         let (mut a, mut b, new_id) = (a.clone(), b.clone(), new_id.to_owned());
+        let caller = a.id.clone();
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
@@ -142,12 +160,18 @@ impl Store for PgStore {
                         &[&new_id, &names.join(","), &KIND_DIRECT, &a.username, &ts, &key],
                     )
                     .await?;
-                if created == 1 {
-                    insert_member(&tx, &new_id, &a, ts).await?;
-                    insert_member(&tx, &new_id, &b, ts).await?;
-                }
                 let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1");
                 let rec = room_row(&tx.query_one(&sql, &[&key]).await?);
+                // Both are members (restored if a row is missing); the caller sees it again.
+                insert_member(&tx, &rec.id, &a, ts).await?;
+                insert_member(&tx, &rec.id, &b, ts).await?;
+                if created == 0 {
+                    tx.execute(
+                        "UPDATE members SET hidden = FALSE WHERE room_id = $1 AND user_id = $2",
+                        &[&rec.id, &caller],
+                    )
+                    .await?;
+                }
                 tx.commit().await?;
                 Ok(rec)
             })
@@ -193,6 +217,33 @@ impl Store for PgStore {
         .await
     }
 
+    async fn hide_member(&self, room: &str, user_id: &str) -> StoreResult<Option<Vec<String>>> {
+        let (room, user_id) = (room.to_owned(), user_id.to_owned());
+        self.call(move |c| {
+            Box::pin(async move {
+                let tx = c.transaction().await?;
+                let n = tx
+                    .execute(
+                        "UPDATE members SET hidden = TRUE WHERE room_id = $1 AND user_id = $2",
+                        &[&room, &user_id],
+                    )
+                    .await?;
+                if n == 0 {
+                    return Ok(None);
+                }
+                let rows = tx
+                    .query(
+                        "SELECT user_id FROM members WHERE room_id = $1 AND user_id <> $2",
+                        &[&room, &user_id],
+                    )
+                    .await?;
+                tx.commit().await?;
+                Ok(Some(rows.iter().map(|r| r.get(0)).collect()))
+            })
+        })
+        .await
+    }
+
     async fn members(&self, room: &str) -> StoreResult<Vec<String>> {
         let room = room.to_owned();
         self.call(move |c| {
@@ -209,21 +260,26 @@ impl Store for PgStore {
         .await
     }
 
-    async fn rooms_of(&self, user_id: &str) -> StoreResult<Vec<MemberRoom>> {
+    async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>> {
         let user_id = user_id.to_owned();
         self.call(move |c| {
             Box::pin(async move {
-                let stmt = c
-                    .prepare_cached(
-                        "SELECT r.id, r.name, r.public, r.kind, r.created_by, r.last_seq, r.last_ts, m.read_seq
-                         FROM members m JOIN rooms r ON r.id = m.room_id
-                         WHERE m.user_id = $1 ORDER BY r.last_ts DESC, r.id",
+                let (after_activity, after_id) = page.after.unzip();
+                let stmt = c.prepare_cached(ROOMS_OF).await?;
+                let limit = i64::from(page.limit);
+                let rows = c
+                    .query(
+                        &stmt,
+                        &[&user_id, &page.as_of, &after_activity, &after_id, &limit],
                     )
                     .await?;
-                let rows = c.query(&stmt, &[&user_id]).await?;
                 Ok(rows
                     .iter()
-                    .map(|r| MemberRoom { room: room_row(r), read_seq: seq_of(r.get(7)) })
+                    .map(|r| MemberRoom {
+                        room: room_row(r),
+                        read_seq: seq_of(r.get(7)),
+                        activity: r.get(8),
+                    })
                     .collect())
             })
         })
@@ -270,9 +326,9 @@ impl Store for PgStore {
         self.call(move |c| {
             Box::pin(async move {
                 let limit = i64::from(page.limit);
-                let before = page.before.map_or(i64::MAX, |s| i64::try_from(s).unwrap_or(i64::MAX));
+                let before = page.before.map_or(i64::MAX, seq_bound);
                 let rows = if let Some(after) = page.after {
-                    let after = i64::try_from(after).unwrap_or(i64::MAX);
+                    let after = seq_bound(after);
                     let stmt = c
                         .prepare_cached(&format!(
                             "SELECT {MSG_COLS} FROM messages WHERE room_id = $1 AND seq > $2 AND seq < $3
@@ -301,7 +357,9 @@ impl Store for PgStore {
 
     async fn message(&self, room: &str, seq: Seq) -> StoreResult<Option<MessageRecord>> {
         let room = room.to_owned();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(None);
+        };
         self.call(move |c| {
             Box::pin(async move {
                 let stmt = c
@@ -322,7 +380,9 @@ impl Store for PgStore {
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         no_nul("message body", body)?;
         let (room, body) = (room.to_owned(), body.to_owned());
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |c| {
             Box::pin(async move {
                 c.execute(
@@ -338,7 +398,9 @@ impl Store for PgStore {
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let Some(seq) = seq_key(seq) else {
+            return Ok(());
+        };
         self.call(move |c| {
             Box::pin(async move {
                 c.execute(
@@ -355,7 +417,7 @@ impl Store for PgStore {
 
     async fn set_read(&self, room: &str, user_id: &str, seq: Seq) -> StoreResult<Seq> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
-        let seq = i64::try_from(seq).unwrap_or(i64::MAX);
+        let seq = seq_bound(seq);
         self.call(move |c| {
             Box::pin(async move {
                 let row = c

@@ -11,7 +11,7 @@ use futures_util::future::join_all;
 
 use super::{PgConfig, PgStore};
 use crate::store::contract::{msg, user};
-use crate::store::{NewMessage, NewRoom, Page, Store, StoreError};
+use crate::store::{NewMessage, NewRoom, Page, RoomPage, Store, StoreError};
 use support::TestDb;
 
 async fn new_room(store: &PgStore, id: &str) {
@@ -234,7 +234,8 @@ async fn nodes_starting_together_migrate_once() {
         .await
         .unwrap();
     let versions: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    assert_eq!(versions, [1]);
+    let known: Vec<i64> = super::migrate::PG_MIGRATIONS.iter().map(|m| m.0).collect();
+    assert_eq!(versions, known, "each migration once");
 }
 
 #[tokio::test]
@@ -332,4 +333,61 @@ async fn a_nul_character_fails_only_its_message() {
     assert_eq!(good.unwrap().seq, 1);
     let err = store.edit("r", 1, "\0", 2).await.unwrap_err();
     assert!(matches!(err, StoreError::NulCharacter(_)), "{err}");
+}
+
+#[tokio::test]
+async fn migrating_restores_direct_room_leavers_as_hidden_members() {
+    let db = TestDb::create().await;
+    {
+        // Schema 1, in which bob left his direct room with alice (alice has the smaller id).
+        let c = support::client(&db.url).await;
+        c.batch_execute(super::migrate::PG_MIGRATIONS[0].1)
+            .await
+            .unwrap();
+        c.batch_execute(
+            "CREATE TABLE schema_migrations (
+                 version BIGINT PRIMARY KEY, applied_ts BIGINT NOT NULL);
+             INSERT INTO schema_migrations VALUES (1, 0);
+             INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts, direct_key)
+             VALUES ('d1', 'alice,bob', FALSE, 'direct', 'alice', 5, 5, 'id-a:id-b');
+             INSERT INTO members (room_id, user_id, username, joined_ts)
+             VALUES ('d1', 'id-a', 'alice', 5);",
+        )
+        .await
+        .unwrap();
+    }
+    let store = PgStore::connect(&db.url, PgConfig::default())
+        .await
+        .unwrap();
+    assert_eq!(store.members("d1").await.unwrap(), ["alice", "bob"]);
+    assert!(
+        store
+            .rooms_of("id-b", RoomPage::everything())
+            .await
+            .unwrap()
+            .is_empty(),
+        "hidden"
+    );
+    assert_eq!(
+        store
+            .rooms_of("id-a", RoomPage::everything())
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    let again = store
+        .direct_room(&user("b"), &user("a"), "new", 9)
+        .await
+        .unwrap();
+    assert_eq!(again.id, "d1");
+    assert_eq!(
+        store
+            .rooms_of("id-b", RoomPage::everything())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "bob opened it"
+    );
 }
