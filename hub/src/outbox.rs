@@ -152,6 +152,28 @@ impl Sender {
         }
     }
 
+    /// Waits until `ready()` holds, checking it again each time the receiver makes room (a full
+    /// queue drained by one, or [`Receiver::wake_senders`]). For a reader that paces itself on
+    /// something the writer consumes, such as the connection's queued bytes.
+    ///
+    /// # Errors
+    /// [`Closed`] once the receiver is gone.
+    pub async fn wait_until(&self, mut ready: impl FnMut() -> bool) -> Result<(), Closed> {
+        loop {
+            let notified = self.0.space.notified();
+            tokio::pin!(notified);
+            // Register before checking, so room made between the check and the await is seen.
+            notified.as_mut().enable();
+            if self.0.lock().closed {
+                return Err(Closed);
+            }
+            if ready() {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
     /// Queues `item`, waiting while the queue is full.
     pub async fn send(&self, mut item: Out) -> Result<(), Closed> {
         loop {
@@ -232,6 +254,12 @@ impl Receiver {
             Poll::Pending
         })
         .await
+    }
+
+    /// Wakes every sender waiting in [`Sender::wait_until`] (and in `send`, which finds the
+    /// queue as it was): the receiver consumed something they may be waiting for.
+    pub fn wake_senders(&self) {
+        self.0.space.notify_waiters();
     }
 
     /// Items queued now.

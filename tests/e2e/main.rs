@@ -7,6 +7,7 @@
 mod support;
 
 mod auth;
+mod catchup;
 mod closes;
 mod errors;
 mod history;

@@ -60,6 +60,12 @@ pub struct Writer<W> {
     last_event_write: Option<tokio::time::Instant>,
     /// Queued event bytes at which the window is cut short (see [`coalesce`](Self::coalesce)).
     hurry_bytes: usize,
+    /// A `sub` is between `BeginSub` and its end: its reader may be waiting for queued bytes
+    /// to go down before it queues the next catch-up page, so each flush wakes it.
+    catching_up: bool,
+    /// Bytes of catch-up pages encoded since the last flush; subtracted from `queued` once
+    /// they are written (until then they are in memory, so they stay counted).
+    pages_unflushed: usize,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -83,6 +89,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             coalesce: Duration::ZERO,
             last_event_write: None,
             hurry_bytes: usize::MAX,
+            catching_up: false,
+            pages_unflushed: 0,
         }
     }
 
@@ -196,7 +204,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             match self.handle(item) {
                 Ok(false) => {}
                 Ok(true) => {
-                    self.ws.flush().await?;
+                    self.flush(rx).await?;
                     return Ok(true);
                 }
                 Err(e) => {
@@ -211,8 +219,22 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 next = rx.try_recv();
             }
         }
-        self.ws.flush().await?;
+        self.flush(rx).await?;
         Ok(false)
+    }
+
+    /// Writes what is encoded; then the catch-up pages in it no longer count as queued, and a
+    /// reader waiting to queue the next page is woken.
+    async fn flush(&mut self, rx: &Receiver) -> std::io::Result<()> {
+        self.ws.flush().await?;
+        if self.pages_unflushed > 0 {
+            self.queued
+                .fetch_sub(std::mem::take(&mut self.pages_unflushed), Ordering::AcqRel);
+        }
+        if self.catching_up {
+            rx.wake_senders();
+        }
+        Ok(())
     }
 
     fn text(&mut self, bytes: &[u8]) {
@@ -226,17 +248,17 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             Out::Event(ev) => self.event(ev)?,
             Out::Reply(bytes) => self.text(&bytes),
             Out::BeginSub(room) => {
+                self.catching_up = true;
                 self.rooms.insert(room, RoomState::Pending(Vec::new()));
             }
-            Out::CatchUp {
-                room,
-                messages,
-                subbed,
-                upto,
-            } => {
+            Out::CatchUpPage { messages, bytes } => {
                 for m in &messages {
                     self.text(m);
                 }
+                self.pages_unflushed += bytes;
+            }
+            Out::CatchUp { room, subbed, upto } => {
+                self.catching_up = false;
                 self.text(&subbed);
                 let pending = match self.rooms.insert(room, RoomState::Live { upto }) {
                     Some(RoomState::Pending(p)) => p,
@@ -248,6 +270,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
             Out::EndSub { room, reply } => {
                 if let Some(RoomState::Pending(buf)) = self.rooms.remove(&room) {
+                    self.catching_up = false;
                     let held: usize = buf.iter().map(|ev| ev.bytes.len()).sum();
                     self.queued.fetch_sub(held, Ordering::AcqRel);
                 }
