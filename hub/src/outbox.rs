@@ -387,6 +387,29 @@ mod tests {
         assert!(hold.as_mut().poll(&mut cx).is_ready());
     }
 
+    /// `wait_until` re-checks its condition when the receiver wakes senders, and fails once the
+    /// receiver is gone.
+    #[tokio::test]
+    async fn wait_until_waits_for_the_condition_or_the_end() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (tx, rx) = outbox(4);
+        let level = Arc::new(AtomicUsize::new(10));
+        let waiter = {
+            let (tx, level) = (tx.clone(), level.clone());
+            tokio::spawn(async move { tx.wait_until(|| level.load(Ordering::SeqCst) < 5).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        level.store(1, Ordering::SeqCst);
+        rx.wake_senders();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+
+        let blocked = tokio::spawn(async move { tx.wait_until(|| false).await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(blocked.await.unwrap(), Err(Closed));
+    }
+
     #[tokio::test]
     async fn recv_ends_when_every_sender_is_gone() {
         let (tx, mut rx) = outbox(4);

@@ -276,24 +276,23 @@ impl Session {
     }
 
     /// Stops counting towards presence in `room` (or in every room when `None`). Call it
-    /// before the registry forgets the subscriptions.
+    /// before the registry forgets the subscriptions: a room whose subscription an eviction
+    /// ended already had this connection's presence given back, and is skipped.
     async fn leave_presence(&mut self, room: Option<&str>) {
         let Some(who) = self.identity.clone() else {
             return;
         };
-        self.forget_evicted();
         let leaving: Vec<Arc<str>> = match room {
-            Some(r) => self
-                .present
-                .iter()
-                .filter(|p| ***p == *r)
-                .cloned()
-                .collect(),
-            None => self.present.clone(),
+            Some(r) => match self.present.iter().position(|p| **p == *r) {
+                Some(i) => vec![self.present.swap_remove(i)],
+                None => Vec::new(),
+            },
+            None => std::mem::take(&mut self.present),
         };
-        self.present.retain(|p| !leaving.contains(p));
         for room in leaving {
-            self.app.service.presence_leave(&who, &room).await;
+            if self.subscribed(&room) {
+                self.app.service.presence_leave(&who, &room).await;
+            }
         }
     }
 
@@ -535,7 +534,13 @@ impl Session {
             self.reply(subbed).await;
             return Ok(());
         }
-        self.forget_evicted();
+        // Not subscribed, in the registry's word: an entry of ours for the room is stale (an
+        // eviction ended it, and gave its presence back).
+        self.rooms.retain(|r| **r != *room);
+        self.present.retain(|r| **r != *room);
+        if self.rooms.len() >= cfg.max_subscriptions {
+            self.forget_evicted();
+        }
         if self.rooms.len() >= cfg.max_subscriptions {
             return Err(crate::error::Error::TooManySubscriptions(
                 cfg.max_subscriptions,
