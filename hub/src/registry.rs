@@ -257,11 +257,20 @@ impl Registry {
     }
 
     /// Records who a connection belongs to, once it has said `hello`.
-    pub fn identify(&self, id: ConnId, user: Arc<str>, username: Arc<str>, session: Arc<str>) {
+    pub fn identify(&self, id: ConnId, user: Arc<str>, session: Arc<str>) {
         if let Some(mut h) = self.conns.get_mut(&id) {
             h.user = Some(user);
-            h.username = Some(username);
             h.session = session;
+        }
+    }
+
+    /// Records the username of an identified connection (presence is kept by name; see
+    /// [`Evicted`]). Must come before its `subscribe`s, which copy the handle.
+    pub fn name(&self, id: ConnId, username: &Arc<str>) {
+        if let Some(mut h) = self.conns.get_mut(&id) {
+            if h.username.as_ref() != Some(username) {
+                h.username = Some(username.clone());
+            }
         }
     }
 

@@ -340,12 +340,9 @@ impl Session {
             .as_ref()
             .map_or_else(|| self.anon_session.clone(), |i| i.session.clone());
         if let Some(who) = &identity {
-            self.app.registry.identify(
-                self.conn,
-                who.id.clone(),
-                who.username.clone(),
-                session.clone(),
-            );
+            self.app
+                .registry
+                .identify(self.conn, who.id.clone(), session.clone());
         }
         self.greeted = true;
         let user = identity.as_ref().map(|i| User {
@@ -558,6 +555,10 @@ impl Session {
             return Ok(());
         }
         self.rooms.push(room.clone());
+        if let Some(who) = &self.identity {
+            // Before `subscribe`, which copies the handle: evictions report presence by name.
+            self.app.registry.name(self.conn, &who.username);
+        }
         let result =
             async {
                 if self.app.registry.subscribe(self.conn, &room) {
