@@ -1,6 +1,7 @@
 //! Presence ends with membership (issue 10, item 8): a user who leaves a private room is no
 //! longer present there, at once, while their socket stays open; rejoining makes them present
-//! again, and the bookkeeping stays balanced.
+//! again, and the bookkeeping stays balanced. Deleting an account ends it too (its sessions are
+//! revoked, so its sockets close).
 
 use switchboard_client::protocol::ws::ServerFrame;
 
@@ -70,6 +71,35 @@ async fn leaving_a_private_room_ends_presence_while_the_socket_stays_open() {
     assert_eq!(next_presence(&mut a).await, (bob.username.clone(), true));
     b2.close().await.expect("close b2");
     b1.close().await.expect("close b1");
+    assert_eq!(next_presence(&mut a).await, (bob.username.clone(), false));
+    assert_eq!(
+        alice.api.presence(&room.id).await.unwrap(),
+        vec![alice.username.clone()]
+    );
+}
+
+/// Deleting an account keeps its memberships but revokes every session: the sockets close
+/// (1008) and presence ends with them, at once.
+#[tokio::test]
+async fn deleting_the_account_ends_presence_at_once() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.room_with(false, &[&bob]).await;
+    let mut a = server.connect(&alice).await;
+    a.subscribe(&room.id, None).await.expect("alice subscribes");
+    assert_eq!(next_presence(&mut a).await, (alice.username.clone(), true));
+    let mut b = server.connect(&bob).await;
+    b.subscribe(&room.id, None).await.expect("bob subscribes");
+    assert_eq!(next_presence(&mut a).await, (bob.username.clone(), true));
+
+    let deleted = bob
+        .api
+        .request(reqwest::Method::DELETE, "/v1/auth/me")
+        .send()
+        .await
+        .expect("delete");
+    assert_eq!(deleted.status(), 204);
     assert_eq!(next_presence(&mut a).await, (bob.username.clone(), false));
     assert_eq!(
         alice.api.presence(&room.id).await.unwrap(),
