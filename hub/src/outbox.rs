@@ -38,6 +38,8 @@ struct Shared {
     /// Woken when a full queue gets room, or when the receiver goes away.
     space: Notify,
     cap: usize,
+    /// Bytes of catch-up pages queued and not yet written (see [`Sender::add_page_bytes`]).
+    pages: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ pub fn outbox(cap: usize) -> (Sender, Receiver) {
         }),
         space: Notify::new(),
         cap: cap.max(1),
+        pages: std::sync::atomic::AtomicUsize::new(0),
     });
     (Sender(shared.clone()), Receiver(shared))
 }
@@ -174,6 +177,21 @@ impl Sender {
         }
     }
 
+    /// Counts `n` bytes of catch-up pages about to be queued, until the receiver reports them
+    /// written ([`Receiver::pages_written`]). A catch-up paces itself on this count rather
+    /// than on the connection's queued bytes, which also hold the room's live events buffered
+    /// until the catch-up ends (waiting for those to drain would wait forever).
+    pub fn add_page_bytes(&self, n: usize) {
+        self.0
+            .pages
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes of catch-up pages queued and not yet written.
+    pub fn page_bytes(&self) -> usize {
+        self.0.pages.load(std::sync::atomic::Ordering::Acquire)
+    }
+
     /// Queues `item`, waiting while the queue is full.
     pub async fn send(&self, mut item: Out) -> Result<(), Closed> {
         loop {
@@ -260,6 +278,15 @@ impl Receiver {
     /// queue as it was): the receiver consumed something they may be waiting for.
     pub fn wake_senders(&self) {
         self.0.space.notify_waiters();
+    }
+
+    /// `n` bytes of catch-up pages were written (see [`Sender::add_page_bytes`]); wakes the
+    /// senders.
+    pub fn pages_written(&self, n: usize) {
+        self.0
+            .pages
+            .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+        self.wake_senders();
     }
 
     /// Items queued now.

@@ -284,7 +284,8 @@ async fn a_never_reading_socket_cannot_pin_memory_with_catch_up() {
     fill_room(&hub.ws_url(), &token, &room, MESSAGES).await;
 
     // Warm up what a legitimate reader also costs (the store's caches): one full catch-up that
-    // is read to the end.
+    // is read to the end. It takes longer than two heartbeats here (a debug build), during
+    // which the hub reads none of the reader's pongs: the pages it writes keep it alive.
     let (mut reader, _) = Connection::connect(&hub.ws_url(), None).await.expect("ws");
     reader.set_timeout(Duration::from_secs(60));
     let (all, _) = reader.subscribe(&room, Some(0)).await.expect("catch-up");

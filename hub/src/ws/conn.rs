@@ -647,29 +647,31 @@ impl Session {
         Ok(upto)
     }
 
-    /// Waits until the connection's queued bytes leave room for another catch-up page of about
-    /// `page` bytes (the size of the last one; see `Registry::catch_up_bytes`). An empty queue
-    /// always has room. This is the catch-up's back-pressure: a peer that does not read holds
-    /// about one page, until the writer's timeout ends the connection.
+    /// Waits until the catch-up pages not yet written leave room for another page of about
+    /// `page` bytes (the size of the last one) within `Registry::catch_up_bytes`; with none in
+    /// flight there is always room. This is the catch-up's back-pressure: a peer that does not
+    /// read holds about one page, until the writer's timeout ends the connection. (Paced on the
+    /// pages only: the connection's queued bytes also hold the room's live events, which wait
+    /// for the catch-up to end.)
     async fn room_for_page(&self, page: usize) -> Result<(), crate::outbox::Closed> {
         let room = self.app.registry.catch_up_bytes();
-        let queued = &self.queued;
-        self.tx
-            .wait_until(|| {
-                let q = queued.load(Ordering::Acquire);
-                q == 0 || q.saturating_add(page) <= room
-            })
-            .await
+        let tx = &self.tx;
+        tx.wait_until(|| {
+            let pages = tx.page_bytes();
+            pages == 0 || pages.saturating_add(page) <= room
+        })
+        .await
     }
 
-    /// Queues one catch-up page, counted in the connection's queued bytes until the writer has
-    /// written it; returns its size.
+    /// Queues one catch-up page, counted in the connection's queued bytes (the byte bound the
+    /// fanout enforces) until the writer has written it; returns its size.
     async fn queue_page(
         &self,
         messages: Vec<bytes::Bytes>,
     ) -> Result<usize, crate::outbox::Closed> {
         let bytes: usize = messages.iter().map(bytes::Bytes::len).sum();
         self.queued.fetch_add(bytes, Ordering::AcqRel);
+        self.tx.add_page_bytes(bytes);
         self.tx.send(Out::CatchUpPage { messages, bytes }).await?;
         Ok(bytes)
     }

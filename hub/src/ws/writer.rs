@@ -60,12 +60,13 @@ pub struct Writer<W> {
     last_event_write: Option<tokio::time::Instant>,
     /// Queued event bytes at which the window is cut short (see [`coalesce`](Self::coalesce)).
     hurry_bytes: usize,
-    /// A `sub` is between `BeginSub` and its end: its reader may be waiting for queued bytes
-    /// to go down before it queues the next catch-up page, so each flush wakes it.
-    catching_up: bool,
-    /// Bytes of catch-up pages encoded since the last flush; subtracted from `queued` once
-    /// they are written (until then they are in memory, so they stay counted).
+    /// Bytes of catch-up pages encoded since the last flush; subtracted from `queued` and
+    /// reported to the reader (which paces the catch-up on them) once they are written: until
+    /// then they are in memory, so they stay counted.
     pages_unflushed: usize,
+    /// A catch-up page was written since the last look: the peer is reading, so it counts as
+    /// alive (its reader is busy with the catch-up and reads none of its pongs meanwhile).
+    pages_progress: bool,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -89,8 +90,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             coalesce: Duration::ZERO,
             last_event_write: None,
             hurry_bytes: usize::MAX,
-            catching_up: false,
             pages_unflushed: 0,
+            pages_progress: false,
         }
     }
 
@@ -154,7 +155,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 Err(_) => return WriterExit::Dead,
                 Ok(Err(_)) => return WriterExit::Broken,
                 Ok(Ok(true)) => return WriterExit::Closed,
-                Ok(Ok(false)) => {}
+                Ok(Ok(false)) => {
+                    if std::mem::take(&mut self.pages_progress) {
+                        last_seen.store(now_ms() as u64, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
@@ -228,11 +233,10 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     async fn flush(&mut self, rx: &Receiver) -> std::io::Result<()> {
         self.ws.flush().await?;
         if self.pages_unflushed > 0 {
-            self.queued
-                .fetch_sub(std::mem::take(&mut self.pages_unflushed), Ordering::AcqRel);
-        }
-        if self.catching_up {
-            rx.wake_senders();
+            let written = std::mem::take(&mut self.pages_unflushed);
+            self.queued.fetch_sub(written, Ordering::AcqRel);
+            rx.pages_written(written);
+            self.pages_progress = true;
         }
         Ok(())
     }
@@ -248,7 +252,6 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             Out::Event(ev) => self.event(ev)?,
             Out::Reply(bytes) => self.text(&bytes),
             Out::BeginSub(room) => {
-                self.catching_up = true;
                 self.rooms.insert(room, RoomState::Pending(Vec::new()));
             }
             Out::CatchUpPage { messages, bytes } => {
@@ -258,7 +261,6 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 self.pages_unflushed += bytes;
             }
             Out::CatchUp { room, subbed, upto } => {
-                self.catching_up = false;
                 self.text(&subbed);
                 let pending = match self.rooms.insert(room, RoomState::Live { upto }) {
                     Some(RoomState::Pending(p)) => p,
@@ -270,7 +272,6 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             }
             Out::EndSub { room, reply } => {
                 if let Some(RoomState::Pending(buf)) = self.rooms.remove(&room) {
-                    self.catching_up = false;
                     let held: usize = buf.iter().map(|ev| ev.bytes.len()).sum();
                     self.queued.fetch_sub(held, Ordering::AcqRel);
                 }
