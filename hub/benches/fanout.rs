@@ -48,6 +48,7 @@ impl Room {
                 tx,
                 kill: Arc::new(KillSwitch::default()),
                 user: Some(Arc::from(format!("user-{i}"))),
+                username: None,
                 session: Arc::from(format!("session-{i}")),
                 queued: queued.clone(),
             });

@@ -174,4 +174,32 @@ pub struct Config {
         default_value_t = 3_600_000
     )]
     pub retention_sweep_ms: u64,
+
+    /// Most messages a `sub` with `since` replays (catch-up); a `sub` whose `since` is further
+    /// back gets `catchup_too_large` and is not subscribed (the client pages with `history`).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CATCHUP_MESSAGES",
+        default_value_t = 1_000
+    )]
+    pub max_catchup_messages: u64,
+
+    /// Most rooms one connection may be subscribed to at once; the `sub` of one more gets
+    /// `too_many_subscriptions`.
+    #[arg(long, env = "SWITCHBOARD_MAX_SUBSCRIPTIONS", default_value_t = 1_000)]
+    pub max_subscriptions: usize,
+
+    /// Longest a fragmented WebSocket message may stay unfinished, in milliseconds (from its
+    /// first fragment); then the connection is closed with 1008.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_FRAGMENT_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub fragment_timeout_ms: u64,
+
+    /// Bytes of unfinished fragmented messages this node holds over all its connections; a
+    /// fragment that would go over it closes its connection with 1013 (try again later).
+    #[arg(long, env = "SWITCHBOARD_MAX_REASSEMBLY_BYTES", default_value_t = 64 << 20)]
+    pub max_reassembly_bytes: usize,
 }

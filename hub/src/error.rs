@@ -35,6 +35,10 @@ pub enum Error {
     RetryAfter(std::time::Duration),
     #[error("messages after seq {0} are no longer retained; reload history")]
     HistoryExpired(u64),
+    #[error("catch-up of over {0} messages refused; subscribe without since and page history")]
+    CatchupTooLarge(u64),
+    #[error("this connection already has {0} subscriptions")]
+    TooManySubscriptions(usize),
     #[error("storage is unavailable")]
     Store(#[from] StoreError),
     #[error("auth: {0}")]
@@ -58,6 +62,8 @@ impl Error {
             Self::Unavailable(_) => ErrorCode::Unavailable,
             Self::RateLimited | Self::RetryAfter(_) => ErrorCode::RateLimited,
             Self::HistoryExpired(_) => ErrorCode::HistoryExpired,
+            Self::CatchupTooLarge(_) => ErrorCode::CatchupTooLarge,
+            Self::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
             Self::Store(StoreError::RoomNotFound(_)) => ErrorCode::NotFound,
             Self::Store(StoreError::NulCharacter(_)) => ErrorCode::BadRequest,
             Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,

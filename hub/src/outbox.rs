@@ -38,6 +38,8 @@ struct Shared {
     /// Woken when a full queue gets room, or when the receiver goes away.
     space: Notify,
     cap: usize,
+    /// Bytes of catch-up pages queued and not yet written (see [`Sender::add_page_bytes`]).
+    pages: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -73,6 +75,7 @@ pub fn outbox(cap: usize) -> (Sender, Receiver) {
         }),
         space: Notify::new(),
         cap: cap.max(1),
+        pages: std::sync::atomic::AtomicUsize::new(0),
     });
     (Sender(shared.clone()), Receiver(shared))
 }
@@ -150,6 +153,43 @@ impl Sender {
         if let Some(w) = waker {
             w.wake();
         }
+    }
+
+    /// Waits until `ready()` holds, checking it again each time the receiver makes room (a full
+    /// queue drained by one, or [`Receiver::wake_senders`]). For a reader that paces itself on
+    /// something the writer consumes, such as the connection's queued bytes.
+    ///
+    /// # Errors
+    /// [`Closed`] once the receiver is gone.
+    pub async fn wait_until(&self, mut ready: impl FnMut() -> bool) -> Result<(), Closed> {
+        loop {
+            let notified = self.0.space.notified();
+            tokio::pin!(notified);
+            // Register before checking, so room made between the check and the await is seen.
+            notified.as_mut().enable();
+            if self.0.lock().closed {
+                return Err(Closed);
+            }
+            if ready() {
+                return Ok(());
+            }
+            notified.await;
+        }
+    }
+
+    /// Counts `n` bytes of catch-up pages about to be queued, until the receiver reports them
+    /// written ([`Receiver::pages_written`]). A catch-up paces itself on this count rather
+    /// than on the connection's queued bytes, which also hold the room's live events buffered
+    /// until the catch-up ends (waiting for those to drain would wait forever).
+    pub fn add_page_bytes(&self, n: usize) {
+        self.0
+            .pages
+            .fetch_add(n, std::sync::atomic::Ordering::AcqRel);
+    }
+
+    /// Bytes of catch-up pages queued and not yet written.
+    pub fn page_bytes(&self) -> usize {
+        self.0.pages.load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// Queues `item`, waiting while the queue is full.
@@ -232,6 +272,21 @@ impl Receiver {
             Poll::Pending
         })
         .await
+    }
+
+    /// Wakes every sender waiting in [`Sender::wait_until`] (and in `send`, which finds the
+    /// queue as it was): the receiver consumed something they may be waiting for.
+    pub fn wake_senders(&self) {
+        self.0.space.notify_waiters();
+    }
+
+    /// `n` bytes of catch-up pages were written (see [`Sender::add_page_bytes`]); wakes the
+    /// senders.
+    pub fn pages_written(&self, n: usize) {
+        self.0
+            .pages
+            .fetch_sub(n, std::sync::atomic::Ordering::AcqRel);
+        self.wake_senders();
     }
 
     /// Items queued now.
@@ -357,6 +412,29 @@ mod tests {
         let hold = rx.hurried();
         tokio::pin!(hold);
         assert!(hold.as_mut().poll(&mut cx).is_ready());
+    }
+
+    /// `wait_until` re-checks its condition when the receiver wakes senders, and fails once the
+    /// receiver is gone.
+    #[tokio::test]
+    async fn wait_until_waits_for_the_condition_or_the_end() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let (tx, rx) = outbox(4);
+        let level = Arc::new(AtomicUsize::new(10));
+        let waiter = {
+            let (tx, level) = (tx.clone(), level.clone());
+            tokio::spawn(async move { tx.wait_until(|| level.load(Ordering::SeqCst) < 5).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        level.store(1, Ordering::SeqCst);
+        rx.wake_senders();
+        assert_eq!(waiter.await.unwrap(), Ok(()));
+
+        let blocked = tokio::spawn(async move { tx.wait_until(|| false).await });
+        tokio::task::yield_now().await;
+        drop(rx);
+        assert_eq!(blocked.await.unwrap(), Err(Closed));
     }
 
     #[tokio::test]

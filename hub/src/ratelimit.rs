@@ -38,6 +38,12 @@ impl TokenBucket {
         }
     }
 
+    /// Whether a token is there to take (none is taken).
+    pub fn has_token(&mut self) -> bool {
+        self.refill();
+        self.tokens >= 1.0
+    }
+
     fn refill(&mut self) {
         let now = Instant::now();
         self.tokens =

@@ -32,11 +32,17 @@ pub enum Out {
     Reply(bytes::Bytes),
     /// Start buffering `room`'s events until the matching [`Out::CatchUp`].
     BeginSub(Arc<str>),
-    /// Catch-up messages for `room` (ascending), the `subbed` reply, and the seq up to which the
-    /// client now has every message; buffered events at or below it are dropped.
+    /// One page of the catch-up of the room being subscribed (ascending `message` frames).
+    /// `bytes` (their total size) was added to the connection's queued bytes when it was queued;
+    /// the writer subtracts it once the page is written.
+    CatchUpPage {
+        messages: Vec<bytes::Bytes>,
+        bytes: usize,
+    },
+    /// The end of `room`'s catch-up (its pages came before): the `subbed` reply, and the seq up
+    /// to which the client now has every message; buffered events at or below it are dropped.
     CatchUp {
         room: Arc<str>,
-        messages: Vec<bytes::Bytes>,
         subbed: bytes::Bytes,
         upto: u64,
     },
@@ -98,6 +104,8 @@ pub struct ConnHandle {
     pub kill: Arc<KillSwitch>,
     /// The user id, for per-user filtering (`None` when anonymous).
     pub user: Option<Arc<str>>,
+    /// The username (`None` when anonymous): presence is kept by username.
+    pub username: Option<Arc<str>>,
     pub session: Arc<str>,
     /// Bytes of events queued and not yet written (the writer subtracts what it handled).
     pub queued: Arc<std::sync::atomic::AtomicUsize>,
@@ -119,6 +127,23 @@ pub struct Registry {
     /// Notified every heartbeat interval by the server (see [`heartbeat`](Self::heartbeat)).
     heartbeat: Notify,
     broker: std::sync::OnceLock<Arc<dyn Broker>>,
+    /// Where [`evict_user`](Self::evict_user) reports the presence it ended (see
+    /// [`Evicted`]); set once at start-up.
+    evictions: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Evicted>>,
+    /// The node's bounds on unfinished fragmented messages (time, and bytes over all its
+    /// connections).
+    fragments: Arc<crate::ws::transport::FragmentLimits>,
+}
+
+/// A user's subscriptions to a room ended on this node (they left a private room): their
+/// `connections` here no longer count towards their presence in it. The server turns this into
+/// as many presence leaves; a connection whose subscription was evicted never leaves again for
+/// it (see `ws/conn.rs`), so joins and leaves stay balanced.
+#[derive(Debug)]
+pub struct Evicted {
+    pub room: Arc<str>,
+    pub username: Arc<str>,
+    pub connections: usize,
 }
 
 impl Default for Registry {
@@ -139,7 +164,43 @@ impl Registry {
             shutdown: Arc::default(),
             heartbeat: Notify::new(),
             broker: std::sync::OnceLock::new(),
+            evictions: std::sync::OnceLock::new(),
+            fragments: Arc::new(crate::ws::transport::FragmentLimits::unbounded()),
         }
+    }
+
+    /// Bounds how long a fragmented message may stay unfinished, and the bytes of unfinished
+    /// messages held by all the node's connections together.
+    pub fn with_fragment_limits(mut self, timeout: std::time::Duration, max_bytes: usize) -> Self {
+        self.fragments = Arc::new(crate::ws::transport::FragmentLimits::new(
+            timeout, max_bytes,
+        ));
+        self
+    }
+
+    /// The node's bounds on unfinished fragmented messages.
+    pub fn fragment_limits(&self) -> &Arc<crate::ws::transport::FragmentLimits> {
+        &self.fragments
+    }
+
+    /// Queued bytes up to which a `sub`'s catch-up queues its next page: half the bound, so the
+    /// room's live events (counted against the same bound) still fit while it catches up.
+    pub fn catch_up_bytes(&self) -> usize {
+        self.max_queued_bytes / 2
+    }
+
+    /// Sets where evictions are reported (see [`Evicted`]). Called once, at start-up; without it
+    /// evictions end subscriptions but report nothing.
+    pub fn set_evictions(&self, tx: tokio::sync::mpsc::UnboundedSender<Evicted>) {
+        let _ = self.evictions.set(tx);
+    }
+
+    /// Whether connection `id` is subscribed to `room` now. A subscription can end without
+    /// the connection asking (see [`evict_user`](Self::evict_user)).
+    pub fn is_subscribed(&self, id: ConnId, room: &str) -> bool {
+        self.rooms
+            .get(room)
+            .is_some_and(|subs| subs.contains_key(&id))
     }
 
     /// Queued event bytes at which a connection's writer stops waiting for its coalescing
@@ -200,6 +261,16 @@ impl Registry {
         if let Some(mut h) = self.conns.get_mut(&id) {
             h.user = Some(user);
             h.session = session;
+        }
+    }
+
+    /// Records the username of an identified connection (presence is kept by name; see
+    /// [`Evicted`]). Must come before its `subscribe`s, which copy the handle.
+    pub fn name(&self, id: ConnId, username: &Arc<str>) {
+        if let Some(mut h) = self.conns.get_mut(&id) {
+            if h.username.as_ref() != Some(username) {
+                h.username = Some(username.clone());
+            }
         }
     }
 
@@ -295,7 +366,8 @@ impl Registry {
     }
 
     /// Ends `user`'s subscriptions to `room` (they left a private room): each of their
-    /// connections gets `unsubbed` and stops receiving the room's events.
+    /// connections gets `unsubbed` and stops receiving the room's events, and no longer counts
+    /// towards their presence there (reported as [`Evicted`]).
     pub fn evict_user(&self, room: &str, user: &str) {
         let mut evicted = Vec::new();
         if let Some(mut subs) = self.rooms.get_mut(room) {
@@ -309,6 +381,15 @@ impl Registry {
         }
         let room: Arc<str> = room.into();
         let released = evicted.len();
+        if let (Some((_, first)), Some(tx)) = (evicted.first(), self.evictions.get()) {
+            if let Some(username) = first.username.clone() {
+                let _ = tx.send(Evicted {
+                    room: room.clone(),
+                    username,
+                    connections: released,
+                });
+            }
+        }
         for (_, h) in evicted {
             let reply = switchboard_protocol::ws::ServerFrame::Unsubbed {
                 id: None,
@@ -387,6 +468,7 @@ mod tests {
             tx,
             kill: kill.clone(),
             user: None,
+            username: None,
             session: "s".into(),
             queued: Arc::default(),
         });

@@ -163,7 +163,11 @@ pub async fn run(
     let registry = Arc::new(
         Registry::new()
             .with_queue_bytes(cfg.outbound_queue_bytes)
-            .with_hot_window(cfg.hot_window),
+            .with_hot_window(cfg.hot_window)
+            .with_fragment_limits(
+                Duration::from_millis(cfg.fragment_timeout_ms),
+                cfg.max_reassembly_bytes,
+            ),
     );
     let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cfg.redis_url {
         Some(url) => {
@@ -234,6 +238,19 @@ pub async fn run(
         }
     });
 
+    // Subscriptions ended by an eviction (a user left a private room) stop counting towards
+    // presence at once (see `registry::Evicted`).
+    let (evicted_tx, mut evicted_rx) = tokio::sync::mpsc::unbounded_channel();
+    registry.set_evictions(evicted_tx);
+    let eviction_task = {
+        let service = app.service.clone();
+        tokio::spawn(async move {
+            while let Some(ev) = evicted_rx.recv().await {
+                service.presence_evicted(&ev).await;
+            }
+        })
+    };
+
     // Retention: every node sweeps (the deletes are idempotent).
     let retention = (app.cfg.retention_secs > 0).then(|| {
         let (service, age) = (
@@ -292,6 +309,7 @@ pub async fn run(
         );
     }
     revocation_task.abort();
+    eviction_task.abort();
     heartbeat_task.abort();
     if let Some(task) = retention {
         task.abort();

@@ -194,6 +194,24 @@ impl Service {
         }
     }
 
+    /// A user's subscriptions to a room ended on this node (see [`crate::registry::Evicted`]):
+    /// they stop counting towards the user's presence there, which is announced if they are
+    /// gone from it everywhere.
+    pub async fn presence_evicted(&self, ev: &crate::registry::Evicted) {
+        let mut gone = false;
+        for _ in 0..ev.connections {
+            gone |= self.presence.leave(&ev.room, &ev.username).await;
+        }
+        if gone {
+            let frame = ServerFrame::Presence {
+                room: ev.room.to_string(),
+                user: ev.username.to_string(),
+                online: false,
+            };
+            self.publish(&ev.room, None, &frame, None);
+        }
+    }
+
     /// Who is online in a room the caller may read.
     pub async fn presence(&self, actor: Option<&Identity>, room: &str) -> Result<Vec<String>> {
         self.readable_room(actor, room).await?;
@@ -459,12 +477,13 @@ impl Service {
         Ok(self.store.messages(room, page).await?)
     }
 
-    /// Every stored message after `since`, ascending (catch-up for `sub`).
+    /// Checks that a catch-up from `since` is still whole: no message after `since` was deleted
+    /// by retention.
     ///
     /// # Errors
     /// `history_expired` when retention deleted messages after `since`: resuming from it would
     /// leave a gap.
-    pub async fn messages_after(&self, room: &str, since: Seq) -> Result<Vec<Message>> {
+    pub async fn check_retained(&self, room: &str, since: Seq) -> Result<()> {
         if let Some(first) = self.store.first_seq(room).await? {
             if since.checked_add(1).is_some_and(|next| next < first) {
                 return Err(Error::HistoryExpired(since));
@@ -474,22 +493,19 @@ impl Service {
                 return Err(Error::HistoryExpired(since));
             }
         }
-        let mut out = Vec::new();
-        let mut after = since;
-        loop {
-            let page = Page {
-                before: None,
-                after: Some(after),
-                limit: MAX_HISTORY_LIMIT,
-            };
-            let batch = self.store.messages(room, page).await?;
-            let done = batch.len() < MAX_HISTORY_LIMIT as usize;
-            after = batch.last().map_or(after, |m| m.seq);
-            out.extend(batch);
-            if done {
-                return Ok(out);
-            }
-        }
+        Ok(())
+    }
+
+    /// One page of catch-up for `sub`: at most `limit` (1..=[`MAX_HISTORY_LIMIT`]) stored
+    /// messages with a seq above `after`, ascending. A catch-up is read a page at a time, so
+    /// that what it holds in memory is bounded by the page, not by the room's history.
+    pub async fn messages_after(&self, room: &str, after: Seq, limit: u32) -> Result<Vec<Message>> {
+        let page = Page {
+            before: None,
+            after: Some(after),
+            limit: limit.clamp(1, MAX_HISTORY_LIMIT),
+        };
+        Ok(self.store.messages(room, page).await?)
     }
 
     /// Stores a message and publishes it; returns the ack. A repeated `client_msg_id` returns

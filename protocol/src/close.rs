@@ -1,7 +1,7 @@
 //! WebSocket close codes used by the hub on `/v1/ws`.
 //!
 //! Codes below 4000 are the RFC 6455 ones; 4000–4999 are Switchboard's own. A client should
-//! reconnect (with backoff) after 1001, 1011, 1012 and 4000; it should not reconnect with the same
+//! reconnect (with backoff) after 1001, 1011, 1012, 1013 and 4000; it should not reconnect with the same
 //! credentials after 1008 (obtain a new token first), nor resend what caused 1007 or 1009.
 
 /// Normal closure, e.g. in answer to the client's close.
@@ -13,7 +13,8 @@ pub const PROTOCOL_ERROR: u16 = 1002;
 /// A text message was not valid UTF-8.
 pub const INVALID_UTF8: u16 = 1007;
 /// Policy violation: no `hello` in time, a first frame that is not `hello`, a rejected token,
-/// or a session that was revoked (logout, refresh-token reuse).
+/// a session that was revoked (logout, refresh-token reuse), or a fragmented message left
+/// unfinished for longer than the fragment timeout.
 pub const POLICY: u16 = 1008;
 /// A frame or reassembled message exceeded the size limit.
 pub const TOO_BIG: u16 = 1009;
@@ -21,6 +22,9 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// The node is restarting (graceful shutdown); reconnect, possibly to another node.
 pub const RESTARTING: u16 = 1012;
+/// Try again later: the node holds as many bytes of unfinished fragmented messages as it
+/// allows (`--max-reassembly-bytes`); reconnect with backoff.
+pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The client did not read fast enough: its outbound queue filled up. Reconnect and resume with
 /// `since`; nothing acknowledged is lost.
 pub const SLOW_CONSUMER: u16 = 4000;

@@ -33,6 +33,12 @@ pub enum ErrorCode {
     /// `sub` with a `since` older than the retained history: messages after it were deleted by
     /// retention. Reload history (without `since`) instead of resuming.
     HistoryExpired,
+    /// `sub` with a `since` further back than the server replays (`--max-catchup-messages`): the
+    /// room is not subscribed. Subscribe without `since` and page the gap with `history`.
+    CatchupTooLarge,
+    /// `sub` of a new room on a connection that holds the most subscriptions allowed
+    /// (`--max-subscriptions`): the room is not subscribed.
+    TooManySubscriptions,
     /// A backing service (database, broker) is unavailable; retry later.
     Unavailable,
     /// An unexpected server error.
@@ -55,6 +61,8 @@ impl ErrorCode {
             Self::UserNotFound => "user_not_found",
             Self::Conflict => "conflict",
             Self::HistoryExpired => "history_expired",
+            Self::CatchupTooLarge => "catchup_too_large",
+            Self::TooManySubscriptions => "too_many_subscriptions",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -67,8 +75,8 @@ impl ErrorCode {
             Self::Unauthorized | Self::InvalidCredentials => 401,
             Self::Forbidden => 403,
             Self::NotFound | Self::UserNotFound => 404,
-            Self::UsernameTaken | Self::Conflict => 409,
-            Self::TooLarge => 413,
+            Self::UsernameTaken | Self::Conflict | Self::TooManySubscriptions => 409,
+            Self::TooLarge | Self::CatchupTooLarge => 413,
             Self::RateLimited => 429,
             Self::HistoryExpired => 410,
             Self::Unavailable => 503,

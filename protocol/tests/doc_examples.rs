@@ -265,6 +265,8 @@ fn all_error_codes() -> Vec<ErrorCode> {
         UserNotFound,
         Conflict,
         HistoryExpired,
+        CatchupTooLarge,
+        TooManySubscriptions,
         Unavailable,
         Internal,
     ];
@@ -272,7 +274,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
         match code {
             BadRequest | UnknownType | Unauthorized | Forbidden | NotFound | RateLimited
             | TooLarge | UsernameTaken | InvalidCredentials | UserNotFound | Conflict
-            | HistoryExpired | Unavailable | Internal => {}
+            | HistoryExpired | CatchupTooLarge | TooManySubscriptions | Unavailable | Internal => {}
         }
     }
     all
@@ -306,6 +308,7 @@ fn close_code_table_is_complete() {
         close::TOO_BIG,
         close::INTERNAL,
         close::RESTARTING,
+        close::TRY_AGAIN_LATER,
         close::SLOW_CONSUMER,
     ] {
         assert!(

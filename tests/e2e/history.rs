@@ -130,7 +130,16 @@ async fn since_catches_up_then_goes_live_without_gaps_or_duplicates() {
         .await
         .unwrap();
     assert_eq!((caught_up.len(), last_seq), (0, TOTAL));
-    let (caught_up, _) = within("sub", other.subscribe(&room.id, Some(0)))
+    // Subscribed already: no second catch-up (PROTOCOL.md `sub`). A fresh connection gets it all.
+    let (again, _) = within("sub", other.subscribe(&room.id, Some(0)))
+        .await
+        .unwrap();
+    assert!(
+        again.is_empty(),
+        "a repeated sub replays nothing: {again:?}"
+    );
+    let mut third = server.connect(&alice).await;
+    let (caught_up, _) = within("sub", third.subscribe(&room.id, Some(0)))
         .await
         .unwrap();
     assert_eq!(seqs(&caught_up), (1..=TOTAL).collect::<Vec<_>>());

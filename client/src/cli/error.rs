@@ -177,6 +177,8 @@ fn client_exit_code(err: &ClientError) -> u8 {
             | ErrorCode::UnknownType
             | ErrorCode::TooLarge
             | ErrorCode::HistoryExpired
+            | ErrorCode::CatchupTooLarge
+            | ErrorCode::TooManySubscriptions
             | ErrorCode::Internal => EXIT_GENERIC,
         },
         ClientError::Http(err) if err.is_decode() => EXIT_GENERIC,

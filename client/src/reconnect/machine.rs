@@ -16,10 +16,11 @@ use crate::ws::unexpected;
 use crate::{ClientError, Connection};
 
 /// Close codes after which the client reconnects (see [`switchboard_protocol::close`]).
-const RECONNECT_CLOSE_CODES: [u16; 4] = [
+const RECONNECT_CLOSE_CODES: [u16; 5] = [
     close::GOING_AWAY,
     close::INTERNAL,
     close::RESTARTING,
+    close::TRY_AGAIN_LATER,
     close::SLOW_CONSUMER,
 ];
 
@@ -298,26 +299,115 @@ const RATE_LIMITED_PAUSE: Duration = Duration::from_millis(50);
 /// exceeds the server's per-connection burst (40 frames by default). Failing the attempt would
 /// not help: the next connection starts with the same bucket and fails the same way, forever.
 /// The server drops a refused frame without effect, so sending it again is safe.
+///
+/// A `since` further back than the server replays (`catchup_too_large`) is resumed in two
+/// steps: a `sub` without `since` (whose `last_seq` L bounds the gap, every later message
+/// arriving live), then `history` pages backwards from L until `since`. The gap is returned as
+/// the catch-up, ascending, so the caller sees every message after `since` once, in order.
 pub(super) async fn subscribe_paced(
     conn: &mut Connection,
     room: &str,
     since: Option<Seq>,
     budget: Duration,
 ) -> Result<(Vec<Message>, Seq), ClientError> {
-    let give_up = Instant::now() + budget;
-    let mut pause = RATE_LIMITED_PAUSE;
-    loop {
-        match conn.subscribe(room, since).await {
+    match sub_paced(conn, room, since, budget).await {
+        Err(ClientError::Rejected {
+            code: ErrorCode::CatchupTooLarge,
+            ..
+        }) if since.is_some() => {
+            let since = since.expect("matched Some");
+            let (_, last_seq) = sub_paced(conn, room, None, budget).await?;
+            tracing::debug!(room, since, last_seq, "catch-up too large; paging history");
+            let gap = history_gap(conn, room, since, last_seq, budget).await?;
+            Ok((gap, last_seq))
+        }
+        other => other,
+    }
+}
+
+/// Pauses before a frame refused with `rate_limited` is sent again (see [`subscribe_paced`]).
+struct Pacer {
+    give_up: Instant,
+    pause: Duration,
+}
+
+impl Pacer {
+    fn new(budget: Duration) -> Self {
+        Pacer {
+            give_up: Instant::now() + budget,
+            pause: RATE_LIMITED_PAUSE,
+        }
+    }
+
+    /// Waits before a retry if `result` is a `rate_limited` refusal and the budget allows one;
+    /// returns whether to retry.
+    async fn retry<T>(&mut self, result: &Result<T, ClientError>) -> bool {
+        let limited = matches!(
+            result,
             Err(ClientError::Rejected {
                 code: ErrorCode::RateLimited,
                 ..
-            }) if Instant::now() + pause < give_up => {
-                tokio::time::sleep(pause).await;
-                pause *= 2;
-            }
-            other => return other,
+            })
+        );
+        if !limited || Instant::now() + self.pause >= self.give_up {
+            return false;
+        }
+        tokio::time::sleep(self.pause).await;
+        self.pause *= 2;
+        true
+    }
+}
+
+/// One `sub`, paced (see [`subscribe_paced`]).
+async fn sub_paced(
+    conn: &mut Connection,
+    room: &str,
+    since: Option<Seq>,
+    budget: Duration,
+) -> Result<(Vec<Message>, Seq), ClientError> {
+    let mut pacer = Pacer::new(budget);
+    loop {
+        let result = conn.subscribe(room, since).await;
+        if !pacer.retry(&result).await {
+            return result;
         }
     }
+}
+
+/// The messages with `since` < seq ≤ `last_seq`, ascending, read with `history` pages from the
+/// newest backwards (each page paced, see [`subscribe_paced`]).
+async fn history_gap(
+    conn: &mut Connection,
+    room: &str,
+    since: Seq,
+    last_seq: Seq,
+    budget: Duration,
+) -> Result<Vec<Message>, ClientError> {
+    let limit = switchboard_protocol::limits::MAX_HISTORY_LIMIT;
+    let mut pages = Vec::new();
+    let mut before = last_seq.saturating_add(1);
+    while before > since.saturating_add(1) {
+        let mut pacer = Pacer::new(budget);
+        let page = loop {
+            let result = conn.history(room, Some(before), Some(limit)).await;
+            if !pacer.retry(&result).await {
+                break result?;
+            }
+        };
+        let Some(first) = page.first() else { break };
+        before = first.seq;
+        let short = page.len() < limit as usize;
+        pages.push(page);
+        if short {
+            break;
+        }
+    }
+    Ok(pages
+        .into_iter()
+        .rev()
+        .flatten()
+        .filter(|m| m.seq > since && m.seq <= last_seq)
+        .collect())
 }
 
 /// Awaits `fut` for at most `timeout`.
@@ -369,7 +459,14 @@ mod tests {
 
     #[test]
     fn reconnects_after_the_documented_close_codes_only() {
-        for code in [None, Some(1001), Some(1011), Some(1012), Some(4000)] {
+        for code in [
+            None,
+            Some(1001),
+            Some(1011),
+            Some(1012),
+            Some(1013),
+            Some(4000),
+        ] {
             assert!(is_transient(&closed(code)), "{code:?}");
         }
         for code in [1000, 1002, 1007, 1008, 1009, 4999] {

@@ -12,6 +12,11 @@ impl Connection {
     /// Subscribes to `room`. With `since`, returns the stored messages after it (ascending,
     /// tombstones included) that the server delivered before `subbed`; always returns the
     /// room's `last_seq`. Live events follow through [`Connection::next_event`].
+    ///
+    /// A `since` further back than the server replays is refused with `catchup_too_large`
+    /// ([`ClientError::Rejected`]); [`crate::reconnect::ReconnectingClient`] then subscribes
+    /// without `since` and pages the gap with [`Connection::history`]. A room this connection
+    /// already follows is answered without any catch-up.
     pub async fn subscribe(
         &mut self,
         room: &str,

@@ -231,6 +231,7 @@ mod tests {
             tx,
             kill: Arc::new(KillSwitch::default()),
             user: None,
+            username: None,
             session: "s".into(),
             queued: Arc::default(),
         });

@@ -45,6 +45,7 @@ async fn subscriber(node: &Node, room: &str) -> crate::outbox::Receiver {
         tx,
         kill: Arc::new(KillSwitch::default()),
         user: None,
+        username: None,
         session: "s".into(),
         queued: Arc::default(),
     });

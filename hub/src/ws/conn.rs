@@ -45,7 +45,8 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
     };
     let cfg = &app.cfg;
     let (rd, wr) = tokio::io::split(ws.into_inner());
-    let mut reader = MessageReader::new(rd, cfg.max_frame_bytes);
+    let mut reader = MessageReader::new(rd, cfg.max_frame_bytes)
+        .with_fragment_limits(app.registry.fragment_limits().clone());
     let (tx, rx) = outbox(cfg.outbound_queue_len);
     let kill = Arc::new(KillSwitch::default());
     let anon_session: Arc<str> = format!("anon-{}", uuid::Uuid::new_v4()).into();
@@ -54,6 +55,7 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
         tx: tx.clone(),
         kill: kill.clone(),
         user: None,
+        username: None,
         session: anon_session.clone(),
         queued: queued.clone(),
     });
@@ -70,6 +72,7 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
         bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
         anon_session,
         sends: None,
+        queued: queued.clone(),
     };
 
     {
@@ -101,8 +104,9 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
             }
         }
     }
-    app.registry.remove_conn(conn, session.rooms.iter());
+    // Presence first: it asks the registry which subscriptions are still this connection's.
     Box::pin(session.leave_presence(None)).await;
+    app.registry.remove_conn(conn, session.rooms.iter());
 }
 
 /// The protocol state of one connection (owned by its reader future).
@@ -121,7 +125,13 @@ struct Session {
     anon_session: Arc<str>,
     /// Bounds the sends waiting for their acks; made at the first send.
     sends: Option<Arc<Semaphore>>,
+    /// The connection's queued bytes (see `ConnHandle::queued`): a catch-up queues its next
+    /// page only when they are low enough.
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
+
+/// Messages per catch-up page: what one store read returns and what one queued item holds.
+const CATCH_UP_PAGE: u32 = switchboard_protocol::limits::MAX_HISTORY_LIMIT;
 
 /// Most sends of one connection waiting for their acks at once (see `Session::send`).
 const MAX_SENDS_IN_FLIGHT: usize = 64;
@@ -207,15 +217,18 @@ impl Session {
                 return true;
             }
         };
-        // Decoding first costs little and lets the refusal echo the frame's id. `hello` and
-        // the first `sub` of each room are free, so a client resuming many rooms after a
-        // reconnect is never stuck behind its own burst.
-        let free = match &frame {
-            Ok(ClientFrame::Hello { .. }) => true,
-            Ok(ClientFrame::Sub { room, .. }) => !self.rooms.iter().any(|r| **r == **room),
-            _ => false,
+        // Decoding first costs little and lets the refusal echo the frame's id. `hello` and a
+        // successful first `sub` of a room are free, so a client resuming many rooms after a
+        // reconnect is never stuck behind its own burst; a refused `sub` costs a token (see
+        // `dispatch`), and none is even tried while the bucket is empty.
+        let (free, allowed) = match &frame {
+            Ok(ClientFrame::Hello { .. }) => (true, true),
+            Ok(ClientFrame::Sub { room, .. }) if !self.subscribed(room) => {
+                (true, self.bucket.has_token())
+            }
+            _ => (false, false),
         };
-        if !free && !self.bucket.take() {
+        if !allowed && (free || !self.bucket.take()) {
             let id = match &frame {
                 Ok(f) => f.id().cloned(),
                 Err(e) => e.id.clone(),
@@ -247,23 +260,39 @@ impl Session {
         }
     }
 
-    /// Stops counting towards presence in `room` (or in every room when `None`).
+    /// Whether this connection is subscribed to `room` now (the registry's word: a
+    /// subscription can end without the connection asking, see `Registry::evict_user`).
+    fn subscribed(&self, room: &str) -> bool {
+        self.app.registry.is_subscribed(self.conn, room)
+    }
+
+    /// Forgets the rooms whose subscription the registry ended (evictions): their presence
+    /// was given back by the eviction, so they must not leave again.
+    fn forget_evicted(&mut self) {
+        let registry = &self.app.registry;
+        let conn = self.conn;
+        self.rooms.retain(|r| registry.is_subscribed(conn, r));
+        self.present.retain(|r| registry.is_subscribed(conn, r));
+    }
+
+    /// Stops counting towards presence in `room` (or in every room when `None`). Call it
+    /// before the registry forgets the subscriptions: a room whose subscription an eviction
+    /// ended already had this connection's presence given back, and is skipped.
     async fn leave_presence(&mut self, room: Option<&str>) {
         let Some(who) = self.identity.clone() else {
             return;
         };
         let leaving: Vec<Arc<str>> = match room {
-            Some(r) => self
-                .present
-                .iter()
-                .filter(|p| ***p == *r)
-                .cloned()
-                .collect(),
-            None => self.present.clone(),
+            Some(r) => match self.present.iter().position(|p| **p == *r) {
+                Some(i) => vec![self.present.swap_remove(i)],
+                None => Vec::new(),
+            },
+            None => std::mem::take(&mut self.present),
         };
-        self.present.retain(|p| !leaving.contains(p));
         for room in leaving {
-            self.app.service.presence_leave(&who, &room).await;
+            if self.subscribed(&room) {
+                self.app.service.presence_leave(&who, &room).await;
+            }
         }
     }
 
@@ -350,15 +379,22 @@ impl Session {
             }
             ClientFrame::Ping { id } => ServerFrame::Pong { id },
             ClientFrame::Sub { id, room, since } => {
+                let first = !self.subscribed(&room);
                 match self.subscribe(&room, since, id.clone()).await {
                     Ok(()) => return,
-                    Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
+                    Err(e) => {
+                        // Only a successful first `sub` is free (see `incoming`).
+                        if first {
+                            self.bucket.take();
+                        }
+                        ServerFrame::error(id, e.code(), e.public_message())
+                    }
                 }
             }
             ClientFrame::Unsub { id, room } => {
+                self.leave_presence(Some(&room)).await;
                 self.app.registry.unsubscribe(self.conn, &room);
                 self.rooms.retain(|r| **r != *room);
-                self.leave_presence(Some(&room)).await;
                 let reply = ServerFrame::Unsubbed {
                     id,
                     room: room.clone(),
@@ -471,22 +507,57 @@ impl Session {
         });
     }
 
-    /// `sub`: buffer live events, register, read the catch-up, then hand both to the writer,
-    /// which delivers the catch-up, `subbed`, and the buffered events past it (see writer.rs).
+    /// `sub`: buffer live events, register, queue the catch-up a page at a time, then `subbed`;
+    /// the writer delivers the pages, `subbed`, and the buffered events past them (writer.rs).
+    ///
+    /// A room already subscribed is answered with `subbed` (its `last_seq` now) and nothing
+    /// else: no second catch-up. A `since` more than `--max-catchup-messages` behind is refused
+    /// before anything is registered, as is a new room past `--max-subscriptions`.
     async fn subscribe(
         &mut self,
         room: &str,
         since: Option<u64>,
         id: Option<FrameId>,
     ) -> crate::error::Result<()> {
-        let service = &self.app.service;
-        service.readable_room(self.identity.as_ref(), room).await?;
+        let cfg = self.app.cfg.clone();
+        let service = self.app.service.clone();
+        let rec = service.readable_room(self.identity.as_ref(), room).await?;
+        if self.subscribed(room) {
+            let subbed = ServerFrame::Subbed {
+                id,
+                room: room.to_owned(),
+                last_seq: rec.last_seq,
+            };
+            self.reply(subbed).await;
+            return Ok(());
+        }
+        // Not subscribed, in the registry's word: an entry of ours for the room is stale (an
+        // eviction ended it, and gave its presence back).
+        self.rooms.retain(|r| **r != *room);
+        self.present.retain(|r| **r != *room);
+        if self.rooms.len() >= cfg.max_subscriptions {
+            self.forget_evicted();
+        }
+        if self.rooms.len() >= cfg.max_subscriptions {
+            return Err(crate::error::Error::TooManySubscriptions(
+                cfg.max_subscriptions,
+            ));
+        }
+        if let Some(since) = since {
+            if rec.last_seq.saturating_sub(since) > cfg.max_catchup_messages {
+                return Err(crate::error::Error::CatchupTooLarge(
+                    cfg.max_catchup_messages,
+                ));
+            }
+        }
         let room: Arc<str> = room.into();
         if self.tx.send(Out::BeginSub(room.clone())).await.is_err() {
             return Ok(());
         }
-        if !self.rooms.contains(&room) {
-            self.rooms.push(room.clone());
+        self.rooms.push(room.clone());
+        if let Some(who) = &self.identity {
+            // Before `subscribe`, which copies the handle: evictions report presence by name.
+            self.app.registry.name(self.conn, &who.username);
         }
         let result =
             async {
@@ -495,33 +566,18 @@ impl Session {
                         crate::error::Error::Unavailable("the broker is unavailable")
                     })?;
                 }
-                // A recent `since` (a short disconnect) is served from the hot window.
-                if let Some(hot) = since.and_then(|s| self.app.registry.hot().after(&room, s)) {
-                    return Ok::<_, crate::error::Error>((hot.frames, hot.upto));
-                }
                 let last_seq = service
                     .readable_room(self.identity.as_ref(), &room)
                     .await?
                     .last_seq;
-                let messages = match since {
-                    Some(since) => service.messages_after(&room, since).await?,
-                    None => Vec::new(),
-                };
-                // The client now has every message up to `upto`; live events at or below it are
-                // dropped by the writer, those above it follow `subbed`.
-                let upto = match since {
-                    None => last_seq,
-                    Some(since) => messages.last().map_or(since.min(last_seq), |m| m.seq),
-                };
-                let frames = messages
-                    .into_iter()
-                    .map(|m| ServerFrame::Message(m).to_bytes())
-                    .collect();
-                Ok((frames, upto))
+                match since {
+                    None => Ok(last_seq),
+                    Some(since) => Box::pin(self.catch_up(&room, since, last_seq)).await,
+                }
             }
             .await;
-        let (messages, upto) = match result {
-            Ok(v) => v,
+        let upto = match result {
+            Ok(upto) => upto,
             Err(e) => {
                 self.app.registry.unsubscribe(self.conn, &room);
                 self.rooms.retain(|r| *r != room);
@@ -536,24 +592,87 @@ impl Session {
         }
         .to_bytes();
         if let Some(who) = &self.identity {
-            if !self.present.contains(&room) {
+            // Not if an eviction ended the subscription meanwhile: it counted no join.
+            if !self.present.contains(&room) && self.subscribed(&room) {
                 self.present.push(room.clone());
                 self.app.service.presence_join(who, &room).await;
             }
         }
         if self
             .tx
-            .send(Out::CatchUp {
-                room,
-                messages,
-                subbed,
-                upto,
-            })
+            .send(Out::CatchUp { room, subbed, upto })
             .await
             .is_err()
         {
             self.kill.kill(close::SLOW_CONSUMER);
         }
         Ok(())
+    }
+
+    /// Queues every message after `since` for `room` (from the hot window when it covers them,
+    /// else from the store a page at a time); returns the seq up to which the client then has
+    /// every message. Live events at or below it are dropped by the writer; those above it
+    /// follow `subbed`.
+    async fn catch_up(&self, room: &str, since: u64, last_seq: u64) -> crate::error::Result<u64> {
+        let closing = |_| crate::error::Error::Unavailable("the connection is closing");
+        // A recent `since` (a short disconnect) is served from the hot window.
+        if let Some(hot) = self.app.registry.hot().after(room, since) {
+            let mut last_page = 0;
+            for page in hot.frames.chunks(CATCH_UP_PAGE as usize) {
+                self.room_for_page(last_page).await.map_err(closing)?;
+                last_page = self.queue_page(page.to_vec()).await.map_err(closing)?;
+            }
+            return Ok(hot.upto);
+        }
+        let service = &self.app.service;
+        service.check_retained(room, since).await?;
+        let mut upto = since.min(last_seq);
+        let mut last_page = 0;
+        while upto < last_seq {
+            // Wait before reading: a waiting catch-up holds no page of its own.
+            self.room_for_page(last_page).await.map_err(closing)?;
+            let page = service.messages_after(room, upto, CATCH_UP_PAGE).await?;
+            let Some(last) = page.last() else { break };
+            upto = last.seq;
+            let full = page.len() == CATCH_UP_PAGE as usize;
+            let frames = page
+                .into_iter()
+                .map(|m| ServerFrame::Message(m).to_bytes())
+                .collect();
+            last_page = self.queue_page(frames).await.map_err(closing)?;
+            if !full {
+                break;
+            }
+        }
+        Ok(upto)
+    }
+
+    /// Waits until the catch-up pages not yet written leave room for another page of about
+    /// `page` bytes (the size of the last one) within `Registry::catch_up_bytes`; with none in
+    /// flight there is always room. This is the catch-up's back-pressure: a peer that does not
+    /// read holds about one page, until the writer's timeout ends the connection. (Paced on the
+    /// pages only: the connection's queued bytes also hold the room's live events, which wait
+    /// for the catch-up to end.)
+    async fn room_for_page(&self, page: usize) -> Result<(), crate::outbox::Closed> {
+        let room = self.app.registry.catch_up_bytes();
+        let tx = &self.tx;
+        tx.wait_until(|| {
+            let pages = tx.page_bytes();
+            pages == 0 || pages.saturating_add(page) <= room
+        })
+        .await
+    }
+
+    /// Queues one catch-up page, counted in the connection's queued bytes (the byte bound the
+    /// fanout enforces) until the writer has written it; returns its size.
+    async fn queue_page(
+        &self,
+        messages: Vec<bytes::Bytes>,
+    ) -> Result<usize, crate::outbox::Closed> {
+        let bytes: usize = messages.iter().map(bytes::Bytes::len).sum();
+        self.queued.fetch_add(bytes, Ordering::AcqRel);
+        self.tx.add_page_bytes(bytes);
+        self.tx.send(Out::CatchUpPage { messages, bytes }).await?;
+        Ok(bytes)
     }
 }

@@ -5,8 +5,13 @@
 //! Frames come from [`super::frame::FrameReader`]; a [`MessageReader`] is only ever polled from
 //! one future that is never dropped mid-read while the connection lives (see `conn.rs`).
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
 use switchboard_protocol::close;
 use tokio::io::AsyncRead;
+use tokio::time::Instant;
 
 use super::frame::{close_code_allowed, FrameError, FrameReader, OpCode};
 use crate::outbox::Sender;
@@ -32,6 +37,10 @@ pub enum TransportError {
     InvalidUtf8,
     #[error("protocol violation: {0}")]
     Protocol(&'static str),
+    #[error("a fragmented message stayed unfinished for over {0:?}")]
+    FragmentTimeout(Duration),
+    #[error("the node holds its most bytes of unfinished fragmented messages")]
+    ReassemblyFull,
     #[error("connection lost: {0}")]
     Io(std::io::Error),
 }
@@ -43,6 +52,8 @@ impl TransportError {
             Self::TooBig(_) => Some((close::TOO_BIG, "message too big")),
             Self::InvalidUtf8 => Some((close::INVALID_UTF8, "invalid UTF-8")),
             Self::Protocol(_) => Some((close::PROTOCOL_ERROR, "protocol error")),
+            Self::FragmentTimeout(_) => Some((close::POLICY, "fragmented message unfinished")),
+            Self::ReassemblyFull => Some((close::TRY_AGAIN_LATER, "too many unfinished messages")),
             Self::Io(_) => None,
         }
     }
@@ -58,12 +69,86 @@ impl From<FrameError> for TransportError {
     }
 }
 
+/// The node's bounds on unfinished fragmented messages: how long one may stay unfinished (from
+/// its first fragment), and how many bytes all of them together may hold. Without them a peer
+/// that sends a first fragment and then only pongs holds up to `--max-frame-bytes` for as long
+/// as it likes, on every connection it opens.
+///
+/// **Invariant:** `held` is the sum of the bytes of every [`Held`] alive; a reservation over
+/// `max_bytes` is refused, never granted in part.
+#[derive(Debug)]
+pub struct FragmentLimits {
+    timeout: Duration,
+    max_bytes: usize,
+    held: AtomicUsize,
+}
+
+impl FragmentLimits {
+    /// Messages unfinished for over `timeout` close their connection with 1008; a fragment that
+    /// takes the node's unfinished bytes over `max_bytes` closes its connection with 1013.
+    pub fn new(timeout: Duration, max_bytes: usize) -> Self {
+        Self {
+            timeout,
+            max_bytes,
+            held: AtomicUsize::new(0),
+        }
+    }
+
+    /// No bound (for tests and tools).
+    pub fn unbounded() -> Self {
+        Self::new(Duration::MAX, usize::MAX)
+    }
+
+    /// Bytes of unfinished messages held now, over the node.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Acquire)
+    }
+
+    /// Adds `n` bytes to `held` unless that goes over the bound.
+    fn reserve(self: &Arc<Self>, held: &mut Option<Held>, n: usize) -> Result<(), TransportError> {
+        let max = self.max_bytes;
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |h| {
+                h.checked_add(n).filter(|total| *total <= max)
+            })
+            .map_err(|_| TransportError::ReassemblyFull)?;
+        match held {
+            Some(h) => h.bytes += n,
+            None => {
+                *held = Some(Held {
+                    limits: self.clone(),
+                    bytes: n,
+                })
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Bytes one unfinished message holds against [`FragmentLimits`]; given back when dropped
+/// (the message completed, or the connection ended).
+#[derive(Debug)]
+struct Held {
+    limits: Arc<FragmentLimits>,
+    bytes: usize,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        self.limits.held.fetch_sub(self.bytes, Ordering::AcqRel);
+    }
+}
+
 /// A message being reassembled from fragments.
 struct Partial {
     opcode: OpCode,
     buf: Vec<u8>,
     /// `buf[..utf8_checked]` is known to be valid UTF-8 (text only).
     utf8_checked: usize,
+    /// When it must be complete (with fragment limits).
+    deadline: Option<Instant>,
+    /// Its bytes, counted against the node's limit (with fragment limits).
+    held: Option<Held>,
 }
 
 /// Reads whole messages, enforcing `max_message` on the reassembled size.
@@ -71,6 +156,8 @@ pub struct MessageReader<S> {
     frames: FrameReader<S>,
     max_message: usize,
     partial: Option<Partial>,
+    /// The node's bounds on unfinished messages; `None`: unbounded (the echo endpoint).
+    limits: Option<Arc<FragmentLimits>>,
 }
 
 impl<S: AsyncRead + Unpin> MessageReader<S> {
@@ -82,6 +169,27 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
             frames: FrameReader::new(io, max_message),
             max_message,
             partial: None,
+            limits: None,
+        }
+    }
+
+    /// Applies the node's bounds on unfinished fragmented messages.
+    pub fn with_fragment_limits(mut self, limits: Arc<FragmentLimits>) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
+    /// The next frame; with a message unfinished, only until its deadline.
+    async fn read_frame(&mut self) -> Result<super::frame::Frame, TransportError> {
+        let Some(deadline) = self.partial.as_ref().and_then(|p| p.deadline) else {
+            return Ok(self.frames.read_frame().await?);
+        };
+        // Boxed: only a connection in the middle of a message pays for the timer.
+        match Box::pin(tokio::time::timeout_at(deadline, self.frames.read_frame())).await {
+            Ok(frame) => Ok(frame?),
+            Err(_) => Err(TransportError::FragmentTimeout(
+                self.limits.as_ref().map_or(Duration::MAX, |l| l.timeout),
+            )),
         }
     }
 
@@ -92,7 +200,7 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
     /// be lost. Poll it from a future that lives as long as the connection.
     pub async fn next(&mut self, out: &Sender) -> Result<Incoming, TransportError> {
         loop {
-            let frame = self.frames.read_frame().await?;
+            let frame = self.read_frame().await?;
             match frame.opcode {
                 OpCode::Close => {
                     let echo = close_echo(frame.payload)?;
@@ -121,10 +229,16 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                         opcode: frame.opcode,
                         buf: frame.payload,
                         utf8_checked: 0,
+                        deadline: None,
+                        held: None,
                     };
                     check_utf8(&mut p, frame.fin)?;
                     if frame.fin {
                         return Ok(p.into_incoming());
+                    }
+                    if let Some(limits) = &self.limits {
+                        p.deadline = Instant::now().checked_add(limits.timeout);
+                        limits.reserve(&mut p.held, p.buf.len())?;
                     }
                     self.partial = Some(p);
                 }
@@ -134,6 +248,11 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
                     };
                     if p.buf.len() + frame.payload.len() > self.max_message {
                         return Err(TransportError::TooBig(self.max_message));
+                    }
+                    if let Some(limits) = &self.limits {
+                        if !frame.fin {
+                            limits.reserve(&mut p.held, frame.payload.len())?;
+                        }
                     }
                     p.buf.extend_from_slice(&frame.payload);
                     check_utf8(p, frame.fin)?;
@@ -207,7 +326,26 @@ mod tests {
             opcode: OpCode::Text,
             buf: bytes.to_vec(),
             utf8_checked: 0,
+            deadline: None,
+            held: None,
         }
+    }
+
+    #[test]
+    fn reservations_over_the_bound_are_refused_and_dropped_ones_given_back() {
+        let limits = Arc::new(FragmentLimits::new(Duration::from_secs(1), 10));
+        let (mut a, mut b) = (None, None);
+        limits.reserve(&mut a, 6).unwrap();
+        assert!(matches!(
+            limits.reserve(&mut b, 5),
+            Err(TransportError::ReassemblyFull)
+        ));
+        limits.reserve(&mut b, 4).unwrap();
+        assert_eq!(limits.held(), 10);
+        drop(a);
+        assert_eq!(limits.held(), 4);
+        drop(b);
+        assert_eq!(limits.held(), 0);
     }
 
     #[test]

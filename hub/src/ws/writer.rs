@@ -60,6 +60,13 @@ pub struct Writer<W> {
     last_event_write: Option<tokio::time::Instant>,
     /// Queued event bytes at which the window is cut short (see [`coalesce`](Self::coalesce)).
     hurry_bytes: usize,
+    /// Bytes of catch-up pages encoded since the last flush; subtracted from `queued` and
+    /// reported to the reader (which paces the catch-up on them) once they are written: until
+    /// then they are in memory, so they stay counted.
+    pages_unflushed: usize,
+    /// A catch-up page was written since the last look: the peer is reading, so it counts as
+    /// alive (its reader is busy with the catch-up and reads none of its pongs meanwhile).
+    pages_progress: bool,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -83,6 +90,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             coalesce: Duration::ZERO,
             last_event_write: None,
             hurry_bytes: usize::MAX,
+            pages_unflushed: 0,
+            pages_progress: false,
         }
     }
 
@@ -146,7 +155,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 Err(_) => return WriterExit::Dead,
                 Ok(Err(_)) => return WriterExit::Broken,
                 Ok(Ok(true)) => return WriterExit::Closed,
-                Ok(Ok(false)) => {}
+                Ok(Ok(false)) => {
+                    if std::mem::take(&mut self.pages_progress) {
+                        last_seen.store(now_ms() as u64, Ordering::Relaxed);
+                    }
+                }
             }
         }
     }
@@ -196,7 +209,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             match self.handle(item) {
                 Ok(false) => {}
                 Ok(true) => {
-                    self.ws.flush().await?;
+                    self.flush(rx).await?;
                     return Ok(true);
                 }
                 Err(e) => {
@@ -211,8 +224,21 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 next = rx.try_recv();
             }
         }
-        self.ws.flush().await?;
+        self.flush(rx).await?;
         Ok(false)
+    }
+
+    /// Writes what is encoded; then the catch-up pages in it no longer count as queued, and a
+    /// reader waiting to queue the next page is woken.
+    async fn flush(&mut self, rx: &Receiver) -> std::io::Result<()> {
+        self.ws.flush().await?;
+        if self.pages_unflushed > 0 {
+            let written = std::mem::take(&mut self.pages_unflushed);
+            self.queued.fetch_sub(written, Ordering::AcqRel);
+            rx.pages_written(written);
+            self.pages_progress = true;
+        }
+        Ok(())
     }
 
     fn text(&mut self, bytes: &[u8]) {
@@ -228,15 +254,13 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             Out::BeginSub(room) => {
                 self.rooms.insert(room, RoomState::Pending(Vec::new()));
             }
-            Out::CatchUp {
-                room,
-                messages,
-                subbed,
-                upto,
-            } => {
+            Out::CatchUpPage { messages, bytes } => {
                 for m in &messages {
                     self.text(m);
                 }
+                self.pages_unflushed += bytes;
+            }
+            Out::CatchUp { room, subbed, upto } => {
                 self.text(&subbed);
                 let pending = match self.rooms.insert(room, RoomState::Live { upto }) {
                     Some(RoomState::Pending(p)) => p,

@@ -267,7 +267,8 @@ export class Socket {
 
   subbed(frame) {
     if (this.rooms.get(frame.room) === null) {
-      // Subscribed without `since` after history_expired: the page reloads the room's history.
+      // Subscribed without `since` after history_expired or catchup_too_large: the page
+      // reloads the room's history.
       this.rooms.set(frame.room, frame.last_seq);
       this.onFrame({ type: "room_reset", room: frame.room, last_seq: frame.last_seq });
     }
@@ -304,7 +305,11 @@ export class Socket {
       return;
     }
     if (kind === "sub" && this.rooms.has(key)) {
-      if (frame.code === "history_expired") {
+      if (frame.code === "history_expired" || frame.code === "catchup_too_large") {
+        // Retention deleted part of the gap, or the gap is longer than the server replays:
+        // subscribe without `since`; `subbed` then makes the page reload the room's newest
+        // messages (`room_reset`) and it pages older ones with history as they are scrolled to,
+        // so nothing is lost and the store (keyed by seq) holds each message once.
         this.rooms.set(key, null);
         this.sendSub(key);
       } else if (RETRY_CODES.has(frame.code)) {

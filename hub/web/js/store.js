@@ -191,7 +191,8 @@ export class Store {
     this.changed();
   }
 
-  /// The room's stored messages are no longer known (history_expired): reload from scratch.
+  /// The room's stored messages are no longer known (history_expired, catchup_too_large):
+  /// reload from scratch.
   reset(roomId, lastSeq) {
     const room = this.rooms.get(roomId);
     if (!room) return;
