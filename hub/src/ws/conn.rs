@@ -22,6 +22,7 @@ use switchboard_protocol::ErrorCode;
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 
+use super::slots::Slot;
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
 use crate::outbox::{outbox, Sender};
@@ -38,7 +39,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 ///
 /// It is the connection's whole task: everything it holds while the connection is idle is the
 /// per-connection memory cost, so the state of anything transient is boxed (see `frame.rs`).
-pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Identity>>) {
+pub async fn serve(
+    upgrade: UpgradeFut,
+    app: AppState,
+    pre_auth: Option<Box<Identity>>,
+    slot: Slot,
+) {
     let ws = match upgrade.await {
         Ok(ws) => ws,
         Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
@@ -70,6 +76,7 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
         bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
         anon_session,
         sends: None,
+        slot,
     };
 
     {
@@ -121,6 +128,8 @@ struct Session {
     anon_session: Arc<str>,
     /// Bounds the sends waiting for their acks; made at the first send.
     sends: Option<Arc<Semaphore>>,
+    /// This connection's anonymous and per-IP slot, released when the connection ends.
+    slot: Slot,
 }
 
 /// Most sends of one connection waiting for their acks at once (see `Session::send`).
@@ -311,6 +320,7 @@ impl Session {
             .as_ref()
             .map_or_else(|| self.anon_session.clone(), |i| i.session.clone());
         if let Some(who) = &identity {
+            self.slot.authenticated();
             self.app
                 .registry
                 .identify(self.conn, who.id.clone(), session.clone());
