@@ -249,12 +249,12 @@ mod tests {
         let (second, _) = admitted(&table);
         // The first one is serving a request: it is not evictable.
         let guard = first.state.begin_request();
-        let (_third, evicted) = admitted(&table);
+        let (third, evicted) = admitted(&table);
         assert!(evicted);
         assert_eq!(table.len(), 2);
         assert!(!table.open.lock().unwrap().contains_key(&second.id));
         // Now both are busy... once the third is too, nothing can be evicted.
-        let _busy = _third.state.begin_request();
+        let _busy = third.state.begin_request();
         assert!(matches!(table.admit(), Admission::Full));
         drop(guard);
         assert!(first.state.idle_for(now_ms()).is_some());

@@ -86,11 +86,8 @@ struct Ctx {
 }
 
 impl Ctx {
+    /// Whether `peer` (canonical, see [`proxy_header::canonical`]) is a trusted load balancer.
     fn trusts(&self, peer: IpAddr) -> bool {
-        let peer = match peer {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(peer, IpAddr::V4),
-            v4 => v4,
-        };
         self.opts
             .proxy_protocol_from
             .iter()
@@ -195,14 +192,15 @@ async fn serve_conn(
     stop: CancellationToken,
 ) {
     let state = slot.state.clone();
-    let (ip, prefix) = if ctx.trusts(peer.ip()) {
+    let peer_ip = proxy_header::canonical(peer.ip());
+    let (ip, prefix) = if ctx.trusts(peer_ip) {
         let header = tokio::time::timeout(
             ctx.opts.header_read_timeout,
             proxy_header::read(&mut stream),
         );
         tokio::select! {
             read = header => match read {
-                Ok(Ok((client, rest))) => (client.unwrap_or(peer.ip()), rest),
+                Ok(Ok((client, rest))) => (client.unwrap_or(peer_ip), rest),
                 Ok(Err(e)) => return tracing::debug!(%peer, error = %e, "PROXY header refused"),
                 Err(_) => return tracing::debug!(%peer, "no PROXY header in time"),
             },
@@ -210,7 +208,7 @@ async fn serve_conn(
             () = stop.cancelled() => return,
         }
     } else {
-        (peer.ip(), Bytes::new())
+        (peer_ip, Bytes::new())
     };
     let io = TokioIo::new(io::Tracked::new(stream, prefix, state.clone()));
     let (router, busy) = (ctx.router.clone(), state.clone());

@@ -92,8 +92,9 @@ pub(crate) async fn read(
     }
 }
 
-/// An IPv4-mapped IPv6 address as the IPv4 address it is, so per-IP counts agree.
-fn canonical(ip: IpAddr) -> IpAddr {
+/// An IPv4-mapped IPv6 address as the IPv4 address it is, so per-IP counts and the trusted
+/// list agree whether the hub listens on IPv4 or dual-stack.
+pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,
