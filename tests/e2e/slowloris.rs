@@ -98,6 +98,39 @@ async fn healthz_answers_while_more_waiting_connections_than_the_cap_are_held() 
     assert_eq!(healthz(server.addr()).await, Some(200));
 }
 
+#[tokio::test]
+async fn healthz_answers_while_slow_request_bodies_fill_the_cap() {
+    const CAP: usize = 4;
+    let server = TestServer::start_with(&[
+        "--max-http-connections",
+        &CAP.to_string(),
+        "--header-read-timeout-ms",
+        "300",
+    ])
+    .await;
+    let mut held = Vec::new();
+    for _ in 0..CAP {
+        let mut stream = tcp(server.addr()).await;
+        stream
+            .write_all(
+                b"POST /v1/auth/register HTTP/1.1\r\nHost: hub\r\n\
+                  Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{",
+            )
+            .await
+            .expect("a request whose body never comes");
+        held.push(stream);
+    }
+    // Requests being served are evicted only once busy for longer than the header-read timeout:
+    // until then a newcomer finds the table full and is closed at once, so this polls.
+    within("a /healthz answer", async {
+        while healthz(server.addr()).await != Some(200) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    read_to_close("the oldest slow request to be evicted", &mut held[0]).await;
+}
+
 /// The hub binary under `ulimit -n 256`, its log lines collected.
 struct LimitedHub {
     child: std::process::Child,

@@ -3,9 +3,12 @@
 //!
 //! A connection is **waiting** from its accept, or from the end of a response, until the head of
 //! its next request is complete; then **busy** until its response body is dropped (written or
-//! abandoned). Only waiting connections are evicted, oldest wait first: they are what a
-//! slowloris holds (idle sockets, heads that never finish), while a busy one is a request the
-//! hub is already serving. So a fresh `/healthz` request always finds room at the cap.
+//! abandoned). At the cap, waiting connections are evicted first, oldest wait first: they are
+//! what a slowloris holds (idle sockets, heads that never finish). Only when none waits is a
+//! busy one evicted, the oldest, and only if it has been busy longer than the stale bound (the
+//! header-read timeout): a request whose body trickles in holds its slot no longer than that,
+//! while the hub's own requests take milliseconds. So a fresh `/healthz` request finds room at
+//! the cap, at once or within the stale bound.
 
 use std::collections::HashMap;
 use std::pin::Pin;
@@ -36,7 +39,7 @@ pub(crate) fn now_ms() -> u64 {
 /// What the accept loop, the IO wrapper and the response body share about one connection.
 pub(crate) struct ConnState {
     phase: AtomicU8,
-    /// When the current wait began ([`now_ms`]); meaningless while busy.
+    /// When the current wait or request began ([`now_ms`]).
     since: AtomicU64,
     /// Notified to close the connection at once (eviction, end of the grace period).
     evict: Notify,
@@ -65,6 +68,7 @@ impl ConnState {
     /// A request head is complete: busy until the returned guard (held by the response body)
     /// is dropped.
     pub(crate) fn begin_request(self: &Arc<Self>) -> RequestGuard {
+        self.since.store(now_ms(), Ordering::Release);
         self.phase.store(BUSY, Ordering::Release);
         RequestGuard(self.clone())
     }
@@ -80,9 +84,16 @@ impl ConnState {
         self.evict.notified().await;
     }
 
-    /// The wait start, if the connection is waiting for a request head.
-    fn waiting_since(&self) -> Option<u64> {
-        (self.phase.load(Ordering::Acquire) != BUSY).then(|| self.since.load(Ordering::Acquire))
+    /// Its rank for eviction, lowest first: waiting connections by the start of their wait,
+    /// then busy ones that began at `stale_before` or earlier by the start of their request;
+    /// `None` for a busy one that is younger (every busy one when `stale_before` is `None`).
+    fn eviction_rank(&self, stale_before: Option<u64>) -> Option<(bool, u64)> {
+        let since = self.since.load(Ordering::Acquire);
+        match self.phase.load(Ordering::Acquire) {
+            BUSY if stale_before.is_some_and(|b| since <= b) => Some((true, since)),
+            BUSY => None,
+            _ => Some((false, since)),
+        }
     }
 }
 
@@ -134,6 +145,8 @@ impl<B: Body + Unpin> Body for GuardedBody<B> {
 /// The open HTTP connections, capped at `--max-http-connections`.
 pub(crate) struct HttpConns {
     cap: usize,
+    /// How long a request may be busy before it may be evicted, in ms.
+    stale_ms: u64,
     open: Mutex<HashMap<u64, Arc<ConnState>>>,
     next_id: AtomicU64,
 }
@@ -147,21 +160,21 @@ pub(crate) enum Admission {
 }
 
 impl HttpConns {
-    pub(crate) fn new(cap: usize) -> Arc<Self> {
+    pub(crate) fn new(cap: usize, stale: std::time::Duration) -> Arc<Self> {
         Arc::new(Self {
             cap: cap.max(1),
+            stale_ms: stale.as_millis() as u64,
             open: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(1),
         })
     }
 
-    /// Admits a new connection; at the cap, evicts the one that has waited longest for a
-    /// request head first.
+    /// Admits a new connection; at the cap, evicts one first (see the module doc).
     pub(crate) fn admit(self: &Arc<Self>) -> Admission {
         let mut open = self.open.lock().expect("the table lock is never poisoned");
         let mut evicted = false;
         if open.len() >= self.cap {
-            if !Self::evict_oldest_locked(&mut open) {
+            if !self.evict_oldest_locked(&mut open) {
                 return Admission::Full;
             }
             evicted = true;
@@ -179,16 +192,18 @@ impl HttpConns {
         }
     }
 
-    /// Closes the connection that has waited longest for a request head; false if none waits.
+    /// Closes the connection first in line for eviction (see the module doc); false if none
+    /// may be evicted.
     pub(crate) fn evict_oldest(&self) -> bool {
         let mut open = self.open.lock().expect("the table lock is never poisoned");
-        Self::evict_oldest_locked(&mut open)
+        self.evict_oldest_locked(&mut open)
     }
 
-    fn evict_oldest_locked(open: &mut HashMap<u64, Arc<ConnState>>) -> bool {
+    fn evict_oldest_locked(&self, open: &mut HashMap<u64, Arc<ConnState>>) -> bool {
+        let stale_before = now_ms().checked_sub(self.stale_ms);
         let victim = open
             .iter()
-            .filter_map(|(id, s)| s.waiting_since().map(|since| (since, *id)))
+            .filter_map(|(id, s)| s.eviction_rank(stale_before).map(|rank| (rank, *id)))
             .min();
         match victim.and_then(|(_, id)| open.remove(&id)) {
             Some(state) => {
@@ -244,7 +259,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_waiting_connection_is_evicted() {
-        let table = HttpConns::new(2);
+        let table = HttpConns::new(2, std::time::Duration::from_secs(3600));
         let (first, _) = admitted(&table);
         let (second, _) = admitted(&table);
         // The first one is serving a request: it is not evictable.
@@ -265,8 +280,36 @@ mod tests {
     }
 
     #[test]
+    fn a_request_busy_past_the_stale_bound_is_evicted_when_none_waits() {
+        let table = HttpConns::new(2, std::time::Duration::ZERO);
+        let (old, _) = admitted(&table);
+        let (young, _) = admitted(&table);
+        let _a = old.state.begin_request();
+        let _b = young.state.begin_request();
+        // Both began in the future: neither is stale yet.
+        old.state.since.store(now_ms() + 10_000, Ordering::Release);
+        young
+            .state
+            .since
+            .store(now_ms() + 10_000, Ordering::Release);
+        assert!(matches!(table.admit(), Admission::Full));
+        // The first request began long ago (its body trickles in).
+        old.state.since.store(0, Ordering::Release);
+        young
+            .state
+            .since
+            .store(now_ms() + 10_000, Ordering::Release);
+        assert!(matches!(
+            table.admit(),
+            Admission::Admitted { evicted: true, .. }
+        ));
+        let open = table.open.lock().unwrap();
+        assert!(!open.contains_key(&old.id) && open.contains_key(&young.id));
+    }
+
+    #[test]
     fn bytes_move_a_waiting_connection_to_head_but_never_a_busy_one() {
-        let table = HttpConns::new(4);
+        let table = HttpConns::new(4, std::time::Duration::from_secs(3600));
         let (slot, _) = admitted(&table);
         slot.state.on_bytes();
         assert_eq!(slot.state.phase.load(Ordering::Relaxed), HEAD);

@@ -9,8 +9,9 @@
 //!   Our watchdog adds `--keep-alive-timeout-ms`, the shorter bound on the idle spell between a
 //!   response and the next request's first byte (hyper has no separate idle timer).
 //! - **Cap.** At most `--max-http-connections` connections that are not WebSockets; a new one
-//!   evicts the connection that has waited longest for a request head (see [`conns`]), so a
-//!   fresh `/healthz` is served while an attacker holds idle or half-sent connections.
+//!   evicts the connection that has waited longest for a request head, or else one whose request
+//!   has been busy longer than the header-read timeout (a trickling body; see [`conns`]), so a
+//!   fresh `/healthz` is served while an attacker holds idle, half-sent or slow connections.
 //! - **Descriptors.** One descriptor is kept in reserve. When `accept` fails for lack of
 //!   descriptors, the longest-waiting HTTP connection is evicted and the reserve given up, so the
 //!   waiting client is accepted into it; without a reserve the loop backs off (5 ms doubling to
@@ -106,7 +107,7 @@ pub(crate) async fn serve(
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(opts.header_read_timeout);
-    let table = HttpConns::new(opts.max_http_connections);
+    let table = HttpConns::new(opts.max_http_connections, opts.header_read_timeout);
     let grace = opts.grace;
     let ctx = Arc::new(Ctx { router, http, opts });
     let tasks = TaskTracker::new();
