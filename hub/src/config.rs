@@ -26,10 +26,18 @@ pub struct Config {
     pub data_dir: PathBuf,
 
     /// Origins allowed to open WebSockets from a browser, comma-separated (e.g.
-    /// `https://chat.example.com`). Empty: only the origin matching the request's Host.
-    /// Requests without an Origin header (non-browser clients) are always allowed.
+    /// `https://chat.example.com`), matched exactly (scheme included). Empty: the same-origin
+    /// rule of `--public-url`. Requests without an Origin header (non-browser clients) are always
+    /// allowed.
     #[arg(long, env = "SWITCHBOARD_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
+
+    /// A URL browsers reach this hub at (e.g. `https://chat.example.com`), repeatable or
+    /// comma-separated: a browser Origin with scheme `http`/`https` and one of these hosts
+    /// (port included) may open WebSockets. None: only loopback names (`localhost`,
+    /// `127.0.0.1`, `[::1]`) on the listen port, when the hub listens on a loopback address.
+    #[arg(long = "public-url", env = "SWITCHBOARD_PUBLIC_URL", value_delimiter = ',', value_parser = crate::ws::origin::PublicUrl::parse)]
+    pub public_urls: Vec<crate::ws::origin::PublicUrl>,
 
     /// Serve `GET /v1/echo`, a WebSocket echo endpoint for conformance suites.
     #[arg(long, env = "SWITCHBOARD_ECHO_ENDPOINT")]
@@ -145,6 +153,57 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_CONNECTIONS", default_value_t = 15_000)]
     pub max_connections: usize,
 
+    /// WebSocket connections that have not authenticated (no valid `Authorization` header on the
+    /// upgrade, no token in `hello` yet); further anonymous upgrades get 503 `unavailable`.
+    /// Default: a quarter of `--max-connections` (rounded up).
+    #[arg(long, env = "SWITCHBOARD_MAX_ANONYMOUS_CONNECTIONS")]
+    pub max_anonymous_connections: Option<usize>,
+
+    /// WebSocket connections per client IP (after the PROXY protocol); further upgrades from
+    /// that address get 429 `rate_limited`.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_CONNECTIONS_PER_IP",
+        default_value_t = 1_000
+    )]
+    pub max_connections_per_ip: usize,
+
+    /// Open HTTP connections that are not (yet) WebSockets. At the cap, a new connection
+    /// closes the oldest one that is waiting for a request head (idle or half-sent); if every
+    /// one is busy with a request, the new connection is closed.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MAX_HTTP_CONNECTIONS",
+        default_value_t = 1_024
+    )]
+    pub max_http_connections: usize,
+
+    /// Time a client has to send a complete request head, in milliseconds, counted from the
+    /// connection's accept or from the end of the previous response; past it the connection is
+    /// closed.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_HEADER_READ_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub header_read_timeout_ms: u64,
+
+    /// Time a keep-alive connection may sit idle between a response and the first byte of the
+    /// next request, in milliseconds (at most `--header-read-timeout-ms` takes effect).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_KEEP_ALIVE_TIMEOUT_MS",
+        default_value_t = 5_000
+    )]
+    pub keep_alive_timeout_ms: u64,
+
+    /// Load balancers (IPs or CIDRs, comma-separated) whose connections start with a PROXY
+    /// protocol header (v1 or v2) giving the real client's address. A connection from such an
+    /// address without a valid header is closed; from any other address a header is not
+    /// parsed (it is an invalid HTTP request). Empty: no PROXY protocol.
+    #[arg(long, env = "SWITCHBOARD_PROXY_PROTOCOL_FROM", value_delimiter = ',', value_parser = crate::listener::proxy_header::parse_net)]
+    pub proxy_protocol_from: Vec<ipnet::IpNet>,
+
     /// Bytes of events queued to one connection before it is closed with 4000 (slow
     /// consumer), besides the frame count of `--outbound-queue-len`.
     #[arg(long, env = "SWITCHBOARD_OUTBOUND_QUEUE_BYTES", default_value_t = 1 << 20)]
@@ -202,4 +261,13 @@ pub struct Config {
     /// fragment that would go over it closes its connection with 1013 (try again later).
     #[arg(long, env = "SWITCHBOARD_MAX_REASSEMBLY_BYTES", default_value_t = 64 << 20)]
     pub max_reassembly_bytes: usize,
+}
+
+impl Config {
+    /// The cap on anonymous WebSocket connections (`--max-anonymous-connections`, default a
+    /// quarter of `--max-connections`, rounded up).
+    pub fn anonymous_cap(&self) -> usize {
+        self.max_anonymous_connections
+            .unwrap_or(self.max_connections.div_ceil(4))
+    }
 }

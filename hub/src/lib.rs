@@ -2,6 +2,7 @@
 //!
 //! # Layout
 //! - [`server`]: assembles a node from its [`Config`] and serves it ([`run`]).
+//! - `listener`: the accept loop (timeouts, connection caps, PROXY protocol, client IP).
 //! - [`http`]: REST routes and extractors (thin adapters over [`service`]).
 //! - [`ws`]: the WebSocket endpoints: transport, per-connection task, echo.
 //! - [`service`]: every rule of rooms and messages, written once.
@@ -17,6 +18,7 @@ pub mod config;
 pub mod error;
 pub mod hot;
 pub mod http;
+pub(crate) mod listener;
 pub mod outbox;
 pub mod presence;
 pub mod ratelimit;

@@ -203,7 +203,15 @@ pub async fn run(
     let service = Service::new(store, broker.clone(), auth.users.clone(), presence)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
         .with_room_quota(cfg.rooms_per_hour);
+    let origins = crate::ws::origin::OriginPolicy::new(
+        &cfg.allowed_origins,
+        &cfg.public_urls,
+        listener.local_addr()?,
+    );
+    let slots = crate::ws::slots::Slots::new(cfg.anonymous_cap(), cfg.max_connections_per_ip);
     let app = AppState {
+        origins: Arc::new(origins),
+        slots: Arc::new(slots),
         cfg: Arc::new(cfg),
         service: Arc::new(service),
         registry: registry.clone(),
@@ -291,16 +299,13 @@ pub async fn run(
     let reg = registry.clone();
     let conns = app.conns.clone();
     let grace = Duration::from_millis(app.cfg.shutdown_grace_ms);
-    let serve = axum::serve(
-        listener,
-        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(async move {
+    let opts = crate::listener::Options::from_config(&app.cfg);
+    crate::listener::serve(listener, router, opts, async move {
         shutdown.await;
         tracing::info!("shutting down: closing connections with 1012");
         reg.kill_all(close::RESTARTING);
-    });
-    serve.await.context("serving")?;
+    })
+    .await;
     conns.close();
     if tokio::time::timeout(grace, conns.wait()).await.is_err() {
         tracing::warn!(

@@ -18,6 +18,10 @@ pub struct AppState {
     /// The fanout; `sub` takes a hold on a room through it.
     pub broker: Arc<dyn Broker>,
     pub verifier: switchboard_auth::Verifier,
+    /// The browser Origin rule of WebSocket upgrades.
+    pub origins: Arc<crate::ws::origin::OriginPolicy>,
+    /// Anonymous and per-IP WebSocket slots.
+    pub slots: Arc<crate::ws::slots::Slots>,
     /// Tracks WebSocket connection tasks, which outlive their HTTP request, so shutdown can
     /// wait for them.
     pub conns: TaskTracker,

@@ -12,6 +12,7 @@
 //!   of every hub, each under steady traffic: nothing acknowledged is lost or stored twice, no
 //!   subscriber sees a gap or a duplicate, and the cluster recovers by itself. Servers that a test
 //!   stops run privately (`switchboard_tests::private`).
+//! - `proxy`: HAProxy's PROXY protocol header gives the hubs the real client address.
 
 mod support;
 
@@ -19,3 +20,4 @@ mod chat;
 mod failover;
 mod faults;
 mod logout;
+mod proxy;

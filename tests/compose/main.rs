@@ -385,6 +385,23 @@ fn haproxy_config_names_the_three_hubs_and_is_valid() {
             problems.push(format!("deploy/haproxy.cfg lacks `{directive}`"));
         }
     }
+    // The hubs see the real client: PROXY protocol v2 on traffic and health checks alike, from
+    // the address the hubs trust.
+    let default_server = lines.iter().find(|w| w[0] == "default-server");
+    for word in ["send-proxy-v2", "check-send-proxy"] {
+        if !default_server.is_some_and(|w| w.contains(&word)) {
+            problems.push(format!("deploy/haproxy.cfg: default-server lacks `{word}`"));
+        }
+    }
+    let haproxy_ip = scalar(&haproxy["networks"]["default"]["ipv4_address"]);
+    for hub in HUBS {
+        let env = environment(service(&doc, hub));
+        if env.get("SWITCHBOARD_PROXY_PROTOCOL_FROM") != Some(&haproxy_ip) {
+            problems.push(format!(
+                "{hub}: SWITCHBOARD_PROXY_PROTOCOL_FROM must be HAProxy's address {haproxy_ip:?}"
+            ));
+        }
+    }
     let every_server_checked = lines
         .iter()
         .filter(|w| w[0] == "server")
@@ -410,6 +427,7 @@ fn the_local_cluster_template_renders_to_a_valid_haproxy_config() {
             } else {
                 line.replace("@BIND@", "127.0.0.1:19000")
                     .replace("@STATS_BIND@", "127.0.0.1:19099")
+                    .replace("@SOURCE@", "127.0.0.2")
                     + "\n"
             }
         })

@@ -2,7 +2,7 @@
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde::de::DeserializeOwned;
 use switchboard_protocol::ErrorCode;
@@ -11,7 +11,8 @@ use crate::error::error_response;
 use crate::service::Identity;
 use crate::state::AppState;
 
-/// `Json<T>` whose rejection is `400 bad_request` with our body.
+/// `Json<T>` whose rejection is `400 bad_request` with our body, or `413 too_large` for a body
+/// over the request body limit (axum's default, 2 MiB).
 pub struct AppJson<T>(pub T);
 
 impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
@@ -21,7 +22,14 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
         axum::Json::<T>::from_request(req, state)
             .await
             .map(|j| Self(j.0))
-            .map_err(|e| error_response(ErrorCode::BadRequest, e.body_text()))
+            .map_err(|e| {
+                let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ErrorCode::TooLarge
+                } else {
+                    ErrorCode::BadRequest
+                };
+                error_response(code, e.body_text())
+            })
     }
 }
 

@@ -22,6 +22,7 @@ use switchboard_protocol::ErrorCode;
 use tokio::io::AsyncRead;
 use tokio::sync::Semaphore;
 
+use super::slots::Slot;
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
 use crate::outbox::{outbox, Sender};
@@ -38,7 +39,12 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 ///
 /// It is the connection's whole task: everything it holds while the connection is idle is the
 /// per-connection memory cost, so the state of anything transient is boxed (see `frame.rs`).
-pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Identity>>) {
+pub async fn serve(
+    upgrade: UpgradeFut,
+    app: AppState,
+    pre_auth: Option<Box<Identity>>,
+    slot: Slot,
+) {
     let ws = match upgrade.await {
         Ok(ws) => ws,
         Err(e) => return tracing::debug!(error = %e, "upgrade failed"),
@@ -73,6 +79,7 @@ pub async fn serve(upgrade: UpgradeFut, app: AppState, pre_auth: Option<Box<Iden
         anon_session,
         sends: None,
         queued: queued.clone(),
+        slot,
     };
 
     {
@@ -128,6 +135,8 @@ struct Session {
     /// The connection's queued bytes (see `ConnHandle::queued`): a catch-up queues its next
     /// page only when they are low enough.
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// This connection's anonymous and per-IP slot, released when the connection ends.
+    slot: Slot,
 }
 
 /// Messages per catch-up page: what one store read returns and what one queued item holds.
@@ -340,6 +349,7 @@ impl Session {
             .as_ref()
             .map_or_else(|| self.anon_session.clone(), |i| i.session.clone());
         if let Some(who) = &identity {
+            self.slot.authenticated();
             self.app
                 .registry
                 .identify(self.conn, who.id.clone(), session.clone());

@@ -1,36 +1,30 @@
 //! WebSocket endpoints: `/v1/ws` (protocol v1) and `/v1/echo` (conformance).
 //!
-//! The upgrade is checked here, before any WebSocket exists: the Origin allowlist (403), an
-//! `Authorization` header if present (401), and the subprotocol.
+//! The upgrade is checked here, before any WebSocket exists: the Origin rule (403, see
+//! [`origin`]), the node's connection cap (503), an `Authorization` header if present (401),
+//! the per-IP cap (429) and the anonymous cap (503, see [`slots`]), and the subprotocol.
 
 pub mod conn;
 pub mod echo;
 pub mod frame;
+pub mod origin;
+pub mod slots;
 pub mod transport;
 pub mod writer;
+
+use std::net::{IpAddr, Ipv4Addr};
 
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use fastwebsockets::upgrade::IncomingUpgrade;
+use switchboard_auth::ClientIp;
 use switchboard_protocol::{ErrorCode, SUBPROTOCOL};
 
 use crate::error::error_response;
 use crate::http::extract::bearer_token;
 use crate::state::AppState;
-
-/// Whether a browser request from `origin` may upgrade. Without an allowlist, only the origin
-/// whose host:port equals the request's `Host` is allowed.
-pub fn origin_allowed(allowed: &[String], origin: &str, host: Option<&str>) -> bool {
-    let origin = origin.trim_end_matches('/');
-    if !allowed.is_empty() {
-        return allowed
-            .iter()
-            .any(|a| a.trim_end_matches('/').eq_ignore_ascii_case(origin));
-    }
-    let authority = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    host.is_some_and(|h| h.eq_ignore_ascii_case(authority))
-}
 
 #[allow(
     clippy::result_large_err,
@@ -40,9 +34,8 @@ fn check_origin(app: &AppState, headers: &HeaderMap) -> Result<(), Response> {
     let Some(origin) = headers.get(header::ORIGIN) else {
         return Ok(());
     };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
     match origin.to_str() {
-        Ok(o) if origin_allowed(&app.cfg.allowed_origins, o, host) => Ok(()),
+        Ok(o) if app.origins.allows(o) => Ok(()),
         _ => Err(error_response(ErrorCode::Forbidden, "origin not allowed")),
     }
 }
@@ -57,6 +50,7 @@ fn not_an_upgrade() -> Response {
 /// `GET /v1/ws`.
 pub async fn ws_handler(
     State(app): State<AppState>,
+    client: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     upgrade: Result<IncomingUpgrade, StatusCode>,
 ) -> Response {
@@ -77,6 +71,15 @@ pub async fn ws_handler(
         },
         Err(resp) => return resp,
     };
+    // The listener always sets it; a router served some other way counts as one address.
+    let ip = client.map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |Extension(c)| c.0);
+    let slot = match app.slots.acquire(ip, pre_auth.is_some()) {
+        Ok(slot) => slot,
+        Err(refusal) => {
+            tracing::debug!(%ip, %refusal, "upgrade refused");
+            return error_response(refusal.code(), refusal.to_string());
+        }
+    };
     let Ok(upgrade) = upgrade else {
         return not_an_upgrade();
     };
@@ -96,7 +99,7 @@ pub async fn ws_handler(
         );
     }
     let tracker = app.conns.clone();
-    tracker.spawn(conn::serve(fut, app, pre_auth.map(Box::new)));
+    tracker.spawn(conn::serve(fut, app, pre_auth.map(Box::new), slot));
     response.into_response()
 }
 
@@ -123,44 +126,4 @@ pub async fn echo_handler(
         }
     });
     response.into_response()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::origin_allowed;
-
-    #[test]
-    fn same_origin_by_default() {
-        assert!(origin_allowed(
-            &[],
-            "http://localhost:8080",
-            Some("localhost:8080")
-        ));
-        assert!(origin_allowed(
-            &[],
-            "https://chat.example.com",
-            Some("chat.example.com")
-        ));
-        assert!(!origin_allowed(
-            &[],
-            "http://evil.example",
-            Some("localhost:8080")
-        ));
-        assert!(!origin_allowed(&[], "http://localhost:8080", None));
-    }
-
-    #[test]
-    fn allowlist_replaces_the_default() {
-        let allowed = vec!["https://app.example.com".to_string()];
-        assert!(origin_allowed(
-            &allowed,
-            "https://app.example.com",
-            Some("hub:8080")
-        ));
-        assert!(!origin_allowed(
-            &allowed,
-            "http://hub:8080",
-            Some("hub:8080")
-        ));
-    }
 }

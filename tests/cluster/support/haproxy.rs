@@ -4,6 +4,10 @@
 use std::net::SocketAddr;
 use std::path::Path;
 
+/// The loopback address HAProxy connects to the hubs from (`@SOURCE@` in the template), the
+/// only one the hubs take PROXY protocol headers from.
+pub const PROXY_SOURCE: &str = "127.0.0.2";
+
 /// The configuration for a frontend on `bind`, stats on `stats`, and one server per hub.
 pub fn render_config(bind: SocketAddr, stats: SocketAddr, hubs: &[SocketAddr]) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/haproxy-cluster.cfg.in");
@@ -22,7 +26,8 @@ pub fn render_config(bind: SocketAddr, stats: SocketAddr, hubs: &[SocketAddr]) -
             out.push_str(
                 &line
                     .replace("@BIND@", &bind.to_string())
-                    .replace("@STATS_BIND@", &stats.to_string()),
+                    .replace("@STATS_BIND@", &stats.to_string())
+                    .replace("@SOURCE@", PROXY_SOURCE),
             );
             out.push('\n');
         }

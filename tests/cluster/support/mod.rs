@@ -74,6 +74,8 @@ pub struct ClusterOptions {
     pub redis_url: Option<String>,
     /// `--shutdown-grace-ms` of every hub: how long a SIGTERMed hub waits for its connections.
     pub shutdown_grace: Duration,
+    /// More flags for every hub (e.g. `--max-connections-per-ip 2`).
+    pub hub_flags: Vec<String>,
 }
 
 impl Default for ClusterOptions {
@@ -83,6 +85,7 @@ impl Default for ClusterOptions {
             database_url: None,
             redis_url: None,
             shutdown_grace: Duration::from_secs(1),
+            hub_flags: Vec::new(),
         }
     }
 }
@@ -168,6 +171,11 @@ impl Cluster {
         auth.await_healthy(&format!("http://{auth_addr}/healthz"), START_WAIT)
             .await;
 
+        // HAProxy's address is chosen first: it is the hubs' public URL (browser origins).
+        let lb_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let stats_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let public_url = format!("http://{lb_addr}");
+
         // All hubs at once: they race for the migration lock, as real nodes do.
         let auth_url = format!("http://{auth_addr}");
         let grace = options.shutdown_grace.as_millis().to_string();
@@ -176,7 +184,7 @@ impl Cluster {
         let mut hub_args = Vec::new();
         for i in 0..hubs {
             let name = hub_name(i);
-            let args = flags(&[
+            let mut args = flags(&[
                 ("--listen", "127.0.0.1:0"),
                 ("--data-dir", &path(&name)),
                 ("--node-id", &name),
@@ -192,7 +200,12 @@ impl Cluster {
                 // Several clusters may run at once on one PostgreSQL (max_connections 100).
                 ("--db-pool-size", "4"),
                 ("--shutdown-grace-ms", &grace),
+                // HAProxy connects from PROXY_SOURCE with a PROXY header (the template's
+                // `source`); tests that talk to a hub directly come from 127.0.0.1.
+                ("--proxy-protocol-from", haproxy::PROXY_SOURCE),
+                ("--public-url", &public_url),
             ]);
+            args.extend(options.hub_flags.iter().cloned());
             let (process, addr) =
                 Process::spawn(&name, &binary("switchboard-hub"), &args, dir.path());
             procs.push(process);
@@ -208,8 +221,6 @@ impl Cluster {
             hub_addrs.push(addr);
         }
 
-        let lb_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let stats_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
         let config = dir.path().join("haproxy.cfg");
         std::fs::write(
             &config,
