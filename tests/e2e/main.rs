@@ -25,7 +25,7 @@ mod resume;
 mod room_list;
 mod rooms;
 mod seqs;
-mod sub_limits;
 mod slowloris;
+mod sub_limits;
 mod transport;
 mod unread;
