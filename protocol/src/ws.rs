@@ -148,7 +148,20 @@ impl DecodeError {
 
 /// Parses one client frame. On failure the error says whether the `type` was unknown or the
 /// frame malformed, and carries the frame's `id` when it could be read.
+///
+/// Only a JSON object is a frame: serde would also read an internally tagged enum from an array
+/// (`["ping"]`, the tag first and then the fields in order), which the protocol does not allow.
 pub fn decode_client_frame(text: &[u8]) -> Result<ClientFrame, DecodeError> {
+    let first = text
+        .iter()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'));
+    if first.is_some_and(|&b| b != b'{') {
+        return Err(DecodeError {
+            id: None,
+            code: ErrorCode::BadRequest,
+            message: "a frame is a JSON object".into(),
+        });
+    }
     match serde_json::from_slice::<ClientFrame>(text) {
         Ok(frame) => Ok(frame),
         Err(err) => {
@@ -314,5 +327,34 @@ impl ServerFrame {
             code,
             message: message.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `client_frame` fuzz target: serde reads an internally tagged enum from a JSON
+    /// array too, so `["sub",1,"r"]` was a `sub` of room `r` with id 1.
+    #[test]
+    fn a_frame_that_is_not_an_object_is_refused() {
+        for text in [
+            &b"[\"ping\"]"[..],
+            b" [\"sub\",1,\"r\"]",
+            b"\"ping\"",
+            b"7",
+            b"null",
+        ] {
+            let err = decode_client_frame(text).expect_err(&String::from_utf8_lossy(text));
+            assert_eq!(err.code, ErrorCode::BadRequest);
+            assert_eq!(err.id, None);
+        }
+        // An object, even after whitespace, is still read.
+        assert_eq!(
+            decode_client_frame(b" \r\n\t{\"type\":\"ping\",\"id\":1}"),
+            Ok(ClientFrame::Ping {
+                id: Some(FrameId::Num(1))
+            })
+        );
     }
 }
