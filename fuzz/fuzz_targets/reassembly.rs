@@ -311,6 +311,9 @@ fuzz_target!(|input: Input| {
                         }
                         TransportError::InvalidUtf8 => Event::InvalidUtf8,
                         TransportError::Protocol(_) => Event::Protocol,
+                        TransportError::FragmentTimeout(_) | TransportError::ReassemblyFull => {
+                            panic!("no fragment limits are set on this reader: {e:?}")
+                        }
                         TransportError::Io(e) => {
                             assert_eq!(e.kind(), std::io::ErrorKind::UnexpectedEof);
                             Event::Eof

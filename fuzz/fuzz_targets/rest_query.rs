@@ -1,7 +1,7 @@
 //! The path and query parameters of the hub's REST routes, parsed as a request reaches them:
 //! an `http::Uri` from the request line, routed by axum, the parameters extracted by the hub's
-//! own `AppPath`/`AppQuery` into the hub's own types (`rooms::HistoryQuery`, a room id, a
-//! `Seq`), and every rejection turned into our error body.
+//! own `AppPath`/`AppQuery` into the types the hub uses (`rest::MessagesQuery`, a room id,
+//! `rest::MessagePath`), and every rejection turned into our error body.
 //!
 //! Checks, besides "never panics":
 //! - the answer is 200 with exactly the values an independent reading of the URI gives
@@ -24,14 +24,15 @@ use percent_encoding::{percent_decode, percent_encode, NON_ALPHANUMERIC};
 use switchboard_fuzz::block_on;
 use switchboard_hub::error::error_response;
 use switchboard_hub::http::extract::{AppPath, AppQuery};
-use switchboard_hub::http::rooms::HistoryQuery;
 use switchboard_protocol::error::ErrorBody;
+use switchboard_protocol::rest::{MessagePath, MessagesQuery};
+use switchboard_protocol::seq::MAX_SEQ;
 use switchboard_protocol::{ErrorCode, Seq};
 use tower::ServiceExt;
 
 #[derive(Debug, Arbitrary)]
 enum Route {
-    /// `GET /v1/rooms/{id}/messages?{query}` (`HistoryQuery`).
+    /// `GET /v1/rooms/{id}/messages?{query}` (`MessagesQuery`).
     Messages,
     /// `PATCH /v1/rooms/{id}/messages/{seq}`.
     Edit,
@@ -81,13 +82,13 @@ struct Input {
 }
 
 fn router() -> Router {
-    async fn messages(AppPath(id): AppPath<String>, AppQuery(q): AppQuery<HistoryQuery>) -> String {
+    async fn messages(AppPath(id): AppPath<String>, AppQuery(q): AppQuery<MessagesQuery>) -> String {
         format!("{id}\n{q:?}")
     }
     async fn one(AppPath(id): AppPath<String>) -> String {
         id
     }
-    async fn message(AppPath((id, seq)): AppPath<(String, Seq)>) -> String {
+    async fn message(AppPath(MessagePath { id, seq }): AppPath<MessagePath>) -> String {
         format!("{id}\n{seq}")
     }
     Router::new()
@@ -101,6 +102,24 @@ fn router() -> Router {
         .fallback(|| async { error_response(ErrorCode::NotFound, "no such route") })
 }
 
+/// A client seq: a decimal `u64` of at most [`MAX_SEQ`] (`protocol::seq`), else 400.
+fn parse_seq(v: &str) -> Result<Seq, u16> {
+    let seq: u64 = v.parse().map_err(|_| 400u16)?;
+    if seq > MAX_SEQ {
+        return Err(400);
+    }
+    Ok(seq)
+}
+
+/// Sets a seq field once (a repeated key is 400, as serde's duplicate field).
+fn set_seq(slot: &mut Option<Seq>, v: &str) -> Result<(), u16> {
+    if slot.is_some() {
+        return Err(400);
+    }
+    *slot = Some(parse_seq(v)?);
+    Ok(())
+}
+
 /// What a URI should give: `Ok(body)` or `Err(400)`. (With an empty path segment the router may
 /// also answer 404; see the caller.)
 fn expect(route: &Route, id: &[u8], seq: &[u8], query: Option<&[u8]>) -> Result<String, u16> {
@@ -112,7 +131,7 @@ fn expect(route: &Route, id: &[u8], seq: &[u8], query: Option<&[u8]>) -> Result<
     match route {
         Route::Room | Route::Direct => Ok(id),
         Route::Edit | Route::Delete => {
-            let seq: Seq = decode(seq)?.parse().map_err(|_| 400u16)?;
+            let seq = parse_seq(&decode(seq)?)?;
             Ok(format!("{id}\n{seq}"))
         }
         Route::Messages => {
@@ -126,14 +145,14 @@ fn expect(route: &Route, id: &[u8], seq: &[u8], query: Option<&[u8]>) -> Result<
                     Ok(())
                 }
                 match &*k {
-                    "before" => set::<Seq>(&mut before, &v)?,
-                    "after" => set::<Seq>(&mut after, &v)?,
+                    "before" => set_seq(&mut before, &v)?,
+                    "after" => set_seq(&mut after, &v)?,
                     "limit" => set::<u32>(&mut limit, &v)?,
                     _ => {}
                 }
             }
             Ok(format!(
-                "{id}\nHistoryQuery {{ before: {before:?}, after: {after:?}, limit: {limit:?} }}"
+                "{id}\nMessagesQuery {{ before: {before:?}, after: {after:?}, limit: {limit:?} }}"
             ))
         }
     }
