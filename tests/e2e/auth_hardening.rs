@@ -14,11 +14,11 @@ use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use futures_util::future::join_all;
 use serde_json::{json, Value};
+use switchboard_tests::binary::{binary, rss_bytes};
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
 use crate::support::{unique_name, within, within_for, TestServer, PASSWORD};
@@ -367,7 +367,7 @@ impl HubProcess {
         let mut child = tokio::process::Command::new("sh")
             .arg("-c")
             .arg(format!("umask {UMASK}; exec \"$0\" \"$@\""))
-            .arg(hub_binary())
+            .arg(binary("switchboard-hub", "switchboard-hub"))
             .args(["--listen", "127.0.0.1:0", "--data-dir"])
             .arg(&data)
             .args(flags)
@@ -431,47 +431,6 @@ impl HubProcess {
 
     /// The process's resident set (`VmRSS`), in KiB.
     fn rss_kib(&self) -> u64 {
-        let pid = self.child.id().expect("the hub is running");
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-        status
-            .lines()
-            .find_map(|line| line.strip_prefix("VmRSS:"))
-            .and_then(|rest| rest.trim().strip_suffix("kB"))
-            .and_then(|kib| kib.trim().parse().ok())
-            .expect("VmRSS in /proc/<pid>/status")
+        rss_bytes(self.child.id().expect("the hub is running")) / 1024
     }
-}
-
-/// The `switchboard-hub` binary of this build.
-///
-/// The tests crate cannot depend on another package's binary, so the first call runs
-/// `cargo build -p switchboard-hub --bin switchboard-hub` (same profile, same target dir): a
-/// no-op when it is built already. Run outside cargo (no `CARGO` variable), it must exist.
-fn hub_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // target/<profile>/deps/e2e-<hash> → target/<profile>/
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps")
-            .to_owned();
-        if let Ok(cargo) = std::env::var("CARGO") {
-            let profile = match dir.file_name().and_then(|name| name.to_str()) {
-                Some("debug") => "dev".to_owned(),
-                Some(other) => other.to_owned(),
-                None => panic!("no profile directory in {}", dir.display()),
-            };
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "-p", "switchboard-hub"])
-                .args(["--bin", "switchboard-hub", "--profile", &profile])
-                .status()
-                .expect("run cargo build");
-            assert!(status.success(), "cargo build of switchboard-hub failed");
-        }
-        let path = dir.join("switchboard-hub");
-        assert!(path.exists(), "{} is missing", path.display());
-        path
-    })
 }

@@ -144,18 +144,7 @@ struct HubProcess {
 
 impl HubProcess {
     async fn start(flags: &[&str]) -> Self {
-        let exe = std::env::current_exe().expect("test executable");
-        // target/debug/deps/e2e-<hash> → target/debug/switchboard-hub
-        let bin = exe
-            .parent()
-            .and_then(std::path::Path::parent)
-            .expect("target/<profile>/deps")
-            .join("switchboard-hub");
-        assert!(
-            bin.is_file(),
-            "{} is missing: build it first with `cargo build --workspace --bins`",
-            bin.display()
-        );
+        let bin = switchboard_tests::binary::binary("switchboard-hub", "switchboard-hub");
         let dir = tempfile::tempdir().expect("temp dir");
         let port = switchboard_tests::private::free_port();
         let listen = format!("127.0.0.1:{port}");
@@ -194,14 +183,7 @@ impl HubProcess {
 
     /// Resident set size, in bytes (`VmRSS` of `/proc/<pid>/status`).
     fn rss(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .expect("the hub's /proc status");
-        let kib: u64 = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("a VmRSS line");
-        kib * 1024
+        switchboard_tests::binary::rss_bytes(self.child.id())
     }
 }
 

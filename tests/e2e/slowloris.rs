@@ -149,27 +149,15 @@ impl Drop for LimitedHub {
 /// The descriptor limit the hub binary runs under.
 const FD_LIMIT: usize = 256;
 
-fn hub_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    let path = exe
-        .parent()
-        .and_then(std::path::Path::parent)
-        .expect("target/<profile>/deps")
-        .join("switchboard-hub");
-    assert!(
-        path.is_file(),
-        "{} is missing: build it first with `cargo build --workspace --bins`",
-        path.display()
-    );
-    path
-}
-
 async fn start_limited_hub(flags: &[&str]) -> LimitedHub {
     let dir = tempfile::tempdir().expect("data dir");
     let mut child = Command::new("sh")
         .arg("-c")
         .arg(format!("ulimit -n {FD_LIMIT} && exec \"$0\" \"$@\""))
-        .arg(hub_binary())
+        .arg(switchboard_tests::binary::binary(
+            "switchboard-hub",
+            "switchboard-hub",
+        ))
         .args(["--listen", "127.0.0.1:0", "--data-dir"])
         .arg(dir.path())
         .args(flags)

@@ -1,5 +1,6 @@
 //! Shared test support for the end-to-end (`e2e/`), cluster (`cluster/`) and compose
 //! (`compose/`) test binaries of this crate.
 
+pub mod binary;
 pub mod private;
 pub mod services;

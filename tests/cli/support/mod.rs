@@ -26,46 +26,11 @@ pub const WAIT: Duration = Duration::from_secs(20);
 mod wait;
 pub use wait::{unique_name, within, within_for, PASSWORD};
 
-/// The `switchboard` binary of this build.
-///
-/// The tests crate cannot depend on another package's binary, so the first call runs
-/// `cargo build -p switchboard-client --bin switchboard` (same profile, same target dir): a
-/// no-op when `scripts/test` built it already, and no stale binary when only the CLI changed.
-/// Run outside cargo (no `CARGO` variable), the binary must exist next to the test's directory.
+/// The `switchboard` binary of this build (built first under cargo, see
+/// `switchboard_tests::binary::binary`).
 pub fn binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        // target/<profile>/deps/cli-<hash> → target/<profile>/
-        let exe = std::env::current_exe().expect("the test executable's path");
-        let dir = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("the test executable lives in target/<profile>/deps")
-            .to_owned();
-        if let Ok(cargo) = std::env::var("CARGO") {
-            let profile = match dir.file_name().and_then(|name| name.to_str()) {
-                Some("debug") => "dev".to_owned(),
-                Some(other) => other.to_owned(),
-                None => panic!("no profile directory in {}", dir.display()),
-            };
-            let status = std::process::Command::new(cargo)
-                .args(["build", "--quiet", "-p", "switchboard-client"])
-                .args(["--bin", "switchboard", "--profile", &profile])
-                .status()
-                .expect("run cargo build");
-            assert!(
-                status.success(),
-                "cargo build of the switchboard binary failed"
-            );
-        }
-        let path = dir.join("switchboard");
-        assert!(
-            path.exists(),
-            "{} is missing: build it with `cargo build -p switchboard-client --bin switchboard`",
-            path.display()
-        );
-        path
-    })
+    BINARY.get_or_init(|| switchboard_tests::binary::binary("switchboard-client", "switchboard"))
 }
 
 /// One CLI user: a config directory of its own (so its own credentials file), pointed at one

@@ -21,26 +21,10 @@ const READY_PREFIXES: &[&str] = &[
 /// Interval of the bounded health polls while a process comes up.
 const POLL_INTERVAL: Duration = Duration::from_millis(50);
 
-/// The directory of the workspace's binaries, next to this test executable:
-/// `target/<profile>/deps/cluster-<hash>` → `target/<profile>/`.
-pub fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test executable's path");
-    exe.parent()
-        .and_then(Path::parent)
-        .expect("the test executable lives in target/<profile>/deps")
-        .to_path_buf()
-}
-
-/// The path of the workspace binary `name`; panics with the command that builds it if missing.
+/// The path of the workspace binary `name` (package of the same name), built first when
+/// run under cargo.
 pub fn binary(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: the cluster tests start the real binaries; build them first with \
-         `cargo build --workspace --bins` (scripts/test does)",
-        path.display()
-    );
-    path
+    switchboard_tests::binary::binary(name, name)
 }
 
 /// A running child process. Dropping it kills it with SIGKILL and reaps it.
