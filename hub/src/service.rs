@@ -397,6 +397,19 @@ impl Service {
         if !self.store.remove_member(room, &who.id).await? {
             return Err(Error::Forbidden("not a member of this room"));
         }
+        self.publish_member_left(room, who, None, (!rec.public).then(|| who.id.clone()));
+        Ok(())
+    }
+
+    /// Publishes `member_left` for `who`, ending `evict_user`'s subscriptions to the room on
+    /// every node, and not delivered to `skip_user`'s connections.
+    fn publish_member_left(
+        &self,
+        room: &str,
+        who: &Identity,
+        skip_user: Option<Arc<str>>,
+        evict_user: Option<Arc<str>>,
+    ) {
         let frame = ServerFrame::MemberLeft {
             room: room.to_owned(),
             user: who.username.to_string(),
@@ -406,10 +419,9 @@ impl Service {
             seq: None,
             bytes: frame.to_bytes(),
             skip_conn: None,
-            skip_user: None,
-            evict_user: (!rec.public).then(|| who.id.clone()),
+            skip_user,
+            evict_user,
         }));
-        Ok(())
     }
 
     /// "Leaving" a direct room: it is hidden from the caller's room list and their
@@ -425,19 +437,9 @@ impl Service {
         let Some(others) = self.store.hide_member(room, &who.id).await? else {
             return Err(Error::Forbidden("not a member of this room"));
         };
-        let frame = ServerFrame::MemberLeft {
-            room: room.to_owned(),
-            user: who.username.to_string(),
-        };
-        self.broker.publish(Arc::new(Event {
-            room: room.into(),
-            seq: None,
-            bytes: frame.to_bytes(),
-            skip_conn: None,
-            // A direct room has one other member: only the caller's own connections hear it.
-            skip_user: others.into_iter().next().map(Into::into),
-            evict_user: Some(who.id.clone()),
-        }));
+        // A direct room has one other member: only the caller's own connections hear it.
+        let other = others.into_iter().next().map(Into::into);
+        self.publish_member_left(room, who, other, Some(who.id.clone()));
         Ok(())
     }
 

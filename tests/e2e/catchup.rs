@@ -231,26 +231,22 @@ async fn fill_room(ws_url: &str, token: &str, room: &str, count: usize) {
 async fn a_never_reading_socket_cannot_pin_memory_with_catch_up() {
     let queue = QUEUE_BYTES.to_string();
     let heartbeat = HEARTBEAT_MS.to_string();
-    let hub = HubProcess::start(&[
-        "--outbound-queue-bytes",
-        &queue,
-        "--heartbeat-ms",
-        &heartbeat,
-        // The attack must reach the paging path, not the refusal.
-        "--max-catchup-messages",
-        "100000",
-        "--hot-window",
-        "0",
-        "--rate-per-sec",
-        "100000",
-        "--rate-burst",
-        "100000",
-        "--user-rate-per-sec",
-        "100000",
-        "--user-rate-burst",
-        "100000",
-    ])
-    .await;
+    let flags = [
+        &[
+            "--outbound-queue-bytes",
+            &queue,
+            "--heartbeat-ms",
+            &heartbeat,
+            // The attack must reach the paging path, not the refusal.
+            "--max-catchup-messages",
+            "100000",
+            "--hot-window",
+            "0",
+        ][..],
+        &crate::support::NO_RATE_LIMITS[..],
+    ]
+    .concat();
+    let hub = HubProcess::start(&flags).await;
     let api = Api::new(&hub.base);
     let name = crate::support::unique_name("owner");
     api.register(&name, &format!("{name}@example.com"), PASSWORD)

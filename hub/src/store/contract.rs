@@ -22,6 +22,46 @@ pub fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMes
     }
 }
 
+/// After migration 0002 on a database where bob (`id-b`) had left the direct room `d1` of
+/// alice and bob: both are members, the room is hidden for bob only, and bob opening the direct
+/// room again finds `d1` and lists it.
+pub async fn check_restored_direct_leaver(store: &dyn Store) {
+    let mut members = store.members("d1").await.unwrap();
+    members.sort();
+    assert_eq!(members, ["alice", "bob"]);
+    assert!(
+        store
+            .rooms_of("id-b", RoomPage::everything())
+            .await
+            .unwrap()
+            .is_empty(),
+        "hidden"
+    );
+    assert_eq!(
+        store
+            .rooms_of("id-a", RoomPage::everything())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "alice never left"
+    );
+    let again = store
+        .direct_room(&user("b"), &user("a"), "new", 9)
+        .await
+        .unwrap();
+    assert_eq!(again.id, "d1");
+    assert_eq!(
+        store
+            .rooms_of("id-b", RoomPage::everything())
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "bob opened it"
+    );
+}
+
 /// Runs every check against a fresh, empty store.
 pub async fn check_all(store: &dyn Store) {
     seqs_are_dense_and_idempotent(store).await;
