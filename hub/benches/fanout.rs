@@ -12,10 +12,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use switchboard_hub::broker::Event;
-use switchboard_hub::outbox::{outbox, Receiver};
-use switchboard_hub::registry::{ConnHandle, KillSwitch, Out, Registry};
-use switchboard_protocol::ws::{Message, ServerFrame};
+use switchboard_hub::fanout::outbox::{outbox, Receiver};
+use switchboard_hub::fanout::{ConnHandle, Event, KillSwitch, Out, Registry};
+use switchboard_protocol::ws::Message;
 
 /// The hub's defaults (`--outbound-queue-len`, `--outbound-queue-bytes`, `--hot-window`).
 const QUEUE_LEN: usize = 1024;
@@ -30,7 +29,7 @@ const SUBSCRIBERS: [usize; 3] = [1, 100, 10_000];
 struct Room {
     registry: Registry,
     room: Arc<str>,
-    queues: Vec<(Receiver, Arc<AtomicUsize>)>,
+    queues: Vec<(Receiver<Out>, Arc<AtomicUsize>)>,
     next_seq: u64,
 }
 
@@ -52,7 +51,7 @@ impl Room {
                 session: Arc::from(format!("session-{i}")),
                 queued: queued.clone(),
             });
-            assert!(registry.subscribe(id, &room));
+            assert!(registry.subscribe(id, &room, None));
             queues.push((rx, queued));
         }
         Self {
@@ -67,7 +66,7 @@ impl Room {
     fn event(&mut self) -> Arc<Event> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        let frame = ServerFrame::Message(Message {
+        Arc::new(Event::message(Message {
             room: self.room.to_string(),
             seq,
             from: "alice".to_owned(),
@@ -78,15 +77,7 @@ impl Room {
             client_msg_id: Some(format!("c-{seq}")),
             edited_ts: None,
             deleted: false,
-        });
-        Arc::new(Event {
-            room: self.room.clone(),
-            seq: Some(seq),
-            bytes: frame.to_bytes(),
-            skip_conn: None,
-            skip_user: None,
-            evict_user: None,
-        })
+        }))
     }
 
     /// Empties every queue, as the writers would, and checks that nothing was refused.

@@ -6,9 +6,10 @@
 //! - [`http`]: REST routes and extractors (thin adapters over [`service`]).
 //! - [`ws`]: the WebSocket endpoints: transport, per-connection task, echo.
 //! - [`service`]: every rule of rooms and messages, written once.
-//! - [`store`]: durable state behind the [`store::Store`] trait (SQLite now).
-//! - [`broker`]: fanout between nodes behind the [`broker::Broker`] trait (in-process now).
-//! - [`registry`]: this node's connections and room subscriptions.
+//! - [`store`]: durable state behind the [`store::Store`] trait (SQLite or PostgreSQL).
+//! - [`fanout`]: delivery: this node's connections and subscriptions, the sequencer, the hot
+//!   window, and holds on rooms.
+//! - [`broker`]: between nodes, behind the [`broker::Broker`] trait (in-process or Redis).
 //! - [`presence`]: who is online in a room, behind the [`presence::Presence`] trait.
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
@@ -16,13 +17,11 @@
 pub mod broker;
 pub mod config;
 pub mod error;
-pub mod hot;
+pub mod fanout;
 pub mod http;
 pub(crate) mod listener;
-pub mod outbox;
 pub mod presence;
 pub mod ratelimit;
-pub mod registry;
 pub mod server;
 pub mod service;
 pub mod state;

@@ -21,11 +21,11 @@ use crate::broker::redis::{RedisBroker, RedisConfig};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::error::Result as HubResult;
+use crate::fanout::{Fanout, Registry};
 use crate::presence::memory::MemoryPresence;
 use crate::presence::redis::RedisPresence;
 use crate::presence::Presence;
-use crate::registry::Registry;
-use crate::service::{now_ms, Identity, Service, UserDirectory};
+use crate::service::{now_ms, Identity, Service, SubLimits, UserDirectory};
 use crate::state::AppState;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
@@ -169,6 +169,8 @@ pub async fn run(
                 cfg.max_reassembly_bytes,
             ),
     );
+    // Commands from other nodes (Redis) reach the fanout through `inbound`.
+    let (inbound_tx, inbound_rx) = tokio::sync::mpsc::unbounded_channel();
     let (broker, presence): (Arc<dyn Broker>, Arc<dyn Presence>) = match &cfg.redis_url {
         Some(url) => {
             let rc = RedisConfig {
@@ -177,7 +179,7 @@ pub async fn run(
                 node: node.clone(),
                 timeout: Duration::from_millis(cfg.db_timeout_ms),
             };
-            let broker = RedisBroker::start(rc, registry.clone(), store.clone())
+            let broker = RedisBroker::start(rc, inbound_tx)
                 .await
                 .context("connecting to Redis")?;
             let client = ::redis::Client::open(url.as_str()).context("redis url")?;
@@ -194,15 +196,16 @@ pub async fn run(
                 ),
             )
         }
-        None => (
-            Arc::new(MemoryBroker::new(registry.clone())),
-            Arc::new(MemoryPresence::default()),
-        ),
+        None => (Arc::new(MemoryBroker), Arc::new(MemoryPresence::default())),
     };
-    registry.set_broker(broker.clone());
-    let service = Service::new(store, broker.clone(), auth.users.clone(), presence)
+    let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
+    let service = Service::new(store, fanout, auth.users.clone(), presence)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
-        .with_room_quota(cfg.rooms_per_hour);
+        .with_room_quota(cfg.rooms_per_hour)
+        .with_sub_limits(SubLimits {
+            max_subscriptions: cfg.max_subscriptions,
+            max_catchup_messages: cfg.max_catchup_messages,
+        });
     let origins = crate::ws::origin::OriginPolicy::new(
         &cfg.allowed_origins,
         &cfg.public_urls,
@@ -215,7 +218,6 @@ pub async fn run(
         cfg: Arc::new(cfg),
         service: Arc::new(service),
         registry: registry.clone(),
-        broker,
         verifier: auth.verifier.clone(),
         conns: TaskTracker::new(),
     };

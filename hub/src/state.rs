@@ -4,9 +4,8 @@ use std::sync::Arc;
 
 use tokio_util::task::TaskTracker;
 
-use crate::broker::Broker;
 use crate::config::Config;
-use crate::registry::Registry;
+use crate::fanout::Registry;
 use crate::service::{Identity, Service};
 
 /// Cheap to clone: everything is behind `Arc`s.
@@ -15,8 +14,6 @@ pub struct AppState {
     pub cfg: Arc<Config>,
     pub service: Arc<Service>,
     pub registry: Arc<Registry>,
-    /// The fanout; `sub` takes a hold on a room through it.
-    pub broker: Arc<dyn Broker>,
     pub verifier: switchboard_auth::Verifier,
     /// The browser Origin rule of WebSocket upgrades.
     pub origins: Arc<crate::ws::origin::OriginPolicy>,

@@ -1,27 +1,18 @@
-//! The in-process broker: one node, so publishing is local delivery.
+//! The in-process broker: one node, so there is nobody else to tell.
 
 use std::sync::Arc;
 
-use super::{Broker, BrokerError, Event};
-use crate::registry::Registry;
+use super::{Broker, BrokerError};
+use crate::fanout::Command;
 
-/// Delivers every published event to the local registry, synchronously and in call order.
-pub struct MemoryBroker {
-    registry: Arc<Registry>,
-}
-
-impl MemoryBroker {
-    /// A broker delivering into `registry`.
-    pub fn new(registry: Arc<Registry>) -> Self {
-        Self { registry }
-    }
-}
+/// The broker of a node that runs alone: publishing reaches no other node (the fanout has
+/// delivered locally already) and every room is held at once.
+#[derive(Debug, Default)]
+pub struct MemoryBroker;
 
 #[async_trait::async_trait]
 impl Broker for MemoryBroker {
-    fn publish(&self, event: Arc<Event>) {
-        self.registry.deliver(&event);
-    }
+    fn publish(&self, _command: &Command) {}
 
     async fn acquire(&self, _room: &Arc<str>) -> Result<(), BrokerError> {
         Ok(())

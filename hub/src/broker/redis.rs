@@ -4,11 +4,12 @@
 //! - The node subscribes to a room's channel while it has local subscribers (holds are counted
 //!   in `rooms`; a single task reconciles the wanted set with Redis, so subscribe/unsubscribe
 //!   races resolve to the latest wish).
-//! - Events published by this node are delivered to its own subscribers directly and ignored
-//!   when Redis echoes them back (the payload names the origin node).
-//! - Message events go through the `Sequencer`, which restores seq order across nodes and
-//!   fills gaps from the store. After a lost connection the node reconnects with backoff,
-//!   resubscribes, and fills every room from the store, so no seq is skipped.
+//! - Commands published by this node were delivered to its own subscribers by the fanout; they
+//!   are ignored when Redis echoes them back (the payload names the origin node).
+//! - Commands from other nodes go to the fanout's [`Inbound`] channel, whose sequencer restores
+//!   seq order across nodes and fills gaps from the store. After a lost connection the node
+//!   reconnects with backoff, resubscribes, and reports each room [`Inbound::Resumed`], so the
+//!   fanout fills what was missed and no seq is skipped.
 //!
 //! Delivery between nodes is at-most-once; the store fills the rest.
 
@@ -17,17 +18,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
-use switchboard_protocol::limits::MAX_HISTORY_LIMIT;
 use switchboard_protocol::Seq;
 use tokio::sync::{mpsc, watch};
 
-use super::sequencer::{Next, Sequencer};
-use super::{Broker, BrokerError, Event};
-use crate::registry::Registry;
-use crate::store::{Page, Store};
-
-/// How long an out-of-order event waits for the missing seqs before the store is asked.
-const GAP_WAIT: Duration = Duration::from_millis(30);
+use super::{Broker, BrokerError};
+use crate::fanout::{Command, Event, Inbound, Kind, Target};
 /// Capacity of the publish queue; when Redis is slower than this the newest events are dropped
 /// (receivers fill them from the store).
 const PUBLISH_QUEUE: usize = 65_536;
@@ -46,7 +41,7 @@ pub struct RedisConfig {
     pub timeout: Duration,
 }
 
-/// A room this node holds: how many local subscriptions, and whether its events flow.
+/// A room this node holds: how many holds, and whether its channel is subscribed.
 struct RoomHold {
     refs: usize,
     ready: watch::Sender<bool>,
@@ -58,8 +53,7 @@ struct Inner {
     holds: Mutex<HashMap<Arc<str>, RoomHold>>,
     reconcile: mpsc::UnboundedSender<Arc<str>>,
     publish: mpsc::Sender<(String, Vec<u8>)>,
-    seq: Sequencer,
-    store: Arc<dyn Store>,
+    inbound: mpsc::UnboundedSender<Inbound>,
 }
 
 /// The Redis broker. Cheap to clone.
@@ -75,11 +69,11 @@ pub struct RedisStartError(#[from] ::redis::RedisError);
 
 impl RedisBroker {
     /// Connects (the publishing connection must be reachable at start) and starts the pub/sub
-    /// and publishing tasks. They stop when the last clone is dropped... or with the runtime.
+    /// and publishing tasks, which hand other nodes' commands to `inbound`. They stop when the
+    /// last clone is dropped... or with the runtime.
     pub async fn start(
         cfg: RedisConfig,
-        registry: Arc<Registry>,
-        store: Arc<dyn Store>,
+        inbound: mpsc::UnboundedSender<Inbound>,
     ) -> Result<Self, RedisStartError> {
         let client = ::redis::Client::open(cfg.url.as_str())?;
         let conn = ::redis::aio::ConnectionManager::new(client.clone()).await?;
@@ -91,8 +85,7 @@ impl RedisBroker {
             holds: Mutex::new(HashMap::new()),
             reconcile: reconcile_tx,
             publish: publish_tx,
-            seq: Sequencer::new(registry),
-            store,
+            inbound,
         });
         tokio::spawn(publisher(conn, publish_rx));
         tokio::spawn(subscriber(Arc::downgrade(&inner), reconcile_rx));
@@ -109,59 +102,8 @@ impl Inner {
         self.holds.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn offer(self: &Arc<Self>, ev: Arc<Event>) {
-        let room = ev.room.clone();
-        if self.seq.offer(ev) == Next::ScheduleFill {
-            let me = self.clone();
-            tokio::spawn(async move {
-                tokio::time::sleep(GAP_WAIT).await;
-                me.fill(&room).await;
-            });
-        }
-    }
-
-    /// Reads what the room's sequencer is missing from the store and delivers it.
-    async fn fill(&self, room: &str) {
-        let Some(mut after) = self.seq.fill_from(room) else {
-            return;
-        };
-        let mut found = Vec::new();
-        loop {
-            let page = Page {
-                before: None,
-                after: Some(after),
-                limit: MAX_HISTORY_LIMIT,
-            };
-            match self.store.messages(room, page).await {
-                Ok(batch) => {
-                    let done = batch.len() < MAX_HISTORY_LIMIT as usize;
-                    after = batch.last().map_or(after, |m| m.seq);
-                    found.extend(batch);
-                    if done {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(room, error = %e, "gap fill failed; delivering what arrived");
-                    break;
-                }
-            }
-        }
-        self.seq.apply_fill(room, found);
-    }
-
-    /// Marks a held room ready after its subscription is confirmed.
-    async fn init_room(self: &Arc<Self>, room: &Arc<str>) {
-        let last: Seq = match self.store.room(room).await {
-            Ok(r) => r.map_or(0, |r| r.last_seq),
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "cannot read the room's last seq");
-                return;
-            }
-        };
-        if self.seq.init(room, last) == Next::ScheduleFill {
-            self.fill(room).await;
-        }
+    /// The room's channel is subscribed: its holders may go on.
+    fn flowing(&self, room: &str) {
         if let Some(hold) = self.holds().get(room) {
             hold.ready.send_replace(true);
         }
@@ -170,16 +112,15 @@ impl Inner {
 
 #[async_trait::async_trait]
 impl Broker for RedisBroker {
-    fn publish(&self, event: Arc<Event>) {
+    fn publish(&self, command: &Command) {
         let inner = &self.inner;
-        let payload = encode(&inner.cfg.node, &event);
-        inner.offer(event.clone());
+        let payload = encode(&inner.cfg.node, command);
         if inner
             .publish
-            .try_send((inner.channel(&event.room), payload))
+            .try_send((inner.channel(command.room()), payload))
             .is_err()
         {
-            tracing::warn!(room = %event.room, "publish queue full; remote nodes will fill from the store");
+            tracing::warn!(room = %command.room(), "publish queue full; remote nodes will fill from the store");
         }
     }
 
@@ -192,7 +133,6 @@ impl Broker for RedisBroker {
             });
             hold.refs += 1;
             if hold.refs == 1 {
-                self.inner.seq.track(room);
                 let _ = self.inner.reconcile.send(room.clone());
             }
             hold.ready.subscribe()
@@ -216,53 +156,71 @@ impl Broker for RedisBroker {
         hold.refs -= 1;
         if hold.refs == 0 {
             let (room, _) = holds.remove_entry(room).expect("present");
-            self.inner.seq.untrack(&room);
             let _ = self.inner.reconcile.send(room);
         }
     }
 }
 
-/// Payload on a room channel: `node\nseq\nskip_user\nevict_user\n` then the frame's JSON.
-/// (`skip_conn` is node-local and never crosses nodes.)
-fn encode(node: &str, ev: &Event) -> Vec<u8> {
-    let seq = ev.seq.map_or_else(|| "-".to_string(), |s| s.to_string());
-    let header = format!(
-        "{node}\n{seq}\n{}\n{}\n",
-        ev.skip_user.as_deref().unwrap_or("-"),
-        ev.evict_user.as_deref().unwrap_or("-")
-    );
-    let mut out = Vec::with_capacity(header.len() + ev.bytes.len());
-    out.extend_from_slice(header.as_bytes());
-    out.extend_from_slice(&ev.bytes);
-    out
+/// Payload on a room channel: `{node}\n` then either `D\n{kind}\n{skip_user}\n` and the
+/// frame's JSON (deliver; kind `m{seq}`, `r` rewrite or `n` notice; skip_user `-` for none), or
+/// `E\n{user}` (evict). A target of one local connection is node-local and crosses as the room.
+fn encode(node: &str, command: &Command) -> Vec<u8> {
+    match command {
+        Command::Deliver(ev) => {
+            let kind = match ev.kind {
+                Kind::Message(seq) => format!("m{seq}"),
+                Kind::Rewrite => "r".to_owned(),
+                Kind::Notice => "n".to_owned(),
+            };
+            let skip_user = match &ev.target {
+                Target::OthersThan(user) => user,
+                Target::Room | Target::AllBut(_) => "-",
+            };
+            let header = format!("{node}\nD\n{kind}\n{skip_user}\n");
+            let mut out = Vec::with_capacity(header.len() + ev.bytes.len());
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(&ev.bytes);
+            out
+        }
+        Command::Evict { user, .. } => format!("{node}\nE\n{user}").into_bytes(),
+    }
 }
 
-/// Decodes a payload into its origin node and event; `None` if malformed.
-fn decode(room: &str, payload: &[u8]) -> Option<(String, Event)> {
-    let mut parts = payload.splitn(5, |b| *b == b'\n');
-    let node = std::str::from_utf8(parts.next()?).ok()?.to_owned();
-    let field = |b: &[u8]| -> Option<Option<String>> {
-        let s = std::str::from_utf8(b).ok()?;
-        Some((s != "-").then(|| s.to_owned()))
+/// Decodes a payload into its origin node and command; `None` if malformed.
+fn decode(room: &str, payload: &[u8]) -> Option<(String, Command)> {
+    let text = |b: &[u8]| std::str::from_utf8(b).ok().map(str::to_owned);
+    let mut parts = payload.splitn(2, |b| *b == b'\n');
+    let node = text(parts.next()?)?;
+    let rest = parts.next()?;
+    let room: Arc<str> = room.into();
+    if let Some(user) = rest.strip_prefix(b"E\n") {
+        let user = text(user).filter(|u| !u.is_empty())?;
+        return Some((
+            node,
+            Command::Evict {
+                room,
+                user: user.into(),
+            },
+        ));
+    }
+    let mut parts = rest.strip_prefix(b"D\n")?.splitn(3, |b| *b == b'\n');
+    let kind = match parts.next()? {
+        b"r" => Kind::Rewrite,
+        b"n" => Kind::Notice,
+        m => Kind::Message(text(m.strip_prefix(b"m")?)?.parse::<Seq>().ok()?),
     };
-    let seq = field(parts.next()?)?
-        .map(|s| s.parse::<Seq>())
-        .transpose()
-        .ok()?;
-    let skip_user = field(parts.next()?)?.map(Into::into);
-    let evict_user = field(parts.next()?)?.map(Into::into);
+    let target = match text(parts.next()?)? {
+        s if s == "-" => Target::Room,
+        user => Target::OthersThan(user.into()),
+    };
     let bytes = bytes::Bytes::copy_from_slice(parts.next()?);
-    Some((
-        node,
-        Event {
-            room: room.into(),
-            seq,
-            bytes,
-            skip_conn: None,
-            skip_user,
-            evict_user,
-        },
-    ))
+    let event = Event {
+        room,
+        kind,
+        bytes,
+        target,
+    };
+    Some((node, Command::Deliver(Arc::new(event))))
 }
 
 /// Publishes queued events, pipelining bursts into one round trip.
@@ -326,11 +284,10 @@ async fn subscriber(
         }
         if ok {
             for room in &held {
-                if me.seq.is_ready(room) {
-                    me.fill(room).await;
-                } else {
-                    me.init_room(room).await;
-                }
+                // Rooms whose holders were waiting may go on; the rest missed what was published
+                // while the connection was down, which the fanout reads from the store.
+                me.flowing(room);
+                let _ = me.inbound.send(Inbound::Resumed(room.clone()));
             }
             tracing::info!(rooms = held.len(), "redis pub/sub connected");
         }
@@ -354,7 +311,7 @@ async fn subscriber(
                             tracing::warn!(error = %e, "redis (un)subscribe failed; reconnecting");
                             ok = false;
                         }
-                        Ok(()) if wanted && !me.seq.is_ready(&room) => me.init_room(&room).await,
+                        Ok(()) if wanted => me.flowing(&room),
                         Ok(()) => {}
                     }
                 }
@@ -367,8 +324,8 @@ async fn subscriber(
                     let Some(room) = msg.get_channel_name().strip_prefix(&prefix) else { continue };
                     match decode(room, msg.get_payload_bytes()) {
                         Some((node, _)) if node == me.cfg.node => {}
-                        Some((_, ev)) => me.offer(Arc::new(ev)),
-                        None => tracing::warn!(room, "undecodable event on the room channel"),
+                        Some((_, command)) => { let _ = me.inbound.send(Inbound::Command(command)); }
+                        None => tracing::warn!(room, "undecodable command on the room channel"),
                     }
                 }
             }
@@ -392,18 +349,55 @@ mod tests {
     fn payloads_round_trip() {
         let ev = Event {
             room: "r".into(),
-            seq: Some(42),
+            kind: Kind::Message(42),
             bytes: bytes::Bytes::from_static(b"{\"type\":\"message\"}\n"),
-            skip_conn: Some(7),
-            skip_user: Some("u1".into()),
-            evict_user: None,
+            target: Target::OthersThan("u1".into()),
         };
-        let (node, back) = decode("r", &encode("hub-1", &ev)).unwrap();
+        let Some((node, Command::Deliver(back))) =
+            decode("r", &encode("hub-1", &Command::Deliver(Arc::new(ev))))
+        else {
+            panic!("a deliver command");
+        };
         assert_eq!(node, "hub-1");
-        assert_eq!((back.seq, back.skip_conn), (Some(42), None));
-        assert_eq!(back.skip_user.as_deref(), Some("u1"));
-        assert_eq!(back.evict_user, None);
-        assert_eq!(back.bytes, ev.bytes);
-        assert!(decode("r", b"garbage").is_none());
+        assert_eq!(back.kind, Kind::Message(42));
+        assert_eq!(back.target, Target::OthersThan("u1".into()));
+        assert_eq!(&back.bytes[..], b"{\"type\":\"message\"}\n");
+
+        for (kind, target) in [
+            (Kind::Rewrite, Target::AllBut(7)),
+            (Kind::Notice, Target::Room),
+        ] {
+            let ev = Arc::new(Event {
+                room: "r".into(),
+                kind,
+                bytes: bytes::Bytes::from_static(b"{}"),
+                target,
+            });
+            let Some((_, Command::Deliver(back))) =
+                decode("r", &encode("n", &Command::Deliver(ev)))
+            else {
+                panic!("a deliver command");
+            };
+            assert_eq!(back.kind, kind);
+            assert_eq!(
+                back.target,
+                Target::Room,
+                "a local connection never crosses"
+            );
+        }
+
+        let evict = Command::Evict {
+            room: "r".into(),
+            user: "u2".into(),
+        };
+        match decode("r", &encode("hub-2", &evict)) {
+            Some((node, Command::Evict { room, user })) => {
+                assert_eq!((&*node, &*room, &*user), ("hub-2", "r", "u2"));
+            }
+            other => panic!("an evict command, got {other:?}"),
+        }
+        for garbage in [&b"garbage"[..], b"n\nD\nmx\n-\n{}", b"n\nE\n", b"n\nX\n"] {
+            assert!(decode("r", garbage).is_none(), "{garbage:?}");
+        }
     }
 }

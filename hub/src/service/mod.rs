@@ -4,6 +4,7 @@
 //! **Architecture invariant:** a room's messages are published in seq order. A message is
 //! published by the hook the store runs once it is durable ([`Store::append_then`]), and a
 //! store runs a room's hooks in seq order; no lock is held across the database round trip.
+//! Everything goes out through the [`Fanout`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,11 +16,14 @@ use switchboard_protocol::{Millis, Seq};
 
 mod presence;
 mod rooms;
+mod subscribe;
+
+pub use subscribe::{SinkClosed, SubLimits, SubRequest, SubSink, Subscribed};
 
 use rooms::RoomQuota;
 
-use crate::broker::{Broker, Event};
 use crate::error::{Error, Result};
+use crate::fanout::{Event, Fanout, Target};
 use crate::store::{NewMessage, Page, RoomRecord, Store, StoreError, UserRef};
 
 /// An authenticated caller, from a verified access token.
@@ -92,10 +96,10 @@ pub fn now_ms() -> Millis {
         .map_or(0, |d| d.as_millis() as Millis)
 }
 
-/// The rules of rooms and messages over a [`Store`], publishing through a [`Broker`].
+/// The rules of rooms and messages over a [`Store`], publishing through the [`Fanout`].
 pub struct Service {
     store: Arc<dyn Store>,
-    broker: Arc<dyn Broker>,
+    fanout: Fanout,
     users: Arc<dyn UserDirectory>,
     presence: Arc<dyn crate::presence::Presence>,
     /// Per-user send limits (none: unlimited).
@@ -104,25 +108,34 @@ pub struct Service {
     typing: DashMap<(Arc<str>, Arc<str>), Instant>,
     /// Per-user quota of rooms created (none: unlimited).
     room_quota: Option<RoomQuota>,
+    /// Bounds on `sub`.
+    sub_limits: SubLimits,
 }
 
 impl Service {
     /// A service over these components.
     pub fn new(
         store: Arc<dyn Store>,
-        broker: Arc<dyn Broker>,
+        fanout: Fanout,
         users: Arc<dyn UserDirectory>,
         presence: Arc<dyn crate::presence::Presence>,
     ) -> Self {
         Self {
             store,
-            broker,
+            fanout,
             users,
             presence,
             user_limits: None,
             typing: DashMap::new(),
             room_quota: None,
+            sub_limits: SubLimits::default(),
         }
+    }
+
+    /// Bounds `sub` (see [`SubLimits`]).
+    pub fn with_sub_limits(mut self, limits: SubLimits) -> Self {
+        self.sub_limits = limits;
+        self
     }
 
     /// Limits each user to creating `per_hour` group rooms per hour on this node (burst
@@ -138,15 +151,14 @@ impl Service {
         self
     }
 
-    fn publish(&self, room: &str, seq: Option<Seq>, frame: &ServerFrame, skip_conn: Option<u64>) {
-        self.broker.publish(Arc::new(Event {
-            room: room.into(),
-            seq,
-            bytes: frame.to_bytes(),
-            skip_conn,
-            skip_user: None,
-            evict_user: None,
-        }));
+    /// Publishes `frame` to `room`'s subscribers on every node (those `target` names).
+    fn publish(&self, room: &str, frame: &ServerFrame, target: Target) {
+        self.fanout.publish(Event::new(room.into(), frame, target));
+    }
+
+    /// The node's delivery.
+    pub fn fanout(&self) -> &Fanout {
+        &self.fanout
     }
 
     /// The room, if `actor` may read it: members always, anyone when it is public.
@@ -283,8 +295,7 @@ impl Service {
             ts: now_ms(),
         };
         let publish = {
-            let broker = self.broker.clone();
-            let event_room: Arc<str> = room.into();
+            let fanout = self.fanout.clone();
             let (room, from, body) = (
                 msg.room.clone(),
                 msg.sender.username.clone(),
@@ -292,7 +303,7 @@ impl Service {
             );
             let client_msg_id = client_msg_id.clone();
             Box::new(move |appended: &crate::store::Appended| {
-                let frame = ServerFrame::Message(Message {
+                fanout.publish(Event::message(Message {
                     room,
                     seq: appended.seq,
                     from,
@@ -301,14 +312,6 @@ impl Service {
                     client_msg_id,
                     edited_ts: None,
                     deleted: false,
-                });
-                broker.publish(Arc::new(Event {
-                    room: event_room,
-                    seq: Some(appended.seq),
-                    bytes: frame.to_bytes(),
-                    skip_conn: None,
-                    skip_user: None,
-                    evict_user: None,
                 }));
             })
         };
@@ -360,7 +363,7 @@ impl Service {
             body: body.clone(),
             edited_ts: ts,
         };
-        self.publish(room, None, &frame, None);
+        self.publish(room, &frame, Target::Room);
         msg.body = body;
         msg.edited_ts = Some(ts);
         Ok(msg)
@@ -372,12 +375,11 @@ impl Service {
         self.store.delete(room, seq, now_ms()).await?;
         self.publish(
             room,
-            None,
             &ServerFrame::Deleted {
                 room: room.to_owned(),
                 seq,
             },
-            None,
+            Target::Room,
         );
         Ok(())
     }
@@ -391,7 +393,7 @@ impl Service {
             user: who.username.to_string(),
             seq: mark,
         };
-        self.publish(room, None, &frame, None);
+        self.publish(room, &frame, Target::Room);
         Ok(mark)
     }
 
@@ -422,7 +424,7 @@ impl Service {
             room: room.to_owned(),
             user: who.username.to_string(),
         };
-        self.publish(room, None, &frame, Some(conn));
+        self.publish(room, &frame, Target::AllBut(conn));
         Ok(())
     }
 }

@@ -4,6 +4,7 @@ use switchboard_protocol::ws::ServerFrame;
 
 use super::{Identity, Service};
 use crate::error::Result;
+use crate::fanout::Target;
 
 impl Service {
     /// A connection of `who` subscribed to `room`: announce them if they just came online there.
@@ -14,7 +15,7 @@ impl Service {
                 user: who.username.to_string(),
                 online: true,
             };
-            self.publish(room, None, &frame, None);
+            self.publish(room, &frame, Target::Room);
         }
     }
 
@@ -26,14 +27,14 @@ impl Service {
                 user: who.username.to_string(),
                 online: false,
             };
-            self.publish(room, None, &frame, None);
+            self.publish(room, &frame, Target::Room);
         }
     }
 
-    /// A user's subscriptions to a room ended on this node (see [`crate::registry::Evicted`]):
+    /// A user's subscriptions to a room ended on this node (see [`crate::fanout::Evicted`]):
     /// they stop counting towards the user's presence there, which is announced if they are
     /// gone from it everywhere.
-    pub async fn presence_evicted(&self, ev: &crate::registry::Evicted) {
+    pub async fn presence_evicted(&self, ev: &crate::fanout::Evicted) {
         let mut gone = false;
         for _ in 0..ev.connections {
             gone |= self.presence.leave(&ev.room, &ev.username).await;
@@ -44,7 +45,7 @@ impl Service {
                 user: ev.username.to_string(),
                 online: false,
             };
-            self.publish(&ev.room, None, &frame, None);
+            self.publish(&ev.room, &frame, Target::Room);
         }
     }
 

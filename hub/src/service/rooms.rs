@@ -9,8 +9,8 @@ use switchboard_protocol::ws::ServerFrame;
 use switchboard_protocol::{Millis, Seq};
 
 use super::{now_ms, Identity, Service};
-use crate::broker::Event;
 use crate::error::{Error, Result};
+use crate::fanout::Target;
 use crate::store::{NewRoom, RoomPage, RoomRecord, KIND_DIRECT};
 
 /// Users tracked by the room-creation quota before those whose quota has refilled are forgotten.
@@ -156,7 +156,7 @@ impl Service {
                 room: room.to_owned(),
                 user: user.username,
             };
-            self.publish(room, None, &frame, None);
+            self.publish(room, &frame, Target::Room);
         }
         Ok(())
     }
@@ -192,14 +192,12 @@ impl Service {
             room: room.to_owned(),
             user: who.username.to_string(),
         };
-        self.broker.publish(Arc::new(Event {
-            room: room.into(),
-            seq: None,
-            bytes: frame.to_bytes(),
-            skip_conn: None,
-            skip_user,
-            evict_user,
-        }));
+        let target = skip_user.map_or(Target::Room, Target::OthersThan);
+        self.publish(room, &frame, target);
+        if let Some(user) = evict_user {
+            // After the event, on every node: the evicted connections get `member_left` first.
+            self.fanout.evict(room, &user);
+        }
     }
 
     /// "Leaving" a direct room: it is hidden from the caller's room list and their

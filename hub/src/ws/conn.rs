@@ -25,10 +25,10 @@ use tokio::sync::Semaphore;
 use super::slots::Slot;
 use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
-use crate::outbox::{outbox, Sender};
+use crate::fanout::outbox::{outbox, Sender};
+use crate::fanout::{ConnHandle, ConnId, KillSwitch, Out};
 use crate::ratelimit::TokenBucket;
-use crate::registry::{ConnHandle, ConnId, KillSwitch, Out};
-use crate::service::{now_ms, Identity};
+use crate::service::{now_ms, Identity, SinkClosed, SubRequest, SubSink, Subscribed};
 use crate::state::AppState;
 
 /// How long we wait for the peer's side of the close handshake after ours.
@@ -126,7 +126,7 @@ struct Session {
     rooms: Vec<Arc<str>>,
     /// Rooms in which this connection counts towards the user's presence.
     present: Vec<Arc<str>>,
-    tx: Sender,
+    tx: Sender<Out>,
     kill: Arc<KillSwitch>,
     bucket: TokenBucket,
     anon_session: Arc<str>,
@@ -138,9 +138,6 @@ struct Session {
     /// This connection's anonymous and per-IP slot, released when the connection ends.
     slot: Slot,
 }
-
-/// Messages per catch-up page: what one store read returns and what one queued item holds.
-const CATCH_UP_PAGE: u32 = switchboard_protocol::limits::MAX_HISTORY_LIMIT;
 
 /// Most sends of one connection waiting for their acks at once (see `Session::send`).
 const MAX_SENDS_IN_FLIGHT: usize = 64;
@@ -517,97 +514,64 @@ impl Session {
         });
     }
 
-    /// `sub`: buffer live events, register, queue the catch-up a page at a time, then `subbed`;
-    /// the writer delivers the pages, `subbed`, and the buffered events past them (writer.rs).
-    ///
-    /// A room already subscribed is answered with `subbed` (its `last_seq` now) and nothing
-    /// else: no second catch-up. A `since` more than `--max-catchup-messages` behind is refused
-    /// before anything is registered, as is a new room past `--max-subscriptions`.
+    /// `sub`, through the service's one sequence ([`crate::service::Service::subscribe`]); this
+    /// connection's part is the queue: the writer buffers the room's live events from `BeginSub`,
+    /// writes the catch-up pages, then `subbed` and the buffered events past them (writer.rs).
     async fn subscribe(
         &mut self,
         room: &str,
         since: Option<u64>,
         id: Option<FrameId>,
     ) -> crate::error::Result<()> {
-        let cfg = self.app.cfg.clone();
-        let service = self.app.service.clone();
-        let rec = service.readable_room(self.identity.as_ref(), room).await?;
-        if self.subscribed(room) {
-            let subbed = ServerFrame::Subbed {
-                id,
-                room: room.to_owned(),
-                last_seq: rec.last_seq,
-            };
-            self.reply(subbed).await;
-            return Ok(());
+        // An entry of ours for a room we are not subscribed to, in the registry's word, is stale
+        // (an eviction ended it, and gave its presence back).
+        if !self.subscribed(room) {
+            self.rooms.retain(|r| **r != *room);
+            self.present.retain(|r| **r != *room);
         }
-        // Not subscribed, in the registry's word: an entry of ours for the room is stale (an
-        // eviction ended it, and gave its presence back).
-        self.rooms.retain(|r| **r != *room);
-        self.present.retain(|r| **r != *room);
-        if self.rooms.len() >= cfg.max_subscriptions {
+        if self.rooms.len() >= self.app.cfg.max_subscriptions {
             self.forget_evicted();
         }
-        if self.rooms.len() >= cfg.max_subscriptions {
-            return Err(crate::error::Error::TooManySubscriptions(
-                cfg.max_subscriptions,
-            ));
-        }
-        if let Some(since) = since {
-            if rec.last_seq.saturating_sub(since) > cfg.max_catchup_messages {
-                return Err(crate::error::Error::CatchupTooLarge(
-                    cfg.max_catchup_messages,
-                ));
+        let service = self.app.service.clone();
+        let req = SubRequest {
+            who: self.identity.as_ref(),
+            conn: self.conn,
+            room,
+            since,
+            held: self.rooms.len(),
+        };
+        let mut sink = QueueSink {
+            session: self,
+            last_page: 0,
+        };
+        let (room, subbed, upto) = match service.subscribe(req, &mut sink).await? {
+            Subscribed::Already { last_seq } => {
+                let subbed = ServerFrame::Subbed {
+                    id,
+                    room: room.to_owned(),
+                    last_seq,
+                };
+                self.reply(subbed).await;
+                return Ok(());
             }
-        }
-        let room: Arc<str> = room.into();
-        if self.tx.send(Out::BeginSub(room.clone())).await.is_err() {
-            return Ok(());
-        }
-        self.rooms.push(room.clone());
-        if let Some(who) = &self.identity {
-            // Before `subscribe`, which copies the handle: evictions report presence by name.
-            self.app.registry.name(self.conn, &who.username);
-        }
-        let result =
-            async {
-                if self.app.registry.subscribe(self.conn, &room) {
-                    self.app.broker.acquire(&room).await.map_err(|_| {
-                        crate::error::Error::Unavailable("the broker is unavailable")
-                    })?;
+            Subscribed::New {
+                room,
+                upto,
+                present,
+            } => {
+                self.rooms.push(room.clone());
+                if present {
+                    self.present.push(room.clone());
                 }
-                let last_seq = service
-                    .readable_room(self.identity.as_ref(), &room)
-                    .await?
-                    .last_seq;
-                match since {
-                    None => Ok(last_seq),
-                    Some(since) => Box::pin(self.catch_up(&room, since, last_seq)).await,
+                let subbed = ServerFrame::Subbed {
+                    id,
+                    room: room.to_string(),
+                    last_seq: upto,
                 }
-            }
-            .await;
-        let upto = match result {
-            Ok(upto) => upto,
-            Err(e) => {
-                self.app.registry.unsubscribe(self.conn, &room);
-                self.rooms.retain(|r| *r != room);
-                let _ = self.tx.send(Out::EndSub { room, reply: None }).await;
-                return Err(e);
+                .to_bytes();
+                (room, subbed, upto)
             }
         };
-        let subbed = ServerFrame::Subbed {
-            id,
-            room: room.to_string(),
-            last_seq: upto,
-        }
-        .to_bytes();
-        if let Some(who) = &self.identity {
-            // Not if an eviction ended the subscription meanwhile: it counted no join.
-            if !self.present.contains(&room) && self.subscribed(&room) {
-                self.present.push(room.clone());
-                self.app.service.presence_join(who, &room).await;
-            }
-        }
         if self
             .tx
             .send(Out::CatchUp { room, subbed, upto })
@@ -619,51 +583,13 @@ impl Session {
         Ok(())
     }
 
-    /// Queues every message after `since` for `room` (from the hot window when it covers them,
-    /// else from the store a page at a time); returns the seq up to which the client then has
-    /// every message. Live events at or below it are dropped by the writer; those above it
-    /// follow `subbed`.
-    async fn catch_up(&self, room: &str, since: u64, last_seq: u64) -> crate::error::Result<u64> {
-        let closing = |_| crate::error::Error::Unavailable("the connection is closing");
-        // A recent `since` (a short disconnect) is served from the hot window.
-        if let Some(hot) = self.app.registry.hot().after(room, since) {
-            let mut last_page = 0;
-            for page in hot.frames.chunks(CATCH_UP_PAGE as usize) {
-                self.room_for_page(last_page).await.map_err(closing)?;
-                last_page = self.queue_page(page.to_vec()).await.map_err(closing)?;
-            }
-            return Ok(hot.upto);
-        }
-        let service = &self.app.service;
-        service.check_retained(room, since).await?;
-        let mut upto = since.min(last_seq);
-        let mut last_page = 0;
-        while upto < last_seq {
-            // Wait before reading: a waiting catch-up holds no page of its own.
-            self.room_for_page(last_page).await.map_err(closing)?;
-            let page = service.messages_after(room, upto, CATCH_UP_PAGE).await?;
-            let Some(last) = page.last() else { break };
-            upto = last.seq;
-            let full = page.len() == CATCH_UP_PAGE as usize;
-            let frames = page
-                .into_iter()
-                .map(|m| ServerFrame::Message(m).to_bytes())
-                .collect();
-            last_page = self.queue_page(frames).await.map_err(closing)?;
-            if !full {
-                break;
-            }
-        }
-        Ok(upto)
-    }
-
     /// Waits until the catch-up pages not yet written leave room for another page of about
     /// `page` bytes (the size of the last one) within `Registry::catch_up_bytes`; with none in
     /// flight there is always room. This is the catch-up's back-pressure: a peer that does not
     /// read holds about one page, until the writer's timeout ends the connection. (Paced on the
     /// pages only: the connection's queued bytes also hold the room's live events, which wait
     /// for the catch-up to end.)
-    async fn room_for_page(&self, page: usize) -> Result<(), crate::outbox::Closed> {
+    async fn room_for_page(&self, page: usize) -> Result<(), crate::fanout::outbox::Closed> {
         let room = self.app.registry.catch_up_bytes();
         let tx = &self.tx;
         tx.wait_until(|| {
@@ -678,11 +604,56 @@ impl Session {
     async fn queue_page(
         &self,
         messages: Vec<bytes::Bytes>,
-    ) -> Result<usize, crate::outbox::Closed> {
+    ) -> Result<usize, crate::fanout::outbox::Closed> {
         let bytes: usize = messages.iter().map(bytes::Bytes::len).sum();
         self.queued.fetch_add(bytes, Ordering::AcqRel);
         self.tx.add_page_bytes(bytes);
         self.tx.send(Out::CatchUpPage { messages, bytes }).await?;
         Ok(bytes)
+    }
+}
+
+/// A `sub`'s catch-up into this connection's queue (see [`SubSink`]).
+struct QueueSink<'a> {
+    session: &'a Session,
+    /// The size of the last page queued (the next is expected to be about as big).
+    last_page: usize,
+}
+
+#[async_trait::async_trait]
+impl SubSink for QueueSink<'_> {
+    async fn begin(&mut self, room: &Arc<str>) -> Result<(), SinkClosed> {
+        self.session
+            .tx
+            .send(Out::BeginSub(room.clone()))
+            .await
+            .map_err(|_| SinkClosed)
+    }
+
+    async fn ready(&mut self) -> Result<(), SinkClosed> {
+        self.session
+            .room_for_page(self.last_page)
+            .await
+            .map_err(|_| SinkClosed)
+    }
+
+    async fn page(&mut self, frames: Vec<bytes::Bytes>) -> Result<(), SinkClosed> {
+        self.last_page = self
+            .session
+            .queue_page(frames)
+            .await
+            .map_err(|_| SinkClosed)?;
+        Ok(())
+    }
+
+    async fn abort(&mut self, room: &Arc<str>) {
+        let _ = self
+            .session
+            .tx
+            .send(Out::EndSub {
+                room: room.clone(),
+                reply: None,
+            })
+            .await;
     }
 }

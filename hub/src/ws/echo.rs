@@ -12,8 +12,8 @@ use hyper_util::rt::TokioIo;
 use super::frame::OpCode;
 use super::transport::{Incoming, MessageReader};
 use super::writer::Writer;
-use crate::outbox::outbox;
-use crate::registry::{KillSwitch, Out};
+use crate::fanout::outbox::outbox;
+use crate::fanout::registry::{KillSwitch, Out};
 
 /// Echo queue depth: the reader waits when the writer is this far behind.
 const ECHO_QUEUE: usize = 16;

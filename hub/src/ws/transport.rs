@@ -14,8 +14,8 @@ use tokio::io::AsyncRead;
 use tokio::time::Instant;
 
 use super::frame::{close_code_allowed, FrameError, FrameReader, OpCode};
-use crate::outbox::Sender;
-use crate::registry::Out;
+use crate::fanout::outbox::Sender;
+use crate::fanout::registry::Out;
 
 /// A complete message or a control event from the peer.
 #[derive(Debug)]
@@ -198,7 +198,7 @@ impl<S: AsyncRead + Unpin> MessageReader<S> {
     /// # Cancel safety
     /// Not cancel-safe: a message half reassembled survives, but a control frame's answer may
     /// be lost. Poll it from a future that lives as long as the connection.
-    pub async fn next(&mut self, out: &Sender) -> Result<Incoming, TransportError> {
+    pub async fn next(&mut self, out: &Sender<Out>) -> Result<Incoming, TransportError> {
         loop {
             let frame = self.read_frame().await?;
             match frame.opcode {

@@ -11,9 +11,9 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
 use super::frame::{FrameWriter, OpCode};
-use crate::broker::Event;
-use crate::outbox::Receiver;
-use crate::registry::{KillSwitch, Out};
+use crate::fanout::outbox::Receiver;
+use crate::fanout::registry::{KillSwitch, Out};
+use crate::fanout::Event;
 use crate::service::now_ms;
 
 /// Most queued items written before one flush: bounds latency of the first while still turning
@@ -102,7 +102,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// `write` per delivery costs several microseconds of kernel time on loopback).
     ///
     /// The window is cut short once `hurry_bytes` of events are queued (the fanout then calls
-    /// [`Sender::hurry`](crate::outbox::Sender::hurry)): a burst is written as it grows, so a
+    /// [`Sender::hurry`](crate::fanout::outbox::Sender::hurry)): a burst is written as it grows, so a
     /// reader that keeps up never nears the queue's bound because of the window.
     pub fn coalesce(mut self, window: Duration, hurry_bytes: usize) -> Self {
         self.coalesce = window;
@@ -113,7 +113,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     /// Runs until a close frame is written, the peer is dead, or the socket breaks.
     pub async fn run(
         mut self,
-        mut rx: Receiver,
+        mut rx: Receiver<Out>,
         kill: &KillSwitch,
         beat: &Notify,
         heartbeat: Duration,
@@ -165,7 +165,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Writes what woke the writer. Returns true when a close frame was written.
-    async fn write(&mut self, wake: Wake, rx: &mut Receiver) -> std::io::Result<bool> {
+    async fn write(&mut self, wake: Wake, rx: &mut Receiver<Out>) -> std::io::Result<bool> {
         match wake {
             Wake::Kill(code) => {
                 self.ws.push_close(code, reason(code).as_bytes());
@@ -202,7 +202,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     /// Handles `first` and whatever else is already queued, then flushes once. Returns true
     /// when a close frame was written.
-    async fn drain(&mut self, first: Out, rx: &mut Receiver) -> std::io::Result<bool> {
+    async fn drain(&mut self, first: Out, rx: &mut Receiver<Out>) -> std::io::Result<bool> {
         let mut next = Some(first);
         for taken in 1..=MAX_ITEMS_PER_FLUSH {
             let Some(item) = next.take() else { break };
@@ -230,7 +230,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     /// Writes what is encoded; then the catch-up pages in it no longer count as queued, and a
     /// reader waiting to queue the next page is woken.
-    async fn flush(&mut self, rx: &Receiver) -> std::io::Result<()> {
+    async fn flush(&mut self, rx: &Receiver<Out>) -> std::io::Result<()> {
         self.ws.flush().await?;
         if self.pages_unflushed > 0 {
             let written = std::mem::take(&mut self.pages_unflushed);
@@ -308,7 +308,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 return Ok(());
             }
             Some(RoomState::Live { upto }) => {
-                let fresh = match ev.seq {
+                let fresh = match ev.seq() {
                     Some(seq) if seq <= *upto => false,
                     Some(seq) => {
                         *upto = seq;
@@ -332,7 +332,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::outbox;
+    use crate::fanout::outbox::outbox;
     use bytes::Bytes;
     use tokio::io::AsyncReadExt;
 

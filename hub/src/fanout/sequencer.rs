@@ -1,5 +1,6 @@
-//! Per-room ordering of message events on one node, for brokers where publication order can
-//! differ from seq order (several nodes commit to one room and publish after their commits).
+//! Per-room ordering of message events on one node, in front of every broker: publication order
+//! can differ from seq order when several nodes commit to one room and publish after their
+//! commits, and a node only delivers a room's messages once it knows where its sequence stands.
 //!
 //! **Invariant:** every seq below a published seq is already committed (PostgreSQL assigns seqs
 //! under the room's row lock and a node publishes only after its commit). So an event that
@@ -10,11 +11,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
-use switchboard_protocol::ws::{Message, ServerFrame};
+use switchboard_protocol::ws::Message;
 use switchboard_protocol::Seq;
 
+use super::registry::Registry;
 use super::Event;
-use crate::registry::Registry;
 
 /// Ordering state of one room.
 enum RoomOrder {
@@ -36,17 +37,16 @@ pub enum Next {
     ScheduleFill,
 }
 
-/// The node's per-room sequencers, delivering into the registry.
+/// The node's per-room sequencers. Events are delivered into the registry under the lock, so
+/// that a room's deliveries happen in the order decided here.
 pub struct Sequencer {
     rooms: Mutex<HashMap<Arc<str>, RoomOrder>>,
-    registry: Arc<Registry>,
 }
 
 impl Sequencer {
-    pub fn new(registry: Arc<Registry>) -> Self {
+    pub fn new() -> Self {
         Self {
             rooms: Mutex::new(HashMap::new()),
-            registry,
         }
     }
 
@@ -71,7 +71,7 @@ impl Sequencer {
     /// The node's subscription is confirmed and the store says the room's last seq is `last`.
     /// Events parked meanwhile at or below it are dropped (subscribers read those from the
     /// store), later ones are delivered in order.
-    pub fn init(&self, room: &str, last: Seq) -> Next {
+    pub fn init(&self, room: &str, last: Seq, registry: &Registry) -> Next {
         let mut rooms = self.lock();
         let Some(order) = rooms.get_mut(room) else {
             return Next::Nothing;
@@ -85,7 +85,7 @@ impl Sequencer {
             parked,
             fill_scheduled: false,
         };
-        self.drain(order)
+        Self::drain(order, registry)
     }
 
     /// Whether the room is tracked and ready.
@@ -94,9 +94,9 @@ impl Sequencer {
     }
 
     /// Offers an event. Events without a seq are delivered at once.
-    pub fn offer(&self, ev: Arc<Event>) -> Next {
-        let Some(seq) = ev.seq else {
-            self.registry.deliver(&ev);
+    pub fn offer(&self, ev: Arc<Event>, registry: &Registry) -> Next {
+        let Some(seq) = ev.seq() else {
+            registry.deliver(&ev);
             return Next::Nothing;
         };
         let mut rooms = self.lock();
@@ -114,13 +114,13 @@ impl Sequencer {
                     return Next::Nothing;
                 }
                 parked.insert(seq, ev);
-                self.drain(order)
+                Self::drain(order, registry)
             }
         }
     }
 
     /// Delivers parked events that continue the sequence; reports whether a gap remains.
-    fn drain(&self, order: &mut RoomOrder) -> Next {
+    fn drain(order: &mut RoomOrder, registry: &Registry) -> Next {
         let RoomOrder::Ready {
             last,
             parked,
@@ -135,7 +135,7 @@ impl Sequencer {
                 entry.remove();
             } else if seq == *last + 1 {
                 let ev = entry.remove();
-                self.registry.deliver(&ev);
+                registry.deliver(&ev);
                 *last = seq;
             } else {
                 break;
@@ -160,7 +160,7 @@ impl Sequencer {
     /// Applies messages read from the store after [`fill_from`](Self::fill_from): delivers the
     /// missing ones in order, then what was parked. A gap the store cannot close (it should not
     /// happen, see the module invariant) is skipped so the room never stalls.
-    pub fn apply_fill(&self, room: &str, messages: Vec<Message>) {
+    pub fn apply_fill(&self, room: &str, messages: Vec<Message>, registry: &Registry) {
         let mut rooms = self.lock();
         let Some(order) = rooms.get_mut(room) else {
             return;
@@ -177,39 +177,27 @@ impl Sequencer {
         for m in messages {
             if m.seq > *last && !parked.contains_key(&m.seq) {
                 let seq = m.seq;
-                parked.insert(seq, Arc::new(event_of(m)));
+                parked.insert(seq, Arc::new(Event::message(m)));
             }
         }
-        self.drain(order);
+        Self::drain(order, registry);
         let RoomOrder::Ready { last, parked, .. } = order else {
             return;
         };
         if !parked.is_empty() {
             tracing::warn!(room, last = *last, next = ?parked.keys().next(), "skipping a gap the store cannot fill");
             for (seq, ev) in std::mem::take(parked) {
-                self.registry.deliver(&ev);
+                registry.deliver(&ev);
                 *last = seq;
             }
         }
     }
 }
 
-/// The `message` event for a stored message.
-pub fn event_of(m: Message) -> Event {
-    Event {
-        room: m.room.as_str().into(),
-        seq: Some(m.seq),
-        bytes: ServerFrame::Message(m).to_bytes(),
-        skip_conn: None,
-        skip_user: None,
-        evict_user: None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registry::{ConnHandle, KillSwitch, Out};
+    use crate::fanout::registry::{ConnHandle, KillSwitch, Out};
 
     fn msg(seq: Seq) -> Message {
         Message {
@@ -224,9 +212,9 @@ mod tests {
         }
     }
 
-    fn setup() -> (Sequencer, crate::outbox::Receiver) {
-        let registry = Arc::new(Registry::new());
-        let (tx, rx) = crate::outbox::outbox(64);
+    fn setup() -> (Sequencer, Registry, crate::fanout::outbox::Receiver<Out>) {
+        let registry = Registry::new();
+        let (tx, rx) = crate::fanout::outbox::outbox(64);
         let id = registry.add_conn(ConnHandle {
             tx,
             kill: Arc::new(KillSwitch::default()),
@@ -236,44 +224,48 @@ mod tests {
             queued: Arc::default(),
         });
         let room: Arc<str> = "r".into();
-        registry.subscribe(id, &room);
-        let seq = Sequencer::new(registry);
+        registry.subscribe(id, &room, None);
+        let seq = Sequencer::new();
         seq.track(&room);
-        (seq, rx)
+        (seq, registry, rx)
     }
 
-    fn received(rx: &mut crate::outbox::Receiver) -> Vec<Seq> {
+    fn event_of(m: Message) -> Arc<Event> {
+        Arc::new(Event::message(m))
+    }
+
+    fn received(rx: &mut crate::fanout::outbox::Receiver<Out>) -> Vec<Seq> {
         let mut out = Vec::new();
         while let Some(Out::Event(ev)) = rx.try_recv() {
-            out.push(ev.seq.unwrap());
+            out.push(ev.seq().unwrap());
         }
         out
     }
 
     #[test]
     fn out_of_order_arrivals_are_delivered_in_order() {
-        let (seq, mut rx) = setup();
-        seq.offer(Arc::new(event_of(msg(4))));
-        assert_eq!(seq.init("r", 2), Next::ScheduleFill, "3 is missing");
+        let (seq, reg, mut rx) = setup();
+        seq.offer(event_of(msg(4)), &reg);
+        assert_eq!(seq.init("r", 2, &reg), Next::ScheduleFill, "3 is missing");
         assert_eq!(received(&mut rx), Vec::<Seq>::new());
-        seq.offer(Arc::new(event_of(msg(3))));
-        seq.offer(Arc::new(event_of(msg(2))));
+        seq.offer(event_of(msg(3)), &reg);
+        seq.offer(event_of(msg(2)), &reg);
         assert_eq!(received(&mut rx), [3, 4]);
     }
 
     #[test]
     fn a_fill_closes_the_gap_and_duplicates_are_dropped() {
-        let (seq, mut rx) = setup();
-        seq.init("r", 0);
-        assert_eq!(seq.offer(Arc::new(event_of(msg(3)))), Next::ScheduleFill);
+        let (seq, reg, mut rx) = setup();
+        seq.init("r", 0, &reg);
+        assert_eq!(seq.offer(event_of(msg(3)), &reg), Next::ScheduleFill);
         assert_eq!(
-            seq.offer(Arc::new(event_of(msg(5)))),
+            seq.offer(event_of(msg(5)), &reg),
             Next::Nothing,
             "one fill at a time"
         );
         assert_eq!(seq.fill_from("r"), Some(0));
-        seq.apply_fill("r", vec![msg(1), msg(2), msg(3), msg(4)]);
-        seq.offer(Arc::new(event_of(msg(4))));
+        seq.apply_fill("r", vec![msg(1), msg(2), msg(3), msg(4)], &reg);
+        seq.offer(event_of(msg(4)), &reg);
         assert_eq!(received(&mut rx), [1, 2, 3, 4, 5]);
     }
 }

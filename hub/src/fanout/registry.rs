@@ -16,9 +16,8 @@ use std::sync::Arc;
 use dashmap::DashMap;
 use tokio::sync::Notify;
 
-use crate::outbox::{self, TrySendError};
-
-use crate::broker::{Broker, Event};
+use super::outbox::{self, TrySendError};
+use super::{Event, Hold, Kind, Target};
 
 /// Identifies one connection on this node.
 pub type ConnId = u64;
@@ -100,7 +99,7 @@ impl KillSwitch {
 /// What the registry keeps of a connection.
 #[derive(Debug, Clone)]
 pub struct ConnHandle {
-    pub tx: outbox::Sender,
+    pub tx: outbox::Sender<Out>,
     pub kill: Arc<KillSwitch>,
     /// The user id, for per-user filtering (`None` when anonymous).
     pub user: Option<Arc<str>>,
@@ -111,22 +110,33 @@ pub struct ConnHandle {
     pub queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
+/// One local subscription: the connection, and its hold on the room (see [`Hold`]), given
+/// back when the subscription ends, however it ends.
+#[derive(Debug)]
+struct Sub {
+    handle: ConnHandle,
+    /// `None` only in tests and benches that deliver without a fanout.
+    _hold: Option<Hold>,
+}
+
 /// The node's connection registry. Shared as `Arc<Registry>`.
+///
+/// **Invariant:** a [`Hold`] is never dropped while a `rooms` guard is held: what a method
+/// removes is dropped after its guard (see the lock order in `fanout/mod.rs`).
 pub struct Registry {
-    /// room id → (connection id → handle). Sharded by dashmap on the room id.
-    rooms: DashMap<Arc<str>, HashMap<ConnId, ConnHandle>>,
+    /// room id → (connection id → subscription). Sharded by dashmap on the room id.
+    rooms: DashMap<Arc<str>, HashMap<ConnId, Sub>>,
     /// Every live connection, by id (for shutdown and per-session kills).
     conns: DashMap<ConnId, ConnHandle>,
     next_id: AtomicU64,
     /// Most event bytes queued to one connection before it is killed as a slow consumer.
     max_queued_bytes: usize,
     /// Recent message frames of rooms with local subscribers.
-    hot: crate::hot::HotWindow,
+    hot: super::hot::HotWindow,
     /// Fired at shutdown, for connections that are not in `conns` (echo).
     shutdown: Arc<KillSwitch>,
     /// Notified every heartbeat interval by the server (see [`heartbeat`](Self::heartbeat)).
     heartbeat: Notify,
-    broker: std::sync::OnceLock<Arc<dyn Broker>>,
     /// Where [`evict_user`](Self::evict_user) reports the presence it ended (see
     /// [`Evicted`]); set once at start-up.
     evictions: std::sync::OnceLock<tokio::sync::mpsc::UnboundedSender<Evicted>>,
@@ -160,10 +170,9 @@ impl Registry {
             conns: DashMap::new(),
             next_id: AtomicU64::new(1),
             max_queued_bytes: usize::MAX,
-            hot: crate::hot::HotWindow::new(0),
+            hot: super::hot::HotWindow::new(0),
             shutdown: Arc::default(),
             heartbeat: Notify::new(),
-            broker: std::sync::OnceLock::new(),
             evictions: std::sync::OnceLock::new(),
             fragments: Arc::new(crate::ws::transport::FragmentLimits::unbounded()),
         }
@@ -217,19 +226,13 @@ impl Registry {
 
     /// Keeps the last `capacity` messages of each room with local subscribers in memory.
     pub fn with_hot_window(mut self, capacity: usize) -> Self {
-        self.hot = crate::hot::HotWindow::new(capacity);
+        self.hot = super::hot::HotWindow::new(capacity);
         self
     }
 
     /// The hot window (recent messages of rooms with local subscribers).
-    pub fn hot(&self) -> &crate::hot::HotWindow {
+    pub fn hot(&self) -> &super::hot::HotWindow {
         &self.hot
-    }
-
-    /// Sets the broker whose hold on a room is released with each removed subscription. Called
-    /// once, at start-up.
-    pub fn set_broker(&self, broker: Arc<dyn Broker>) {
-        let _ = self.broker.set(broker);
     }
 
     /// Registers a new connection and returns its id.
@@ -287,59 +290,69 @@ impl Registry {
         self.conns.len()
     }
 
-    /// Adds `id` to `room`'s subscribers. Returns true when it was newly added: the caller must
-    /// then await [`Broker::acquire`] for the room before reading catch-up from the store (every
-    /// removal releases it again).
-    pub fn subscribe(&self, id: ConnId, room: &Arc<str>) -> bool {
-        let Some(handle) = self.conns.get(&id).map(|h| h.clone()) else {
-            return false;
+    /// Adds `id` to `room`'s subscribers, keeping `hold` (the subscription's hold on the room,
+    /// from [`super::Fanout::hold`]) until the subscription ends. Returns false, and gives the
+    /// hold back at once, if it was subscribed already or the connection is gone.
+    pub fn subscribe(&self, id: ConnId, room: &Arc<str>, hold: Option<Hold>) -> bool {
+        let mut hold = hold;
+        let added = match self.conns.get(&id).map(|h| h.clone()) {
+            None => false,
+            Some(handle) => {
+                let mut subs = self.rooms.entry(room.clone()).or_default();
+                match subs.entry(id) {
+                    std::collections::hash_map::Entry::Occupied(_) => false,
+                    std::collections::hash_map::Entry::Vacant(v) => {
+                        v.insert(Sub {
+                            handle,
+                            _hold: hold.take(),
+                        });
+                        true
+                    }
+                }
+            }
         };
-        let mut subs = self.rooms.entry(room.clone()).or_default();
-        subs.insert(id, handle).is_none()
+        drop(hold); // after the guard (see the invariant)
+        added
     }
 
-    /// Removes `id` from `room`'s subscribers (releasing the broker's hold on the room); returns
+    /// Removes `id` from `room`'s subscribers (giving back its hold on the room); returns
     /// whether it was subscribed.
     pub fn unsubscribe(&self, id: ConnId, room: &str) -> bool {
-        let mut removed = false;
+        let mut removed = None;
         let emptied = self
             .rooms
             .remove_if_mut(room, |_, subs| {
-                removed = subs.remove(&id).is_some();
+                removed = subs.remove(&id);
                 subs.is_empty()
             })
             .is_some();
         if emptied {
             self.hot.forget(room);
         }
-        if removed {
-            self.release(room);
-        }
-        removed
+        // `removed`, with its hold, is dropped here, after the guard.
+        removed.is_some()
     }
 
-    fn release(&self, room: &str) {
-        if let Some(b) = self.broker.get() {
-            b.release(room);
-        }
-    }
-
-    /// Queues `event` to every local subscriber of its room, without waiting. Subscribers whose
-    /// queue is full are killed with close code 4000.
+    /// Queues `event` to every local subscriber of its room it is for (see [`Target`]), without
+    /// waiting. Subscribers whose queue is full are killed with close code 4000.
     pub fn deliver(&self, event: &Arc<Event>) {
         let Some(subs) = self.rooms.get(&*event.room) else {
             return;
         };
         // Under the room's shard lock, so the ring and the subscriber set change together.
-        match event.seq {
-            Some(seq) => self.hot.record(&event.room, seq, &event.bytes),
-            None if crate::hot::rewrites_history(&event.bytes) => self.hot.forget(&event.room),
-            None => {}
+        match event.kind {
+            Kind::Message(seq) => self.hot.record(&event.room, seq, &event.bytes),
+            Kind::Rewrite => self.hot.forget(&event.room),
+            Kind::Notice => {}
         }
-        for (id, handle) in subs.iter() {
-            if event.skip_conn == Some(*id)
-                || (event.skip_user.is_some() && event.skip_user == handle.user)
-            {
+        for (id, sub) in subs.iter() {
+            let handle = &sub.handle;
+            let skip = match &event.target {
+                Target::Room => false,
+                Target::AllBut(conn) => conn == id,
+                Target::OthersThan(user) => handle.user.as_ref() == Some(user),
+            };
+            if skip {
                 continue;
             }
             let len = event.bytes.len();
@@ -359,38 +372,35 @@ impl Registry {
                 handle.tx.hurry();
             }
         }
-        drop(subs);
-        if let Some(user) = &event.evict_user {
-            self.evict_user(&event.room, user);
-        }
     }
 
     /// Ends `user`'s subscriptions to `room` (they left a private room): each of their
     /// connections gets `unsubbed` and stops receiving the room's events, and no longer counts
     /// towards their presence there (reported as [`Evicted`]).
     pub fn evict_user(&self, room: &str, user: &str) {
-        let mut evicted = Vec::new();
+        let mut evicted: Vec<Sub> = Vec::new();
         if let Some(mut subs) = self.rooms.get_mut(room) {
-            subs.retain(|id, h| {
-                let hit = h.user.as_deref() == Some(user);
-                if hit {
-                    evicted.push((*id, h.clone()));
-                }
-                !hit
-            });
+            let hits: Vec<ConnId> = subs
+                .iter()
+                .filter(|(_, sub)| sub.handle.user.as_deref() == Some(user))
+                .map(|(id, _)| *id)
+                .collect();
+            evicted.extend(hits.iter().filter_map(|id| subs.remove(id)));
         }
+        // Their holds are given back first, with no guard held: once a connection hears
+        // `unsubbed`, the node's holds no longer count its subscription.
+        let evicted: Vec<ConnHandle> = evicted.into_iter().map(|sub| sub.handle).collect();
         let room: Arc<str> = room.into();
-        let released = evicted.len();
-        if let (Some((_, first)), Some(tx)) = (evicted.first(), self.evictions.get()) {
+        if let (Some(first), Some(tx)) = (evicted.first(), self.evictions.get()) {
             if let Some(username) = first.username.clone() {
                 let _ = tx.send(Evicted {
                     room: room.clone(),
                     username,
-                    connections: released,
+                    connections: evicted.len(),
                 });
             }
         }
-        for (_, h) in evicted {
+        for h in &evicted {
             let reply = switchboard_protocol::ws::ServerFrame::Unsubbed {
                 id: None,
                 room: room.to_string(),
@@ -412,9 +422,6 @@ impl Registry {
             .is_some()
         {
             self.hot.forget(&room);
-        }
-        for _ in 0..released {
-            self.release(&room);
         }
     }
 
@@ -461,7 +468,7 @@ impl Registry {
 mod tests {
     use super::*;
 
-    fn conn(reg: &Registry, queue: usize) -> (ConnId, outbox::Receiver, Arc<KillSwitch>) {
+    fn conn(reg: &Registry, queue: usize) -> (ConnId, outbox::Receiver<Out>, Arc<KillSwitch>) {
         let (tx, rx) = outbox::outbox(queue);
         let kill = Arc::new(KillSwitch::default());
         let id = reg.add_conn(ConnHandle {
@@ -478,11 +485,9 @@ mod tests {
     fn event(room: &str) -> Arc<Event> {
         Arc::new(Event {
             room: room.into(),
-            seq: Some(1),
+            kind: Kind::Message(1),
             bytes: bytes::Bytes::from_static(b"{}"),
-            skip_conn: None,
-            skip_user: None,
-            evict_user: None,
+            target: Target::Room,
         })
     }
 
@@ -492,7 +497,7 @@ mod tests {
         let room: Arc<str> = "r".into();
         let (a, mut rx_a, _) = conn(&reg, 4);
         let (_b, mut rx_b, _) = conn(&reg, 4);
-        reg.subscribe(a, &room);
+        reg.subscribe(a, &room, None);
         let ev = event("r");
         reg.deliver(&ev);
         match rx_a.try_recv() {
@@ -511,8 +516,8 @@ mod tests {
         let room: Arc<str> = "r".into();
         let (slow, _rx_slow, kill_slow) = conn(&reg, 2);
         let (fast, mut rx_fast, kill_fast) = conn(&reg, 16);
-        reg.subscribe(slow, &room);
-        reg.subscribe(fast, &room);
+        reg.subscribe(slow, &room, None);
+        reg.subscribe(fast, &room, None);
         for _ in 0..3 {
             reg.deliver(&event("r"));
             while rx_fast.try_recv().is_some() {}
@@ -534,7 +539,7 @@ mod tests {
         let reg = Registry::new().with_queue_bytes(5);
         let room: Arc<str> = "r".into();
         let (id, mut rx, kill) = conn(&reg, 1024);
-        reg.subscribe(id, &room);
+        reg.subscribe(id, &room, None);
         reg.deliver(&event("r")); // 2 bytes queued
         reg.deliver(&event("r")); // 4
         use futures_util::FutureExt;

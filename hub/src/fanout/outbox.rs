@@ -1,5 +1,5 @@
 //! A connection's outbound queue: bounded, many senders (the fanout, the connection's reader),
-//! one receiver (its writer).
+//! one receiver (its writer). Generic over the item: the hub queues [`super::Out`]s.
 //!
 //! It replaces `tokio::sync::mpsc` because an mpsc channel allocates its first block of 32
 //! slots (2.5 KiB of `Out`s) plus a 0.5 KiB cache-padded header when created, for every
@@ -20,10 +20,8 @@ use std::task::{Poll, Waker};
 
 use tokio::sync::Notify;
 
-use crate::registry::Out;
-
-struct Inner {
-    items: VecDeque<Out>,
+struct Inner<T> {
+    items: VecDeque<T>,
     waker: Option<Waker>,
     senders: usize,
     closed: bool,
@@ -33,8 +31,8 @@ struct Inner {
     hurry: bool,
 }
 
-struct Shared {
-    inner: Mutex<Inner>,
+struct Shared<T> {
+    inner: Mutex<Inner<T>>,
     /// Woken when a full queue gets room, or when the receiver goes away.
     space: Notify,
     cap: usize,
@@ -42,8 +40,8 @@ struct Shared {
     pages: std::sync::atomic::AtomicUsize,
 }
 
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+impl<T> Shared<T> {
+    fn lock(&self) -> MutexGuard<'_, Inner<T>> {
         // The lock is never held across a panic point that leaves `Inner` inconsistent.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -63,7 +61,7 @@ pub enum TrySendError {
 pub struct Closed;
 
 /// A queue holding at most `cap` items (`cap` ≥ 1).
-pub fn outbox(cap: usize) -> (Sender, Receiver) {
+pub fn outbox<T>(cap: usize) -> (Sender<T>, Receiver<T>) {
     let shared = Arc::new(Shared {
         inner: Mutex::new(Inner {
             items: VecDeque::new(),
@@ -81,22 +79,22 @@ pub fn outbox(cap: usize) -> (Sender, Receiver) {
 }
 
 /// The sending side; cheap to clone.
-pub struct Sender(Arc<Shared>);
+pub struct Sender<T>(Arc<Shared<T>>);
 
-impl std::fmt::Debug for Sender {
+impl<T> std::fmt::Debug for Sender<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender").field("cap", &self.0.cap).finish()
     }
 }
 
-impl Clone for Sender {
+impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
         self.0.lock().senders += 1;
         Self(self.0.clone())
     }
 }
 
-impl Drop for Sender {
+impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
         let waker = {
             let mut inner = self.0.lock();
@@ -113,14 +111,14 @@ impl Drop for Sender {
     }
 }
 
-impl Sender {
+impl<T> Sender<T> {
     /// Queues `item` unless the queue is full or closed. Never waits.
-    pub fn try_send(&self, item: Out) -> Result<(), TrySendError> {
+    pub fn try_send(&self, item: T) -> Result<(), TrySendError> {
         self.try_push(item).map_err(|(e, _)| e)
     }
 
     /// [`try_send`](Self::try_send), handing a refused item back.
-    fn try_push(&self, item: Out) -> Result<(), (TrySendError, Out)> {
+    fn try_push(&self, item: T) -> Result<(), (TrySendError, T)> {
         let waker = {
             let mut inner = self.0.lock();
             if inner.closed {
@@ -193,7 +191,7 @@ impl Sender {
     }
 
     /// Queues `item`, waiting while the queue is full.
-    pub async fn send(&self, mut item: Out) -> Result<(), Closed> {
+    pub async fn send(&self, mut item: T) -> Result<(), Closed> {
         loop {
             let notified = self.0.space.notified();
             tokio::pin!(notified);
@@ -210,9 +208,9 @@ impl Sender {
 }
 
 /// The receiving side. Dropping it closes the queue.
-pub struct Receiver(Arc<Shared>);
+pub struct Receiver<T>(Arc<Shared<T>>);
 
-impl Drop for Receiver {
+impl<T> Drop for Receiver<T> {
     fn drop(&mut self) {
         let items = {
             let mut inner = self.0.lock();
@@ -224,12 +222,12 @@ impl Drop for Receiver {
     }
 }
 
-impl Receiver {
+impl<T> Receiver<T> {
     /// The next item, or `None` once every sender is gone and the queue is empty.
     ///
     /// # Cancel safety
     /// Cancel-safe: an item is only taken when it is returned.
-    pub async fn recv(&mut self) -> Option<Out> {
+    pub async fn recv(&mut self) -> Option<T> {
         poll_fn(|cx| {
             let mut inner = self.0.lock();
             inner.hold = false;
@@ -249,7 +247,7 @@ impl Receiver {
     }
 
     /// The next item if one is queued.
-    pub fn try_recv(&mut self) -> Option<Out> {
+    pub fn try_recv(&mut self) -> Option<T> {
         let mut inner = self.0.lock();
         inner.hold = false;
         self.pop(&mut inner)
@@ -299,7 +297,7 @@ impl Receiver {
         self.len() == 0
     }
 
-    fn pop(&self, inner: &mut Inner) -> Option<Out> {
+    fn pop(&self, inner: &mut Inner<T>) -> Option<T> {
         let was_full = inner.items.len() >= self.0.cap;
         let item = inner.items.pop_front()?;
         if inner.items.is_empty() {
@@ -316,17 +314,13 @@ impl Receiver {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
-    fn reply(n: usize) -> Out {
-        Out::Reply(Bytes::from(n.to_string()))
+    fn reply(n: usize) -> String {
+        n.to_string()
     }
 
-    fn text(out: Out) -> String {
-        match out {
-            Out::Reply(b) => String::from_utf8(b.to_vec()).unwrap(),
-            _ => panic!("not a reply"),
-        }
+    fn text(out: String) -> String {
+        out
     }
 
     #[tokio::test]
@@ -419,7 +413,7 @@ mod tests {
     #[tokio::test]
     async fn wait_until_waits_for_the_condition_or_the_end() {
         use std::sync::atomic::{AtomicUsize, Ordering};
-        let (tx, rx) = outbox(4);
+        let (tx, rx) = outbox::<String>(4);
         let level = Arc::new(AtomicUsize::new(10));
         let waiter = {
             let (tx, level) = (tx.clone(), level.clone());

@@ -4,10 +4,10 @@
 //!
 //! **Invariant:** a room's ring holds a contiguous run of seqs, each exactly as this node
 //! delivered it. It is fed from `Registry::deliver`, which sees a room's messages in seq order
-//! (in-process: the service's room locks; Redis: the node's sequencer), so "in the ring" means
+//! (the fanout's sequencer, on every broker), so "in the ring" means
 //! "already delivered to local subscribers". A subscriber registered before it reads the ring
-//! therefore gets everything newer live. An event that rewrites history (`edited`, `deleted`)
-//! drops the room's ring, and a break in the seqs restarts it; the store serves what the ring
+//! therefore gets everything newer live. An event that rewrites history (`edited`, `deleted`:
+//! [`super::Kind::Rewrite`]) drops the room's ring, and a break in the seqs restarts it; the store serves what the ring
 //! cannot.
 
 use std::collections::VecDeque;
@@ -27,11 +27,6 @@ pub struct HotCatchUp {
 pub struct HotWindow {
     capacity: usize,
     rooms: DashMap<Box<str>, Mutex<VecDeque<(Seq, Bytes)>>>,
-}
-
-/// True for frames that change stored messages (serde writes the `type` tag first).
-pub fn rewrites_history(frame: &[u8]) -> bool {
-    frame.starts_with(br#"{"type":"edited""#) || frame.starts_with(br#"{"type":"deleted""#)
 }
 
 impl HotWindow {
@@ -176,10 +171,6 @@ mod tests {
             "2 missing: not contiguous from 1"
         );
         assert_eq!(hot.after("r", 2).unwrap().frames, vec![frame(3)]);
-        assert!(rewrites_history(br#"{"type":"edited","room":"r","seq":3}"#));
-        assert!(!rewrites_history(
-            br#"{"type":"message","room":"r","seq":3}"#
-        ));
         hot.forget("r");
         assert!(hot.after("r", 2).is_none());
     }

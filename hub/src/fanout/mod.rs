@@ -1,0 +1,281 @@
+//! Delivery: how an event reaches every subscriber of its room, on this node and on the others.
+//!
+//! [`Fanout`] is the one way in. It holds this node's [`Registry`] (local connections and their
+//! subscriptions, with the hot window), a [`Sequencer`] in front of whichever [`Broker`] links
+//! the nodes, and the store (read only: to start a room's sequence and to fill its gaps).
+//!
+//! - **Messages** come from the store, never from a caller: the store hands each committed batch
+//!   through a channel ([`Fanout::spawn_commits`]), a room's messages in seq order. No caller code
+//!   runs on a store's writer.
+//! - **Other events** (edits, typing, presence, membership) are published by the service with
+//!   [`Fanout::publish`]; **evictions** (a user left a private room) are a command of their own,
+//!   [`Fanout::evict`].
+//! - Both go to local subscribers at once and to the other nodes through the broker, whose
+//!   commands come back in through [`Inbound`].
+//! - **Subscribing** takes a [`Hold`] on the room ([`Fanout::hold`]); the room's events flow to
+//!   this node while a hold on it lives, and the hold releases the room when dropped.
+//!
+//! # Lock order
+//! `holds` → `Sequencer::rooms` → a `Registry` room shard → the hot window's ring → a
+//! connection's outbox. Each lock is taken only while holding locks to its left, never to its
+//! right, so none can deadlock:
+//! - a room's events are delivered under the sequencer's lock (that is what keeps them in seq
+//!   order), which takes the room's registry shard and queues into outboxes;
+//! - a [`Hold`] is dropped only with no registry guard held (the registry collects what it
+//!   removes and drops it after the guard), because dropping the last one takes `holds` and then
+//!   the sequencer's lock;
+//! - an eviction runs outside the sequencer's lock (it is not an event).
+
+mod event;
+pub mod hot;
+pub mod outbox;
+pub mod registry;
+mod sequencer;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use switchboard_protocol::limits::MAX_HISTORY_LIMIT;
+use tokio::sync::mpsc;
+
+pub use event::{Command, Event, Kind, Target};
+pub use registry::{ConnHandle, ConnId, Evicted, KillSwitch, Out, Registry};
+
+use crate::broker::{Broker, BrokerError};
+use crate::store::{Page, Store};
+use sequencer::{Next, Sequencer};
+
+/// How long an out-of-order message waits for the missing seqs before the store is asked.
+const GAP_WAIT: Duration = Duration::from_millis(30);
+
+/// What a broker hands the fanout from the other nodes.
+#[derive(Debug)]
+pub enum Inbound {
+    /// A command published by another node.
+    Command(Command),
+    /// The broker lost the room's commands for a while (its connection broke) and gets them
+    /// again: what was missed is read from the store.
+    Resumed(Arc<str>),
+}
+
+/// The node's delivery. Cheap to clone.
+#[derive(Clone)]
+pub struct Fanout {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    registry: Arc<Registry>,
+    holds: Arc<Holds>,
+    store: Arc<dyn Store>,
+}
+
+/// Holds on rooms, counted per room: the room is tracked by the sequencer while it has one.
+struct Holds {
+    counts: Mutex<HashMap<Arc<str>, usize>>,
+    sequencer: Sequencer,
+    broker: Arc<dyn Broker>,
+}
+
+impl Holds {
+    fn counts(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, usize>> {
+        self.counts.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn release(&self, room: &Arc<str>) {
+        {
+            let mut counts = self.counts();
+            if let Some(n) = counts.get_mut(room) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(room);
+                    self.sequencer.untrack(room);
+                }
+            }
+        }
+        self.broker.release(room);
+    }
+}
+
+/// One subscription's hold on a room (see [`Fanout::hold`]). Dropping it gives the hold back;
+/// after the node's last one the room's events stop flowing here.
+///
+/// **Invariant:** never dropped under a registry guard (see the module's lock order).
+pub struct Hold {
+    room: Arc<str>,
+    holds: Arc<Holds>,
+}
+
+impl std::fmt::Debug for Hold {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hold").field("room", &self.room).finish()
+    }
+}
+
+impl Drop for Hold {
+    fn drop(&mut self) {
+        self.holds.release(&self.room);
+    }
+}
+
+impl Fanout {
+    /// The fanout of a node: local delivery into `registry`, other nodes through `broker`, whose
+    /// commands arrive on `inbound`. Spawns the task that applies them.
+    pub fn start(
+        registry: Arc<Registry>,
+        broker: Arc<dyn Broker>,
+        store: Arc<dyn Store>,
+        inbound: mpsc::UnboundedReceiver<Inbound>,
+    ) -> Self {
+        let fanout = Self {
+            inner: Arc::new(Inner {
+                registry,
+                holds: Arc::new(Holds {
+                    counts: Mutex::new(HashMap::new()),
+                    sequencer: Sequencer::new(),
+                    broker,
+                }),
+                store,
+            }),
+        };
+        tokio::spawn(fanout.clone().apply_inbound(inbound));
+        fanout
+    }
+
+    /// The node's connections and subscriptions.
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.inner.registry
+    }
+
+    /// Delivers `event` to the room's subscribers on every node (locally at once).
+    pub fn publish(&self, event: Event) {
+        let event = Arc::new(event);
+        self.inner
+            .holds
+            .broker
+            .publish(&Command::Deliver(event.clone()));
+        self.offer(event);
+    }
+
+    /// Ends `user`'s subscriptions to `room` on every node (they left a private room). Published
+    /// after the event that says so, it reaches every node after it.
+    pub fn evict(&self, room: &str, user: &str) {
+        let (room, user): (Arc<str>, Arc<str>) = (room.into(), user.into());
+        self.inner.registry.evict_user(&room, &user);
+        self.inner
+            .holds
+            .broker
+            .publish(&Command::Evict { room, user });
+    }
+
+    /// Takes a hold on `room` for a new local subscription. Resolves once the room's events from
+    /// every node reach this node in seq order, so that a store read after it misses nothing: a
+    /// message the read does not see is delivered live after it.
+    ///
+    /// # Errors
+    /// [`BrokerError::Unavailable`] if the broker cannot confirm the room in bounded time, or
+    /// the store cannot say where the room's sequence stands.
+    pub async fn hold(&self, room: &Arc<str>) -> Result<Hold, BrokerError> {
+        let holds = &self.inner.holds;
+        {
+            let mut counts = holds.counts();
+            let n = counts.entry(room.clone()).or_insert(0);
+            *n += 1;
+            if *n == 1 {
+                holds.sequencer.track(room);
+            }
+        }
+        // Made now, so that every return below gives the hold back.
+        let hold = Hold {
+            room: room.clone(),
+            holds: holds.clone(),
+        };
+        holds.broker.acquire(room).await?;
+        if !holds.sequencer.is_ready(room) {
+            // Every holder reads the room's last seq after some `init` is done (its own or a
+            // concurrent one, which read an older or equal seq): messages up to it were
+            // dropped by the sequencer and are the holder's catch-up; later ones flow live.
+            let last = match self.inner.store.room(room).await {
+                Ok(r) => r.map_or(0, |r| r.last_seq),
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, "cannot read the room's last seq");
+                    return Err(BrokerError::Unavailable);
+                }
+            };
+            if holds.sequencer.init(room, last, &self.inner.registry) == Next::ScheduleFill {
+                self.fill(room).await;
+            }
+        }
+        Ok(hold)
+    }
+
+    fn offer(&self, event: Arc<Event>) {
+        let room = event.room.clone();
+        let next = self
+            .inner
+            .holds
+            .sequencer
+            .offer(event, &self.inner.registry);
+        if next == Next::ScheduleFill {
+            let me = self.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(GAP_WAIT).await;
+                me.fill(&room).await;
+            });
+        }
+    }
+
+    async fn apply_inbound(self, mut inbound: mpsc::UnboundedReceiver<Inbound>) {
+        while let Some(item) = inbound.recv().await {
+            match item {
+                Inbound::Command(Command::Deliver(event)) => self.offer(event),
+                Inbound::Command(Command::Evict { room, user }) => {
+                    self.inner.registry.evict_user(&room, &user);
+                }
+                Inbound::Resumed(room) => {
+                    if self.inner.holds.sequencer.is_ready(&room) {
+                        let me = self.clone();
+                        tokio::spawn(async move { me.fill(&room).await });
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads what the room's sequencer is missing from the store and delivers it.
+    async fn fill(&self, room: &str) {
+        let sequencer = &self.inner.holds.sequencer;
+        let Some(mut after) = sequencer.fill_from(room) else {
+            return;
+        };
+        let mut found = Vec::new();
+        loop {
+            let page = Page {
+                before: None,
+                after: Some(after),
+                limit: MAX_HISTORY_LIMIT,
+            };
+            match self.inner.store.messages(room, page).await {
+                Ok(batch) => {
+                    let done = batch.len() < MAX_HISTORY_LIMIT as usize;
+                    after = batch.last().map_or(after, |m| m.seq);
+                    found.extend(batch);
+                    if done {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(room, error = %e, "gap fill failed; delivering what arrived");
+                    break;
+                }
+            }
+        }
+        sequencer.apply_fill(room, found, &self.inner.registry);
+    }
+
+    /// The hold count of `room` on this node (for tests of hold balance).
+    pub fn holds_of(&self, room: &str) -> usize {
+        self.inner.holds.counts().get(room).copied().unwrap_or(0)
+    }
+}
