@@ -77,7 +77,9 @@ async fn next_seq(rx: &mut crate::outbox::Receiver) -> u64 {
 
 async fn store_with_room(room: &str) -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("hub.db"), 0)
+    // Nobody publishes what it commits here: the tests publish by hand.
+    let (commits, _) = tokio::sync::mpsc::channel(1);
+    let store = SqliteStore::open(&dir.path().join("hub.db"), 0, commits)
         .await
         .unwrap();
     let creator = UserRef {

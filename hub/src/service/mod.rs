@@ -1,9 +1,11 @@
 //! The service layer: every rule of rooms and messages, written once. The REST handlers and the
 //! WebSocket connection task are thin adapters over [`Service`].
 //!
-//! **Architecture invariant:** a room's messages are published in seq order. A message is
-//! published by the hook the store runs once it is durable ([`Store::append_then`]), and a
-//! store runs a room's hooks in seq order; no lock is held across the database round trip.
+//! **Architecture invariant:** a room's messages are published in seq order. The store sends
+//! each message once it is durable, a room's in seq order, through a channel
+//! ([`crate::store::CommitSender`]); [`spawn_publisher`] publishes them in the order received;
+//! no lock is held across the database round trip, and no publishing code runs on the store's
+//! writer.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,7 +22,7 @@ use rooms::RoomQuota;
 
 use crate::broker::{Broker, Event};
 use crate::error::{Error, Result};
-use crate::store::{NewMessage, Page, RoomRecord, Store, StoreError, UserRef};
+use crate::store::{Committed, NewMessage, Page, RoomRecord, Store, StoreError, UserRef};
 
 /// An authenticated caller, from a verified access token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +82,36 @@ impl UserDirectory for switchboard_auth::Auth {
             username: u.username,
         }))
     }
+}
+
+/// Batches of committed messages the channel from the store to [`spawn_publisher`] holds
+/// before the store's writer waits (back-pressure on senders); a batch is at most
+/// `--batch-max-size` messages on PostgreSQL and 512 on SQLite.
+pub(crate) const COMMIT_QUEUE: usize = 256;
+
+/// Publishes every message the store commits (received through the store's
+/// [`CommitSender`](crate::store::CommitSender)) to the broker as a `message` event, in the
+/// order received, which keeps each room's seq order. Ends when every sender (the store) is
+/// gone. Interim: the fanout module takes this over.
+pub(crate) fn spawn_publisher(
+    mut committed: tokio::sync::mpsc::Receiver<Vec<Committed>>,
+    broker: Arc<dyn Broker>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Some(batch) = committed.recv().await {
+            for Committed { room, message } in batch {
+                let seq = message.seq;
+                broker.publish(Arc::new(Event {
+                    room,
+                    seq: Some(seq),
+                    bytes: ServerFrame::Message(message).to_bytes(),
+                    skip_conn: None,
+                    skip_user: None,
+                    evict_user: None,
+                }));
+            }
+        }
+    })
 }
 
 /// Minimum interval between two `typing` events of one user in one room.
@@ -273,8 +305,8 @@ impl Service {
             }
         }
         // Membership, the append and the author's read mark are one store call (one round
-        // trip): a send is the hot path. The store publishes it once it is durable, in seq
-        // order (see the module invariant).
+        // trip): a send is the hot path. The store hands it to the publisher once it is
+        // durable, in seq order (see the module invariant).
         let msg = NewMessage {
             room: room.to_owned(),
             sender: who.user_ref(),
@@ -282,41 +314,7 @@ impl Service {
             client_msg_id: client_msg_id.clone(),
             ts: now_ms(),
         };
-        let publish = {
-            let broker = self.broker.clone();
-            let event_room: Arc<str> = room.into();
-            let (room, from, body) = (
-                msg.room.clone(),
-                msg.sender.username.clone(),
-                msg.body.clone(),
-            );
-            let client_msg_id = client_msg_id.clone();
-            Box::new(move |appended: &crate::store::Appended| {
-                let frame = ServerFrame::Message(Message {
-                    room,
-                    seq: appended.seq,
-                    from,
-                    body,
-                    ts: appended.ts,
-                    client_msg_id,
-                    edited_ts: None,
-                    deleted: false,
-                });
-                broker.publish(Arc::new(Event {
-                    room: event_room,
-                    seq: Some(appended.seq),
-                    bytes: frame.to_bytes(),
-                    skip_conn: None,
-                    skip_user: None,
-                    evict_user: None,
-                }));
-            })
-        };
-        let pending = self
-            .store
-            .enqueue_append(msg, publish)
-            .await
-            .map_err(append_error)?;
+        let pending = self.store.enqueue_append(msg).await.map_err(append_error)?;
         Ok(Box::pin(async move {
             let appended = pending.await.map_err(append_error)?;
             Ok(Ack {

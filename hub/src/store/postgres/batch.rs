@@ -1,8 +1,9 @@
-//! The batch writer (group commit) behind [`PgStore::append`](super::PgStore).
+//! The batch writers (group commit) behind [`PgStore::append`](super::PgStore).
 //!
-//! Every `append` puts a [`Job`] into one bounded queue and waits on its own oneshot. One writer
-//! task takes up to `batch_max_size` jobs, or what arrived within `batch_max_age` of the first
-//! one, and writes them in ONE transaction:
+//! A store runs `PgConfig::writers` writer tasks, each with its own bounded queue. Every
+//! `append` puts a [`Job`] into the queue of its room's writer ([`shard`]: a fixed hash of the
+//! room id) and waits on its own oneshot. A writer takes up to `batch_max_size` jobs, or what
+//! arrived within `batch_max_age` of the first one, and writes them in ONE transaction:
 //!
 //! 1. `BEGIN`;
 //! 2. pipelined in one round trip: [`LOCK_ROOMS`] locks the batch's rooms in id order (so two
@@ -10,14 +11,33 @@
 //!    held, sees every message committed to those rooms — drops keys already stored, advances
 //!    each room's `last_seq` by its number of new messages, and inserts them all from `UNNEST`ed
 //!    arrays;
-//! 3. `COMMIT`; only then is each job's hook run (in job order) and its waiter answered.
+//! 3. `COMMIT`; only then are the batch's new messages sent through the store's
+//!    [`CommitSender`] (one `Vec`, in job order) and, after that, each waiter answered.
 //!
 //! **Invariants.** A room's row lock is held from step 2 to the commit, so across every node
 //! seqs are assigned in one order, dense and never reused. A job is answered `Ok` only after the
-//! commit that stored it (or that found its key stored). A failed batch rolls back whole and every
-//! waiter in it gets the error; a job for a missing room or from a non-member fails alone.
+//! commit that stored it (or that found its key stored). A failed batch rolls back whole, every
+//! waiter in it gets the error and nothing of it is sent; a job for a missing room or from a
+//! non-member fails alone.
+//!
+//! **Several transactions in flight.** The writers of one store work at the same time, one
+//! transaction each, so one batch's round trips and `COMMIT` flush overlap the others' (and
+//! PostgreSQL's group commit merges flushes that meet). They never wait for each other: a
+//! room belongs to exactly one writer, so their batches lock disjoint room rows (and the
+//! disjoint `members` rows of those rooms). Order per room, on the database and on the commit
+//! channel, comes from that single owner: a room's jobs enter one FIFO queue in `append` call
+//! order, the writer assigns their seqs in job order within a batch, and it commits, sends and
+//! answers one batch before it takes the next. Batches of different rooms reach the channel in
+//! any order, which the channel's contract allows.
+//!
+//! **Back-pressure.** The writer sends with `.send(batch).await`: when the receiver lags, the
+//! writer waits before it answers that batch or starts the next, its queue fills and `append`s
+//! wait for room (within their timeout). Appends whose waiters time out meanwhile were stored
+//! all the same (their retry with the same `client_msg_id` finds them). A receiver that is gone
+//! (the node is shutting down) makes the send fail at once: those commits are dropped.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,13 +48,11 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
 use tokio_postgres::types::ToSql;
 
-use crate::store::{Appended, NewMessage, OnStored, StoreError, StoreResult};
+use crate::store::{Appended, CommitSender, Committed, NewMessage, StoreError, StoreResult};
 
 /// One queued append.
 pub(super) struct Job {
     pub msg: NewMessage,
-    /// Run after the commit, in job order (so in seq order per room), before the reply.
-    pub then: OnStored,
     /// When the `append` was called: `batch_max_age` counts from the oldest job's.
     pub queued_at: Instant,
     /// When the waiting `append` gives up (`queued_at + timeout`).
@@ -42,13 +60,27 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
-/// What the writer has committed since the store was opened.
+/// The writer that owns `room` among `writers` (at least 1): every append to a room goes
+/// through the same writer, which is what keeps a room's order (see the module docs). The hash
+/// is fixed for the life of the process (`DefaultHasher::new` has fixed keys); nothing else
+/// depends on it.
+pub(super) fn shard(room: &str, writers: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    room.hash(&mut h);
+    (h.finish() % writers.max(1) as u64) as usize
+}
+
+/// What the writers have committed since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchStats {
-    /// Transactions committed by the batch writer.
+    /// Transactions committed by the batch writers.
     pub batches: u64,
     /// Messages stored by those transactions (repeats of a `client_msg_id` are not counted).
     pub messages: u64,
+    /// Time those transactions took, from taking a connection to the answer to `COMMIT`,
+    /// summed over the writers, in microseconds: `busy_micros / batches` is the mean time a
+    /// batch is in flight (its commit latency as the writer sees it).
+    pub busy_micros: u64,
 }
 
 /// The live counters behind [`BatchStats`].
@@ -56,6 +88,7 @@ pub struct BatchStats {
 pub(super) struct Counters {
     batches: AtomicU64,
     messages: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +96,7 @@ impl Counters {
         BatchStats {
             batches: self.batches.load(Ordering::Relaxed),
             messages: self.messages.load(Ordering::Relaxed),
+            busy_micros: self.busy_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -134,10 +168,12 @@ SELECT k.idx, k.seq, k.ts, TRUE, TRUE, TRUE FROM known k
 UNION ALL
 SELECT i.idx, 0::int8, 0::int8, FALSE, TRUE, FALSE FROM input i WHERE NOT i.member";
 
-/// The single task that writes every append of one store.
+/// One of a store's writer tasks: it writes every append to the rooms of its [`shard`].
 pub(super) struct Writer {
     pub pool: Pool,
     pub jobs: mpsc::Receiver<Job>,
+    /// Where committed messages go (see the module docs).
+    pub commits: CommitSender,
     pub max_size: usize,
     pub max_age: Duration,
     /// `PgConfig::timeout`, for the error of a job that ran out of time.
@@ -212,15 +248,29 @@ impl Writer {
                 self.counters
                     .messages
                     .fetch_add(written.stored, Ordering::Relaxed);
-                // In job order: a room's seqs ascend with the job index, and batches are
-                // written one after another, so the hooks run in seq order per room.
+                let took = u64::try_from(now.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.counters.busy_micros.fetch_add(took, Ordering::Relaxed);
+                tracing::debug!(jobs = jobs.len(), took_us = took, "message batch committed");
+                // In job order: a room's seqs ascend with the job index, and this writer (the
+                // room's only one) sends a batch before it takes the next, so the channel gets
+                // each room's messages in seq order.
+                let mut committed = Vec::new();
+                let mut replies = Vec::with_capacity(jobs.len());
                 for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
-                    if let Ok(appended) = &outcome {
-                        if !appended.duplicate {
-                            (job.then)(appended);
+                    if let Ok(a) = &outcome {
+                        if !a.duplicate {
+                            committed.push(Committed::new(job.msg, a.seq, a.ts));
                         }
                     }
-                    let _ = job.reply.send(outcome);
+                    replies.push((job.reply, outcome));
+                }
+                // Handed over before any ack; waits while the receiver lags (back-pressure);
+                // a receiver gone (shutdown) drops them.
+                if !committed.is_empty() {
+                    let _ = self.commits.send(committed).await;
+                }
+                for (reply, outcome) in replies {
+                    let _ = reply.send(outcome);
                 }
             }
             Err(e) => {
