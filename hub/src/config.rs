@@ -133,6 +133,12 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_DB_POOL_SIZE", default_value_t = 16)]
     pub db_pool_size: usize,
 
+    /// PostgreSQL batch writers per node: transactions of messages in flight at once, rooms
+    /// sharded across them (a room's messages keep their order). At least 1, at most
+    /// `--db-pool-size` (a larger value is lowered to it).
+    #[arg(long, env = "SWITCHBOARD_PG_WRITERS", default_value_t = crate::store::postgres::DEFAULT_WRITERS)]
+    pub pg_writers: usize,
+
     /// Sustained sends (and typing notices) per second per user on this node, over all their
     /// connections and REST calls; beyond it they get `rate_limited`.
     #[arg(long, env = "SWITCHBOARD_USER_RATE_PER_SEC", default_value_t = 50)]

@@ -29,7 +29,7 @@ use crate::service::{now_ms, Identity, Service, SubLimits, UserDirectory};
 use crate::state::AppState;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{Store, UserRef};
+use crate::store::{CommitSender, Store, UserRef};
 
 /// How this node reaches auth.
 struct AuthParts {
@@ -110,17 +110,19 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
     }
 }
 
-async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the configured store, which sends what it commits through `commits`.
+async fn open_store(cfg: &Config, commits: CommitSender) -> anyhow::Result<Arc<dyn Store>> {
     Ok(match &cfg.database_url {
         Some(url) => {
             let pg = PgConfig {
                 pool_size: cfg.db_pool_size,
+                writers: cfg.pg_writers,
                 batch_max_size: cfg.batch_max_size,
                 batch_max_age: Duration::from_millis(cfg.batch_max_age_ms),
                 timeout: Duration::from_millis(cfg.db_timeout_ms),
             };
             Arc::new(
-                PgStore::connect(url, pg)
+                PgStore::connect(url, pg, commits)
                     .await
                     .context("connecting to PostgreSQL")?,
             )
@@ -131,7 +133,7 @@ async fn open_store(cfg: &Config) -> anyhow::Result<Arc<dyn Store>> {
             switchboard_auth::datadir::secure_file(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
             Arc::new(
-                SqliteStore::open(&path, now_ms())
+                SqliteStore::open(&path, now_ms(), commits)
                     .await
                     .context("opening the hub store")?,
             )
@@ -158,7 +160,10 @@ pub async fn run(
         .clone()
         .unwrap_or_else(|| format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
     let auth = open_auth(&cfg).await?;
-    let store = open_store(&cfg).await?;
+    // What the store commits reaches the broker through this channel and the publisher below
+    // (started once the broker exists); the store runs no publishing code itself.
+    let (commits, committed) = tokio::sync::mpsc::channel(crate::fanout::COMMIT_QUEUE);
+    let store = open_store(&cfg, commits).await?;
 
     let registry = Arc::new(
         Registry::new()
@@ -199,6 +204,7 @@ pub async fn run(
         None => (Arc::new(MemoryBroker), Arc::new(MemoryPresence::default())),
     };
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
+    let publisher = fanout.spawn_commits(committed);
     let service = Service::new(store, fanout, auth.users.clone(), presence)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
         .with_room_quota(cfg.rooms_per_hour)
@@ -317,6 +323,7 @@ pub async fn run(
     }
     revocation_task.abort();
     eviction_task.abort();
+    publisher.abort();
     heartbeat_task.abort();
     if let Some(task) = retention {
         task.abort();

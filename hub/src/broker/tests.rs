@@ -39,7 +39,9 @@ struct Cluster {
 
 async fn store_with_room(room: &str) -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(&dir.path().join("hub.db"), 0)
+    // Nobody publishes what it commits here: the tests publish by hand.
+    let (commits, _) = tokio::sync::mpsc::channel(1);
+    let store = SqliteStore::open(&dir.path().join("hub.db"), 0, commits)
         .await
         .unwrap();
     let creator = UserRef {

@@ -43,8 +43,13 @@ pub use event::{Command, Event, Kind, Target};
 pub use registry::{ConnHandle, ConnId, Evicted, KillSwitch, Out, Registry};
 
 use crate::broker::{Broker, BrokerError};
-use crate::store::{Page, Store};
+use crate::store::{Committed, Page, Store};
 use sequencer::{Next, Sequencer};
+
+/// Batches of committed messages the channel from a store to [`Fanout::spawn_commits`] holds
+/// before the store's writer waits (back-pressure on senders); a batch is at most
+/// `--batch-max-size` messages on PostgreSQL and 512 on SQLite.
+pub const COMMIT_QUEUE: usize = 256;
 
 /// How long an out-of-order message waits for the missing seqs before the store is asked.
 const GAP_WAIT: Duration = Duration::from_millis(30);
@@ -146,6 +151,23 @@ impl Fanout {
     /// The node's connections and subscriptions.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.inner.registry
+    }
+
+    /// Publishes every message a store commits (received through the store's
+    /// [`CommitSender`](crate::store::CommitSender)) as a `message` event, in the order
+    /// received, which keeps each room's seq order. Ends when every sender (the store) is gone.
+    pub fn spawn_commits(
+        &self,
+        mut commits: mpsc::Receiver<Vec<Committed>>,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = self.clone();
+        tokio::spawn(async move {
+            while let Some(batch) = commits.recv().await {
+                for Committed { message, .. } in batch {
+                    me.publish(Event::message(message));
+                }
+            }
+        })
     }
 
     /// Delivers `event` to the room's subscribers on every node (locally at once).

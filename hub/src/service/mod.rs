@@ -1,10 +1,11 @@
 //! The service layer: every rule of rooms and messages, written once. The REST handlers and the
 //! WebSocket connection task are thin adapters over [`Service`].
 //!
-//! **Architecture invariant:** a room's messages are published in seq order. A message is
-//! published by the hook the store runs once it is durable ([`Store::append_then`]), and a
-//! store runs a room's hooks in seq order; no lock is held across the database round trip.
-//! Everything goes out through the [`Fanout`].
+//! **Architecture invariant:** a room's messages are published in seq order. The store sends
+//! each message once it is durable, a room's in seq order, through a channel
+//! ([`crate::store::CommitSender`]); the fanout publishes them in the order received
+//! ([`Fanout::spawn_commits`]); no lock is held across the database round trip, and no
+//! publishing code runs on the store's writer. Everything goes out through the [`Fanout`].
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -285,8 +286,8 @@ impl Service {
             }
         }
         // Membership, the append and the author's read mark are one store call (one round
-        // trip): a send is the hot path. The store publishes it once it is durable, in seq
-        // order (see the module invariant).
+        // trip): a send is the hot path. The store hands it to the publisher once it is
+        // durable, in seq order (see the module invariant).
         let msg = NewMessage {
             room: room.to_owned(),
             sender: who.user_ref(),
@@ -294,32 +295,7 @@ impl Service {
             client_msg_id: client_msg_id.clone(),
             ts: now_ms(),
         };
-        let publish = {
-            let fanout = self.fanout.clone();
-            let (room, from, body) = (
-                msg.room.clone(),
-                msg.sender.username.clone(),
-                msg.body.clone(),
-            );
-            let client_msg_id = client_msg_id.clone();
-            Box::new(move |appended: &crate::store::Appended| {
-                fanout.publish(Event::message(Message {
-                    room,
-                    seq: appended.seq,
-                    from,
-                    body,
-                    ts: appended.ts,
-                    client_msg_id,
-                    edited_ts: None,
-                    deleted: false,
-                }));
-            })
-        };
-        let pending = self
-            .store
-            .enqueue_append(msg, publish)
-            .await
-            .map_err(append_error)?;
+        let pending = self.store.enqueue_append(msg).await.map_err(append_error)?;
         Ok(Box::pin(async move {
             let appended = pending.await.map_err(append_error)?;
             Ok(Ack {

@@ -10,16 +10,21 @@
 //! - `(room, sender, client_msg_id)` is unique: appending a repeat returns the first message's
 //!   seq and ts with `duplicate: true` and stores nothing;
 //! - `append` returns only after the message is durable;
-//! - the hook given to [`Store::append_then`] runs once the message is durable, while the store
-//!   still holds its write serialisation, so the hooks of one room's appends through one store
-//!   run in seq order (this is how the service publishes in seq order without a lock held
-//!   across the database round trip).
+//! - the store only stores: no caller code runs on its writer. After each commit it sends the
+//!   messages that commit made durable (never a repeat of a `client_msg_id`, never one of a
+//!   failed or rolled-back batch) through the [`CommitSender`] it was built with, a room's
+//!   messages in seq order within a batch and across batches, and before it acknowledges any of
+//!   them; whoever holds the receiver (the service's publisher) delivers them. A room's order
+//!   on the channel follows from its appends being committed by one writer, one batch after
+//!   another (see `sqlite::append_writer` and `postgres::batch`).
 
 #[cfg(test)]
 mod contract;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;
+
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use switchboard_protocol::{ws::Message, Millis, Seq};
@@ -205,8 +210,41 @@ pub struct Appended {
     pub duplicate: bool,
 }
 
-/// What [`Store::append_then`] runs once a new message is durable (see there).
-pub type OnStored = Box<dyn FnOnce(&Appended) + Send + Sync>;
+/// A message the store has made durable (never a repeat of a client_msg_id).
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The message's room (the same as `message.room`), shared by the events made from it.
+    pub room: Arc<str>,
+    /// The message as stored: its seq and ts assigned, not edited, not deleted.
+    pub message: Message,
+}
+
+/// Where a store hands its commits: one Vec per committed batch (SQLite: per transaction),
+/// a room's messages in seq order within and across batches.
+///
+/// The channel is bounded: when the receiver lags, the store's writer waits for room before it
+/// acknowledges the batch (back-pressure on the senders, which then wait within their
+/// timeout). When the receiver is gone (the node is shutting down), commits are dropped.
+pub type CommitSender = tokio::sync::mpsc::Sender<Vec<Committed>>;
+
+impl Committed {
+    /// The message `msg` became, durable with `seq` and `ts`.
+    fn new(msg: NewMessage, seq: Seq, ts: Millis) -> Self {
+        Self {
+            room: msg.room.as_str().into(),
+            message: Message {
+                room: msg.room,
+                seq,
+                from: msg.sender.username,
+                body: msg.body,
+                ts,
+                client_msg_id: msg.client_msg_id,
+                edited_ts: None,
+                deleted: false,
+            },
+        }
+    }
+}
 
 /// The outcome of a queued append (see [`Store::enqueue_append`]).
 pub type PendingAppend =
@@ -265,26 +303,21 @@ pub trait Store: Send + Sync + 'static {
     async fn rooms_of(&self, user_id: &str, page: RoomPage) -> StoreResult<Vec<MemberRoom>>;
     /// Appends a message from a member, assigning the room's next seq (see the module
     /// invariants), moves the sender's read mark up to it and shows the room again to members
-    /// who hid it — in one transaction, so a send costs one round trip. Fails with [`StoreError::RoomNotFound`] or
-    /// [`StoreError::NotMember`] (membership is checked for repeats of a key too).
+    /// who hid it — in one transaction, so a send costs one round trip. Fails with
+    /// [`StoreError::RoomNotFound`] or [`StoreError::NotMember`] (membership is checked for
+    /// repeats of a key too).
     ///
-    /// `then` runs once the message is durable, before any later append of the same room
-    /// through this store is durable, so hooks run in seq order per room; it runs even if
-    /// the caller has stopped waiting. Not called for a repeat (`duplicate`) or a failure. It
-    /// runs on the store's writer (a blocking thread or the batch task): it must not block.
-    async fn append_then(&self, msg: NewMessage, then: OnStored) -> StoreResult<Appended> {
-        self.enqueue_append(msg, then).await?.await
+    /// A new message (not a repeat) is sent through the store's [`CommitSender`] after its
+    /// commit and before this returns, even if the caller has stopped waiting.
+    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
+        self.enqueue_append(msg).await?.await
     }
-    /// [`append_then`](Self::append_then) in two steps: resolves once the append is queued
-    /// (waiting, in call order, while the queue is full), to the future of its outcome. Appends
+    /// [`append`](Self::append) in two steps: resolves once the append is queued (waiting, in
+    /// call order, while the queue is full), to the future of its outcome. Appends to one room
     /// are performed in queue order, so a caller that queues several appends to a room before
     /// awaiting any gets ascending seqs in that order (this is how a connection pipelines its
     /// sends). Dropping the outcome future before it resolves may or may not store the message.
-    async fn enqueue_append(&self, msg: NewMessage, then: OnStored) -> StoreResult<PendingAppend>;
-    /// [`append_then`](Self::append_then) without a hook.
-    async fn append(&self, msg: NewMessage) -> StoreResult<Appended> {
-        self.append_then(msg, Box::new(|_| {})).await
-    }
+    async fn enqueue_append(&self, msg: NewMessage) -> StoreResult<PendingAppend>;
     /// A page of messages (tombstones included), ascending.
     async fn messages(&self, room: &str, page: Page) -> StoreResult<Vec<Message>>;
     /// One message, with its author's id.

@@ -1,23 +1,49 @@
-//! The batch writer (group commit) behind [`PgStore::append`](super::PgStore).
+//! The batch writers (group commit) behind [`PgStore::append`](super::PgStore).
 //!
-//! Every `append` puts a [`Job`] into one bounded queue and waits on its own oneshot. One writer
-//! task takes up to `batch_max_size` jobs, or what arrived within `batch_max_age` of the first
-//! one, and writes them in ONE transaction:
+//! A store runs `PgConfig::writers` writer tasks, each with its own bounded queue. Every
+//! `append` puts a [`Job`] into the queue of its room's writer ([`shard`]: a fixed hash of the
+//! room id) and waits on its own oneshot. A writer takes up to `batch_max_size` jobs, or what
+//! arrived within `batch_max_age` of the first one, and writes them in ONE transaction:
 //!
-//! 1. `BEGIN`;
-//! 2. pipelined in one round trip: [`LOCK_ROOMS`] locks the batch's rooms in id order (so two
-//!    nodes' batches never deadlock), then [`INSERT_BATCH`] — which, running after the locks are
-//!    held, sees every message committed to those rooms — drops keys already stored, advances
-//!    each room's `last_seq` by its number of new messages, and inserts them all from `UNNEST`ed
-//!    arrays;
-//! 3. `COMMIT`; only then is each job's hook run (in job order) and its waiter answered.
+//! 1. pipelined in ONE round trip: `BEGIN`; [`LOCK_ROOMS`] locks the batch's rooms in id order
+//!    (so two nodes' batches never deadlock); then [`INSERT_BATCH`] — which, running after the
+//!    locks are held, sees every message committed to those rooms — drops keys already stored,
+//!    advances each room's `last_seq` by its number of new messages, and inserts them all from
+//!    `UNNEST`ed arrays, or fails as a whole if that would break an invariant; then `COMMIT`,
+//!    which rolls back instead if any statement before it failed;
+//! 2. once the commit is answered, the batch's new messages are sent through the store's
+//!    [`CommitSender`] (one `Vec`, in job order) and, after that, each waiter answered.
 //!
-//! **Invariants.** A room's row lock is held from step 2 to the commit, so across every node
+//! One round trip per batch, yet a writer's cycle is mostly waiting (for the scheduler and the
+//! WAL flush): hence several writers (below).
+//!
+//! **Invariants.** A room's row lock is held from the lock statement to the commit, so across every node
 //! seqs are assigned in one order, dense and never reused. A job is answered `Ok` only after the
-//! commit that stored it (or that found its key stored). A failed batch rolls back whole and every
-//! waiter in it gets the error; a job for a missing room or from a non-member fails alone.
+//! commit that stored it (or that found its key stored). A failed batch rolls back whole, every
+//! waiter in it gets the error and nothing of it is sent; a job for a missing room or from a
+//! non-member fails alone. (Should `BEGIN` itself fail on a live connection, the pipelined
+//! insert would run on its own and commit: its waiters are told the batch failed although it
+//! may be stored — the same uncertainty as a `COMMIT` cut off in flight, which a retry with
+//! the same `client_msg_id` resolves.)
+//!
+//! **Several transactions in flight.** The writers of one store work at the same time, one
+//! transaction each, so one batch's round trips and `COMMIT` flush overlap the others' (and
+//! PostgreSQL's group commit merges flushes that meet). They never wait for each other: a
+//! room belongs to exactly one writer, so their batches lock disjoint room rows (and the
+//! disjoint `members` rows of those rooms). Order per room, on the database and on the commit
+//! channel, comes from that single owner: a room's jobs enter one FIFO queue in `append` call
+//! order, the writer assigns their seqs in job order within a batch, and it commits, sends and
+//! answers one batch before it takes the next. Batches of different rooms reach the channel in
+//! any order, which the channel's contract allows.
+//!
+//! **Back-pressure.** The writer sends with `.send(batch).await`: when the receiver lags, the
+//! writer waits before it answers that batch or starts the next, its queue fills and `append`s
+//! wait for room (within their timeout). Appends whose waiters time out meanwhile were stored
+//! all the same (their retry with the same `client_msg_id` finds them). A receiver that is gone
+//! (the node is shutting down) makes the send fail at once: those commits are dropped.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,15 +52,14 @@ use deadpool_postgres::{Client, Pool};
 use switchboard_protocol::{Millis, Seq};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::{timeout_at, Instant};
+use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
-use crate::store::{Appended, NewMessage, OnStored, StoreError, StoreResult};
+use crate::store::{Appended, CommitSender, Committed, NewMessage, StoreError, StoreResult};
 
 /// One queued append.
 pub(super) struct Job {
     pub msg: NewMessage,
-    /// Run after the commit, in job order (so in seq order per room), before the reply.
-    pub then: OnStored,
     /// When the `append` was called: `batch_max_age` counts from the oldest job's.
     pub queued_at: Instant,
     /// When the waiting `append` gives up (`queued_at + timeout`).
@@ -42,13 +67,27 @@ pub(super) struct Job {
     pub reply: oneshot::Sender<StoreResult<Appended>>,
 }
 
-/// What the writer has committed since the store was opened.
+/// The writer that owns `room` among `writers` (at least 1): every append to a room goes
+/// through the same writer, which is what keeps a room's order (see the module docs). The hash
+/// is fixed for the life of the process (`DefaultHasher::new` has fixed keys); nothing else
+/// depends on it.
+pub(super) fn shard(room: &str, writers: usize) -> usize {
+    let mut h = DefaultHasher::new();
+    room.hash(&mut h);
+    (h.finish() % writers.max(1) as u64) as usize
+}
+
+/// What the writers have committed since the store was opened.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchStats {
-    /// Transactions committed by the batch writer.
+    /// Transactions committed by the batch writers.
     pub batches: u64,
     /// Messages stored by those transactions (repeats of a `client_msg_id` are not counted).
     pub messages: u64,
+    /// Time those transactions took, from taking a connection to the answer to `COMMIT`,
+    /// summed over the writers, in microseconds: `busy_micros / batches` is the mean time a
+    /// batch is in flight (its commit latency as the writer sees it).
+    pub busy_micros: u64,
 }
 
 /// The live counters behind [`BatchStats`].
@@ -56,6 +95,7 @@ pub struct BatchStats {
 pub(super) struct Counters {
     batches: AtomicU64,
     messages: AtomicU64,
+    busy_micros: AtomicU64,
 }
 
 impl Counters {
@@ -63,6 +103,7 @@ impl Counters {
         BatchStats {
             batches: self.batches.load(Ordering::Relaxed),
             messages: self.messages.load(Ordering::Relaxed),
+            busy_micros: self.busy_micros.load(Ordering::Relaxed),
         }
     }
 }
@@ -74,10 +115,12 @@ const LOCK_ROOMS: &str =
     "SELECT id FROM rooms WHERE id = ANY($1::text[]) ORDER BY id FOR NO KEY UPDATE";
 
 /// Writes a batch (one element per job; `idx` is the job's position). Returns one row per job:
-/// its seq and ts, whether it repeats a stored key (`duplicate`), whether the insert happened
-/// (`stored`; false would mean a seq above `last_seq` was already taken), and whether the sender
-/// is a member of the room (`member`; if not, nothing is written for the job — its room may not
-/// exist at all). Each sender's read mark moves up to its newest message of the batch, and
+/// its seq and ts, whether it repeats a stored key (`duplicate`), `stored` (always true), and
+/// whether the sender is a member of the room (`member`; if not, nothing is written for the job —
+/// its room may not exist at all). A new message whose insert did not happen (its seq, above
+/// `last_seq`, was already taken) or whose seq is not positive breaks the store's invariants: the
+/// statement then fails as a whole (`stored` casts an [`INCONSISTENT`] text to `bool`, which
+/// raises), so the `COMMIT` pipelined behind it rolls back instead. Each sender's read mark moves up to its newest message of the batch, and
 /// every member who hid a room that got a message sees it again (`marked` does it for the
 /// senders and `shown` for the others: one statement may not update a row twice).
 const INSERT_BATCH: &str = "
@@ -127,17 +170,41 @@ shown AS (
       AND NOT EXISTS (SELECT 1 FROM placed p
                       WHERE p.room_id = mb.room_id AND p.sender_id = mb.user_id)
 )
-SELECT p.idx, p.seq, p.ts, FALSE AS duplicate, (ins.seq IS NOT NULL) AS stored, TRUE AS member
+SELECT p.idx, p.seq, p.ts, FALSE AS duplicate,
+       CASE WHEN ins.seq IS NOT NULL AND p.seq > 0 THEN TRUE
+            ELSE ('inconsistent store: seq ' || p.seq || ' of room ' || p.room_id
+                  || ' is not above 0, or above last_seq but already taken')::bool
+       END AS stored,
+       TRUE AS member
 FROM placed p LEFT JOIN inserted ins ON ins.room_id = p.room_id AND ins.seq = p.seq
 UNION ALL
 SELECT k.idx, k.seq, k.ts, TRUE, TRUE, TRUE FROM known k
 UNION ALL
 SELECT i.idx, 0::int8, 0::int8, FALSE, TRUE, FALSE FROM input i WHERE NOT i.member";
 
-/// The single task that writes every append of one store.
+/// How [`INSERT_BATCH`] says that the batch would break an invariant (in the text it fails to
+/// cast), turned into [`StoreError::Inconsistent`] by [`refusal`].
+const INCONSISTENT: &str = "inconsistent store: ";
+
+/// The error of a batch statement, with [`INSERT_BATCH`]'s own refusal recognised.
+fn refusal(e: tokio_postgres::Error) -> StoreError {
+    let why = e
+        .as_db_error()
+        .filter(|db| *db.code() == SqlState::INVALID_TEXT_REPRESENTATION)
+        .and_then(|db| db.message().split_once(INCONSISTENT))
+        .map(|(_, why)| why.trim_end_matches('"').to_owned());
+    match why {
+        Some(why) => StoreError::Inconsistent(why),
+        None => e.into(),
+    }
+}
+
+/// One of a store's writer tasks: it writes every append to the rooms of its [`shard`].
 pub(super) struct Writer {
     pub pool: Pool,
     pub jobs: mpsc::Receiver<Job>,
+    /// Where committed messages go (see the module docs).
+    pub commits: CommitSender,
     pub max_size: usize,
     pub max_age: Duration,
     /// `PgConfig::timeout`, for the error of a job that ran out of time.
@@ -212,15 +279,29 @@ impl Writer {
                 self.counters
                     .messages
                     .fetch_add(written.stored, Ordering::Relaxed);
-                // In job order: a room's seqs ascend with the job index, and batches are
-                // written one after another, so the hooks run in seq order per room.
+                let took = u64::try_from(now.elapsed().as_micros()).unwrap_or(u64::MAX);
+                self.counters.busy_micros.fetch_add(took, Ordering::Relaxed);
+                tracing::debug!(jobs = jobs.len(), took_us = took, "message batch committed");
+                // In job order: a room's seqs ascend with the job index, and this writer (the
+                // room's only one) sends a batch before it takes the next, so the channel gets
+                // each room's messages in seq order.
+                let mut committed = Vec::new();
+                let mut replies = Vec::with_capacity(jobs.len());
                 for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
-                    if let Ok(appended) = &outcome {
-                        if !appended.duplicate {
-                            (job.then)(appended);
+                    if let Ok(a) = &outcome {
+                        if !a.duplicate {
+                            committed.push(Committed::new(job.msg, a.seq, a.ts));
                         }
                     }
-                    let _ = job.reply.send(outcome);
+                    replies.push((job.reply, outcome));
+                }
+                // Handed over before any ack; waits while the receiver lags (back-pressure);
+                // a receiver gone (shutdown) drops them.
+                if !committed.is_empty() {
+                    let _ = self.commits.send(committed).await;
+                }
+                for (reply, outcome) in replies {
+                    let _ = reply.send(outcome);
                 }
             }
             Err(e) => {
@@ -250,8 +331,22 @@ struct Row {
     duplicate: bool,
 }
 
-/// Writes `jobs` in one transaction (see the module docs) and commits.
+/// Writes `jobs` in one transaction (see the module docs) and commits; on an error, rolls the
+/// transaction back before the connection goes back to the pool. (A `write` cut off by the
+/// writer's timeout never returns its connection: `flush` closes it, and the server rolls back.)
 async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
+    let written = write_and_commit(client, jobs).await;
+    if written.is_err() {
+        // Outside a transaction (BEGIN or COMMIT failed) this is a warning, not an error; on a
+        // broken connection it fails, and the pool drops the connection.
+        let _ = client.batch_execute("ROLLBACK").await;
+    }
+    written
+}
+
+/// [`write`] without the clean-up: returns as soon as a statement fails, leaving the failed
+/// transaction open.
+async fn write_and_commit(client: &Client, jobs: &[Job]) -> StoreResult<Written> {
     // Repeats of a key within the batch follow the first job with that key (their leader);
     // only leaders go to the database.
     let mut first_with_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
@@ -290,21 +385,29 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
     rooms.sort_unstable();
     rooms.dedup();
 
-    let tx = client.transaction().await?;
     let (lock, insert) = tokio::try_join!(
-        tx.prepare_cached(LOCK_ROOMS),
-        tx.prepare_cached(INSERT_BATCH)
+        client.prepare_cached(LOCK_ROOMS),
+        client.prepare_cached(INSERT_BATCH)
     )?;
-    // Pipelined: `biased` polls (and so sends) the lock first; the server runs the insert, with
-    // a fresh snapshot, only once the lock statement has finished.
+    // Pipelined, in ONE round trip: `biased` polls (and so sends) `BEGIN`, the lock, the insert
+    // and `COMMIT` in that order, and the server runs them in that order, the insert (with a
+    // fresh snapshot) only once the lock statement has finished. If the lock or the insert fails
+    // (the insert fails on purpose when the batch would break an invariant, see
+    // `INSERT_BATCH`), the transaction is aborted and the `COMMIT` behind it rolls back;
+    // `try_join!` returns the first error, as the answers come in order. So `Ok` here means
+    // committed. (No `Transaction` guard: it would cost round trips of its own; `write` sends
+    // a `ROLLBACK` after any error instead.)
     let lock_params: [&(dyn ToSql + Sync); 1] = [&rooms];
     let insert_params: [&(dyn ToSql + Sync); 7] =
         [&idx, &room, &sender_id, &sender_name, &body, &ts, &cmid];
-    let (locked, rows) = tokio::try_join!(
+    let ((), locked, rows, ()) = tokio::try_join!(
         biased;
-        tx.query(&lock, &lock_params),
-        tx.query(&insert, &insert_params),
-    )?;
+        client.batch_execute("BEGIN"),
+        client.query(&lock, &lock_params),
+        client.query(&insert, &insert_params),
+        client.batch_execute("COMMIT"),
+    )
+    .map_err(refusal)?;
     let existing: HashSet<&str> = locked.iter().map(|r| r.get(0)).collect();
     let mut by_job: Vec<Option<Row>> = vec![None; jobs.len()];
     let mut stored = 0;
@@ -315,6 +418,7 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
         }
         let seq: i64 = r.get(1);
         let duplicate: bool = r.get(3);
+        // The statement refuses both cases below itself (before the commit); kept as guards.
         let Ok(seq) = Seq::try_from(seq) else {
             let room = &jobs[i as usize].msg.room;
             return Err(StoreError::Inconsistent(format!(
@@ -334,7 +438,6 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
             duplicate,
         });
     }
-    tx.commit().await?;
 
     let outcomes = jobs
         .iter()

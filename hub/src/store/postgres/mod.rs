@@ -1,7 +1,8 @@
 //! [`Store`](crate::store::Store) on PostgreSQL, for running several hub nodes on one database.
 //!
 //! A deadpool pool of `tokio-postgres` connections (no TLS) serves reads and the small writes;
-//! messages go through the batch writer (module `batch`: group commit). Every method is bounded by
+//! messages go through the batch writers (module `batch`: group commit, several transactions in
+//! flight, rooms sharded across them). Every method is bounded by
 //! [`PgConfig::timeout`]: when the database is unreachable or stuck, it fails within that bound
 //! with an error for which [`StoreError::is_unavailable`] is true, and the next call tries
 //! afresh (broken connections are dropped by the pool, timed-out ones closed), so the node
@@ -29,13 +30,17 @@ use tokio_postgres::NoTls;
 
 pub use batch::BatchStats;
 
-use super::{StoreError, StoreResult};
+use super::{CommitSender, StoreError, StoreResult};
 
 /// Tuning of a [`PgStore`]. `Default` gives the documented defaults of the hub's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PgConfig {
-    /// Connections in the pool, the batch writer's included (`--db-pool-size`, 16; at least 1).
+    /// Connections in the pool, the batch writers' included (`--db-pool-size`, 16; at least 1).
     pub pool_size: usize,
+    /// Batch writers, each with one transaction in flight (`--pg-writers`, 4; at least 1 and
+    /// at most `pool_size`). Rooms are sharded across them by a hash of the room id, so a
+    /// room's appends stay in order; more writers overlap more commits (see module `batch`).
+    pub writers: usize,
     /// Most appends written by one transaction (`--batch-max-size`, 512; at least 1).
     pub batch_max_size: usize,
     /// Longest an append waits for others to join its batch (`--batch-max-age-ms`, 5 ms).
@@ -49,6 +54,7 @@ impl Default for PgConfig {
     fn default() -> Self {
         Self {
             pool_size: 16,
+            writers: DEFAULT_WRITERS,
             batch_max_size: 512,
             batch_max_age: Duration::from_millis(5),
             timeout: Duration::from_secs(2),
@@ -56,7 +62,12 @@ impl Default for PgConfig {
     }
 }
 
-/// Full batches the append queue holds before `append` waits (within its timeout) for room:
+/// The default of [`PgConfig::writers`]: enough transactions in flight to hide the commit
+/// latency behind each other on the machine the benchmarks ran on (see docs/BENCHMARKS.md,
+/// "persist"), few enough to leave most of the default pool to reads.
+pub const DEFAULT_WRITERS: usize = 4;
+
+/// Full batches each writer's append queue holds before `append` waits (within its timeout) for room:
 /// the back-pressure on senders when the database is slower than the traffic.
 const QUEUED_BATCHES: usize = 4;
 
@@ -64,11 +75,12 @@ const QUEUED_BATCHES: usize = 4;
 /// for any migration of this schema, short enough that a node stuck at start-up exits.
 const MIGRATION_BOUND: Duration = Duration::from_secs(60);
 
-/// The PostgreSQL store. Cheap to clone; the batch writer stops when the last clone is dropped.
+/// The PostgreSQL store. Cheap to clone; the batch writers stop when the last clone is dropped.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
-    queue: mpsc::Sender<batch::Job>,
+    /// One queue per batch writer; a room's appends go to `queues[batch::shard(room)]`.
+    queues: Arc<[mpsc::Sender<batch::Job>]>,
     counters: Arc<batch::Counters>,
     timeout: Duration,
 }
@@ -87,13 +99,14 @@ type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 impl PgStore {
     /// Connects to `url` (a libpq-style URL or key=value string), applies pending migrations
-    /// (see [`migrate::migrate`]) and starts the batch writer. Must run inside a Tokio runtime.
+    /// (see [`migrate::migrate`]) and starts the batch writers, which send every commit through
+    /// `commits` (see the store's module invariants). Must run inside a Tokio runtime.
     ///
     /// # Errors
     /// The URL does not parse; the database is unreachable within `cfg.timeout`; the schema is
     /// newer than this binary's (the message says "newer"); a migration fails or takes longer than
     /// a minute.
-    pub async fn connect(url: &str, cfg: PgConfig) -> StoreResult<Self> {
+    pub async fn connect(url: &str, cfg: PgConfig, commits: CommitSender) -> StoreResult<Self> {
         let mut pg: tokio_postgres::Config = url.parse()?;
         let ms = cfg.timeout.as_millis();
         // Server-side bounds too, so a statement or transaction abandoned by a timed-out or dead
@@ -129,28 +142,40 @@ impl PgStore {
         drop(client);
 
         let batch_max_size = cfg.batch_max_size.clamp(1, i32::MAX as usize);
-        let (queue, jobs) = mpsc::channel(batch_max_size * QUEUED_BATCHES);
+        let writers = cfg.writers.clamp(1, cfg.pool_size.max(1));
         let counters = Arc::new(batch::Counters::default());
-        tokio::spawn(
-            batch::Writer {
-                pool: pool.clone(),
-                jobs,
-                max_size: batch_max_size,
-                max_age: cfg.batch_max_age,
-                timeout: cfg.timeout,
-                counters: counters.clone(),
-            }
-            .run(),
-        );
+        let queues = (0..writers)
+            .map(|_| {
+                let (queue, jobs) = mpsc::channel(batch_max_size * QUEUED_BATCHES);
+                tokio::spawn(
+                    batch::Writer {
+                        pool: pool.clone(),
+                        jobs,
+                        commits: commits.clone(),
+                        max_size: batch_max_size,
+                        max_age: cfg.batch_max_age,
+                        timeout: cfg.timeout,
+                        counters: counters.clone(),
+                    }
+                    .run(),
+                );
+                queue
+            })
+            .collect();
         Ok(Self {
             pool,
-            queue,
+            queues,
             counters,
             timeout: cfg.timeout,
         })
     }
 
-    /// What the batch writer has committed so far.
+    /// The queue of the writer that owns `room`.
+    fn queue(&self, room: &str) -> &mpsc::Sender<batch::Job> {
+        &self.queues[batch::shard(room, self.queues.len())]
+    }
+
+    /// What the batch writers have committed so far.
     pub fn stats(&self) -> BatchStats {
         self.counters.snapshot()
     }

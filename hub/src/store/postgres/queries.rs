@@ -11,9 +11,8 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, OnStored, Page,
-    PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT,
-    KIND_GROUP,
+    seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend,
+    RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -286,9 +285,10 @@ impl Store for PgStore {
         .await
     }
 
-    /// Queues the message for the batch writer and waits for the commit that contains it.
-    /// Fails within the timeout; a job still queued when its `append` gives up is not written.
-    async fn enqueue_append(&self, msg: NewMessage, then: OnStored) -> StoreResult<PendingAppend> {
+    /// Queues the message for its room's batch writer and waits for the commit that contains
+    /// it. Fails within the timeout; a job still queued when its `append` gives up is not
+    /// written.
+    async fn enqueue_append(&self, msg: NewMessage) -> StoreResult<PendingAppend> {
         no_nul("room id", &msg.room)?;
         no_nul("message body", &msg.body)?;
         no_nul(
@@ -300,16 +300,16 @@ impl Store for PgStore {
         let queued_at = Instant::now();
         let deadline = queued_at + self.timeout;
         let (reply, answer) = oneshot::channel();
+        let queue = self.queue(&msg.room);
         let job = batch::Job {
             msg,
-            then,
             queued_at,
             deadline,
             reply,
         };
         // Both steps share the one deadline: queueing (waiting for room) and the batch.
         let timeout = self.timeout;
-        timeout_at(deadline, self.queue.send(job))
+        timeout_at(deadline, queue.send(job))
             .await
             .map_err(|_| StoreError::Timeout(timeout))?
             .map_err(|_| StoreError::WriterGone)?;

@@ -1,5 +1,6 @@
-//! `PgStore` against a real PostgreSQL: the shared contract, then what only a database shared by
-//! several nodes and a batching writer can get wrong. Each test has a fresh database.
+//! `PgStore` against a real PostgreSQL: what only a database shared by several nodes and
+//! batching writers can get wrong (the shared contract runs in `store::contract`). Each test
+//! has a fresh database.
 
 mod outage;
 mod support;
@@ -8,10 +9,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use futures_util::future::join_all;
+use tokio::sync::mpsc;
 
 use super::{PgConfig, PgStore};
 use crate::store::contract::{msg, user};
-use crate::store::{NewMessage, NewRoom, Page, Store, StoreError};
+use crate::store::{Committed, NewMessage, NewRoom, Page, Store, StoreError, StoreResult};
 use support::TestDb;
 
 async fn new_room(store: &PgStore, id: &str) {
@@ -36,29 +38,34 @@ async fn stored_seqs(store: &PgStore, room: &str) -> Vec<u64> {
     msgs.into_iter().map(|m| m.seq).collect()
 }
 
-/// A config whose batches wait long enough that everything sent at once lands in one batch.
+/// A config whose batches wait long enough that everything sent at once lands in one batch:
+/// one writer, so every room's appends go to it.
 fn slow_batches() -> PgConfig {
     PgConfig {
         batch_max_age: Duration::from_millis(200),
+        writers: 1,
         ..PgConfig::default()
     }
 }
 
-#[tokio::test]
-async fn postgres_store_meets_the_contract() {
-    let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, PgConfig::default())
-        .await
-        .unwrap();
-    crate::store::contract::check_all(&store).await;
+/// A store whose commits nobody receives (most tests here read the database instead).
+async fn connect(url: &str, cfg: PgConfig) -> StoreResult<PgStore> {
+    PgStore::connect(url, cfg, mpsc::channel(1).0).await
+}
+
+/// A store and the receiving end of its commit channel.
+async fn connect_with_commits(
+    url: &str,
+    cfg: PgConfig,
+) -> (PgStore, mpsc::Receiver<Vec<Committed>>) {
+    let (tx, rx) = mpsc::channel(1024);
+    (PgStore::connect(url, cfg, tx).await.unwrap(), rx)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_are_group_committed_with_dense_seqs() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, PgConfig::default())
-        .await
-        .unwrap();
+    let store = connect(&db.url, PgConfig::default()).await.unwrap();
     new_room(&store, "busy").await;
     let alice = user("alice");
     let tasks: Vec<_> = (0..200)
@@ -90,12 +97,8 @@ async fn concurrent_appends_are_group_committed_with_dense_seqs() {
 async fn two_nodes_appending_to_the_same_rooms_get_dense_unique_seqs() {
     let db = TestDb::create().await;
     let nodes = [
-        PgStore::connect(&db.url, PgConfig::default())
-            .await
-            .unwrap(),
-        PgStore::connect(&db.url, PgConfig::default())
-            .await
-            .unwrap(),
+        connect(&db.url, PgConfig::default()).await.unwrap(),
+        connect(&db.url, PgConfig::default()).await.unwrap(),
     ];
     new_room(&nodes[0], "r1").await;
     new_room(&nodes[0], "r2").await;
@@ -151,7 +154,7 @@ async fn two_nodes_appending_to_the_same_rooms_get_dense_unique_seqs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeats_of_a_key_in_one_batch_store_one_row() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    let store = connect(&db.url, slow_batches()).await.unwrap();
     new_room(&store, "r").await;
     let (alice, bob) = (user("alice"), user("bob"));
     store.add_member("r", &bob, 1).await.unwrap();
@@ -191,7 +194,7 @@ async fn repeats_of_a_key_in_one_batch_store_one_row() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn appends_to_a_missing_room_or_from_a_non_member_fail_alone() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    let store = connect(&db.url, slow_batches()).await.unwrap();
     new_room(&store, "here").await;
     let (alice, mallory) = (user("alice"), user("mallory"));
     let (here, nowhere, intruder, again) = tokio::join!(
@@ -223,7 +226,7 @@ async fn nodes_starting_together_migrate_once() {
     let db = TestDb::create().await;
     let connects = (0..4).map(|_| {
         let url = db.url.clone();
-        tokio::spawn(async move { PgStore::connect(&url, PgConfig::default()).await })
+        tokio::spawn(async move { connect(&url, PgConfig::default()).await })
     });
     for store in join_all(connects).await {
         store.unwrap().expect("every node starts");
@@ -241,9 +244,7 @@ async fn nodes_starting_together_migrate_once() {
 #[tokio::test]
 async fn a_newer_schema_is_refused() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, PgConfig::default())
-        .await
-        .unwrap();
+    let store = connect(&db.url, PgConfig::default()).await.unwrap();
     new_room(&store, "r").await;
     drop(store);
     support::client(&db.url)
@@ -251,7 +252,7 @@ async fn a_newer_schema_is_refused() {
         .batch_execute("INSERT INTO schema_migrations VALUES (999, 0)")
         .await
         .unwrap();
-    let err = PgStore::connect(&db.url, PgConfig::default())
+    let err = connect(&db.url, PgConfig::default())
         .await
         .expect_err("newer schema refused");
     assert!(err.to_string().contains("newer"), "{err}");
@@ -260,12 +261,8 @@ async fn a_newer_schema_is_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_key_sent_to_two_nodes_at_once_is_stored_once() {
     let db = TestDb::create().await;
-    let a = PgStore::connect(&db.url, PgConfig::default())
-        .await
-        .unwrap();
-    let b = PgStore::connect(&db.url, PgConfig::default())
-        .await
-        .unwrap();
+    let a = connect(&db.url, PgConfig::default()).await.unwrap();
+    let b = connect(&db.url, PgConfig::default()).await.unwrap();
     new_room(&a, "r").await;
     let alice = user("alice");
     for k in 0..20 {
@@ -287,7 +284,7 @@ async fn the_same_key_sent_to_two_nodes_at_once_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_taken_seq_fails_the_whole_batch_and_stores_nothing() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    let (store, mut commits) = connect_with_commits(&db.url, slow_batches()).await;
     new_room(&store, "broken").await;
     new_room(&store, "fine").await;
     // Break the invariant behind the store's back: seq 1 taken while `last_seq` is still 0.
@@ -316,12 +313,22 @@ async fn a_taken_seq_fails_the_whole_batch_and_stores_nothing() {
     assert_eq!(store.room("fine").await.unwrap().unwrap().last_seq, 0);
     assert_eq!(store.room("broken").await.unwrap().unwrap().last_seq, 0);
     assert_eq!(store.stats().batches, 0);
+    // And sent nothing: the next batch is the first thing on the channel.
+    let next = store
+        .append(msg("fine", &alice, "next", None))
+        .await
+        .unwrap();
+    let first = commits
+        .try_recv()
+        .expect("the next batch was sent before its ack");
+    let seqs: Vec<_> = first.iter().map(|c| (&*c.room, c.message.seq)).collect();
+    assert_eq!(seqs, [("fine", next.seq)]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nul_character_fails_only_its_message() {
     let db = TestDb::create().await;
-    let store = PgStore::connect(&db.url, slow_batches()).await.unwrap();
+    let store = connect(&db.url, slow_batches()).await.unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");
     let (bad, good) = tokio::join!(
@@ -356,8 +363,78 @@ async fn migrating_restores_direct_room_leavers_as_hidden_members() {
         .await
         .unwrap();
     }
-    let store = PgStore::connect(&db.url, PgConfig::default())
+    let store = connect(&db.url, PgConfig::default()).await.unwrap();
+    crate::store::contract::check_restored_direct_leaver(&store).await;
+}
+
+/// Two rooms owned by different writers. While another session holds the first room's row,
+/// its writer's transaction waits on the lock, and the second room's writer still commits,
+/// sends and acknowledges: the writers' transactions are in flight at once, independently,
+/// and each room's messages reach the channel in seq order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_held_up_in_the_database_does_not_hold_up_other_writers() {
+    let db = TestDb::create().await;
+    let cfg = PgConfig {
+        writers: 2,
+        timeout: Duration::from_secs(10),
+        ..PgConfig::default()
+    };
+    let (store, mut commits) = connect_with_commits(&db.url, cfg).await;
+    let stuck = "r-stuck";
+    let free = (0..)
+        .map(|i| format!("r-free-{i}"))
+        .find(|r| super::batch::shard(r, 2) != super::batch::shard(stuck, 2))
+        .expect("a room of the other writer");
+    new_room(&store, stuck).await;
+    new_room(&store, &free).await;
+    let locker = support::client(&db.url).await;
+    locker
+        .batch_execute(&format!(
+            "BEGIN; SELECT 1 FROM rooms WHERE id = '{stuck}' FOR UPDATE"
+        ))
         .await
         .unwrap();
-    crate::store::contract::check_restored_direct_leaver(&store).await;
+    let alice = user("alice");
+    let held = tokio::spawn({
+        let (store, alice) = (store.clone(), alice.clone());
+        async move { store.append(msg(stuck, &alice, "held", None)).await }
+    });
+    // Bounded poll (no event to await): the held writer's transaction is waiting on the lock.
+    let watcher = support::client(&db.url).await;
+    for attempt in 0.. {
+        let waiting: i64 = watcher
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if waiting > 0 {
+            break;
+        }
+        assert!(attempt < 500, "the writer never reached the lock");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    for i in 1..=3 {
+        let a = store
+            .append(msg(&free, &alice, &format!("free {i}"), None))
+            .await
+            .unwrap();
+        assert_eq!(a.seq, i);
+        let sent = commits.try_recv().expect("sent before its ack");
+        let seqs: Vec<_> = sent.iter().map(|c| (&*c.room, c.message.seq)).collect();
+        assert_eq!(seqs, [(free.as_str(), i)]);
+    }
+    assert!(
+        !held.is_finished(),
+        "the held room's append waits on its lock"
+    );
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let a = held.await.unwrap().unwrap();
+    assert_eq!(a.seq, 1);
+    let sent = commits.try_recv().expect("sent before its ack");
+    let seqs: Vec<_> = sent.iter().map(|c| (&*c.room, c.message.seq)).collect();
+    assert_eq!(seqs, [(stuck, 1)]);
 }

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::support::{url_via, PrivatePostgres, Proxy, TestDb};
-use super::{msg, new_room, stored_seqs, user};
+use super::{connect, msg, new_room, stored_seqs, user};
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::{Page, Store, StoreResult};
 
@@ -55,9 +55,7 @@ async fn append_until_ok(store: &PgStore, body: &str) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_recovers_after_the_database_crashes_and_restarts() {
     let server = PrivatePostgres::start().await;
-    let store = PgStore::connect(&server.url("postgres"), config())
-        .await
-        .unwrap();
+    let store = connect(&server.url("postgres"), config()).await.unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");
     let first = store
@@ -104,7 +102,7 @@ async fn a_silent_database_fails_every_operation_within_the_timeout() {
     let db = TestDb::create().await;
     let proxy = Proxy::start().await;
     let url = url_via(&db, proxy.addr);
-    let store = PgStore::connect(&url, config()).await.unwrap();
+    let store = connect(&url, config()).await.unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");
     assert_eq!(
@@ -126,7 +124,7 @@ async fn a_silent_database_fails_every_operation_within_the_timeout() {
         fails_in_time("room", store.room("r")),
         fails_in_time("membership", store.membership("r", &alice.id)),
         fails_in_time("set_read", store.set_read("r", &alice.id, 1)),
-        fails_in_time("connect", PgStore::connect(&url, config())),
+        fails_in_time("connect", connect(&url, config())),
     );
     // Another batch while still frozen: the writer is not stuck behind the first one.
     fails_in_time(

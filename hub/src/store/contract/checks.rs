@@ -1,31 +1,14 @@
-//! The behaviour every [`Store`] must have, as one test suite run against each implementation
-//! (SQLite now; PostgreSQL reuses it).
+//! The checks every store passed before it had a commit channel: seqs, idempotency, pages,
+//! membership, read marks, direct rooms, the room list, retention. Each runs on a fresh store
+//! (see [`Harness`]); the stamped test then checks what the store sent (`Harness::finish`).
 
-use super::{NewMessage, NewRoom, Page, RoomPage, Store, StoreError, UserRef};
-
-/// A user whose id is `id-{name}`.
-pub fn user(name: &str) -> UserRef {
-    UserRef {
-        id: format!("id-{name}"),
-        username: name.to_owned(),
-    }
-}
-
-/// A message from `from` with an optional idempotency key.
-pub fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) -> NewMessage {
-    NewMessage {
-        room: room.to_owned(),
-        sender: from.clone(),
-        body: body.to_owned(),
-        client_msg_id: cmid.map(str::to_owned),
-        ts: 1_000,
-    }
-}
+use super::{msg, user, Harness};
+use crate::store::{MemberRoom, NewRoom, Page, RoomPage, Store, StoreError, UserRef};
 
 /// After migration 0002 on a database where bob (`id-b`) had left the direct room `d1` of
 /// alice and bob: both are members, the room is hidden for bob only, and bob opening the direct
 /// room again finds `d1` and lists it.
-pub async fn check_restored_direct_leaver(store: &dyn Store) {
+pub(crate) async fn check_restored_direct_leaver(store: &dyn Store) {
     let mut members = store.members("d1").await.unwrap();
     members.sort();
     assert_eq!(members, ["alice", "bob"]);
@@ -62,19 +45,6 @@ pub async fn check_restored_direct_leaver(store: &dyn Store) {
     );
 }
 
-/// Runs every check against a fresh, empty store.
-pub async fn check_all(store: &dyn Store) {
-    seqs_are_dense_and_idempotent(store).await;
-    pages_are_ascending(store).await;
-    membership_and_read_marks(store).await;
-    direct_rooms_are_unique(store).await;
-    hidden_direct_rooms_come_back(store).await;
-    room_pages_keep_their_order_while_rooms_move(store).await;
-    retention_purges_old_messages(store).await;
-    hooks_run_in_seq_order(store).await;
-    pages_never_cross_their_bounds(store).await;
-}
-
 /// Seqs that stress the arithmetic: small ones, the edge of the stored range (`i64::MAX`) and
 /// of `u64`, and anything.
 fn any_seq() -> impl proptest::strategy::Strategy<Value = u64> {
@@ -96,7 +66,8 @@ fn any_seq() -> impl proptest::strategy::Strategy<Value = u64> {
 /// newest `limit` before `before`), ascending, and never wraps to the start of the room; lookups
 /// of an unstorable seq find nothing and fail nothing. Cases come from a deterministic
 /// proptest runner (the store is async, so they are drawn up front and run in turn).
-async fn pages_never_cross_their_bounds(store: &dyn Store) {
+pub(super) async fn pages_never_cross_their_bounds(h: &mut Harness) {
+    let store = &*h.store;
     use proptest::prelude::*;
     use proptest::strategy::ValueTree;
     const STORED: u64 = 12;
@@ -176,36 +147,8 @@ async fn pages_never_cross_their_bounds(store: &dyn Store) {
     );
 }
 
-/// Concurrent appends to one room: every new message's hook runs once, in seq order, and
-/// repeats and refusals run none.
-async fn hooks_run_in_seq_order(store: &dyn Store) {
-    use std::sync::{Arc, Mutex};
-    let alice = user("alice");
-    new_room(store, "r-hook", &alice).await;
-    let seen = Arc::new(Mutex::new(Vec::new()));
-    let hook = |seen: &Arc<Mutex<Vec<u64>>>| -> super::OnStored {
-        let seen = seen.clone();
-        Box::new(move |a: &super::Appended| seen.lock().unwrap().push(a.seq))
-    };
-    let sends = (0..40).map(|i| {
-        // Every fifth repeats the key of the one before it.
-        let key = format!("k{}", i - usize::from(i % 5 == 4));
-        store.append_then(msg("r-hook", &alice, "x", Some(&key)), hook(&seen))
-    });
-    let results = futures_util::future::join_all(sends).await;
-    let fresh = results
-        .iter()
-        .filter(|r| !r.as_ref().unwrap().duplicate)
-        .count();
-    assert_eq!(fresh, 32);
-    let refused = store
-        .append_then(msg("r-hook", &user("zed"), "x", None), hook(&seen))
-        .await;
-    assert!(refused.is_err());
-    assert_eq!(*seen.lock().unwrap(), (1..=32).collect::<Vec<u64>>());
-}
-
-async fn retention_purges_old_messages(store: &dyn Store) {
+pub(super) async fn retention_purges_old_messages(h: &mut Harness) {
+    let store = &*h.store;
     let alice = user("alice");
     new_room(store, "r-ret", &alice).await;
     for ts in [10, 20, 30] {
@@ -229,7 +172,7 @@ async fn retention_purges_old_messages(store: &dyn Store) {
     assert_eq!(next.seq, 4);
 }
 
-async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
+pub(super) async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
     let room = NewRoom {
         id: id.into(),
         name: id.into(),
@@ -241,7 +184,8 @@ async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
     assert_eq!(rec.last_seq, 0);
 }
 
-async fn seqs_are_dense_and_idempotent(store: &dyn Store) {
+pub(super) async fn seqs_are_dense_and_idempotent(h: &mut Harness) {
+    let store = &*h.store;
     let alice = user("alice");
     new_room(store, "r-seq", &alice).await;
     for i in 1..=5u64 {
@@ -271,7 +215,8 @@ async fn seqs_are_dense_and_idempotent(store: &dyn Store) {
     assert_eq!(stored.message.body, "once");
 }
 
-async fn pages_are_ascending(store: &dyn Store) {
+pub(super) async fn pages_are_ascending(h: &mut Harness) {
+    let store = &*h.store;
     let alice = user("alice");
     new_room(store, "r-page", &alice).await;
     for i in 1..=10 {
@@ -339,7 +284,8 @@ async fn pages_are_ascending(store: &dyn Store) {
     );
 }
 
-async fn membership_and_read_marks(store: &dyn Store) {
+pub(super) async fn membership_and_read_marks(h: &mut Harness) {
+    let store = &*h.store;
     let (alice, bob) = (user("alice"), user("bob"));
     new_room(store, "r-mem", &alice).await;
     assert_eq!(store.membership("r-mem", &bob.id).await.unwrap(), None);
@@ -383,7 +329,8 @@ async fn membership_and_read_marks(store: &dyn Store) {
     assert!(!store.remove_member("r-mem", &bob.id).await.unwrap());
 }
 
-async fn direct_rooms_are_unique(store: &dyn Store) {
+pub(super) async fn direct_rooms_are_unique(h: &mut Harness) {
+    let store = &*h.store;
     let (carol, dave) = (user("carol"), user("dave"));
     let a = store.direct_room(&carol, &dave, "d-1", 1).await.unwrap();
     let b = store.direct_room(&dave, &carol, "d-2", 2).await.unwrap();
@@ -394,9 +341,10 @@ async fn direct_rooms_are_unique(store: &dyn Store) {
 
 /// A hidden room leaves the member's list but not the membership; opening it again or any new
 /// message shows it.
-async fn hidden_direct_rooms_come_back(store: &dyn Store) {
+pub(super) async fn hidden_direct_rooms_come_back(h: &mut Harness) {
+    let store = &*h.store;
     let (erin, fred) = (user("erin"), user("fred"));
-    let listed = |rooms: Vec<super::MemberRoom>, id: &str| rooms.iter().any(|m| m.room.id == id);
+    let listed = |rooms: Vec<MemberRoom>, id: &str| rooms.iter().any(|m| m.room.id == id);
     let room = store
         .direct_room(&erin, &fred, "d-hide", 1)
         .await
@@ -483,7 +431,8 @@ async fn hidden_direct_rooms_come_back(store: &dyn Store) {
 /// A walk over the room list in pages of 2, with rooms becoming active between the pages (ones
 /// already listed and ones still to come): every room comes exactly once, in the order of the
 /// walk's start.
-async fn room_pages_keep_their_order_while_rooms_move(store: &dyn Store) {
+pub(super) async fn room_pages_keep_their_order_while_rooms_move(h: &mut Harness) {
+    let store = &*h.store;
     let gina = user("gina");
     let ids: Vec<String> = (0..7).map(|i| format!("r-walk-{i}")).collect();
     for (i, id) in ids.iter().enumerate() {
