@@ -201,6 +201,7 @@ pub async fn run(
     };
     registry.set_broker(broker.clone());
     let service = Service::new(store, broker.clone(), auth.users.clone(), presence)
+        .with_frame_limits(cfg.rate_per_sec, cfg.rate_burst)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
         .with_room_quota(cfg.rooms_per_hour);
     let origins = crate::ws::origin::OriginPolicy::new(
@@ -293,6 +294,11 @@ pub async fn run(
             }
         })
     };
+    // Rate limits forget refilled keys off the request path (see `ratelimit`).
+    let limits_task = {
+        let service = app.service.clone();
+        crate::ratelimit::spawn_sweeper(move || service.sweep_limits())
+    };
     let router = crate::http::router(app.clone(), auth.router);
     let addr = listener.local_addr()?;
     tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
@@ -316,6 +322,7 @@ pub async fn run(
     revocation_task.abort();
     eviction_task.abort();
     heartbeat_task.abort();
+    limits_task.abort();
     if let Some(task) = retention {
         task.abort();
     }
