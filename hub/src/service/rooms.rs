@@ -318,4 +318,27 @@ mod tests {
             assert_eq!(RoomCursor::decode(bad), None, "{bad:?}");
         }
     }
+
+    /// The quota refuses past its burst with the wait until the next room, refills at its
+    /// rate, and its keys are forgotten by the sweep once refilled (paused time).
+    #[tokio::test(start_paused = true)]
+    async fn the_room_quota_refuses_past_its_burst_and_refills() {
+        use std::time::Duration;
+        let quota = RoomQuota::per_hour(std::num::NonZeroU32::new(2).unwrap());
+        let alice: Arc<str> = "alice".into();
+        assert!(quota.take(&alice).is_ok() && quota.take(&alice).is_ok());
+        match quota.take(&alice) {
+            Err(Error::RetryAfter(wait)) => assert_eq!(wait, Duration::from_secs(1800)),
+            other => panic!("expected a wait of 30 min, got {other:?}"),
+        }
+        tokio::time::advance(Duration::from_secs(1800)).await;
+        assert!(quota.take(&alice).is_ok(), "one room refilled");
+        assert!(quota.take(&alice).is_err());
+
+        quota.sweep();
+        assert_eq!(quota.limiter.len(), 1);
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        quota.sweep();
+        assert_eq!(quota.limiter.len(), 0, "a refilled quota is forgotten");
+    }
 }
