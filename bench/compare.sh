@@ -101,12 +101,15 @@ SERVER_PID=
 cleanup() { stop_pid "$SERVER_PID"; }
 trap cleanup EXIT
 
-# Records a command line once (round 1) for the report.
+# Records a command line once (round 1) for the report, its paths relative to the repository's
+# root (where the report says to run it), so that it reruns from any checkout.
 note_cmd() {
   [ "$ROUND" = 1 ] || return 0
-  local title=$1
+  local title=$1 line
   shift
-  printf '**%s**\n\n```sh\n%s\n```\n\n' "$title" "$*" >>"$COMMANDS"
+  line=$*
+  line=${line//"$ROOT"\//}
+  printf '**%s**\n\n```sh\n%s\n```\n\n' "$title" "$line" >>"$COMMANDS"
 }
 
 # start_hub NAME FLAGS... : a fresh embedded hub; sets SERVER_PID, SERVER_PORT.
@@ -167,7 +170,7 @@ run_pair() {
   fi
 }
 
-: >"$COMMANDS"
+printf '%s\n\n' "The commands of round 1, run from the repository's root (\`${BIN#"$ROOT"/}\` holds copies of \`target/release\`'s binaries)." >"$COMMANDS"
 for ((ROUND = 1; ROUND <= ROUNDS; ROUND++)); do
   run_pair connect --workers "$WORKERS" connect --conns "$CONNECT_CONNS" --hold-secs "$HOLD"
   run_pair fanout-big --workers "$WORKERS" fanout --subs "$FANOUT_SUBS_BIG" \

@@ -51,7 +51,7 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_MAX_FRAME_BYTES", default_value_t = switchboard_protocol::limits::DEFAULT_MAX_FRAME_BYTES)]
     pub max_frame_bytes: usize,
 
-    /// Sustained client frames per second per connection.
+    /// Sustained client frames per second per connection (0: the burst is never refilled).
     #[arg(long, env = "SWITCHBOARD_RATE_PER_SEC", default_value_t = switchboard_protocol::limits::DEFAULT_RATE_PER_SEC)]
     pub rate_per_sec: u32,
 
@@ -139,8 +139,9 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_PG_WRITERS", default_value_t = crate::store::postgres::DEFAULT_WRITERS)]
     pub pg_writers: usize,
 
-    /// Sustained sends (and typing notices) per second per user on this node, over all their
-    /// connections and REST calls; beyond it they get `rate_limited`.
+    /// Sustained sends per second per user on this node, over all their connections and REST
+    /// calls; beyond it they get `rate_limited` (0: the burst is never refilled). `typing` has
+    /// its own fixed limit, one per user and room every 2 s.
     #[arg(long, env = "SWITCHBOARD_USER_RATE_PER_SEC", default_value_t = 50)]
     pub user_rate_per_sec: u32,
 

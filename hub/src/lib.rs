@@ -11,10 +11,13 @@
 //!   window, and holds on rooms.
 //! - [`broker`]: between nodes, behind the [`broker::Broker`] trait (in-process or Redis).
 //! - [`presence`]: who is online in a room, behind the [`presence::Presence`] trait.
+//! - [`ratelimit`]: every rate limit of the node (GCRA per key) and the task that sweeps them.
+//! - [`clock`]: the monotonic, pausable clock of rate limits and liveness.
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
 
 pub mod broker;
+pub mod clock;
 pub mod config;
 pub mod error;
 pub mod fanout;

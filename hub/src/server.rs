@@ -206,6 +206,7 @@ pub async fn run(
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
     let publisher = fanout.spawn_commits(committed);
     let service = Service::new(store, fanout, auth.users.clone(), presence)
+        .with_frame_limits(cfg.rate_per_sec, cfg.rate_burst)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
         .with_room_quota(cfg.rooms_per_hour)
         .with_sub_limits(SubLimits {
@@ -301,6 +302,11 @@ pub async fn run(
             }
         })
     };
+    // Rate limits forget refilled keys off the request path (see `ratelimit`).
+    let limits_task = {
+        let service = app.service.clone();
+        crate::ratelimit::spawn_sweeper(move || service.sweep_limits())
+    };
     let router = crate::http::router(app.clone(), auth.router);
     let addr = listener.local_addr()?;
     tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
@@ -325,6 +331,7 @@ pub async fn run(
     eviction_task.abort();
     publisher.abort();
     heartbeat_task.abort();
+    limits_task.abort();
     if let Some(task) = retention {
         task.abort();
     }

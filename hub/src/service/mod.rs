@@ -8,9 +8,7 @@
 //! publishing code runs on the store's writer. Everything goes out through the [`Fanout`].
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use dashmap::DashMap;
 use switchboard_protocol::limits::{MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT};
 use switchboard_protocol::ws::{Message, ServerFrame};
 use switchboard_protocol::{Millis, Seq};
@@ -87,9 +85,6 @@ impl UserDirectory for switchboard_auth::Auth {
     }
 }
 
-/// Minimum interval between two `typing` events of one user in one room.
-const TYPING_INTERVAL: Duration = Duration::from_secs(2);
-
 /// Current time in milliseconds since the Unix epoch.
 pub fn now_ms() -> Millis {
     std::time::SystemTime::now()
@@ -103,10 +98,12 @@ pub struct Service {
     fanout: Fanout,
     users: Arc<dyn UserDirectory>,
     presence: Arc<dyn crate::presence::Presence>,
+    /// Client frames per connection, for the WebSocket adapter (see [`Service::frames`]).
+    frames: crate::ratelimit::Frames,
     /// Per-user send limits (none: unlimited).
     user_limits: Option<crate::ratelimit::PerUser>,
-    /// (room, user) → last typing event sent; pruned when it grows.
-    typing: DashMap<(Arc<str>, Arc<str>), Instant>,
+    /// One `typing` event per user and room per `ratelimit::TYPING_INTERVAL`.
+    typing: crate::ratelimit::Typing,
     /// Per-user quota of rooms created (none: unlimited).
     room_quota: Option<RoomQuota>,
     /// Bounds on `sub`.
@@ -126,8 +123,12 @@ impl Service {
             fanout,
             users,
             presence,
+            frames: crate::ratelimit::Frames::new(
+                switchboard_protocol::limits::DEFAULT_RATE_PER_SEC,
+                switchboard_protocol::limits::DEFAULT_RATE_BURST,
+            ),
             user_limits: None,
-            typing: DashMap::new(),
+            typing: crate::ratelimit::Typing::default(),
             room_quota: None,
             sub_limits: SubLimits::default(),
         }
@@ -146,10 +147,38 @@ impl Service {
         self
     }
 
+    /// Limits each WebSocket connection to `rate` client frames per second with bursts of
+    /// `burst` (default: the protocol's 20 and 40).
+    pub fn with_frame_limits(mut self, rate: u32, burst: u32) -> Self {
+        self.frames = crate::ratelimit::Frames::new(rate, burst);
+        self
+    }
+
+    /// The per-connection frame limits, which the WebSocket adapter applies to every client
+    /// frame. They live here, shared by the node's connections, rather than in each
+    /// connection's task: an idle connection then holds no limiter state at all.
+    pub fn frames(&self) -> &crate::ratelimit::Frames {
+        &self.frames
+    }
+
     /// Limits each user to `rate` sends per second with bursts of `burst` on this node.
     pub fn with_user_limits(mut self, rate: u32, burst: u32) -> Self {
         self.user_limits = Some(crate::ratelimit::PerUser::new(rate, burst));
         self
+    }
+
+    /// Forgets the keys of the rate limits (frames, sends, typing, room quota) whose allowance
+    /// has refilled. The node runs it every `ratelimit::SWEEP_EVERY` from a background task
+    /// (`ratelimit::spawn_sweeper`); no request walks these maps.
+    pub fn sweep_limits(&self) {
+        if let Some(limits) = &self.user_limits {
+            limits.sweep();
+        }
+        self.frames.sweep();
+        self.typing.sweep();
+        if let Some(quota) = &self.room_quota {
+            quota.sweep();
+        }
     }
 
     /// Publishes `frame` to `room`'s subscribers on every node (those `target` names).
@@ -384,18 +413,9 @@ impl Service {
     /// Tells the room's other connections that `who` is typing (throttled, not stored).
     pub async fn typing(&self, who: &Identity, room: &str, conn: u64) -> Result<()> {
         self.member_room(who, room).await?;
-        let key: (Arc<str>, Arc<str>) = (room.into(), who.id.clone());
-        let now = Instant::now();
-        if let Some(last) = self.typing.get(&key) {
-            if now.duration_since(*last) < TYPING_INTERVAL {
-                return Ok(());
-            }
+        if !self.typing.allow(room, &who.id) {
+            return Ok(());
         }
-        if self.typing.len() > 10_000 {
-            self.typing
-                .retain(|_, t| now.duration_since(*t) < TYPING_INTERVAL);
-        }
-        self.typing.insert(key, now);
         let frame = ServerFrame::Typing {
             room: room.to_owned(),
             user: who.username.to_string(),

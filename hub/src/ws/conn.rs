@@ -27,8 +27,7 @@ use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
 use crate::fanout::outbox::{outbox, Sender};
 use crate::fanout::{ConnHandle, ConnId, KillSwitch, Out};
-use crate::ratelimit::TokenBucket;
-use crate::service::{now_ms, Identity, SinkClosed, SubRequest, SubSink, Subscribed};
+use crate::service::{Identity, SinkClosed, SubRequest, SubSink, Subscribed};
 use crate::state::AppState;
 
 /// How long we wait for the peer's side of the close handshake after ours.
@@ -65,7 +64,8 @@ pub async fn serve(
         session: anon_session.clone(),
         queued: queued.clone(),
     });
-    let last_seen = AtomicU64::new(now_ms() as u64);
+    // Liveness: milliseconds on the process's monotonic clock (see `Writer::run`).
+    let last_seen = AtomicU64::new(crate::clock::process().millis());
     let mut session = Session {
         app: app.clone(),
         conn,
@@ -75,7 +75,6 @@ pub async fn serve(
         present: Vec::new(),
         tx: tx.clone(),
         kill: kill.clone(),
-        bucket: TokenBucket::new(cfg.rate_per_sec, cfg.rate_burst),
         anon_session,
         sends: None,
         queued: queued.clone(),
@@ -128,7 +127,6 @@ struct Session {
     present: Vec<Arc<str>>,
     tx: Sender<Out>,
     kill: Arc<KillSwitch>,
-    bucket: TokenBucket,
     anon_session: Arc<str>,
     /// Bounds the sends waiting for their acks; made at the first send.
     sends: Option<Arc<Semaphore>>,
@@ -182,7 +180,7 @@ impl Session {
                     Err(_) => return self.close(close::POLICY, "no hello in time").await,
                 }
             };
-            last_seen.store(now_ms() as u64, Ordering::Relaxed);
+            last_seen.store(crate::clock::process().millis(), Ordering::Relaxed);
             // Boxed: an idle connection's task holds only what it needs to wait for the next
             // message, not the state of the largest request.
             if !Box::pin(self.incoming(next, &mut pre_auth)).await {
@@ -226,15 +224,16 @@ impl Session {
         // Decoding first costs little and lets the refusal echo the frame's id. `hello` and a
         // successful first `sub` of a room are free, so a client resuming many rooms after a
         // reconnect is never stuck behind its own burst; a refused `sub` costs a token (see
-        // `dispatch`), and none is even tried while the bucket is empty.
+        // `dispatch`), and none is even tried while the bucket is empty (`ratelimit::Frames`).
+        let frames = self.app.service.frames();
         let (free, allowed) = match &frame {
             Ok(ClientFrame::Hello { .. }) => (true, true),
             Ok(ClientFrame::Sub { room, .. }) if !self.subscribed(room) => {
-                (true, self.bucket.has_token())
+                (true, frames.has_token(self.conn))
             }
             _ => (false, false),
         };
-        if !allowed && (free || !self.bucket.take()) {
+        if !allowed && (free || !frames.take(self.conn)) {
             let id = match &frame {
                 Ok(f) => f.id().cloned(),
                 Err(e) => e.id.clone(),
@@ -392,7 +391,7 @@ impl Session {
                     Err(e) => {
                         // Only a successful first `sub` is free (see `incoming`).
                         if first {
-                            self.bucket.take();
+                            self.app.service.frames().take(self.conn);
                         }
                         ServerFrame::error(id, e.code(), e.public_message())
                     }

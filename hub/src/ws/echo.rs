@@ -23,8 +23,9 @@ pub async fn serve(ws: WebSocket<TokioIo<Upgraded>>, max_message: usize, kill: A
     let (rd, wr) = tokio::io::split(ws.into_inner());
     let mut reader = MessageReader::new(rd, max_message);
     let (tx, rx) = outbox(ECHO_QUEUE);
-    let last_seen = std::sync::atomic::AtomicU64::new(i64::MAX as u64);
-    // No heartbeat: conformance clients do not expect our pings.
+    // No heartbeat: conformance clients do not expect our pings (and a peer seen "last" at
+    // the end of time is never idle).
+    let last_seen = std::sync::atomic::AtomicU64::new(u64::MAX);
     let no_beat = tokio::sync::Notify::new();
     let writer = Writer::new(wr, 0, Arc::default()).run(
         rx,

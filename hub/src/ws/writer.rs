@@ -11,10 +11,10 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
 use super::frame::{FrameWriter, OpCode};
+use crate::clock;
 use crate::fanout::outbox::Receiver;
 use crate::fanout::registry::{KillSwitch, Out};
 use crate::fanout::Event;
-use crate::service::now_ms;
 
 /// Most queued items written before one flush: bounds latency of the first while still turning
 /// a burst into one syscall.
@@ -45,8 +45,9 @@ pub enum WriterExit {
     Broken,
 }
 
-/// Owns the write half. `last_seen` is the time (ms) of the last frame from the peer; on each
-/// `beat` the writer pings, or gives up on a peer silent for two `heartbeat`s.
+/// Owns the write half. `last_seen` is the time of the last frame from the peer, in
+/// milliseconds on the process's monotonic clock ([`clock::process`]); on each `beat` the
+/// writer pings, or gives up on a peer silent for two `heartbeat`s.
 pub struct Writer<W> {
     ws: FrameWriter<W>,
     rooms: HashMap<Arc<str>, RoomState>,
@@ -111,6 +112,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Runs until a close frame is written, the peer is dead, or the socket breaks.
+    /// `last_seen` holds milliseconds on [`clock::process`] (the reader stores them on each
+    /// frame).
     pub async fn run(
         mut self,
         mut rx: Receiver<Out>,
@@ -140,8 +143,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 },
                 () = &mut beat_wait => {
                     beat_wait.set(beat.notified());
-                    let idle = now_ms().saturating_sub(last_seen.load(Ordering::Relaxed) as i64);
-                    if idle > 2 * heartbeat.as_millis() as i64 {
+                    let idle = clock::process().millis().saturating_sub(last_seen.load(Ordering::Relaxed));
+                    if u128::from(idle) > 2 * heartbeat.as_millis() {
                         return WriterExit::Dead;
                     }
                     Wake::Tick
@@ -157,7 +160,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 Ok(Ok(true)) => return WriterExit::Closed,
                 Ok(Ok(false)) => {
                     if std::mem::take(&mut self.pages_progress) {
-                        last_seen.store(now_ms() as u64, Ordering::Relaxed);
+                        last_seen.store(clock::process().millis(), Ordering::Relaxed);
                     }
                 }
             }
@@ -355,7 +358,7 @@ mod tests {
         .await
         .unwrap();
         let kill = KillSwitch::default();
-        let last_seen = AtomicU64::new(now_ms() as u64);
+        let last_seen = AtomicU64::new(clock::process().millis());
         let writer = Writer::new(server_io, 16, Arc::default());
         let exit = writer
             .run(
@@ -384,5 +387,51 @@ mod tests {
         }
         let expected: Vec<String> = (0..N).map(|i| i.to_string()).collect();
         assert_eq!(got, expected);
+    }
+
+    /// When the writer gives up on a peer (beats every 20 s from the start), if the reader
+    /// heard from the peer at `heard_at` (and at the start).
+    async fn dead_at(heard_at: Option<Duration>) -> Duration {
+        let (server_io, _client_io) = tokio::io::duplex(1 << 16);
+        let (_tx, rx) = outbox(16);
+        let (kill, beat) = (KillSwitch::default(), Notify::new());
+        let last_seen = AtomicU64::new(clock::process().millis());
+        let heartbeat = Duration::from_secs(20);
+        let start = tokio::time::Instant::now();
+        let writer =
+            Writer::new(server_io, 16, Arc::default()).run(rx, &kill, &beat, heartbeat, &last_seen);
+        let beats = async {
+            let mut tick = tokio::time::interval_at(start + heartbeat, heartbeat);
+            loop {
+                tick.tick().await;
+                beat.notify_waiters();
+            }
+        };
+        let heard = async {
+            if let Some(at) = heard_at {
+                tokio::time::sleep_until(start + at).await;
+                last_seen.store(clock::process().millis(), Ordering::Relaxed);
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            exit = writer => assert!(matches!(exit, WriterExit::Dead), "the peer is dropped as dead"),
+            () = beats => unreachable!(),
+            () = heard => unreachable!(),
+        }
+        start.elapsed()
+    }
+
+    /// Liveness runs on the monotonic clock (paused here): a peer is dropped at the first beat
+    /// after two heartbeats of silence, counted from the last time it was heard.
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_silent_for_two_heartbeats_is_dropped_at_the_next_beat() {
+        // Beats at 20 s and 40 s find it silent for at most two heartbeats; 60 s does not.
+        assert_eq!(dead_at(None).await, Duration::from_secs(60));
+        // Heard at 30 s: silent for 50 s at the beat of 80 s.
+        assert_eq!(
+            dead_at(Some(Duration::from_secs(30))).await,
+            Duration::from_secs(80)
+        );
     }
 }
