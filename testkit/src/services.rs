@@ -14,7 +14,7 @@ pub const REDIS_URL: &str = "redis://127.0.0.1:6379";
 pub const REDIS_ADDR: &str = "127.0.0.1:6379";
 
 /// A fresh random name part (a UUID without dashes).
-pub fn unique() -> String {
+fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
 
