@@ -23,7 +23,7 @@ use futures_util::future::try_join_all;
 use switchboard_hub::store::postgres::{PgConfig, PgStore};
 use switchboard_hub::store::sqlite::SqliteStore;
 use switchboard_hub::store::{CommitSender, NewMessage, NewRoom, Store, UserRef};
-use switchboard_tests::services::{TestDatabase, PG_ADMIN_URL};
+use switchboard_testkit::services::{TestDatabase, PG_ADMIN_URL};
 use tokio::runtime::Runtime;
 
 /// Messages per batch: the hub's default `--batch-max-size`.

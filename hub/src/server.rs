@@ -20,16 +20,15 @@ use crate::broker::memory::MemoryBroker;
 use crate::broker::redis::{RedisBroker, RedisConfig};
 use crate::broker::Broker;
 use crate::config::Config;
-use crate::error::Result as HubResult;
 use crate::fanout::{Fanout, Registry};
 use crate::presence::memory::MemoryPresence;
 use crate::presence::redis::RedisPresence;
 use crate::presence::Presence;
-use crate::service::{now_ms, Identity, Service, SubLimits, UserDirectory};
+use crate::service::{now_ms, RemoteUsers, Service, SubLimits, UserDirectory};
 use crate::state::AppState;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
-use crate::store::{CommitSender, Store, UserRef};
+use crate::store::{CommitSender, Store};
 
 /// How this node reaches auth.
 struct AuthParts {
@@ -39,23 +38,6 @@ struct AuthParts {
     revocations: Revocations,
     /// The Redis revocation follower of a remote-auth node, stopped at shutdown.
     follower: Option<tokio::task::JoinHandle<()>>,
-}
-
-/// A remote auth node's user directory, behind the hub's seam.
-struct RemoteUsers(RemoteDirectory);
-
-#[async_trait::async_trait]
-impl UserDirectory for RemoteUsers {
-    async fn find(&self, username: &str, caller: &Identity) -> HubResult<Option<UserRef>> {
-        Ok(self
-            .0
-            .user_by_username(&caller.token, username)
-            .await?
-            .map(|u| UserRef {
-                id: u.id,
-                username: u.username,
-            }))
-    }
 }
 
 async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {

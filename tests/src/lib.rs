@@ -1,6 +1,16 @@
-//! Shared test support for the end-to-end (`e2e/`), cluster (`cluster/`) and compose
-//! (`compose/`) test binaries of this crate.
+//! The harness of the end-to-end (`e2e/`), CLI (`cli/`), browser (`browser/`), cluster
+//! (`cluster/`) and compose (`compose/`) test binaries of this crate, in one library so that no
+//! suite includes another's files.
+//!
+//! - [`inproc`]: the hub run in-process, on the backend [`backend`] picks
+//!   (`SWITCHBOARD_TEST_BACKEND=embedded|scaled`).
+//! - [`wait`]: bounded waits and test users' names.
+//! - [`services`], [`private`], [`proxy`], [`binary`]: the shared test services, from
+//!   `switchboard-testkit` (a crate of its own so that the hub's and auth's own tests can use
+//!   them without depending on this crate, which depends on them; see its documentation).
 
-pub mod binary;
-pub mod private;
-pub mod services;
+pub mod backend;
+pub mod inproc;
+pub mod wait;
+
+pub use switchboard_testkit::{binary, private, proxy, services};

@@ -26,6 +26,7 @@ macro_rules! backend_tests {
 
 mod support;
 
+mod key_sources;
 mod node;
 mod persistence;
 mod redis_feed;

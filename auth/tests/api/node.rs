@@ -13,7 +13,7 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::node::{Http, Node};
 use crate::support::services::{RedisPrefix, REDIS_URL};
-use crate::support::{within, TestDb};
+use crate::support::{within, TestDatabase};
 
 #[test]
 fn flags_map_onto_the_auth_config() {
@@ -111,7 +111,7 @@ fn flags_map_onto_the_auth_config() {
 #[tokio::test]
 async fn a_node_on_postgres_and_redis_serves_the_auth_routes() {
     let (db, prefix, dir) = (
-        TestDb::create().await,
+        TestDatabase::create().await,
         RedisPrefix::new(),
         tempfile::tempdir().unwrap(),
     );

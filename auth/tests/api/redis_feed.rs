@@ -9,8 +9,10 @@ use switchboard_auth::redis_feed::{follow, revocation_channel, revocation_key};
 use switchboard_auth::{Auth, AuthError, Revocations, TokenError};
 use switchboard_protocol::rest::TokenPair;
 
-use crate::support::services::{redis_conn, AbortOnDrop, Proxy, REDIS_ADDR, REDIS_URL};
+use crate::support::services::{redis_conn, REDIS_ADDR, REDIS_URL};
+use crate::support::AbortOnDrop;
 use crate::support::{claims_of, next_revocation, sid_of, within, Backend, Env, Harness};
+use switchboard_testkit::Proxy;
 
 /// `until` and TTL (seconds) of the revocation key of `sid`.
 async fn recorded(prefix: &str, sid: &str) -> (Option<u64>, i64) {

@@ -4,7 +4,7 @@ use switchboard_auth::store::StoreError;
 use switchboard_auth::{Auth, AuthError, PgStore, SqliteStore};
 use switchboard_protocol::ErrorCode;
 
-use crate::support::{within, Backend, Env, Harness, TestDb};
+use crate::support::{within, Backend, Env, Harness, TestDatabase};
 
 #[tokio::test]
 async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
@@ -39,7 +39,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
 
 #[tokio::test]
 async fn postgres_nodes_starting_together_migrate_once() {
-    let db = TestDb::create().await;
+    let db = TestDatabase::create().await;
     let opens = (0..4).map(|_| PgStore::connect(&db.url));
     for store in within("concurrent opens", futures_util::future::join_all(opens)).await {
         store.unwrap();

@@ -19,6 +19,7 @@ use crate::fanout::outbox::{outbox, Receiver};
 use crate::fanout::{ConnHandle, ConnId, Event, Fanout, KillSwitch, Kind, Out, Registry, Target};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{NewMessage, NewRoom, Store, UserRef};
+use switchboard_testkit::PrivateRedis;
 
 const WAIT: Duration = Duration::from_secs(10);
 
@@ -318,70 +319,17 @@ broker_tests!(
     evictions_follow_events_and_holds_balance,
 );
 
-/// A private redis-server on a free port, killed on drop.
-struct PrivateRedis {
-    port: u16,
-    child: std::process::Child,
-}
-
-impl PrivateRedis {
-    fn start(port: u16) -> Self {
-        let child = std::process::Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .expect("redis-server on PATH");
-        Self { port, child }
-    }
-
-    async fn ready(&self) {
-        for _ in 0..200 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                .await
-                .is_ok()
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("private redis did not start");
-    }
-}
-
-impl Drop for PrivateRedis {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn after_redis_restarts_subscribers_get_what_they_missed() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = PrivateRedis::start(port);
-    redis.ready().await;
-    let url = format!("redis://127.0.0.1:{port}");
+    let mut redis = PrivateRedis::start().await;
+    let url = redis.url();
     let (_dir, store) = store_with_room("r").await;
     let b = redis_node(&url, "sb:", "b", &store).await;
     let (_, mut on_b) = subscriber(&b, "r", "x").await;
-    drop(redis);
+    redis.kill();
     // Messages committed while Redis is down never reach B through Redis...
     append(&*store, "r", 3).await;
-    let redis = PrivateRedis::start(port);
-    redis.ready().await;
+    redis.start_again().await;
     // ...but B resynchronises from the store once it has reconnected.
     for expected in 1..=3 {
         assert_eq!(next_seq(&mut on_b).await, expected);

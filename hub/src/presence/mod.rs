@@ -5,6 +5,8 @@
 //! within [`redis::ENTRY_TTL`]). The service publishes a `presence` event when a user becomes
 //! present in a room or stops being present anywhere.
 
+#[cfg(test)]
+mod contract;
 pub mod memory;
 pub mod redis;
 

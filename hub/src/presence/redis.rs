@@ -162,8 +162,10 @@ impl Presence for RedisPresence {
 mod tests {
     use super::*;
 
+    use switchboard_testkit::services::{RedisPrefix, REDIS_URL};
+
     async fn presence(prefix: &str, node: &str, ttl: Duration) -> Arc<RedisPresence> {
-        let client = ::redis::Client::open("redis://127.0.0.1:6379").unwrap();
+        let client = ::redis::Client::open(REDIS_URL).unwrap();
         let conn = ::redis::aio::ConnectionManager::new(client)
             .await
             .expect("redis reachable");
@@ -172,9 +174,9 @@ mod tests {
 
     #[tokio::test]
     async fn presence_is_shared_and_a_dead_nodes_users_expire() {
-        let prefix = format!("sbtest:presence:{}:", uuid::Uuid::new_v4().simple());
-        let a = presence(&prefix, "a", Duration::from_millis(300)).await;
-        let b = presence(&prefix, "b", Duration::from_secs(30)).await;
+        let prefix = RedisPrefix::new();
+        let a = presence(&prefix.0, "a", Duration::from_millis(300)).await;
+        let b = presence(&prefix.0, "b", Duration::from_secs(30)).await;
         assert!(a.join("r", "alice").await, "alice arrives");
         assert!(
             !b.join("r", "alice").await,
@@ -201,6 +203,5 @@ mod tests {
             "node a's short TTL must not cut the key's expiry set by node b (pttl {pttl} ms)"
         );
         assert!(b.leave("r", "bob").await);
-        let _: () = conn.del(b.key("r")).await.unwrap();
     }
 }

@@ -13,11 +13,14 @@ use switchboard_protocol::limits::{MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_
 use switchboard_protocol::ws::{Message, ServerFrame};
 use switchboard_protocol::{Millis, Seq};
 
+mod directory;
 mod presence;
 mod rooms;
 mod subscribe;
 
 pub use subscribe::{SinkClosed, SubLimits, SubRequest, SubSink, Subscribed};
+
+pub use directory::{RemoteUsers, UserDirectory};
 
 use rooms::RoomQuota;
 
@@ -64,24 +67,6 @@ fn append_error(e: StoreError) -> Error {
         StoreError::RoomNotFound(_) => Error::NotFound("room not found"),
         StoreError::NotMember(_) => Error::Forbidden("not a member of this room"),
         other => other.into(),
-    }
-}
-
-/// Looks up users by username (the auth service, in-process or remote).
-#[async_trait::async_trait]
-pub trait UserDirectory: Send + Sync + 'static {
-    /// The user with this username, if any. `caller` is who asks (a remote directory
-    /// authenticates the lookup with the caller's token).
-    async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>>;
-}
-
-#[async_trait::async_trait]
-impl UserDirectory for switchboard_auth::Auth {
-    async fn find(&self, username: &str, _caller: &Identity) -> Result<Option<UserRef>> {
-        Ok(self.user_by_username(username).await?.map(|u| UserRef {
-            id: u.id,
-            username: u.username,
-        }))
     }
 }
 

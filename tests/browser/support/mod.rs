@@ -13,12 +13,6 @@ pub mod driver;
 pub mod hub;
 pub mod page;
 
-/// The e2e suite's backend switch (`SWITCHBOARD_TEST_BACKEND=embedded|scaled`), shared as is.
-#[path = "../../e2e/support/backend.rs"]
-pub mod backend;
-#[path = "../../e2e/support/inproc.rs"]
-pub mod inproc;
-
 /// Upper bound on one awaited event in a browser. Generous: two Chromiums and a hub share two
 /// cores; a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(20);

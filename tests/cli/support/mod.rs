@@ -14,17 +14,21 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdout, Command};
 
-pub mod server;
-
-pub use server::TestServer;
+/// One running hub for the CLI to talk to: the shared in-process hub (embedded, or PostgreSQL +
+/// Redis + an auth node with `SWITCHBOARD_TEST_BACKEND=scaled`), restartable on the same port.
+/// Dropping it signals shutdown; [`TestServer::shutdown`] also waits.
+pub use switchboard_tests::inproc::InProcessHub as TestServer;
 
 /// Upper bound on one CLI command, or on one awaited line of a running one. Generous: the
 /// machine may be busy (parallel tests, argon2); a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(20);
 
-#[path = "../../e2e/support/wait.rs"]
-mod wait;
-pub use wait::{unique_name, within, within_for, PASSWORD};
+pub use switchboard_tests::wait::{unique_name, within_for, PASSWORD};
+
+/// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
+pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    within_for(WAIT, what, fut).await
+}
 
 /// The `switchboard` binary of this build (built first under cargo, see
 /// `switchboard_tests::binary::binary`).

@@ -4,6 +4,7 @@
 //! Every wait is bounded by [`WAIT`] through [`within`]: a test that would hang fails instead,
 //! naming what it was waiting for. Nothing here sleeps to synchronise.
 
+use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
@@ -15,23 +16,55 @@ use switchboard_client::tungstenite::protocol::frame::coding::{Data, OpCode};
 use switchboard_client::tungstenite::protocol::frame::Frame;
 use switchboard_client::tungstenite::Message as WsMessage;
 use switchboard_client::{Api, ClientError, Connection};
+use switchboard_tests::inproc::InProcessHub;
 
 /// Upper bound on any single awaited event or reply. Generous, because the machine may be busy
 /// (argon2 hashing, parallel tests); a passing test never waits this long.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-mod wait;
-pub use wait::{unique_name, within, within_for, PASSWORD};
+pub use switchboard_tests::wait::{unique_name, within_for, PASSWORD};
 
-pub mod backend;
-pub mod inproc;
+/// Awaits `fut` for at most [`WAIT`]; panics naming `what` when it takes longer.
+pub async fn within<F: std::future::Future>(what: &str, fut: F) -> F::Output {
+    within_for(WAIT, what, fut).await
+}
 
-/// One running hub (and, with the scaled backend, its auth node, database and Redis prefix).
-/// Dropping it signals shutdown; [`TestServer::shutdown`] also waits for it. The e2e helpers
-/// (users, rooms, sockets) are added below.
-pub use inproc::InProcessHub as TestServer;
+/// One running hub (and, with the scaled backend, its auth node, database and Redis prefix):
+/// the shared [`InProcessHub`] with the e2e helpers (users, sockets) added. Dropping it signals
+/// shutdown; [`InProcessHub::shutdown`] also waits for it.
+pub struct TestServer(InProcessHub);
+
+impl Deref for TestServer {
+    type Target = InProcessHub;
+
+    fn deref(&self) -> &InProcessHub {
+        &self.0
+    }
+}
+
+impl DerefMut for TestServer {
+    fn deref_mut(&mut self) -> &mut InProcessHub {
+        &mut self.0
+    }
+}
 
 impl TestServer {
+    /// A hub with default flags ([`InProcessHub::start`]).
+    pub async fn start() -> Self {
+        Self(InProcessHub::start().await)
+    }
+
+    /// A hub with extra flags ([`InProcessHub::start_with`]).
+    pub async fn start_with(flags: &[&str]) -> Self {
+        Self(InProcessHub::start_with(flags).await)
+    }
+
+    /// A hub with extra flags and the login limits at their defaults
+    /// ([`InProcessHub::start_with_auth_limits`]).
+    pub async fn start_with_auth_limits(flags: &[&str]) -> Self {
+        Self(InProcessHub::start_with_auth_limits(flags).await)
+    }
+
     /// Registers and logs in a new user whose name starts with `prefix`.
     pub async fn user(&self, prefix: &str) -> TestUser {
         let api = self.api();

@@ -2,7 +2,6 @@
 //! with a Redis key prefix of its own, and helpers to call its routes.
 
 pub mod node;
-pub mod services;
 
 use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
@@ -18,7 +17,7 @@ use switchboard_protocol::rest::TokenPair;
 use tempfile::TempDir;
 use tower::ServiceExt as _;
 
-pub use services::{RedisPrefix, TestDb};
+pub use switchboard_testkit::services::{self, RedisPrefix, TestDatabase};
 
 /// Password used by `register`.
 pub const PASSWORD: &str = "correct horse battery";
@@ -34,7 +33,7 @@ pub enum Backend {
 /// Redis prefix. Dropping it drops the database and deletes the Redis keys.
 pub struct Env {
     pub dir: TempDir,
-    pub db: Option<TestDb>,
+    pub db: Option<TestDatabase>,
     pub redis: Option<RedisPrefix>,
 }
 
@@ -44,7 +43,7 @@ impl Env {
             dir: tempfile::tempdir().unwrap(),
             db: match backend {
                 Backend::Sqlite => None,
-                Backend::Postgres => Some(TestDb::create().await),
+                Backend::Postgres => Some(TestDatabase::create().await),
             },
             redis: redis.then(RedisPrefix::new),
         }
@@ -244,6 +243,15 @@ pub async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) ->
     tokio::time::timeout(std::time::Duration::from_secs(10), fut)
         .await
         .unwrap_or_else(|_| panic!("timed out waiting for {what}"))
+}
+
+/// Aborts a task (e.g. a `redis_feed::follow` follower) when dropped.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// The next session id announced on `rx`, failing the test if none comes within 10 seconds.

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use switchboard_tests::services::TestDatabase;
+use switchboard_testkit::services::TestDatabase;
 use tokio::sync::mpsc;
 
 use super::postgres::{PgConfig, PgStore};

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::support::{url_via, PrivatePostgres, Proxy, TestDb};
+use super::support::{PrivatePostgres, Proxy, TestDb, PG_ADDR};
 use super::{connect, msg, new_room, stored_seqs, user};
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::{Page, Store, StoreResult};
@@ -100,8 +100,8 @@ async fn the_store_recovers_after_the_database_crashes_and_restarts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_silent_database_fails_every_operation_within_the_timeout() {
     let db = TestDb::create().await;
-    let proxy = Proxy::start().await;
-    let url = url_via(&db, proxy.addr);
+    let proxy = Proxy::start(PG_ADDR).await;
+    let url = db.url_via(proxy.addr);
     let store = connect(&url, config()).await.unwrap();
     new_room(&store, "r").await;
     let alice = user("alice");

@@ -14,7 +14,7 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
-pub use switchboard_tests::services::{RedisPrefix, TestDatabase, REDIS_URL};
+pub use switchboard_testkit::services::{RedisPrefix, TestDatabase, REDIS_URL};
 
 /// True when the suite runs against PostgreSQL + Redis + a separate auth node.
 pub fn scaled() -> bool {

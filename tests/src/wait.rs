@@ -1,24 +1,14 @@
-//! Bounded waits and test users' names, shared by the e2e and CLI suites (`#[path]`). Each
-//! suite sets its own bound, `WAIT`, in the module that includes this one.
-// Each suite uses a different subset of these helpers.
-#![allow(dead_code)]
+//! Bounded waits and test users' names, shared by the e2e and CLI suites. Each suite sets its
+//! own bound, `WAIT`, and defines its `within(what, fut)` as [`within_for`]`(WAIT, what, fut)`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::WAIT;
-
 /// Password of every test user.
 pub const PASSWORD: &str = "correct horse battery";
 
-/// Awaits `fut` for at most `WAIT`; panics naming `what` when it takes longer.
-pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
-    within_for(WAIT, what, fut).await
-}
-
-/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer. For waits that
-/// span more than one event, such as a hub restart.
+/// Awaits `fut` for at most `limit`; panics naming `what` when it takes longer.
 pub async fn within_for<F: Future>(limit: Duration, what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(limit, fut).await {
         Ok(output) => output,

@@ -1,11 +1,9 @@
 //! The hub run in-process by a test: `switchboard_hub::run` on a listener bound first (so early
 //! connections wait in the backlog), with a fresh data dir, on the backend
-//! `SWITCHBOARD_TEST_BACKEND` names (the sibling `backend` module: embedded, or PostgreSQL +
-//! Redis + an auth node), restartable on the same port, data dir and flags. Shared by the e2e,
-//! CLI and browser suites (`#[path]`, each adds its own helpers in an `impl` of its own);
-//! dropping it signals shutdown.
-// Each suite uses a different subset of these helpers.
-#![allow(dead_code)]
+//! `SWITCHBOARD_TEST_BACKEND` names ([`crate::backend`]: embedded, or PostgreSQL + Redis + an
+//! auth node), restartable on the same port, data dir and flags. Shared by the e2e, CLI and
+//! browser suites (the e2e and browser suites wrap it to add helpers of their own); dropping it
+//! signals shutdown.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -33,9 +31,10 @@ pub const LIFTED_AUTH_LIMITS: &[(&str, &str)] = &[
 /// How long a hub may take to stop.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 
+/// A hub running in this process; see the module documentation.
 pub struct InProcessHub {
     /// The scaled backend's services; `None` when embedded. Kept across restarts.
-    _scaled: Option<super::backend::ScaledEnv>,
+    _scaled: Option<crate::backend::ScaledEnv>,
     addr: SocketAddr,
     data_dir: TempDir,
     flags: Vec<String>,
@@ -68,7 +67,7 @@ impl InProcessHub {
     pub async fn start_with_auth_limits(flags: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
         let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
-        let scaled = super::backend::prepare(&mut flags).await;
+        let scaled = crate::backend::prepare(&mut flags).await;
         let mut hub = Self {
             _scaled: scaled,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -155,6 +154,16 @@ impl InProcessHub {
     /// An anonymous REST handle.
     pub fn api(&self) -> Api {
         Api::new(&self.http_url())
+    }
+
+    /// A REST handle logged in as `username` (a session of its own).
+    ///
+    /// # Panics
+    /// If the login fails.
+    pub async fn login(&self, username: &str, password: &str) -> Api {
+        let api = self.api();
+        let tokens = api.login(username, password).await.expect("login");
+        api.with_token(&tokens.access_token)
     }
 }
 

@@ -1,0 +1,206 @@
+//! [`UserDirectory`], the seam through which the service finds users by username, and its two
+//! implementations: the in-process auth service ([`switchboard_auth::Auth`]) and a remote auth
+//! node ([`RemoteUsers`]). Both give the same answers (the contract suite at the end checks
+//! it): a registered user's id and username, `None` for a username nobody has, including any
+//! string that is not a valid username.
+
+use switchboard_auth::remote::RemoteDirectory;
+
+use super::Identity;
+use crate::error::Result;
+use crate::store::UserRef;
+
+/// Looks up users by username (the auth service, in-process or remote).
+#[async_trait::async_trait]
+pub trait UserDirectory: Send + Sync + 'static {
+    /// The user with this username, if any. `caller` is who asks (a remote directory
+    /// authenticates the lookup with the caller's token).
+    async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>>;
+}
+
+#[async_trait::async_trait]
+impl UserDirectory for switchboard_auth::Auth {
+    async fn find(&self, username: &str, _caller: &Identity) -> Result<Option<UserRef>> {
+        Ok(self.user_by_username(username).await?.map(|u| UserRef {
+            id: u.id,
+            username: u.username,
+        }))
+    }
+}
+
+/// A remote auth node's user directory, behind the hub's seam.
+pub struct RemoteUsers(pub RemoteDirectory);
+
+#[async_trait::async_trait]
+impl UserDirectory for RemoteUsers {
+    async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>> {
+        Ok(self
+            .0
+            .user_by_username(&caller.token, username)
+            .await?
+            .map(|u| UserRef {
+                id: u.id,
+                username: u.username,
+            }))
+    }
+}
+
+/// The contract of [`UserDirectory`]: [`directory_contract!`] stamps one test per check per
+/// implementation (`check::in_process`, `check::remote`), so a failure names both. Both read
+/// the same auth service: opened in-process on a temp dir (SQLite) and served over HTTP on
+/// loopback, where [`RemoteUsers`] reaches it.
+#[cfg(test)]
+mod contract {
+    use serde_json::json;
+    use switchboard_auth::config::RateLimit;
+    use switchboard_auth::remote::RemoteDirectory;
+    use switchboard_auth::{Auth, AuthConfig};
+    use switchboard_protocol::rest::TokenPair;
+    use tokio::net::TcpListener;
+    use tokio::sync::oneshot;
+
+    use super::{Identity, RemoteUsers, UserDirectory};
+    use crate::store::UserRef;
+
+    const PASSWORD: &str = "correct horse battery";
+
+    /// An auth service with users `alice` and `bob`, served over HTTP; `caller` is bob.
+    struct Fixture {
+        auth: Auth,
+        url: String,
+        caller: Identity,
+        alice: UserRef,
+        _dir: tempfile::TempDir,
+        _stop: oneshot::Sender<()>,
+    }
+
+    impl Fixture {
+        async fn start() -> Self {
+            let dir = tempfile::tempdir().expect("a temp dir");
+            let mut cfg = AuthConfig::new(dir.path().join("auth"));
+            let lifted = RateLimit {
+                per_sec: 100_000.0,
+                burst: 100_000,
+            };
+            (cfg.login_ip_limit, cfg.register_ip_limit) = (lifted, lifted);
+            let auth = Auth::open(cfg).await.expect("open auth");
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+            let url = format!("http://{}", listener.local_addr().expect("address"));
+            let (stop, stopped) = oneshot::channel::<()>();
+            let served = auth.clone();
+            tokio::spawn(async move {
+                switchboard_auth::node::serve(listener, &served, async {
+                    let _ = stopped.await;
+                })
+                .await
+            });
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client");
+            let mut tokens = Vec::new();
+            for name in ["alice", "bob"] {
+                let body = json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD});
+                let resp = http
+                    .post(format!("{url}/v1/auth/register"))
+                    .json(&body)
+                    .send()
+                    .await
+                    .expect("register");
+                assert_eq!(resp.status(), 201, "register {name}");
+                let pair: TokenPair = http
+                    .post(format!("{url}/v1/auth/login"))
+                    .json(&json!({"username": name, "password": PASSWORD}))
+                    .send()
+                    .await
+                    .expect("login")
+                    .json()
+                    .await
+                    .expect("a token pair");
+                tokens.push(pair.access_token);
+            }
+            let alice = auth.verifier().verify(&tokens[0]).await.expect("valid");
+            let bob = auth.verifier().verify(&tokens[1]).await.expect("valid");
+            Self {
+                caller: Identity {
+                    id: bob.sub.into(),
+                    username: bob.name.into(),
+                    session: bob.sid.into(),
+                    role: bob.role,
+                    token: tokens[1].as_str().into(),
+                },
+                alice: UserRef {
+                    id: alice.sub,
+                    username: alice.name,
+                },
+                auth,
+                url,
+                _dir: dir,
+                _stop: stop,
+            }
+        }
+    }
+
+    /// For each listed `async fn check(users: &dyn UserDirectory, f: &Fixture)`, a module
+    /// `check` with the tests `in_process` and `remote`.
+    macro_rules! directory_contract {
+        ($($check:ident),* $(,)?) => {$(
+            mod $check {
+                use std::sync::Arc;
+
+                #[tokio::test]
+                async fn in_process() {
+                    let f = super::Fixture::start().await;
+                    let users: Arc<dyn super::UserDirectory> = Arc::new(f.auth.clone());
+                    super::$check(&*users, &f).await;
+                }
+
+                #[tokio::test]
+                async fn remote() {
+                    let f = super::Fixture::start().await;
+                    let users: Arc<dyn super::UserDirectory> =
+                        Arc::new(super::RemoteUsers(super::RemoteDirectory::new(&f.url)));
+                    super::$check(&*users, &f).await;
+                }
+            }
+        )*};
+    }
+
+    directory_contract!(
+        a_registered_user_is_found,
+        a_username_nobody_has_finds_nobody,
+        a_string_that_is_no_username_finds_nobody,
+    );
+
+    async fn a_registered_user_is_found(users: &dyn UserDirectory, f: &Fixture) {
+        let found = users.find("alice", &f.caller).await.expect("a lookup");
+        assert_eq!(found.as_ref(), Some(&f.alice));
+        let me = users.find("bob", &f.caller).await.expect("a lookup");
+        assert_eq!(me.map(|u| u.id), Some(f.caller.id.to_string()), "oneself");
+    }
+
+    async fn a_username_nobody_has_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {
+        let found = users.find("carol", &f.caller).await.expect("a lookup");
+        assert_eq!(found, None);
+    }
+
+    /// Usernames are 3–32 of `[a-z0-9_.-]`: anything else, a path or another case included,
+    /// names nobody (and a remote directory does not send it).
+    async fn a_string_that_is_no_username_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {
+        let long = "a".repeat(33);
+        for name in [
+            "ALICE",
+            "Alice",
+            "al ice",
+            "",
+            "al",
+            &long,
+            "../alice",
+            "alice/",
+            "alice?x=1",
+        ] {
+            let found = users.find(name, &f.caller).await.expect("a lookup");
+            assert_eq!(found, None, "{name:?}");
+        }
+    }
+}
