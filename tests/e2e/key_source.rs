@@ -3,139 +3,41 @@
 //! `Retry-After` on REST and on the upgrade, and with `unavailable` and close 1013 in `hello`.
 //! A bad token is still 401 / 1008 while the JWKS is down, when the hub holds its key.
 //!
-//! The JWKS is a stand-in the test controls ([`FakeJwks`]), so these hubs run on SQLite with no
-//! Redis whatever `SWITCHBOARD_TEST_BACKEND` says: the boundary under test is the same on both.
-//! The whole outage on the scaled topology is `tests/cluster/auth_outage.rs`.
+//! The JWKS is a stand-in the test controls ([`FakeJwks`]); the hub runs on the suite's backend
+//! (with the scaled one, its own auth node is started but unused). The whole outage on the
+//! scaled topology, with a real auth node stopped and started, is `tests/cluster/auth_outage.rs`.
 
-use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use clap::Parser;
 use switchboard_auth::config::DEFAULT_ISSUER;
 use switchboard_auth::error::KEYS_RETRY_AFTER;
 use switchboard_auth::{Claims, LocalKeys};
 use switchboard_client::protocol::ws::{ClientFrame, FrameId, ServerFrame};
 use switchboard_client::protocol::{close, ErrorCode};
 use switchboard_client::Connection;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
+use switchboard_tests::jwks::{Answer, FakeJwks};
 
-use crate::support::{closed, within};
+use crate::support::{closed, within, TestServer};
 
-/// What [`FakeJwks`] answers.
-#[derive(Clone)]
-enum Answer {
-    /// `200` with this body.
-    Body(String),
-    /// Nothing: the listener is closed, so connections are refused.
-    Refuse,
+/// Helpers on a hub started with `--auth-url` at a [`FakeJwks`].
+trait KeyHub {
+    async fn get(&self, path: &str, token: &str) -> (u16, Option<String>, Option<String>);
+    async fn hello(&self, token: &str) -> (Vec<ServerFrame>, Option<u16>);
 }
 
-/// A stand-in for the auth node's `/.well-known/jwks.json` (every path gets the same answer).
-/// A minimal HTTP/1.1 responder: one request per connection, then `Connection: close`.
-struct FakeJwks {
-    url: String,
-    body: Arc<Mutex<String>>,
-    task: JoinHandle<()>,
+/// A hub (on the suite's backend) that verifies tokens with the keys at `auth_url`.
+async fn key_hub(auth_url: &str) -> TestServer {
+    TestServer::start_with(&["--auth-url", auth_url]).await
 }
 
-impl FakeJwks {
-    async fn start(answer: Answer) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("address"));
-        let body = Arc::new(Mutex::new(String::new()));
-        let task = tokio::spawn(serve(listener, Arc::clone(&body)));
-        let fake = Self { url, body, task };
-        fake.answer(answer);
-        fake
-    }
-
-    /// From now on, answer with `answer`. [`Answer::Refuse`] is for good: the listener closes.
-    fn answer(&self, answer: Answer) {
-        match answer {
-            Answer::Body(body) => *self.body.lock().expect("lock") = body,
-            Answer::Refuse => self.task.abort(),
-        }
-    }
-}
-
-impl Drop for FakeJwks {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-async fn serve(listener: TcpListener, body: Arc<Mutex<String>>) {
-    loop {
-        let Ok((mut stream, _)) = listener.accept().await else {
-            return;
-        };
-        let body = body.lock().expect("lock").clone();
-        tokio::spawn(async move {
-            let mut head = Vec::new();
-            let mut buf = [0u8; 1024];
-            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                match stream.read(&mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => head.extend_from_slice(&buf[..n]),
-                }
-            }
-            let response = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\
-                 connection: close\r\n\r\n{body}",
-                body.len()
-            );
-            let _ = stream.write_all(response.as_bytes()).await;
-        });
-    }
-}
-
-/// A hub verifying tokens with the keys at `auth_url` (SQLite, no Redis); stops when dropped.
-struct KeyHub {
-    addr: std::net::SocketAddr,
-    _data: tempfile::TempDir,
-    _stop: oneshot::Sender<()>,
-}
-
-impl KeyHub {
-    async fn start(auth_url: &str) -> Self {
-        let data = tempfile::tempdir().expect("data dir");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let config = switchboard_hub::Config::try_parse_from([
-            "switchboard-hub",
-            "--data-dir",
-            data.path().to_str().expect("UTF-8"),
-            "--listen",
-            &addr.to_string(),
-            "--auth-url",
-            auth_url,
-        ])
-        .expect("hub flags parse");
-        let (stop, stopped) = oneshot::channel::<()>();
-        tokio::spawn(switchboard_hub::run(listener, config, async {
-            let _ = stopped.await;
-        }));
-        Self {
-            addr,
-            _data: data,
-            _stop: stop,
-        }
-    }
-
-    fn ws_url(&self) -> String {
-        format!("ws://{}/v1/ws", self.addr)
-    }
-
+impl KeyHub for TestServer {
     /// `GET {path}` with `token` as Bearer: the status, the `code` of the error body (if any)
     /// and the `Retry-After` header (if any).
     async fn get(&self, path: &str, token: &str) -> (u16, Option<String>, Option<String>) {
         let response = within(
             "an HTTP answer",
             reqwest::Client::new()
-                .get(format!("http://{}{path}", self.addr))
+                .get(format!("{}{path}", self.http_url()))
                 .bearer_auth(token)
                 .send(),
         )
@@ -229,7 +131,7 @@ async fn a_token_the_hub_cannot_check_is_503_with_retry_after_and_1013_never_401
         Answer::Body(r#"{"keys":[]}"#.into()),
     ] {
         let jwks = FakeJwks::start(answer.clone()).await;
-        let hub = KeyHub::start(&jwks.url).await;
+        let hub = key_hub(&jwks.url).await;
         let what = match &answer {
             Answer::Refuse => "refused".to_owned(),
             Answer::Body(body) => body.clone(),
@@ -265,7 +167,7 @@ async fn a_bad_token_is_still_refused_while_the_hub_holds_the_key_and_the_jwks_i
     let (keys, jwks) = signing_keys();
     let good = token(&keys, 600);
     let fake = FakeJwks::start(Answer::Body(jwks)).await;
-    let hub = KeyHub::start(&fake.url).await;
+    let hub = key_hub(&fake.url).await;
     let (frames, code) = hub.hello(&good).await;
     assert!(
         matches!(frames[..], [ServerFrame::Welcome { .. }]) && code.is_none(),
