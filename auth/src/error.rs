@@ -3,8 +3,10 @@
 //! Codes: client mistakes are 4xx codes whose message is safe to show; an unreachable
 //! dependency (database, remote auth node) is [`ErrorCode::Unavailable`] (503, worth a retry);
 //! everything else is [`ErrorCode::Internal`]. Both are logged with their cause chain and
-//! answered with a generic message (see `http/error.rs`). [`TokenError`] is always
-//! [`ErrorCode::Unauthorized`].
+//! answered with a generic message (see `http/error.rs`). A [`TokenError`] is
+//! [`ErrorCode::Unauthorized`] when the token is bad, and [`ErrorCode::Unavailable`] (with
+//! `Retry-After`) when it could not be checked because the verifying keys cannot be obtained
+//! ([`KeysUnavailable`]): a key-source failure never logs anyone out.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,8 +21,29 @@ use crate::store::StoreError;
 /// drained well within a second unless the burst goes on.
 pub const BUSY_RETRY_AFTER: Duration = Duration::from_secs(1);
 
-/// Why an access token was rejected. Every variant means "401 unauthorized" to the client;
-/// the variants exist for logs and tests.
+/// `Retry-After` of a token that could not be checked ([`TokenError::Unavailable`]): a
+/// restarting auth node is back within seconds, and the verifier refetches its JWKS at most
+/// once per [`crate::remote::DEFAULT_REFETCH_INTERVAL`] anyway. Clients add their own backoff.
+pub const KEYS_RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// The verifying keys cannot be obtained right now (e.g. the auth node's JWKS is unreachable,
+/// or answers something that is not a JWKS with a usable key). The only failure a
+/// [`crate::KeySource`] has: it says nothing about the token being checked.
+#[derive(Debug, thiserror::Error)]
+#[error("token signing keys are unavailable")]
+pub struct KeysUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>);
+
+impl KeysUnavailable {
+    /// Wraps the cause (kept as the error's source, for logs).
+    pub fn new(cause: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(Box::new(cause))
+    }
+}
+
+/// Why an access token was not accepted: either it is bad (every variant but
+/// [`TokenError::Unavailable`]: 401 `unauthorized`, close 1008; the variants exist for logs and
+/// tests), or it could not be checked now ([`TokenError::Unavailable`]: 503 `unavailable` with
+/// `Retry-After`, close 1013). [`TokenError::code`] is the one mapping.
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
     /// Not three base64url parts with a JSON header.
@@ -35,9 +58,6 @@ pub enum TokenError {
     /// No verifying key with this `kid` is known.
     #[error("token signed by an unknown key")]
     UnknownKid,
-    /// The verifying keys could not be obtained (e.g. a JWKS fetch failed).
-    #[error("token signing keys are unavailable")]
-    KeySource(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// `exp` has passed (beyond the allowed clock skew).
     #[error("token has expired")]
     Expired,
@@ -47,12 +67,35 @@ pub enum TokenError {
     /// The token's session was revoked (logout or refresh-token reuse).
     #[error("session has been revoked")]
     Revoked,
+    /// The token could not be checked: its verifying key cannot be obtained right now. Not a
+    /// verdict on the token; the same token may pass once the keys are back.
+    #[error(transparent)]
+    Unavailable(#[from] KeysUnavailable),
 }
 
 impl TokenError {
-    /// The client-visible code: always [`ErrorCode::Unauthorized`].
+    /// The client-visible code: [`ErrorCode::Unavailable`] for a token that could not be
+    /// checked, [`ErrorCode::Unauthorized`] for a bad one.
     pub fn code(&self) -> ErrorCode {
-        ErrorCode::Unauthorized
+        match self {
+            Self::Unavailable(_) => ErrorCode::Unavailable,
+            Self::Malformed(_)
+            | Self::Algorithm
+            | Self::MissingKid
+            | Self::UnknownKid
+            | Self::Expired
+            | Self::Invalid(_)
+            | Self::Revoked => ErrorCode::Unauthorized,
+        }
+    }
+
+    /// How long the client should wait before presenting the token again: [`KEYS_RETRY_AFTER`]
+    /// for a token that could not be checked, `None` for a bad one (retrying cannot help).
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Unavailable(_) => Some(KEYS_RETRY_AFTER),
+            _ => None,
+        }
     }
 }
 
@@ -172,11 +215,13 @@ impl AuthError {
     }
 
     /// How long the client should wait before trying again (the `Retry-After` header), for
-    /// the errors that have one: [`AuthError::RateLimited`] and [`AuthError::Busy`].
+    /// the errors that have one: [`AuthError::RateLimited`], [`AuthError::Busy`] and a token
+    /// that could not be checked ([`TokenError::retry_after`]).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::RateLimited { retry_after } => Some(*retry_after),
             Self::Busy => Some(BUSY_RETRY_AFTER),
+            Self::Token(e) => e.retry_after(),
             _ => None,
         }
     }

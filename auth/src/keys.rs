@@ -21,7 +21,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 
-use crate::error::TokenError;
+use crate::error::KeysUnavailable;
 use crate::tokens::Claims;
 
 /// File name of the private signing key inside the data directory.
@@ -29,18 +29,22 @@ pub const SIGNING_KEY_FILE: &str = "signing-key.pem";
 
 /// Where a [`crate::Verifier`] gets the public key for a token's `kid`.
 ///
-/// Now: [`LocalKeys`] (the auth routes run in the same process). Next: keys fetched from an auth
-/// node's `/.well-known/jwks.json`. An implementation must only return Ed25519 keys; the
-/// verifier pins the algorithm to EdDSA regardless.
+/// Implemented by [`LocalKeys`] (the auth routes run in the same process) and
+/// [`crate::remote::RemoteKeys`] (an auth node's `/.well-known/jwks.json`). An implementation
+/// must only return Ed25519 keys; the verifier pins the algorithm to EdDSA regardless.
+///
+/// A source answers one of three things, and the types keep them apart: the key, "no such key"
+/// (the token is bad), or "cannot tell now" ([`KeysUnavailable`]: the token is not judged).
 #[async_trait]
 pub trait KeySource: Send + Sync + 'static {
     /// The verifying key with this `kid`, or `None` when no such key is known (the token is
-    /// then rejected with [`TokenError::UnknownKid`]).
+    /// then rejected with [`crate::TokenError::UnknownKid`]).
     ///
     /// # Errors
-    /// [`TokenError::KeySource`] when the keys cannot be obtained right now (e.g. a JWKS fetch
-    /// failed); the token is rejected.
-    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, TokenError>;
+    /// [`KeysUnavailable`] when the keys cannot be obtained right now (e.g. a JWKS fetch
+    /// failed); the verification then fails with [`crate::TokenError::Unavailable`], which
+    /// clients are told to retry.
+    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, KeysUnavailable>;
 }
 
 /// Failure to load, create or use the signing key. Fatal at start.
@@ -193,7 +197,7 @@ impl LocalKeys {
 
 #[async_trait]
 impl KeySource for LocalKeys {
-    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, TokenError> {
+    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, KeysUnavailable> {
         Ok((kid == self.kid).then(|| self.decoding.clone()))
     }
 }

@@ -58,7 +58,7 @@ use tokio::sync::broadcast;
 
 pub use client_ip::ClientIp;
 pub use config::AuthConfig;
-pub use error::{AuthError, TokenError};
+pub use error::{AuthError, KeysUnavailable, TokenError};
 pub use keys::{KeySource, LocalKeys};
 pub use revocation::Revocations;
 pub use store::{AuthStore, PgStore, SqliteStore};

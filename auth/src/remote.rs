@@ -19,7 +19,7 @@ use switchboard_protocol::error::ErrorBody;
 use switchboard_protocol::rest::{RegisterResponse, User};
 use switchboard_protocol::ErrorCode;
 
-use crate::error::{AuthError, TokenError};
+use crate::error::{AuthError, KeysUnavailable};
 use crate::keys::KeySource;
 
 /// Least time between two JWKS fetches caused by unknown `kid`s, so that a flood of tokens
@@ -56,6 +56,13 @@ pub enum RemoteError {
         /// The status.
         status: u16,
     },
+    /// The JWKS parsed but holds no usable key (Ed25519 with a `kid`): an auth node always
+    /// publishes its signing key, so this is a broken answer, not "every token is bad".
+    #[error("{url} holds no usable Ed25519 key")]
+    NoKeys {
+        /// The URL requested.
+        url: String,
+    },
     /// The last JWKS fetch failed a moment ago and the next is not allowed yet.
     #[error("the JWKS fetch failed less than {0:?} ago")]
     Throttled(Duration),
@@ -85,8 +92,10 @@ fn base_url(auth_url: &str) -> String {
 ///
 /// A `kid` missing from the cache causes a refetch (the auth node may have a new key), but at
 /// most once per refetch interval; within it the token is refused as
-/// [`TokenError::UnknownKid`]. Concurrent misses share one fetch. A failed fetch is
-/// [`TokenError::KeySource`] (unless the key is cached: then the cached key is used).
+/// [`crate::TokenError::UnknownKid`]. Concurrent misses share one fetch. A failed fetch (no
+/// answer, an HTTP error, a body that is not a JWKS, a JWKS without a usable key) is
+/// [`KeysUnavailable`], so the token is not judged (unless the key is cached: then the cached
+/// key is used). A failed fetch never replaces the cached keys.
 pub struct RemoteKeys {
     http: reqwest::Client,
     jwks_url: String,
@@ -174,13 +183,16 @@ impl RemoteKeys {
                 Err(error) => tracing::warn!(%error, kid, "ignoring a malformed JWKS key"),
             }
         }
+        if keys.is_empty() {
+            return Err(RemoteError::NoKeys { url: url.clone() });
+        }
         Ok(keys)
     }
 }
 
 #[async_trait]
 impl KeySource for RemoteKeys {
-    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, TokenError> {
+    async fn decoding_key(&self, kid: &str) -> Result<Option<DecodingKey>, KeysUnavailable> {
         if let Some(key) = self.fresh(kid) {
             return Ok(Some(key));
         }
@@ -201,9 +213,9 @@ impl KeySource for RemoteKeys {
             return match (cached, last_failed) {
                 (Some(stale), _) => Ok(Some(stale)),
                 (None, false) => Ok(None),
-                (None, true) => Err(TokenError::KeySource(Box::new(RemoteError::Throttled(
+                (None, true) => Err(KeysUnavailable::new(RemoteError::Throttled(
                     self.refetch_interval,
-                )))),
+                ))),
             };
         }
         let started = Instant::now();
@@ -222,7 +234,11 @@ impl KeySource for RemoteKeys {
                     tracing::warn!(error = %error, "JWKS refetch failed; using the cached key");
                     Ok(Some(stale.clone()))
                 }
-                None => Err(TokenError::KeySource(Box::new(error))),
+                None => {
+                    // At most once per refetch interval: the failures in between are throttled.
+                    tracing::warn!(error = %error, kid, "JWKS fetch failed; token not checked");
+                    Err(KeysUnavailable::new(error))
+                }
             },
         }
     }

@@ -97,7 +97,8 @@ impl Verifier {
     /// Verifies `token` and returns its claims.
     ///
     /// # Errors
-    /// A [`TokenError`] saying why the token was rejected.
+    /// A [`TokenError`] saying why the token was rejected, or [`TokenError::Unavailable`] when
+    /// the key source could not say whether its `kid` is known (the token is then not judged).
     ///
     /// # Cancel safety
     /// Cancel safe: it changes no state.

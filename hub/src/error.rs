@@ -2,8 +2,9 @@
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use switchboard_auth::TokenError;
 use switchboard_protocol::error::ErrorBody;
-use switchboard_protocol::ErrorCode;
+use switchboard_protocol::{close, ErrorCode};
 
 use crate::store::StoreError;
 
@@ -43,6 +44,10 @@ pub enum Error {
     Store(#[from] StoreError),
     #[error("auth: {0}")]
     Auth(#[from] switchboard_auth::AuthError),
+    /// An access token was not accepted: refused (`unauthorized`) or, when the auth node's keys
+    /// cannot be fetched, not checked (`unavailable`, retry later); see [`TokenError::code`].
+    #[error(transparent)]
+    Token(#[from] TokenError),
 }
 
 /// Shorthand for hub results.
@@ -69,6 +74,29 @@ impl Error {
             Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
             Self::Store(_) => ErrorCode::Internal,
             Self::Auth(e) => e.code(),
+            Self::Token(e) => e.code(),
+        }
+    }
+
+    /// How long the client should wait before trying again, for the errors that say (REST
+    /// answers carry it as `Retry-After`): a refilling quota, and a token that could not be
+    /// checked.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        match self {
+            Self::RetryAfter(wait) => Some(*wait),
+            Self::Token(e) => e.retry_after(),
+            Self::Auth(e) => e.retry_after(),
+            _ => None,
+        }
+    }
+
+    /// The close code and reason of a WebSocket whose `hello` failed with this error (after the
+    /// `error` frame): 1013 "try again later" when the token could not be checked now (the
+    /// client retries with the same token), 1008 otherwise (the client must not).
+    pub fn hello_close(&self) -> (u16, &'static str) {
+        match self.code() {
+            ErrorCode::Unavailable => (close::TRY_AGAIN_LATER, "token cannot be checked now"),
+            _ => (close::POLICY, "invalid token"),
         }
     }
 
@@ -86,6 +114,11 @@ impl Error {
             Self::Auth(e) if e.code() == ErrorCode::Internal => {
                 tracing::error!(error = %e, "auth failure");
                 "internal error".into()
+            }
+            Self::Token(TokenError::Unavailable(cause)) => {
+                // Per request, so debug: `RemoteKeys` warns once per failed fetch.
+                tracing::debug!(error = ?cause, "token not checked: keys unavailable");
+                "the token cannot be checked right now; retry later".into()
             }
             other => other.to_string(),
         }
@@ -109,12 +142,41 @@ pub fn retry_after_secs(wait: std::time::Duration) -> u64 {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         let mut response = error_response(self.code(), self.public_message());
-        if let Self::RetryAfter(wait) = self {
+        if let Some(wait) = self.retry_after() {
             response.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 retry_after_secs(wait).into(),
             );
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_auth::KeysUnavailable;
+
+    use super::*;
+
+    #[test]
+    fn a_token_that_cannot_be_checked_is_unavailable_and_a_bad_one_unauthorized() {
+        let cause = std::io::Error::other("JWKS unreachable");
+        let unchecked = Error::from(TokenError::from(KeysUnavailable::new(cause)));
+        assert_eq!(unchecked.code(), ErrorCode::Unavailable);
+        assert_eq!(unchecked.hello_close().0, close::TRY_AGAIN_LATER);
+        let response = unchecked.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry = response.headers().get(axum::http::header::RETRY_AFTER);
+        let secs = switchboard_auth::error::KEYS_RETRY_AFTER.as_secs();
+        assert_eq!(retry.unwrap().to_str().unwrap(), secs.to_string());
+
+        let bad = Error::from(TokenError::Expired);
+        assert_eq!(bad.code(), ErrorCode::Unauthorized);
+        assert_eq!(bad.hello_close().0, close::POLICY);
+        let response = bad.into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(!response
+            .headers()
+            .contains_key(axum::http::header::RETRY_AFTER));
     }
 }

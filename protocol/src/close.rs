@@ -1,8 +1,9 @@
 //! WebSocket close codes used by the hub on `/v1/ws`.
 //!
 //! Codes below 4000 are the RFC 6455 ones; 4000–4999 are Switchboard's own. A client should
-//! reconnect (with backoff) after 1001, 1011, 1012, 1013 and 4000; it should not reconnect with the same
-//! credentials after 1008 (obtain a new token first), nor resend what caused 1007 or 1009.
+//! reconnect (with backoff, keeping its credentials) after 1001, 1011, 1012, 1013 and 4000; it
+//! should not reconnect with the same credentials after 1008 (obtain a new token first), nor
+//! resend what caused 1007 or 1009.
 
 /// Normal closure, e.g. in answer to the client's close.
 pub const NORMAL: u16 = 1000;
@@ -22,8 +23,10 @@ pub const TOO_BIG: u16 = 1009;
 pub const INTERNAL: u16 = 1011;
 /// The node is restarting (graceful shutdown); reconnect, possibly to another node.
 pub const RESTARTING: u16 = 1012;
-/// Try again later: the node holds as many bytes of unfinished fragmented messages as it
-/// allows (`--max-reassembly-bytes`); reconnect with backoff.
+/// Try again later: the token in `hello` cannot be checked now (the node cannot fetch the auth
+/// node's keys: the token was not judged, unlike [`POLICY`]), or the node holds as many bytes of
+/// unfinished fragmented messages as it allows (`--max-reassembly-bytes`). Reconnect with
+/// backoff and the same credentials.
 pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The client did not read fast enough: its outbound queue filled up. Reconnect and resume with
 /// `since`; nothing acknowledged is lost.

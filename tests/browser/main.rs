@@ -9,6 +9,7 @@
 mod support;
 
 mod chat;
+mod key_source;
 mod network;
 mod safety;
 mod static_routes;

@@ -13,9 +13,13 @@
 //!   subscriber sees a gap or a duplicate, and the cluster recovers by itself. Servers that a test
 //!   stops run privately (`switchboard_tests::private`).
 //! - `proxy`: HAProxy's PROXY protocol header gives the hubs the real client address.
+//! - `auth_outage`: a hub restarted while the auth node is down says "try again later" (1013,
+//!   503), never "unauthorized"; clients retry with the same token and are back without a new
+//!   login once the auth node is.
 
 mod support;
 
+mod auth_outage;
 mod chat;
 mod failover;
 mod faults;

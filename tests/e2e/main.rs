@@ -14,6 +14,7 @@ mod direct;
 mod errors;
 mod fragments;
 mod history;
+mod key_source;
 mod limits;
 mod liveness;
 mod messaging;

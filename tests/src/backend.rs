@@ -39,7 +39,8 @@ const AUTH_FLAGS: &[&str] = &[
 ];
 
 /// With the scaled backend: moves the auth node's flags (with their values) out of `flags`,
-/// starts the services, and adds the hub's flags for them. `None` when embedded.
+/// starts the services, and adds the hub's flags for them (but not `--auth-url` when `flags`
+/// has its own). `None` when embedded.
 pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
     if !scaled() {
         return None;
@@ -54,7 +55,15 @@ pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
         }
     }
     let env = ScaledEnv::start(&auth_flags).await;
-    flags.extend(env.hub_flags());
+    // A test that names its own auth node (e.g. a stand-in JWKS) keeps it.
+    let own_auth = flags.iter().any(|flag| flag == "--auth-url");
+    let mut hub_flags = env.hub_flags().into_iter();
+    while let Some(flag) = hub_flags.next() {
+        let value = hub_flags.next().expect("hub flags come in pairs");
+        if !(own_auth && flag == "--auth-url") {
+            flags.extend([flag, value]);
+        }
+    }
     Some(env)
 }
 

@@ -69,7 +69,30 @@ fn chain(error: &dyn std::error::Error) -> String {
 mod tests {
     use std::time::Duration;
 
+    use axum::http::{header, StatusCode};
+    use axum::response::IntoResponse;
+
     use super::retry_after_secs;
+    use crate::error::{AuthError, KeysUnavailable, TokenError, KEYS_RETRY_AFTER};
+
+    #[test]
+    fn a_token_that_cannot_be_checked_is_503_with_retry_after_and_a_bad_one_401() {
+        let cause = std::io::Error::other("JWKS unreachable");
+        let unchecked = AuthError::from(TokenError::from(KeysUnavailable::new(cause)));
+        let response = unchecked.into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let retry = response.headers().get(header::RETRY_AFTER).unwrap();
+        assert_eq!(
+            retry.to_str().unwrap(),
+            KEYS_RETRY_AFTER.as_secs().to_string()
+        );
+        assert!(!response.headers().contains_key(header::WWW_AUTHENTICATE));
+
+        let response = AuthError::from(TokenError::Expired).into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert!(!response.headers().contains_key(header::RETRY_AFTER));
+        assert!(response.headers().contains_key(header::WWW_AUTHENTICATE));
+    }
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds_at_least_one() {

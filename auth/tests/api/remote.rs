@@ -1,8 +1,13 @@
 //! `RemoteKeys` and `RemoteDirectory` against an auth node served over HTTP on loopback.
 
-use std::sync::Arc;
+use std::future::IntoFuture;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use switchboard_auth::error::KEYS_RETRY_AFTER;
 use switchboard_auth::remote::{RemoteDirectory, RemoteKeys};
 use switchboard_auth::{AuthError, Claims, LocalKeys, Revocations, TokenError, Verifier};
 use switchboard_protocol::ErrorCode;
@@ -96,8 +101,27 @@ async fn remote_keys_refetch_when_the_nodes_key_changes_at_most_once_per_interva
     new.stop().await;
 }
 
+/// A stand-in for an auth node's JWKS URL that answers `200` with whatever body the test put
+/// in the returned cell.
+async fn fake_jwks() -> (String, Arc<Mutex<String>>) {
+    let body = Arc::new(Mutex::new(String::new()));
+    let app =
+        Router::new()
+            .route(
+                "/.well-known/jwks.json",
+                get(|State(body): State<Arc<Mutex<String>>>| async move {
+                    body.lock().unwrap().clone()
+                }),
+            )
+            .with_state(Arc::clone(&body));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(axum::serve(listener, app).into_future());
+    (url, body)
+}
+
 #[tokio::test]
-async fn remote_keys_map_http_failures_to_key_source_errors() {
+async fn remote_keys_that_cannot_be_fetched_leave_the_token_unjudged() {
     let dir = tempfile::tempdir().unwrap();
     let node = node("127.0.0.1:0", &dir).await;
     let alice = Http::new(&node.url).user("alice").await;
@@ -105,21 +129,87 @@ async fn remote_keys_map_http_failures_to_key_source_errors() {
         .verify(&alice.access_token)
         .await
         .unwrap();
+    let (garbage, body) = fake_jwks().await;
+    *body.lock().unwrap() = "<html>gateway error</html>".into();
+    let (empty, empty_body) = fake_jwks().await;
+    *empty_body.lock().unwrap() = r#"{"keys":[]}"#.into();
 
-    // Nothing listening; and a server answering 404 for the JWKS path.
-    for url in [closed_port().await, format!("{}/nope", node.url)] {
+    // Nothing listening; a server answering 404 for the JWKS path; one answering garbage; and a
+    // JWKS without a key. None of them says anything about the token: unavailable, not 401.
+    for url in [
+        closed_port().await,
+        format!("{}/nope", node.url),
+        garbage,
+        empty,
+    ] {
         let err = verifier(RemoteKeys::new(&url))
             .verify(&alice.access_token)
             .await
             .unwrap_err();
-        assert!(matches!(err, TokenError::KeySource(_)), "{url}: {err:?}");
-        assert_eq!(err.code(), ErrorCode::Unauthorized);
+        assert!(matches!(err, TokenError::Unavailable(_)), "{url}: {err:?}");
+        assert_eq!(err.code(), ErrorCode::Unavailable);
+        assert_eq!(err.retry_after(), Some(KEYS_RETRY_AFTER));
+        let err = AuthError::from(err);
+        assert_eq!(err.code(), ErrorCode::Unavailable);
+        assert_eq!(err.retry_after(), Some(KEYS_RETRY_AFTER));
     }
     // A failed fetch is not retried within the interval, and still says why.
     let failing = verifier(RemoteKeys::new(&closed_port().await));
     for _ in 0..2 {
         let err = failing.verify(&foreign_token(&claims)).await.unwrap_err();
-        assert!(matches!(err, TokenError::KeySource(_)), "{err:?}");
+        assert!(matches!(err, TokenError::Unavailable(_)), "{err:?}");
+    }
+    node.stop().await;
+}
+
+#[tokio::test]
+async fn a_broken_jwks_answer_keeps_the_cached_keys_and_bad_tokens_stay_bad() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = node("127.0.0.1:0", &dir).await;
+    let alice = Http::new(&node.url).user("alice").await;
+    let jwks = reqwest::get(format!("{}/.well-known/jwks.json", node.url))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let (url, body) = fake_jwks().await;
+    *body.lock().unwrap() = jwks;
+    let eager = verifier(RemoteKeys::new(&url).with_refetch_interval(Duration::ZERO));
+    let claims = eager.verify(&alice.access_token).await.unwrap();
+
+    // The JWKS breaks. A new kid makes the verifier refetch; the broken answers leave that
+    // token unjudged and keep the keys it had.
+    for broken in [r#"{"keys":[]}"#, "garbage"] {
+        *body.lock().unwrap() = broken.into();
+        let err = eager.verify(&foreign_token(&claims)).await.unwrap_err();
+        assert!(
+            matches!(err, TokenError::Unavailable(_)),
+            "{broken}: {err:?}"
+        );
+        assert_eq!(eager.verify(&alice.access_token).await.unwrap(), claims);
+    }
+
+    // A token the known key can judge is judged: bad is still 401 while the JWKS is broken.
+    let mut tampered = alice.access_token.clone().into_bytes();
+    let inside_signature = alice.access_token.rfind('.').unwrap() + 10;
+    tampered[inside_signature] = if tampered[inside_signature] == b'A' {
+        b'B'
+    } else {
+        b'A'
+    };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let expired = LocalKeys::load_or_generate(dir.path())
+        .unwrap()
+        .sign(&Claims {
+            exp: 1,
+            ..claims.clone()
+        })
+        .unwrap();
+    for (token, what) in [(&tampered, "a bad signature"), (&expired, "expired")] {
+        let err = eager.verify(token).await.unwrap_err();
+        assert_eq!(err.code(), ErrorCode::Unauthorized, "{what}: {err:?}");
+        assert_eq!(err.retry_after(), None, "{what}");
     }
     node.stop().await;
 }

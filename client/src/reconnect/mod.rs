@@ -31,7 +31,10 @@
 //! [`DEAD_LINK_HEARTBEATS`] of the server's heartbeat intervals, a request that timed out, a
 //! refused attempt that may succeed later (HTTP 5xx or 429 on the upgrade; `unavailable`,
 //! `rate_limited` or `internal` in answer to `hello` or `sub`), and a close with 1001, 1011,
-//! 1012, 1013 or 4000 (see [`switchboard_protocol::close`]).
+//! 1012, 1013 or 4000 (see [`switchboard_protocol::close`]). That includes a hub that cannot
+//! check tokens while its auth node is down (`unavailable` and 1013 in answer to `hello`, 503
+//! on the upgrade): each attempt asks the [`TokenSource`] again, which gives the token it has
+//! (refreshing only when that one is due), so nobody is logged in anew.
 //!
 //! It ends on anything else: a close with 1008 (refused token, revoked session: log in again),
 //! 1007 or 1009 (a re-send would fail the same way), 1000 or 1002; a refused token in `hello`

@@ -367,3 +367,109 @@ async fn a_refused_token_is_retried_once_with_a_newer_one() {
         Some(switchboard_protocol::ErrorCode::Unauthorized)
     );
 }
+
+impl Fake {
+    /// Accepts a connection and answers its `hello` as a hub that cannot check tokens now (its
+    /// auth node's keys are unavailable): an `unavailable` error, then close 1013. Returns the
+    /// token it was given.
+    async fn unavailable(&self) -> Option<String> {
+        let mut peer = self.upgrade().await;
+        let ClientFrame::Hello { id, token } = peer.recv().await else {
+            panic!("expected hello");
+        };
+        peer.send(ServerFrame::error(
+            id,
+            switchboard_protocol::ErrorCode::Unavailable,
+            "the token cannot be checked right now; retry later",
+        ))
+        .await;
+        peer.close(close::TRY_AGAIN_LATER).await;
+        token
+    }
+}
+
+/// 1013 (a live connection closed with it, and `hello` refused with `unavailable` + 1013) is
+/// retried with backoff and the same token until the server takes it, and the client resumes;
+/// a later 1008 ends the client for good.
+#[tokio::test]
+async fn try_again_later_is_retried_with_the_same_token_and_policy_ends_the_client() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let (fake, mut config) = Fake::start().await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let source = {
+        let calls = calls.clone();
+        move || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Ok(Some("t".to_owned())) }
+        }
+    };
+    config.tokens = Arc::new(source);
+    let server = async {
+        let mut peer = fake.accept(0).await;
+        assert_eq!(peer.answer_sub("r", &[], 0).await, None);
+        peer.send(message("r", 1)).await;
+        peer.close(close::TRY_AGAIN_LATER).await;
+        let mut refused = Vec::new();
+        for _ in 0..3 {
+            refused.push(fake.unavailable().await);
+        }
+        let mut peer = fake.accept(0).await;
+        let since = peer.answer_sub("r", &[], 1).await;
+        peer.send(message("r", 2)).await;
+        peer.close(close::POLICY).await;
+        (refused, since)
+    };
+    let client = async {
+        let mut client = ReconnectingClient::connect(config).await.expect("connect");
+        client.subscribe("r", None).await.expect("sub");
+        let mut events = Vec::new();
+        let end = loop {
+            match client.next_event().await {
+                Ok(event) => events.push(event),
+                Err(error) => break error,
+            }
+        };
+        let again = client.next_event().await.expect_err("ended for good");
+        (events, end, again)
+    };
+    let ((refused, since), (events, end, again)) =
+        within(async { tokio::join!(server, client) }).await;
+
+    assert_eq!(
+        refused,
+        vec![Some("t".to_owned()); 3],
+        "the same token every time"
+    );
+    assert_eq!(since, Some(1), "resumed after the last seq");
+    // One token per attempt: the first connection, three refused ones, the one that worked.
+    assert_eq!(calls.load(Ordering::SeqCst), 5);
+    let (attempts, delays): (Vec<u32>, Vec<Duration>) = events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::Reconnecting { attempt, delay, .. } => Some((*attempt, *delay)),
+            _ => None,
+        })
+        .unzip();
+    assert_eq!(attempts, [1, 2, 3, 4], "one attempt after each 1013");
+    assert!(
+        delays.windows(2).all(|pair| pair[0] <= pair[1]),
+        "the backoff grows: {delays:?}"
+    );
+    let seqs: Vec<Seq> = events
+        .iter()
+        .filter_map(|event| match event {
+            ClientEvent::Message(message) => Some(message.seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(seqs, [1, 2]);
+    assert!(
+        matches!(events.last(), Some(ClientEvent::Message(_))),
+        "1008 is not followed by a reconnect: {events:?}"
+    );
+    for error in [end, again] {
+        assert_eq!(error.close_code(), Some(close::POLICY), "{error:?}");
+    }
+}

@@ -3,7 +3,7 @@
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::ErrorCode;
 
@@ -91,7 +91,8 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Response> {
 pub struct Caller(pub Identity);
 
 /// The caller if a valid token was presented, `None` without one; an invalid token is still
-/// `401` (never silently anonymous).
+/// `401` (never silently anonymous), and one that cannot be checked now `503` with
+/// `Retry-After` (see [`crate::error::Error::Token`]).
 pub struct MaybeCaller(pub Option<Identity>);
 
 impl FromRequestParts<AppState> for MaybeCaller {
@@ -107,7 +108,7 @@ impl FromRequestParts<AppState> for MaybeCaller {
                 .authenticate(token)
                 .await
                 .map(|i| Self(Some(i)))
-                .map_err(|e| error_response(ErrorCode::Unauthorized, e.to_string())),
+                .map_err(|e| crate::error::Error::from(e).into_response()),
         }
     }
 }

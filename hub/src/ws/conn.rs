@@ -329,13 +329,11 @@ impl Session {
             Some(token) => match self.app.authenticate(&token).await {
                 Ok(identity) => Some(identity),
                 Err(e) => {
-                    self.reply(ServerFrame::error(
-                        id,
-                        ErrorCode::Unauthorized,
-                        e.to_string(),
-                    ))
-                    .await;
-                    self.close(close::POLICY, "invalid token").await;
+                    let e = crate::error::Error::from(e);
+                    self.reply(ServerFrame::error(id, e.code(), e.public_message()))
+                        .await;
+                    let (code, reason) = e.hello_close();
+                    self.close(code, reason).await;
                     return false;
                 }
             },

@@ -67,7 +67,7 @@ pub async fn ws_handler(
         Ok(None) => None,
         Ok(Some(token)) => match app.authenticate(token).await {
             Ok(identity) => Some(identity),
-            Err(e) => return error_response(ErrorCode::Unauthorized, e.to_string()),
+            Err(e) => return crate::error::Error::from(e).into_response(),
         },
         Err(resp) => return resp,
     };

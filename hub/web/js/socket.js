@@ -23,7 +23,9 @@ const DEAD_LINK_HEARTBEATS = 2.5;
 const DEFAULT_HEARTBEAT_MS = 20_000;
 /// Error codes after which a send (or a sub) is retried, with backoff, on the same connection.
 const RETRY_CODES = new Set(["rate_limited", "unavailable", "internal"]);
-/// Close code of the server's policy closes: refused token, revoked session.
+/// Close code of the server's policy closes: refused token, revoked session. Every other close
+/// takes the ordinary backoff path with the same token, 1013 included (try again later: e.g. the
+/// hub cannot check tokens while its auth node is down; the token was not judged).
 const CLOSE_POLICY = 1008;
 
 /// Connection states reported through `onStatus`.
@@ -323,7 +325,7 @@ export class Socket {
       }
       return;
     }
-    if (kind === "hello") return; // a close (1008) follows
+    if (kind === "hello") return; // a close (1008, or 1013 for `unavailable`) follows
     this.onFrame(frame);
   }
 

@@ -95,6 +95,9 @@ pub struct Cluster {
     haproxy: Process,
     hubs: Vec<Process>,
     auth: Process,
+    /// The auth node's command line and address, to start it again after a stop.
+    auth_args: Vec<String>,
+    auth_addr: SocketAddr,
     /// Each hub's command line, to start it again (on the same address) after a stop.
     hub_args: Vec<Vec<String>>,
     hub_addrs: Vec<SocketAddr>,
@@ -246,6 +249,8 @@ impl Cluster {
             haproxy,
             hubs: procs,
             auth,
+            auth_args,
+            auth_addr,
             hub_args,
             hub_addrs,
             lb_addr,
@@ -379,6 +384,42 @@ impl Cluster {
             .await;
         self.hubs[i] = process;
         eprintln!("{name} started again on {bound}");
+    }
+
+    /// Stops the auth node with SIGKILL and reaps it: its address refuses connections until
+    /// [`Cluster::restart_auth`].
+    pub fn kill_auth(&mut self) {
+        let pid = self.auth.id();
+        self.auth.kill();
+        eprintln!("killed the auth node (pid {pid:?}) with SIGKILL");
+    }
+
+    /// Starts the auth node again, after a stop, on the same address, data directory (so the
+    /// same signing key) and database, and waits until it answers its health URL.
+    pub async fn restart_auth(&mut self) {
+        let mut args = self.auth_args.clone();
+        let listen = args
+            .iter()
+            .position(|arg| arg == "--listen")
+            .expect("a --listen flag")
+            + 1;
+        args[listen] = self.auth_addr.to_string();
+        let dir = self
+            .dir
+            .as_ref()
+            .expect("the run dir lives as long as the cluster");
+        let (mut process, ready) =
+            Process::spawn("auth", &binary("switchboard-auth"), &args, dir.path());
+        let bound = process.await_ready(ready).await;
+        assert_eq!(
+            bound, self.auth_addr,
+            "the auth node is back on its address"
+        );
+        process
+            .await_healthy(&format!("http://{bound}/healthz"), START_WAIT)
+            .await;
+        self.auth = process;
+        eprintln!("the auth node started again on {bound}");
     }
 
     /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).
