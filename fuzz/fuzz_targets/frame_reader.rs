@@ -13,7 +13,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use switchboard_fuzz::{block_on, Dribble};
-use switchboard_hub::ws::frame::{encode, FrameError, FrameReader, OpCode, MAX_CONTROL_PAYLOAD};
+use switchboard_hub::bench::{encode, FrameError, FrameReader, OpCode, MAX_CONTROL_PAYLOAD};
 
 /// How a stream ends (or a frame, in the reference's terms).
 #[derive(Debug, PartialEq, Eq)]

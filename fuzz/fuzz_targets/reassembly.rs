@@ -12,10 +12,10 @@
 use arbitrary::Arbitrary;
 use libfuzzer_sys::fuzz_target;
 use switchboard_fuzz::{block_on, encode_masked, header0, Dribble};
-use switchboard_hub::outbox::outbox;
-use switchboard_hub::registry::Out;
-use switchboard_hub::ws::frame::{close_code_allowed, OpCode, MAX_CONTROL_PAYLOAD};
-use switchboard_hub::ws::transport::{Incoming, MessageReader, TransportError};
+use switchboard_hub::bench::outbox;
+use switchboard_hub::bench::Out;
+use switchboard_hub::bench::{close_code_allowed, OpCode, MAX_CONTROL_PAYLOAD};
+use switchboard_hub::bench::{Incoming, MessageReader, TransportError};
 
 #[derive(Debug, Arbitrary)]
 struct Input {

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use switchboard_hub::fanout::outbox::{outbox, Receiver};
-use switchboard_hub::fanout::{ConnHandle, Event, KillSwitch, Out, Registry};
+use switchboard_hub::bench::{outbox, Receiver};
+use switchboard_hub::bench::{ConnHandle, Event, KillSwitch, Out, Registry};
 use switchboard_protocol::ws::Message;
 
 /// The hub's defaults (`--outbound-queue-len`, `--outbound-queue-bytes`, `--hot-window`).

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
-use switchboard_hub::ratelimit::{Frames, PerUser};
+use switchboard_hub::bench::{Frames, PerUser};
 
 /// Keys tracked before the timed checks.
 const TRACKED: [usize; 2] = [1_000, 100_000];

@@ -20,9 +20,9 @@ use criterion::{
     criterion_group, criterion_main, BenchmarkGroup, Criterion, SamplingMode, Throughput,
 };
 use futures_util::future::try_join_all;
-use switchboard_hub::store::postgres::{PgConfig, PgStore};
-use switchboard_hub::store::sqlite::SqliteStore;
-use switchboard_hub::store::{CommitSender, NewMessage, NewRoom, Store, UserRef};
+use switchboard_hub::bench::SqliteStore;
+use switchboard_hub::bench::{CommitSender, NewMessage, NewRoom, Store, UserRef};
+use switchboard_hub::bench::{PgConfig, PgStore};
 use switchboard_testkit::services::{TestDatabase, PG_ADMIN_URL};
 use tokio::runtime::Runtime;
 

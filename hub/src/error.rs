@@ -15,8 +15,6 @@ pub enum Error {
     #[error("{0}")]
     BadRequest(String),
     #[error("{0}")]
-    Unauthorized(String),
-    #[error("{0}")]
     Forbidden(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
@@ -58,7 +56,6 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
-            Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::Forbidden(_) => ErrorCode::Forbidden,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::UserNotFound(_) => ErrorCode::UserNotFound,

@@ -297,6 +297,7 @@ impl Fanout {
     }
 
     /// The hold count of `room` on this node (for tests of hold balance).
+    #[cfg(test)]
     pub fn holds_of(&self, room: &str) -> usize {
         self.inner.holds.counts().get(room).copied().unwrap_or(0)
     }

@@ -128,6 +128,7 @@ impl Typing {
     }
 
     /// (room, user) pairs tracked now.
+    #[cfg(test)]
     pub fn tracked(&self) -> usize {
         self.limiter.len()
     }

@@ -171,11 +171,6 @@ impl Service {
         self.fanout.publish(Event::new(room.into(), frame, target));
     }
 
-    /// The node's delivery.
-    pub fn fanout(&self) -> &Fanout {
-        &self.fanout
-    }
-
     /// The room, if `actor` may read it: members always, anyone when it is public.
     ///
     /// # Errors

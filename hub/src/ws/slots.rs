@@ -85,7 +85,8 @@ impl Slots {
     }
 
     /// Anonymous connections now open.
-    pub fn anonymous(&self) -> usize {
+    #[cfg(test)]
+    fn anonymous(&self) -> usize {
         self.anonymous.load(Ordering::Acquire)
     }
 }
