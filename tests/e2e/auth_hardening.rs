@@ -60,8 +60,15 @@ async fn post(
     }
 }
 
+/// A client that never reuses a connection idle for longer than a second: the hub closes idle
+/// keep-alive connections after `--keep-alive-timeout-ms` (5 s), and a request sent on one just
+/// as it closes fails (`IncompleteMessage`) — a race of the client's pool, not of the hub.
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().no_proxy().build().unwrap()
+    reqwest::Client::builder()
+        .no_proxy()
+        .pool_idle_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap()
 }
 
 async fn login(base: &str, username: &str, password: &str, xff: Option<&str>) -> Reply {
