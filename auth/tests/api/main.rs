@@ -28,6 +28,7 @@ mod support;
 
 mod node;
 mod persistence;
+mod plumbing;
 mod redis_feed;
 mod register_login;
 mod remote;
