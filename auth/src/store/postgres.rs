@@ -78,7 +78,8 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError`] if the URL is malformed, the server cannot be reached, a migration fails,
-    /// or the schema is newer than this binary knows ([`StoreError::Migration`] with `MigrateError::SchemaTooNew`).
+    /// or the schema is newer than this binary knows ([`StoreError::Migration`] with
+    /// `MigrateError::SchemaTooNew`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut pool_cfg = PoolConfig::new(POOL_SIZE);
         pool_cfg.timeouts = Timeouts {
