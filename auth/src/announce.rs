@@ -13,7 +13,7 @@ use std::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::mpsc;
 
-use crate::redis_feed::{AbortOnDrop, Backoff, Names, REDIS_TIMEOUT};
+use crate::redis_feed::{AbortOnDrop, Names, BACKOFF, REDIS_TIMEOUT};
 
 /// Most revocations waiting for Redis to come back. Revocations are rare; past this many, new
 /// failures are logged and dropped (they are still in the store and in this node's memory, and
@@ -124,7 +124,7 @@ async fn send(
 /// Announces queued revocations, one at a time, retrying each with backoff until it succeeds
 /// or its `until` has passed.
 async fn retry_loop(mut conn: ConnectionManager, names: Names, mut rx: mpsc::Receiver<Pending>) {
-    let mut backoff = Backoff::default();
+    let mut retries = BACKOFF.retries();
     while let Some(pending) = rx.recv().await {
         loop {
             if pending.1 < crate::unix_now() {
@@ -135,10 +135,10 @@ async fn retry_loop(mut conn: ConnectionManager, names: Names, mut rx: mpsc::Rec
             match send(&mut conn, &names, std::slice::from_ref(&pending)).await {
                 Ok(()) => {
                     tracing::info!(session = %pending.0, "revocation announced after retrying");
-                    backoff.reset();
+                    retries.reset();
                     break;
                 }
-                Err(_) => tokio::time::sleep(backoff.next_delay()).await,
+                Err(_) => retries.wait().await,
             }
         }
     }

@@ -106,9 +106,6 @@ pub enum AuthError {
     /// A field failed validation or the JSON body is malformed; the message says which.
     #[error("{0}")]
     BadRequest(String),
-    /// The request body is over the size limit.
-    #[error("{0}")]
-    TooLarge(String),
     /// Registration with a username that exists.
     #[error("username is already taken")]
     UsernameTaken,
@@ -188,7 +185,6 @@ impl AuthError {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
-            Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::UsernameTaken => ErrorCode::UsernameTaken,
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Token(e) => e.code(),

@@ -7,11 +7,9 @@ use switchboard_auth::node::{self, NodeConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
+        default_filter: "info",
+    });
     let cfg = NodeConfig::parse();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -22,24 +20,5 @@ async fn main() -> anyhow::Result<()> {
         "switchboard-auth listening on http://{}",
         listener.local_addr()?
     );
-    node::serve(listener, &auth, shutdown_signal()).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    node::serve(listener, &auth, switchboard_kit::shutdown::signal()).await
 }

@@ -18,8 +18,8 @@
 use std::time::Duration;
 
 use futures_util::StreamExt as _;
-use rand::Rng as _;
 use redis::aio::MultiplexedConnection;
+use switchboard_kit::backoff::{Backoff, Retries};
 use tokio::task::{AbortHandle, JoinHandle};
 
 use crate::config::redact_url;
@@ -42,10 +42,10 @@ const SCAN_COUNT: usize = 500;
 /// is never reused.
 const FALLBACK_REVOCATION_SECS: u64 = 24 * 60 * 60;
 
-/// First reconnect delay.
-const BACKOFF_MIN: Duration = Duration::from_millis(100);
-/// Longest reconnect delay.
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
+/// Pauses between reconnects to Redis (and between announcement retries): 100 ms doubling to
+/// 5 s, jittered so that nodes that lost Redis together do not reconnect in lockstep.
+pub(crate) const BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 
 /// The Redis names under one prefix.
 #[derive(Debug, Clone)]
@@ -116,10 +116,10 @@ pub fn follow(redis_url: &str, prefix: &str, revocations: Revocations) -> JoinHa
                 return;
             }
         };
-        let mut backoff = Backoff::default();
+        let mut retries = BACKOFF.retries();
         loop {
-            let lost = follow_once(&client, &names, &revocations, &mut backoff).await;
-            let delay = backoff.next_delay();
+            let lost = follow_once(&client, &names, &revocations, &mut retries).await;
+            let delay = retries.next_delay();
             tracing::warn!(error = %lost, retry_in_ms = delay.as_millis() as u64,
                 "revocation feed disconnected from Redis");
             tokio::time::sleep(delay).await;
@@ -149,12 +149,12 @@ async fn timed<T>(
 }
 
 /// One connection's worth of following: subscribe, scan, then apply messages until the
-/// connection is lost. Resets `backoff` once connected.
+/// connection is lost. Resets `retries` once connected.
 async fn follow_once(
     client: &redis::Client,
     names: &Names,
     revocations: &Revocations,
-    backoff: &mut Backoff,
+    retries: &mut Retries,
 ) -> Lost {
     let result: Result<(), Lost> = async {
         let pubsub = timed("connect", client.get_async_pubsub()).await?;
@@ -162,7 +162,7 @@ async fn follow_once(
         timed("subscribe", sink.subscribe(&names.channel)).await?;
         let mut conn = timed("connect", client.get_multiplexed_async_connection()).await?;
         let loaded = load_all(&mut conn, names, revocations).await?;
-        backoff.reset();
+        retries.reset();
         tracing::info!(channel = %names.channel, loaded, "following revocations");
         let mut keepalive = tokio::time::interval(KEEPALIVE);
         keepalive.tick().await; // the first tick is immediate
@@ -250,34 +250,6 @@ fn parse_until(value: Option<&str>, now: u64) -> u64 {
         .unwrap_or(now + FALLBACK_REVOCATION_SECS)
 }
 
-/// Exponential backoff with jitter, so nodes that lost Redis together do not reconnect in
-/// lockstep.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next: Duration,
-}
-
-impl Default for Backoff {
-    fn default() -> Self {
-        Self { next: BACKOFF_MIN }
-    }
-}
-
-impl Backoff {
-    /// The delay before the next attempt: the current base times a random factor in [0.5, 1.5);
-    /// the base then doubles, up to [`BACKOFF_MAX`].
-    pub(crate) fn next_delay(&mut self) -> Duration {
-        let base = self.next;
-        self.next = (base * 2).min(BACKOFF_MAX);
-        base.mul_f64(rand::thread_rng().gen_range(0.5..1.5))
-    }
-
-    /// Back to the shortest delay (after a success).
-    pub(crate) fn reset(&mut self) {
-        self.next = BACKOFF_MIN;
-    }
-}
-
 /// Aborts a background task when dropped, so it lives exactly as long as its owner.
 #[derive(Debug)]
 pub(crate) struct AbortOnDrop(pub(crate) AbortHandle);
@@ -322,21 +294,5 @@ mod tests {
         let channel = format!("sbtest:auth:{}:revocations", uuid::Uuid::new_v4().simple());
         timed("subscribe", sink.subscribe(&channel)).await.unwrap();
         timed("ping", sink.ping::<redis::Value>()).await.unwrap();
-    }
-
-    #[test]
-    fn backoff_grows_with_jitter_and_resets() {
-        let mut b = Backoff::default();
-        let first = b.next_delay();
-        assert!(
-            first >= BACKOFF_MIN / 2 && first < BACKOFF_MIN * 3 / 2,
-            "{first:?}"
-        );
-        for _ in 0..20 {
-            assert!(b.next_delay() < BACKOFF_MAX * 3 / 2);
-        }
-        assert_eq!(b.next, BACKOFF_MAX);
-        b.reset();
-        assert_eq!(b.next, BACKOFF_MIN);
     }
 }

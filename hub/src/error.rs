@@ -1,9 +1,7 @@
 //! The hub's error type and the one place it becomes a client-visible code.
 
-use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use switchboard_auth::TokenError;
-use switchboard_protocol::error::ErrorBody;
 use switchboard_protocol::{close, ErrorCode};
 
 use crate::store::StoreError;
@@ -122,11 +120,10 @@ impl Error {
     }
 }
 
-/// Builds the JSON error response for a code and message.
+/// Builds the JSON error response for a code and message (the one shape, shared with auth and
+/// the extractors' rejections: `switchboard_kit::http::error_response`).
 pub fn error_response(code: ErrorCode, message: impl Into<String>) -> Response {
-    let status =
-        StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, axum::Json(ErrorBody::new(code, message))).into_response()
+    switchboard_kit::http::error_response(code, message)
 }
 
 /// A wait as a `Retry-After` value: whole seconds, rounded up, at least 1.
@@ -151,6 +148,7 @@ impl IntoResponse for Error {
 
 #[cfg(test)]
 mod tests {
+    use axum::http::StatusCode;
     use switchboard_auth::KeysUnavailable;
 
     use super::*;

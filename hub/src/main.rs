@@ -6,12 +6,9 @@ use switchboard_hub::Config;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,tower_http=warn".into()),
-        )
-        .init();
+    switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
+        default_filter: "info,tower_http=warn",
+    });
     let cfg = Config::parse();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
@@ -21,24 +18,5 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?,
         cfg.data_dir.display()
     );
-    switchboard_hub::run(listener, cfg, shutdown_signal()).await
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    switchboard_hub::run(listener, cfg, switchboard_kit::shutdown::signal()).await
 }

@@ -1,14 +1,13 @@
-//! Extractors whose rejections are our JSON errors, never axum's plain-text ones.
+//! Extractors whose rejections are our JSON errors, never axum's plain-text ones: the client
+//! address and the bearer claims here; the JSON body and path ones are the kit's, shared with
+//! the hub (`switchboard_kit::http`).
 
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv6Addr, SocketAddr};
 
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
-use axum::http::header::AUTHORIZATION;
+use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
-use axum::Json;
+use axum::http::HeaderMap;
 use ipnet::IpNet;
 
 use crate::error::AuthError;
@@ -77,28 +76,6 @@ fn forwarded_client(headers: &HeaderMap, trusted: &[IpNet]) -> Option<IpAddr> {
     nearest
 }
 
-/// A JSON body. Malformed JSON, missing or ill-typed fields and a missing JSON content type are
-/// 400 `bad_request`; a body over axum's limit is 413 `too_large`.
-pub(crate) struct AppJson<T>(pub(crate) T);
-
-impl<T, S> FromRequest<S> for AppJson<T>
-where
-    Json<T>: FromRequest<S, Rejection = JsonRejection>,
-    S: Send + Sync,
-{
-    type Rejection = AuthError;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        match Json::<T>::from_request(req, state).await {
-            Ok(Json(value)) => Ok(Self(value)),
-            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-                Err(AuthError::TooLarge(rejection.body_text()))
-            }
-            Err(rejection) => Err(AuthError::BadRequest(rejection.body_text())),
-        }
-    }
-}
-
 /// The verified claims of the `Authorization: Bearer <token>` header. Missing header: 401
 /// `unauthorized`; rejected token: 401 `unauthorized`.
 pub(crate) struct Bearer(pub(crate) Claims);
@@ -107,21 +84,14 @@ impl FromRequestParts<Auth> for Bearer {
     type Rejection = AuthError;
 
     async fn from_request_parts(parts: &mut Parts, auth: &Auth) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(bearer_token)
+        // A header that is not `Bearer <token>` (RFC 7235, `switchboard_kit::bearer`) counts as
+        // missing: both are 401.
+        let token = switchboard_kit::http::bearer(&parts.headers)
+            .ok()
+            .flatten()
             .ok_or(AuthError::MissingBearer)?;
         Ok(Self(auth.verifier().verify(token).await?))
     }
-}
-
-/// The token of an `Authorization` value `Bearer <token>` (scheme case-insensitive, RFC 7235).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -184,14 +154,5 @@ mod tests {
             let got = client_addr(&parts(*peer, xff, *client_ip), &trusted);
             assert_eq!(got, ip(want), "{peer:?} {xff:?} {client_ip:?}");
         }
-    }
-
-    #[test]
-    fn bearer_values() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearer"), None);
     }
 }

@@ -1,6 +1,6 @@
 //! Route handlers: parse, call the service, answer. No rules live here.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use jsonwebtoken::jwk::JwkSet;
@@ -8,7 +8,9 @@ use switchboard_protocol::rest::{
     LoginRequest, MeResponse, RefreshRequest, RegisterRequest, RegisterResponse, TokenPair,
 };
 
-use super::extractor::{AppJson, Bearer, ClientAddr};
+use switchboard_kit::http::{AppJson, AppPath};
+
+use super::extractor::{Bearer, ClientAddr};
 use crate::error::AuthError;
 use crate::Auth;
 
@@ -69,7 +71,7 @@ pub(super) async fn delete_me(
 pub(super) async fn user(
     State(auth): State<Auth>,
     Bearer(_): Bearer,
-    Path(username): Path<String>,
+    AppPath(username): AppPath<String>,
 ) -> Result<Json<RegisterResponse>, AuthError> {
     let user = auth.lookup(&username).await?;
     // `{user}` is the body registration answers with; the protocol has one type for it.

@@ -198,14 +198,10 @@ pub enum StoreError {
     /// The PostgreSQL pool could not be built from the URL.
     #[error("cannot create the postgres connection pool")]
     CreatePool(#[from] deadpool_postgres::CreatePoolError),
-    /// The database was migrated by a newer release than this one: refuse to touch it.
-    #[error("database schema version {found} is newer than this binary's {known}")]
-    SchemaTooNew {
-        /// The version recorded in the database.
-        found: i64,
-        /// The newest version this binary knows.
-        known: i64,
-    },
+    /// The schema could not be brought up to date, or the database was migrated by a newer
+    /// release than this one (`MigrateError::SchemaTooNew`): refuse to touch it.
+    #[error("migration")]
+    Migration(#[from] switchboard_kit::migrate::MigrateError),
     /// The database file could not be created private (mode 0600) before opening it.
     #[error("cannot create the database file")]
     Io(#[source] std::io::Error),
@@ -228,6 +224,7 @@ impl StoreError {
         match self {
             Self::Pool(_) => true,
             Self::Postgres(e) => e.is_closed(),
+            Self::Migration(e) => e.is_unavailable(),
             _ => false,
         }
     }

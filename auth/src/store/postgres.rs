@@ -8,6 +8,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
 };
+use switchboard_kit::migrate::{Ledger, Schema};
 use tokio_postgres::NoTls;
 
 use super::{
@@ -15,10 +16,11 @@ use super::{
     StoreError, UserRecord,
 };
 
-/// Schema migrations in order; a migration's version is its position plus one, recorded in
-/// `auth.schema_migrations`.
-const MIGRATIONS: &[&str] = &[include_str!(
-    "../../../migrations/auth/postgres/0001_init.sql"
+/// Schema migrations, applied in order by the shared runner (`switchboard_kit::migrate`).
+/// Versions are the file-name prefixes.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../../../migrations/auth/postgres/0001_init.sql"),
 )];
 
 /// Key of the transaction-level advisory lock held while migrating: `SBAUTHM1` in ASCII. It
@@ -26,6 +28,19 @@ const MIGRATIONS: &[&str] = &[include_str!(
 /// database. It must differ from the hub's migration lock key, or an auth node and a hub node
 /// sharing a database would wait on each other for no reason.
 pub const MIGRATION_LOCK_KEY: i64 = 0x5342_4155_5448_4D31;
+
+/// The auth PostgreSQL schema: tables and ledger (`auth.schema_migrations (version,
+/// applied_at)`, `applied_at` in Unix seconds) in schema `auth`.
+pub(crate) const SCHEMA: Schema = Schema {
+    name: "auth",
+    migrations: MIGRATIONS,
+    ledger: Ledger {
+        table: "auth.schema_migrations",
+        applied_column: "applied_at",
+        user_version: false,
+    },
+    lock_key: MIGRATION_LOCK_KEY,
+};
 
 /// Most connections per pool. Auth queries are short (token verification never touches the
 /// database), so a few connections serve many logins; the argon2 semaphore is the real bound.
@@ -63,7 +78,8 @@ impl PgStore {
     ///
     /// # Errors
     /// [`StoreError`] if the URL is malformed, the server cannot be reached, a migration fails,
-    /// or the schema is newer than this binary knows ([`StoreError::SchemaTooNew`]).
+    /// or the schema is newer than this binary knows ([`StoreError::Migration`] with
+    /// `MigrateError::SchemaTooNew`).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
         let mut pool_cfg = PoolConfig::new(POOL_SIZE);
         pool_cfg.timeouts = Timeouts {
@@ -95,43 +111,11 @@ impl PgStore {
         Ok(store)
     }
 
+    /// Applies pending migrations under [`MIGRATION_LOCK_KEY`].
     async fn migrate(&self) -> Result<(), StoreError> {
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-            .await?;
-        tx.batch_execute(
-            "CREATE SCHEMA IF NOT EXISTS auth;
-             CREATE TABLE IF NOT EXISTS auth.schema_migrations (
-                 version    BIGINT PRIMARY KEY,
-                 applied_at BIGINT NOT NULL
-             );",
-        )
-        .await?;
-        let current: i64 = tx
-            .query_one(
-                "SELECT coalesce(max(version), 0) FROM auth.schema_migrations",
-                &[],
-            )
-            .await?
-            .get(0);
-        let known = MIGRATIONS.len() as i64;
-        if current > known {
-            return Err(StoreError::SchemaTooNew {
-                found: current,
-                known,
-            });
-        }
-        for (version, sql) in (1_i64..).zip(MIGRATIONS).skip(current as usize) {
-            tx.batch_execute(sql).await?;
-            tx.execute(
-                "INSERT INTO auth.schema_migrations (version, applied_at) VALUES ($1, $2)",
-                &[&version, &to_sql(crate::unix_now())],
-            )
-            .await?;
-            tracing::info!(version, "applied auth migration");
-        }
-        tx.commit().await?;
+        let now = to_sql(crate::unix_now());
+        switchboard_kit::migrate::postgres::migrate(&mut client, &SCHEMA, now).await?;
         Ok(())
     }
 }

@@ -6,17 +6,40 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension as _, Row, TransactionBehavior};
+use switchboard_kit::migrate::{Ledger, Schema};
 
 use super::{
     from_sql, to_sql, AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation,
     StoreError, UserRecord,
 };
 
-/// Schema migrations, applied in order; `PRAGMA user_version` counts those applied.
-const MIGRATIONS: &[&str] = &[
-    include_str!("../../../migrations/auth/sqlite/0001_init.sql"),
-    include_str!("../../../migrations/auth/sqlite/0002_user_deletion.sql"),
+/// Schema migrations, applied in order by the shared runner (`switchboard_kit::migrate`).
+/// Versions are the file-name prefixes.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/auth/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/auth/sqlite/0002_user_deletion.sql"),
+    ),
 ];
+
+/// The auth SQLite schema. Its ledger is `schema_migrations (version, applied_at)`, `applied_at`
+/// in Unix seconds; files from before the ledger counted versions in `PRAGMA user_version`,
+/// which the runner adopts and keeps in step (so older releases still refuse a newer file).
+pub(crate) const SCHEMA: Schema = Schema {
+    name: "auth",
+    migrations: MIGRATIONS,
+    ledger: Ledger {
+        table: "schema_migrations",
+        applied_column: "applied_at",
+        user_version: true,
+    },
+    // Unused on SQLite.
+    lock_key: super::postgres::MIGRATION_LOCK_KEY,
+};
 
 /// How long a statement waits for a lock held by another connection to the same file (another
 /// process, or a second `Auth` opened on the same directory) before failing.
@@ -62,7 +85,7 @@ impl SqliteStore {
             // Safe with WAL: a crash may lose the last commits but never corrupts the file.
             conn.pragma_update(None, "synchronous", "NORMAL")?;
             conn.pragma_update(None, "foreign_keys", "ON")?;
-            migrate(&mut conn)?;
+            switchboard_kit::migrate::sqlite::migrate(&mut conn, &SCHEMA, to_sql(now))?;
             conn.execute(
                 "DELETE FROM refresh_tokens WHERE expires_at < ?1",
                 [to_sql(now)],
@@ -87,23 +110,6 @@ impl SqliteStore {
         })
         .await?
     }
-}
-
-fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Exclusive)?;
-    let applied: usize = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    if applied > MIGRATIONS.len() {
-        return Err(StoreError::SchemaTooNew {
-            found: i64::try_from(applied).unwrap_or(i64::MAX),
-            known: MIGRATIONS.len() as i64,
-        });
-    }
-    for (version, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", version + 1)?;
-    }
-    tx.commit()?;
-    Ok(())
 }
 
 const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at";

@@ -29,6 +29,7 @@ mod support;
 mod key_sources;
 mod node;
 mod persistence;
+mod plumbing;
 mod redis_feed;
 mod register_login;
 mod remote;

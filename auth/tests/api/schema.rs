@@ -2,6 +2,7 @@
 
 use switchboard_auth::store::StoreError;
 use switchboard_auth::{Auth, AuthError, PgStore, SqliteStore};
+use switchboard_kit::migrate::MigrateError;
 use switchboard_protocol::ErrorCode;
 
 use crate::support::{within, Backend, Env, Harness, TestDatabase};
@@ -71,16 +72,19 @@ async fn postgres_refuses_a_newer_schema() {
     assert!(
         matches!(
             err,
-            StoreError::SchemaTooNew {
+            StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
                 known: 1
-            }
+            })
         ),
         "{err:?}"
     );
     let err = Auth::open(env.config()).await.unwrap_err();
     assert!(
-        matches!(err, AuthError::Store(StoreError::SchemaTooNew { .. })),
+        matches!(
+            err,
+            AuthError::Store(StoreError::Migration(MigrateError::SchemaTooNew { .. }))
+        ),
         "{err:?}"
     );
 }
@@ -98,10 +102,10 @@ async fn sqlite_refuses_a_newer_schema() {
     assert!(
         matches!(
             err,
-            StoreError::SchemaTooNew {
+            StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
                 known: 2
-            }
+            })
         ),
         "{err:?}"
     );
@@ -115,4 +119,76 @@ async fn an_unreachable_database_is_unavailable() {
         .unwrap_err();
     assert!(err.is_unavailable(), "{err:?}");
     assert_eq!(AuthError::Store(err).code(), ErrorCode::Unavailable);
+}
+
+/// A file migrated before the shared runner (versions counted by `PRAGMA user_version`, no
+/// ledger table) opens without re-running anything (0002 adds a column: a second run would
+/// fail), and the ledger and the pragma then agree.
+#[tokio::test]
+async fn sqlite_adopts_a_file_migrated_the_old_way() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("auth.db");
+    {
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(include_str!(
+            "../../../migrations/auth/sqlite/0001_init.sql"
+        ))
+        .unwrap();
+        conn.execute_batch(include_str!(
+            "../../../migrations/auth/sqlite/0002_user_deletion.sql"
+        ))
+        .unwrap();
+        conn.pragma_update(None, "user_version", 2).unwrap();
+    }
+    SqliteStore::open(&path).await.expect("accepted as is");
+    let conn = rusqlite::Connection::open(&path).unwrap();
+    let versions: Vec<i64> = conn
+        .prepare("SELECT version FROM schema_migrations ORDER BY version")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<rusqlite::Result<_>>()
+        .unwrap();
+    assert_eq!(versions, [1, 2]);
+    let counted: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .unwrap();
+    assert_eq!(counted, 2);
+}
+
+/// A database migrated before the shared runner (its own loop, the same ledger) opens without
+/// re-running anything (0001 creates tables: a second run would fail).
+#[tokio::test]
+async fn postgres_accepts_a_database_migrated_the_old_way() {
+    let db = TestDatabase::create().await;
+    let client = db.connect().await;
+    client
+        .batch_execute(
+            "CREATE SCHEMA auth;
+             CREATE TABLE auth.schema_migrations (
+                 version    BIGINT PRIMARY KEY,
+                 applied_at BIGINT NOT NULL
+             );
+             INSERT INTO auth.schema_migrations (version, applied_at) VALUES (1, 7);",
+        )
+        .await
+        .unwrap();
+    client
+        .batch_execute(include_str!(
+            "../../../migrations/auth/postgres/0001_init.sql"
+        ))
+        .await
+        .unwrap();
+    PgStore::connect(&db.url).await.expect("accepted as is");
+    let rows: Vec<(i64, i64)> = client
+        .query(
+            "SELECT version, applied_at FROM auth.schema_migrations",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(rows, [(1, 7)]);
 }

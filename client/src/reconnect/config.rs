@@ -91,17 +91,23 @@ impl Default for Backoff {
 impl Backoff {
     /// The delay before attempt `attempt` (1-based), jitter included.
     pub fn delay(&self, attempt: u32) -> Duration {
-        self.delay_with(attempt, random_unit())
+        self.policy().delay(attempt)
     }
 
     /// [`Backoff::delay`] with the jitter given: `unit` in `[0, 1)` picks the point in
     /// `[d/2, d]`.
+    #[cfg(test)]
     fn delay_with(&self, attempt: u32, unit: f64) -> Duration {
-        let exponent = attempt.saturating_sub(1).min(1024) as i32;
-        let grown = self.initial.as_secs_f64() * self.factor.max(1.0).powi(exponent);
-        // `min` also turns an infinite product into the cap.
-        let capped = grown.min(self.max.as_secs_f64());
-        Duration::from_secs_f64(capped * (0.5 + 0.5 * unit.clamp(0.0, 1.0)))
+        self.policy().delay_with(attempt, unit)
+    }
+
+    /// The same delays as the servers' reconnect loops: the workspace's one backoff formula.
+    fn policy(&self) -> switchboard_kit::backoff::Backoff {
+        switchboard_kit::backoff::Backoff {
+            initial: self.initial,
+            max: self.max,
+            factor: self.factor,
+        }
     }
 }
 
@@ -166,12 +172,6 @@ pub fn new_client_msg_id() -> String {
 fn random_u64() -> u64 {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     RandomState::new().hash_one(COUNTER.fetch_add(1, Ordering::Relaxed))
-}
-
-/// A random number in `[0, 1)`, for jitter.
-fn random_unit() -> f64 {
-    // The top 53 bits fill an f64's mantissa exactly.
-    (random_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use switchboard_kit::backoff::Backoff;
 use switchboard_protocol::Seq;
 use tokio::sync::{mpsc, watch};
 
@@ -28,6 +29,9 @@ use crate::fanout::{Command, Event, Inbound, Kind, Target};
 const PUBLISH_QUEUE: usize = 65_536;
 /// Most PUBLISH commands pipelined in one round trip.
 const PUBLISH_BATCH: usize = 256;
+/// Pauses between attempts to (re)connect the pub/sub connection: 50 ms doubling to 5 s,
+/// jittered so that nodes that lost Redis together do not come back in lockstep.
+const RECONNECT: Backoff = Backoff::doubling(Duration::from_millis(50), Duration::from_secs(5));
 
 /// Settings of the Redis broker.
 #[derive(Debug, Clone)]
@@ -255,20 +259,20 @@ async fn subscriber(
     inner: std::sync::Weak<Inner>,
     mut reconcile: mpsc::UnboundedReceiver<Arc<str>>,
 ) {
-    let mut backoff = Duration::from_millis(50);
+    let mut retries = RECONNECT.retries();
     loop {
         let Some(me) = inner.upgrade() else { return };
         let pubsub = match me.client.get_async_pubsub().await {
             Ok(p) => p,
             Err(e) => {
-                tracing::warn!(error = %e, ?backoff, "redis pub/sub connect failed; retrying");
+                let delay = retries.next_delay();
+                tracing::warn!(error = %e, ?delay, "redis pub/sub connect failed; retrying");
                 drop(me);
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(Duration::from_secs(5));
+                tokio::time::sleep(delay).await;
                 continue;
             }
         };
-        backoff = Duration::from_millis(50);
+        retries.reset();
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed: HashSet<Arc<str>> = HashSet::new();
         // Resubscribe everything held, then fill each room from the store.
@@ -331,14 +335,6 @@ async fn subscriber(
             }
         }
     }
-}
-
-/// Adds up to 50% random jitter to a backoff.
-fn jitter(d: Duration) -> Duration {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |t| t.subsec_nanos());
-    d + d.mul_f64(f64::from(nanos % 1000) / 2000.0)
 }
 
 #[cfg(test)]

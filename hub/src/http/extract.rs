@@ -1,90 +1,30 @@
-//! Extractors that turn every rejection into our JSON error body.
+//! Extractors that turn every rejection into our JSON error body: the shared ones of
+//! `switchboard_kit::http`, and the caller's identity.
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use serde::de::DeserializeOwned;
 use switchboard_protocol::ErrorCode;
 
 use crate::error::error_response;
 use crate::service::Identity;
 use crate::state::AppState;
 
-/// `Json<T>` whose rejection is `400 bad_request` with our body, or `413 too_large` for a body
-/// over the request body limit (axum's default, 2 MiB).
-pub struct AppJson<T>(pub T);
+/// The JSON body, path and query extractors, shared with the auth routes: one rejection mapping
+/// (`400 bad_request`, `413 too_large` over the body limit, axum's default 2 MiB).
+pub use switchboard_kit::http::{AppJson, AppPath, AppQuery};
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for AppJson<T> {
-    type Rejection = Response;
-
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state)
-            .await
-            .map(|j| Self(j.0))
-            .map_err(|e| {
-                let code = if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                    ErrorCode::TooLarge
-                } else {
-                    ErrorCode::BadRequest
-                };
-                error_response(code, e.body_text())
-            })
-    }
-}
-
-/// `Path<T>` whose rejection is `400 bad_request` with our body.
-pub struct AppPath<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for AppPath<T> {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Path::<T>::from_request_parts(parts, state)
-            .await
-            .map(|p| Self(p.0))
-            .map_err(|e| error_response(ErrorCode::BadRequest, e.body_text()))
-    }
-}
-
-/// `Query<T>` whose rejection is `400 bad_request` with our body.
-pub struct AppQuery<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for AppQuery<T> {
-    type Rejection = Response;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        axum::extract::Query::<T>::from_request_parts(parts, state)
-            .await
-            .map(|q| Self(q.0))
-            .map_err(|e| error_response(ErrorCode::BadRequest, e.body_text()))
-    }
-}
-
-/// The bearer token of a request: `Ok(None)` without an `Authorization` header, an error
-/// response when the header is not `Bearer <token>`.
+/// The bearer token of a request: `Ok(None)` without an `Authorization` header, a `401`
+/// response when the header is not `Bearer <token>` (RFC 7235: any case of the scheme, one or
+/// more spaces, a non-empty token; see `switchboard_kit::bearer`).
 #[allow(
     clippy::result_large_err,
     reason = "the error is the finished response"
 )]
 pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, Response> {
-    let Some(value) = headers.get(header::AUTHORIZATION) else {
-        return Ok(None);
-    };
-    value
-        .to_str()
-        .ok()
-        .and_then(|v| {
-            v.strip_prefix("Bearer ")
-                .or_else(|| v.strip_prefix("bearer "))
-        })
-        .map(|t| Some(t.trim()))
-        .ok_or_else(|| {
-            error_response(
-                ErrorCode::Unauthorized,
-                "expected Authorization: Bearer <token>",
-            )
-        })
+    switchboard_kit::http::bearer(headers)
+        .map_err(|e| error_response(ErrorCode::Unauthorized, e.to_string()))
 }
 
 /// An authenticated caller; `401 unauthorized` otherwise.

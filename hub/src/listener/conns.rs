@@ -13,9 +13,8 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::Notify;
@@ -29,11 +28,10 @@ const BUSY: u8 = 2;
 /// A response was finished, no byte of the next request yet (keep-alive idle).
 const IDLE: u8 = 3;
 
-static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
-
-/// Milliseconds on a monotonic clock shared by every connection.
+/// Milliseconds on the monotonic clock shared by every connection (the kit's, which paused
+/// Tokio time drives).
 pub(crate) fn now_ms() -> u64 {
-    EPOCH.elapsed().as_millis() as u64
+    switchboard_kit::clock::Clock::millis()
 }
 
 /// What the accept loop, the IO wrapper and the response body share about one connection.

@@ -41,6 +41,7 @@ use hyper::Request;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
 use switchboard_auth::ClientIp;
+use switchboard_kit::backoff::Backoff;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -49,10 +50,8 @@ use tower::ServiceExt;
 use self::conns::{now_ms, Admission, GuardedBody, HttpConns, HttpSlot};
 use crate::config::Config;
 
-/// The first pause after an accept error that is not resolved at once.
-const BACKOFF_MIN: Duration = Duration::from_millis(5);
-/// The longest pause between accept attempts.
-const BACKOFF_MAX: Duration = Duration::from_secs(1);
+/// Pauses after accept errors that are not resolved at once: 5 ms doubling to 1 s (jittered).
+const ACCEPT_BACKOFF: Backoff = Backoff::doubling(Duration::from_millis(5), Duration::from_secs(1));
 /// At most one accept-error warning per this interval (the others are counted into it).
 const ERROR_LOG_EVERY: Duration = Duration::from_secs(1);
 /// `EMFILE` and `ENFILE`: out of descriptors (the same numbers on Linux and the BSDs).
@@ -113,7 +112,7 @@ pub(crate) async fn serve(
     let tasks = TaskTracker::new();
     let stop = CancellationToken::new();
     let mut reserve = FdReserve::open();
-    let mut backoff = BACKOFF_MIN;
+    let mut retries = ACCEPT_BACKOFF.retries();
     let mut errors = ErrorLog::default();
     tokio::pin!(shutdown);
     loop {
@@ -123,7 +122,7 @@ pub(crate) async fn serve(
         };
         let pause = match accepted {
             Ok((stream, peer)) => {
-                backoff = BACKOFF_MIN;
+                retries.reset();
                 reserve.refill();
                 match table.admit() {
                     Admission::Admitted { slot, evicted } => {
@@ -166,9 +165,8 @@ pub(crate) async fn serve(
         if pause {
             tokio::select! {
                 () = &mut shutdown => break,
-                () = tokio::time::sleep(backoff) => {}
+                () = retries.wait() => {}
             }
-            backoff = (backoff * 2).min(BACKOFF_MAX);
         }
     }
     drop(listener);

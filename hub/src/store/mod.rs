@@ -37,8 +37,9 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("store task failed: {0}")]
     Join(#[from] tokio::task::JoinError),
+    /// The schema could not be brought up to date, or is newer than this binary's.
     #[error("migration: {0}")]
-    Migration(String),
+    Migration(#[from] switchboard_kit::migrate::MigrateError),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
     /// PostgreSQL answered with an error, or the connection failed mid-operation.

@@ -1,9 +1,11 @@
-//! Applies the SQL files in `migrations/hub/postgres/` in order, once each, so that any number of
-//! hub nodes can start against one database at the same time.
+//! The hub's PostgreSQL schema: the SQL files in `migrations/hub/postgres/`, applied by the
+//! shared runner (`switchboard_kit::migrate`) under an advisory lock, so that any number of hub
+//! nodes can start against one database at the same time.
 
 use deadpool_postgres::Client;
+use switchboard_kit::migrate::Schema;
 
-use crate::store::{StoreError, StoreResult};
+use crate::store::StoreResult;
 
 /// Every migration this binary knows, in order. Versions are the file-name prefixes.
 pub const PG_MIGRATIONS: &[(i64, &str)] = &[
@@ -22,50 +24,70 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
 /// sharing a database do not wait on each other.
 pub const MIGRATION_LOCK_KEY: i64 = 0x7362_6875_626d_6967;
 
-/// Brings the schema up to date, in one transaction that holds [`MIGRATION_LOCK_KEY`]
-/// (`pg_advisory_xact_lock`, released by the commit or by the connection dying): a second node
-/// starting at the same time waits, then finds the work done.
-///
-/// The transaction lifts the session's `statement_timeout` (see `PgStore::connect`): waiting for
-/// another node's migration, or a long migration, is not an unavailable database.
+/// The hub's PostgreSQL schema; its ledger is the SQLite store's (`schema_migrations`).
+pub(crate) const PG_SCHEMA: Schema = Schema {
+    name: "hub",
+    migrations: PG_MIGRATIONS,
+    ledger: crate::store::migrate::LEDGER,
+    lock_key: MIGRATION_LOCK_KEY,
+};
+
+/// Brings the schema up to date, in one transaction that holds [`MIGRATION_LOCK_KEY`]: a second
+/// node starting at the same time waits, then finds the work done. The transaction lifts the
+/// session's `statement_timeout` (see `PgStore::connect`, which bounds the whole call).
 ///
 /// # Errors
 /// Refuses a database whose schema is newer than this binary knows (it was written by a newer
-/// release), so an old node never writes to a schema it does not understand.
+/// release, `MigrateError::SchemaTooNew`), so an old node never writes to a schema it does not
+/// understand.
 pub async fn migrate(client: &mut Client) -> StoreResult<()> {
-    let tx = client.transaction().await?;
-    tx.batch_execute("SET LOCAL statement_timeout = 0; SET LOCAL lock_timeout = 0")
-        .await?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])
-        .await?;
-    tx.batch_execute(
-        "CREATE TABLE IF NOT EXISTS schema_migrations (
-             version BIGINT PRIMARY KEY, applied_ts BIGINT NOT NULL)",
-    )
-    .await?;
-    let current: i64 = tx
-        .query_one(
-            "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
-            &[],
-        )
-        .await?
-        .get(0);
-    let newest = PG_MIGRATIONS.last().map_or(0, |m| m.0);
-    if current > newest {
-        return Err(StoreError::Migration(format!(
-            "database schema version {current} is newer than this binary's {newest}"
-        )));
-    }
-    for (version, sql) in PG_MIGRATIONS.iter().filter(|m| m.0 > current) {
-        tx.batch_execute(sql).await?;
-        tx.execute(
-            "INSERT INTO schema_migrations (version, applied_ts)
-             VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
-            &[version],
-        )
-        .await?;
-        tracing::info!(version, "applied postgres migration");
-    }
-    tx.commit().await?;
+    let now = crate::service::now_ms();
+    switchboard_kit::migrate::postgres::migrate(client, &PG_SCHEMA, now).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_testkit::services::TestDatabase;
+
+    use super::*;
+
+    /// A database migrated by the hub before the shared runner (the same ledger, `applied_ts`
+    /// from `clock_timestamp()`) opens without re-running anything.
+    #[tokio::test]
+    async fn a_database_migrated_the_old_way_is_accepted_as_is() {
+        let db = TestDatabase::create().await;
+        let (mut client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls)
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(
+                "CREATE TABLE schema_migrations (
+                     version BIGINT PRIMARY KEY, applied_ts BIGINT NOT NULL)",
+            )
+            .await
+            .unwrap();
+        for (version, sql) in PG_MIGRATIONS {
+            client.batch_execute(sql).await.unwrap();
+            client
+                .execute(
+                    "INSERT INTO schema_migrations (version, applied_ts)
+                     VALUES ($1, (EXTRACT(EPOCH FROM clock_timestamp()) * 1000)::BIGINT)",
+                    &[version],
+                )
+                .await
+                .unwrap();
+        }
+        let applied = switchboard_kit::migrate::postgres::migrate(&mut client, &PG_SCHEMA, 0)
+            .await
+            .expect("accepted");
+        assert_eq!(applied, Vec::<i64>::new(), "nothing re-run");
+        let count: i64 = client
+            .query_one("SELECT count(*) FROM schema_migrations", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(count, 2);
+    }
 }
