@@ -1,4 +1,5 @@
-//! The monotonic clock of rate limits and liveness.
+//! The rate limits' clock: `governor`'s `Clock` over tokio's monotonic time, the same time as
+//! the kit's [`Clock`](switchboard_kit::clock::Clock), which liveness uses.
 //!
 //! **Invariant:** intervals are measured on this clock, never on the wall clock
 //! ([`now_ms`](crate::service::now_ms) is for timestamps that are stored or shown): the wall
@@ -6,7 +7,6 @@
 //! connection as silent. It reads `tokio::time`, so a test that calls `tokio::time::pause()`
 //! moves it with `tokio::time::advance` instead of sleeping.
 
-use std::sync::LazyLock;
 use std::time::Duration;
 
 use governor::nanos::Nanos;
@@ -30,23 +30,6 @@ impl Monotonic {
     pub fn elapsed(&self) -> Duration {
         self.origin.elapsed()
     }
-
-    /// [`elapsed`](Self::elapsed) in whole milliseconds, as kept in an `AtomicU64`
-    /// (saturating after 584 million years).
-    pub fn millis(&self) -> u64 {
-        u64::try_from(self.elapsed().as_millis()).unwrap_or(u64::MAX)
-    }
-}
-
-/// The process's clock, made on first use: connections keep their liveness in milliseconds on
-/// it, so that none holds an origin of its own (per-connection memory is a measured figure).
-///
-/// With paused time in tests, a runtime whose paused clock is behind the origin (made earlier
-/// than the first use, by another test) reads zero until it catches up: differences taken
-/// across that start are short by less than the gap between the two runtimes' starts.
-pub fn process() -> Monotonic {
-    static PROCESS: LazyLock<Monotonic> = LazyLock::new(Monotonic::new);
-    *PROCESS
 }
 
 impl Default for Monotonic {
@@ -72,9 +55,9 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn follows_paused_time() {
         let clock = Monotonic::new();
-        assert_eq!(clock.millis(), 0);
+        assert_eq!(clock.elapsed(), Duration::ZERO);
         tokio::time::advance(Duration::from_millis(1_500)).await;
-        assert_eq!(clock.millis(), 1_500);
+        assert_eq!(clock.elapsed(), Duration::from_millis(1_500));
         assert_eq!(
             governor::clock::Clock::now(&clock),
             Nanos::from(1_500_000_000)

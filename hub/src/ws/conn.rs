@@ -15,6 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use fastwebsockets::upgrade::UpgradeFut;
+use switchboard_kit::clock::Clock;
 use switchboard_protocol::close;
 use switchboard_protocol::rest::User;
 use switchboard_protocol::ws::{decode_client_frame, ClientFrame, FrameId, ServerFrame};
@@ -65,7 +66,7 @@ pub async fn serve(
         queued: queued.clone(),
     });
     // Liveness: milliseconds on the process's monotonic clock (see `Writer::run`).
-    let last_seen = AtomicU64::new(crate::clock::process().millis());
+    let last_seen = AtomicU64::new(Clock::millis());
     let mut session = Session {
         app: app.clone(),
         conn,
@@ -180,7 +181,7 @@ impl Session {
                     Err(_) => return self.close(close::POLICY, "no hello in time").await,
                 }
             };
-            last_seen.store(crate::clock::process().millis(), Ordering::Relaxed);
+            last_seen.store(Clock::millis(), Ordering::Relaxed);
             // Boxed: an idle connection's task holds only what it needs to wait for the next
             // message, not the state of the largest request.
             if !Box::pin(self.incoming(next, &mut pre_auth)).await {

@@ -11,10 +11,10 @@ use tokio::io::AsyncWrite;
 use tokio::sync::Notify;
 
 use super::frame::{FrameWriter, OpCode};
-use crate::clock;
 use crate::fanout::outbox::Receiver;
 use crate::fanout::registry::{KillSwitch, Out};
 use crate::fanout::Event;
+use switchboard_kit::clock::Clock;
 
 /// Most queued items written before one flush: bounds latency of the first while still turning
 /// a burst into one syscall.
@@ -46,7 +46,7 @@ pub enum WriterExit {
 }
 
 /// Owns the write half. `last_seen` is the time of the last frame from the peer, in
-/// milliseconds on the process's monotonic clock ([`clock::process`]); on each `beat` the
+/// milliseconds on the process's monotonic clock ([`Clock::millis`]); on each `beat` the
 /// writer pings, or gives up on a peer silent for two `heartbeat`s.
 pub struct Writer<W> {
     ws: FrameWriter<W>,
@@ -112,7 +112,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     }
 
     /// Runs until a close frame is written, the peer is dead, or the socket breaks.
-    /// `last_seen` holds milliseconds on [`clock::process`] (the reader stores them on each
+    /// `last_seen` holds milliseconds on [`Clock::millis`] (the reader stores them on each
     /// frame).
     pub async fn run(
         mut self,
@@ -143,7 +143,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 },
                 () = &mut beat_wait => {
                     beat_wait.set(beat.notified());
-                    let idle = clock::process().millis().saturating_sub(last_seen.load(Ordering::Relaxed));
+                    let idle = Clock::millis().saturating_sub(last_seen.load(Ordering::Relaxed));
                     if u128::from(idle) > 2 * heartbeat.as_millis() {
                         return WriterExit::Dead;
                     }
@@ -160,7 +160,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 Ok(Ok(true)) => return WriterExit::Closed,
                 Ok(Ok(false)) => {
                     if std::mem::take(&mut self.pages_progress) {
-                        last_seen.store(clock::process().millis(), Ordering::Relaxed);
+                        last_seen.store(Clock::millis(), Ordering::Relaxed);
                     }
                 }
             }
@@ -358,7 +358,7 @@ mod tests {
         .await
         .unwrap();
         let kill = KillSwitch::default();
-        let last_seen = AtomicU64::new(clock::process().millis());
+        let last_seen = AtomicU64::new(Clock::millis());
         let writer = Writer::new(server_io, 16, Arc::default());
         let exit = writer
             .run(
@@ -395,7 +395,7 @@ mod tests {
         let (server_io, _client_io) = tokio::io::duplex(1 << 16);
         let (_tx, rx) = outbox(16);
         let (kill, beat) = (KillSwitch::default(), Notify::new());
-        let last_seen = AtomicU64::new(clock::process().millis());
+        let last_seen = AtomicU64::new(Clock::millis());
         let heartbeat = Duration::from_secs(20);
         let start = tokio::time::Instant::now();
         let writer =
@@ -410,7 +410,7 @@ mod tests {
         let heard = async {
             if let Some(at) = heard_at {
                 tokio::time::sleep_until(start + at).await;
-                last_seen.store(clock::process().millis(), Ordering::Relaxed);
+                last_seen.store(Clock::millis(), Ordering::Relaxed);
             }
             std::future::pending::<()>().await
         };
