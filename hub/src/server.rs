@@ -186,7 +186,8 @@ pub async fn run(
         None => (Arc::new(MemoryBroker), Arc::new(MemoryPresence::default())),
     };
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
-    let publisher = fanout.spawn_commits(committed);
+    // Ends by itself once the store (the channel's sender) is dropped with the node.
+    drop(fanout.spawn_commits(committed));
     let service = Service::new(store, fanout, auth.users.clone(), presence)
         .with_frame_limits(cfg.rate_per_sec, cfg.rate_burst)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
@@ -311,7 +312,6 @@ pub async fn run(
     }
     revocation_task.abort();
     eviction_task.abort();
-    publisher.abort();
     heartbeat_task.abort();
     limits_task.abort();
     if let Some(task) = retention {

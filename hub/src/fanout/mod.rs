@@ -155,19 +155,34 @@ impl Fanout {
 
     /// Publishes every message a store commits (received through the store's
     /// [`CommitSender`](crate::store::CommitSender)) as a `message` event, in the order
-    /// received, which keeps each room's seq order. Ends when every sender (the store) is gone.
+    /// received, which keeps each room's seq order.
+    ///
+    /// It runs on a thread of its own, not on a runtime worker: a message to a large room is
+    /// thousands of queue pushes and task wakes, and from outside the runtime those wakes go to
+    /// the shared queue that every worker drains, so both cores write sockets while this thread
+    /// fans out (on a worker, one core would do the loop and the woken tasks would pile up on its
+    /// own queue). The thread holds the fanout weakly and ends when the store drops its sender,
+    /// which happens when the node's last handle on the fanout and the store is gone.
     pub fn spawn_commits(
         &self,
         mut commits: mpsc::Receiver<Vec<Committed>>,
-    ) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
-        tokio::spawn(async move {
-            while let Some(batch) = commits.recv().await {
-                for Committed { message, .. } in batch {
-                    me.publish(Event::message(message));
+    ) -> std::thread::JoinHandle<()> {
+        let me = Arc::downgrade(&self.inner);
+        let runtime = tokio::runtime::Handle::current();
+        std::thread::Builder::new()
+            .name("fanout".into())
+            .spawn(move || {
+                while let Some(batch) = commits.blocking_recv() {
+                    let Some(inner) = me.upgrade() else { return };
+                    let fanout = Fanout { inner };
+                    // Gap fills and the broker's queue need the runtime's context.
+                    let _context = runtime.enter();
+                    for Committed { message, .. } in batch {
+                        fanout.publish(Event::message(message));
+                    }
                 }
-            }
-        })
+            })
+            .expect("a thread for the fanout")
     }
 
     /// Delivers `event` to the room's subscribers on every node (locally at once).
