@@ -117,25 +117,35 @@ const LOCK_ROOMS: &str =
 /// Writes a batch (one element per job; `idx` is the job's position). Returns one row per job:
 /// its seq and ts, whether it repeats a stored key (`duplicate`), `stored` (always true), and
 /// whether the sender is a member of the room (`member`; if not, nothing is written for the job —
-/// its room may not exist at all). A new message whose insert did not happen (its seq, above
-/// `last_seq`, was already taken) or whose seq is not positive breaks the store's invariants: the
-/// statement then fails as a whole (`stored` casts an [`INCONSISTENT`] text to `bool`, which
-/// raises), so the `COMMIT` pipelined behind it rolls back instead. Each sender's read mark moves up to its newest message of the batch, and
-/// every member who hid a room that got a message sees it again (`marked` does it for the
-/// senders and `shown` for the others: one statement may not update a row twice).
+/// its room may not exist at all; membership is looked up once per room and sender, not per
+/// job). A new message whose seq, above `last_seq`, is already taken, or whose seq is not
+/// positive, breaks the store's invariants: the statement then fails as a whole (the plain
+/// `INSERT` raises a unique violation; a seq not above 0 casts an [`INCONSISTENT`] text to
+/// `bool`, which raises), so the `COMMIT` pipelined behind it rolls back instead. The insert
+/// has no `ON CONFLICT`: under the room locks, `known` has found every stored key, so a conflict
+/// can only be such a broken invariant. Each sender's read mark moves up to its newest message
+/// of the batch, and every member who hid a room that got a message sees it again (`marked` does
+/// it for the senders and `shown` for the others: one statement may not update a row twice).
 const INSERT_BATCH: &str = "
-WITH input AS (
-    SELECT t.*, EXISTS (SELECT 1 FROM members mb
-                        WHERE mb.room_id = t.room_id AND mb.user_id = t.sender_id) AS member
-    FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
-                $7::text[])
+WITH raw AS (
+    SELECT * FROM UNNEST($1::int4[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                         $7::text[])
         AS t(idx, room_id, sender_id, sender_name, body, ts, client_msg_id)
+),
+allowed AS (
+    SELECT s.room_id, s.sender_id FROM (SELECT DISTINCT room_id, sender_id FROM raw) s
+    WHERE EXISTS (SELECT 1 FROM members mb
+                  WHERE mb.room_id = s.room_id AND mb.user_id = s.sender_id)
+),
+input AS (
+    SELECT r.*, a.room_id IS NOT NULL AS member FROM raw r
+    LEFT JOIN allowed a ON a.room_id = r.room_id AND a.sender_id = r.sender_id
 ),
 known AS (
     SELECT i.idx, m.seq, m.ts FROM input i
     JOIN messages m ON m.room_id = i.room_id AND m.sender_id = i.sender_id
                    AND m.client_msg_id = i.client_msg_id
-    WHERE i.member
+    WHERE i.member AND i.client_msg_id IS NOT NULL
 ),
 fresh AS (
     SELECT i.*, row_number() OVER (PARTITION BY i.room_id ORDER BY i.idx) AS rn
@@ -155,8 +165,6 @@ placed AS (
 inserted AS (
     INSERT INTO messages (room_id, seq, sender_id, sender_name, body, ts, client_msg_id)
     SELECT room_id, seq, sender_id, sender_name, body, ts, client_msg_id FROM placed
-    ON CONFLICT DO NOTHING
-    RETURNING room_id, seq
 ),
 marked AS (
     UPDATE members mb SET read_seq = GREATEST(mb.read_seq, x.seq), hidden = FALSE
@@ -171,12 +179,12 @@ shown AS (
                       WHERE p.room_id = mb.room_id AND p.sender_id = mb.user_id)
 )
 SELECT p.idx, p.seq, p.ts, FALSE AS duplicate,
-       CASE WHEN ins.seq IS NOT NULL AND p.seq > 0 THEN TRUE
+       CASE WHEN p.seq > 0 THEN TRUE
             ELSE ('inconsistent store: seq ' || p.seq || ' of room ' || p.room_id
-                  || ' is not above 0, or above last_seq but already taken')::bool
+                  || ' is not above 0')::bool
        END AS stored,
        TRUE AS member
-FROM placed p LEFT JOIN inserted ins ON ins.room_id = p.room_id AND ins.seq = p.seq
+FROM placed p
 UNION ALL
 SELECT k.idx, k.seq, k.ts, TRUE, TRUE, TRUE FROM known k
 UNION ALL
@@ -186,13 +194,22 @@ SELECT i.idx, 0::int8, 0::int8, FALSE, TRUE, FALSE FROM input i WHERE NOT i.memb
 /// cast), turned into [`StoreError::Inconsistent`] by [`refusal`].
 const INCONSISTENT: &str = "inconsistent store: ";
 
-/// The error of a batch statement, with [`INSERT_BATCH`]'s own refusal recognised.
+/// The error of a batch statement, with [`INSERT_BATCH`]'s own refusals recognised: its
+/// failed cast, and a unique violation of `messages` (a seq or key already taken behind the
+/// store's back).
 fn refusal(e: tokio_postgres::Error) -> StoreError {
-    let why = e
-        .as_db_error()
-        .filter(|db| *db.code() == SqlState::INVALID_TEXT_REPRESENTATION)
-        .and_then(|db| db.message().split_once(INCONSISTENT))
-        .map(|(_, why)| why.trim_end_matches('"').to_owned());
+    let why = e.as_db_error().and_then(|db| match *db.code() {
+        SqlState::INVALID_TEXT_REPRESENTATION => db
+            .message()
+            .split_once(INCONSISTENT)
+            .map(|(_, why)| why.trim_end_matches('"').to_owned()),
+        SqlState::UNIQUE_VIOLATION if db.table() == Some("messages") => Some(format!(
+            "a new message's seq or key is already taken ({}: {})",
+            db.constraint().unwrap_or("unique"),
+            db.detail().unwrap_or(db.message()),
+        )),
+        _ => None,
+    });
     match why {
         Some(why) => StoreError::Inconsistent(why),
         None => e.into(),

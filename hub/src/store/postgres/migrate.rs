@@ -17,6 +17,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../../migrations/hub/postgres/0002_direct_hidden.sql"),
     ),
+    (
+        3,
+        include_str!("../../../../migrations/hub/postgres/0003_messages_room_check.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises hub migrations across nodes: the ASCII bytes of
@@ -88,6 +92,6 @@ mod tests {
             .await
             .unwrap()
             .get(0);
-        assert_eq!(count, 2);
+        assert_eq!(count, PG_MIGRATIONS.len() as i64);
     }
 }
