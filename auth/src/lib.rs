@@ -57,6 +57,7 @@ use switchboard_protocol::rest::User;
 use tokio::sync::broadcast;
 
 pub use client_ip::ClientIp;
+pub use http::openapi;
 pub use config::AuthConfig;
 pub use error::{AuthError, KeysUnavailable, TokenError};
 pub use keys::{KeySource, LocalKeys};

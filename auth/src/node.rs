@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::StatusCode;
-use axum::routing::get;
 use axum::{Json, Router};
 use switchboard_protocol::error::ErrorBody;
 use switchboard_protocol::ErrorCode;
@@ -175,12 +174,12 @@ impl NodeConfig {
     }
 }
 
-/// The auth node's routes: [`Auth::router`], `GET /healthz` (200 `ok` while the process
+/// The auth node's routes: [`Auth::router`]'s, `GET /healthz` (200 `ok` while the process
 /// serves; it does not probe the database, whose failures show as 503 on the routes that need
-/// it), and JSON 404/405 answers for everything else.
+/// it) and `GET /v1/openapi.json` (its OpenAPI document), and JSON 404/405 answers for
+/// everything else.
 pub fn router(auth: &Auth) -> Router {
-    auth.router()
-        .route("/healthz", get(|| async { "ok" }))
+    crate::http::node_router(auth.clone())
         .fallback(|| async {
             let body = ErrorBody::new(ErrorCode::NotFound, "no such route");
             (StatusCode::NOT_FOUND, Json(body))

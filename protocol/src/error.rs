@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 /// A stable, machine-readable error code. Codes are never renamed; new ones may be added, so a
 /// client must treat an unknown code like [`ErrorCode::Internal`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Malformed JSON, a missing or ill-typed field, or a value out of range.
@@ -46,6 +47,27 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, in declaration order (the OpenAPI documents list them; a test checks this list
+    /// against the enum's own schema).
+    pub const ALL: &'static [ErrorCode] = &[
+        Self::BadRequest,
+        Self::UnknownType,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::RateLimited,
+        Self::TooLarge,
+        Self::UsernameTaken,
+        Self::InvalidCredentials,
+        Self::UserNotFound,
+        Self::Conflict,
+        Self::HistoryExpired,
+        Self::CatchupTooLarge,
+        Self::TooManySubscriptions,
+        Self::Unavailable,
+        Self::Internal,
+    ];
+
     /// The wire name of the code, as it appears in JSON.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -93,6 +115,7 @@ impl std::fmt::Display for ErrorCode {
 
 /// The body of every HTTP error answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorBody {
     /// The error.
     pub error: ErrorDetail,
@@ -100,6 +123,7 @@ pub struct ErrorBody {
 
 /// Code and human-readable message of an error.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErrorDetail {
     /// Stable code.
     pub code: ErrorCode,

@@ -10,6 +10,8 @@
 //! - [`close`]: the WebSocket close codes the hub uses.
 //! - [`limits`]: size limits and defaults both sides must agree on.
 //! - [`seq`]: the range of seqs a client may send, checked where frames and requests are decoded.
+//! - `openapi` (feature `openapi`): the finishing pass of the OpenAPI documents; with the
+//!   feature, the REST types derive `utoipa::ToSchema` (queries and paths `utoipa::IntoParams`).
 //!
 //! **Invariant:** this crate does no I/O and knows nothing of storage or transport; it is the
 //! only crate that defines wire `Serialize`/`Deserialize` types. Protocol v1 is additive-only:
@@ -18,6 +20,8 @@
 pub mod close;
 pub mod error;
 pub mod limits;
+#[cfg(feature = "openapi")]
+pub mod openapi;
 pub mod rest;
 pub mod seq;
 pub mod ws;

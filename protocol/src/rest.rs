@@ -6,6 +6,7 @@ use crate::{Millis, Seq};
 
 /// A user as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct User {
     /// Stable opaque id.
     pub id: String,
@@ -20,6 +21,7 @@ pub struct User {
 
 /// `POST /v1/auth/register`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterRequest {
     pub username: String,
     pub email: String,
@@ -28,12 +30,14 @@ pub struct RegisterRequest {
 
 /// `POST /v1/auth/register` answer (201).
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegisterResponse {
     pub user: User,
 }
 
 /// `POST /v1/auth/login`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LoginRequest {
     pub username: String,
     pub password: String,
@@ -41,12 +45,14 @@ pub struct LoginRequest {
 
 /// `POST /v1/auth/refresh`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RefreshRequest {
     pub refresh_token: String,
 }
 
 /// Answer to login and refresh: a short-lived access token and a single-use refresh token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TokenPair {
     /// EdDSA-signed JWT, sent as `Authorization: Bearer` or in `hello`.
     pub access_token: String,
@@ -61,6 +67,7 @@ pub struct TokenPair {
 
 /// `GET /v1/auth/me` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MeResponse {
     pub user: User,
     /// The session the presented token belongs to.
@@ -69,6 +76,7 @@ pub struct MeResponse {
 
 /// A room as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Room {
     pub id: String,
     pub name: String,
@@ -93,6 +101,7 @@ pub struct Room {
 
 /// `POST /v1/rooms`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateRoomRequest {
     pub name: String,
     #[serde(default)]
@@ -101,10 +110,16 @@ pub struct CreateRoomRequest {
 
 /// Query of `GET /v1/rooms`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct RoomsQuery {
     /// Page size, 1..=[`MAX_ROOM_PAGE`](crate::limits::MAX_ROOM_PAGE) (default
     /// [`DEFAULT_ROOM_PAGE`](crate::limits::DEFAULT_ROOM_PAGE)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
     /// The `next_cursor` of the page before; absent for the first page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -113,6 +128,7 @@ pub struct RoomsQuery {
 
 /// `GET /v1/rooms` answer: one page of the caller's rooms.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoomList {
     pub rooms: Vec<Room>,
     /// Opaque: pass it as `cursor` to get the next page. Absent on the last page.
@@ -122,12 +138,14 @@ pub struct RoomList {
 
 /// `POST /v1/rooms/{id}/members`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AddMemberRequest {
     pub username: String,
 }
 
 /// `POST /v1/rooms/{id}/messages`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostMessageRequest {
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +154,7 @@ pub struct PostMessageRequest {
 
 /// Answer to `POST /v1/rooms/{id}/messages` (the same data as a WebSocket `ack`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostMessageResponse {
     pub room: String,
     pub seq: Seq,
@@ -146,12 +165,14 @@ pub struct PostMessageResponse {
 
 /// `PATCH /v1/rooms/{id}/messages/{seq}`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EditMessageRequest {
     pub body: String,
 }
 
 /// `POST /v1/rooms/{id}/read`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ReadRequest {
     #[serde(deserialize_with = "crate::seq::deserialize")]
     pub seq: Seq,
@@ -159,6 +180,11 @@ pub struct ReadRequest {
 
 /// Query of `GET /v1/rooms/{id}/messages`; seqs are checked like every client seq.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct MessagesQuery {
     /// Only messages with a smaller seq (the newest `limit` of them).
     #[serde(
@@ -176,11 +202,17 @@ pub struct MessagesQuery {
     pub after: Option<Seq>,
     /// Page size, 1..=[`MAX_HISTORY_LIMIT`](crate::limits::MAX_HISTORY_LIMIT).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
 }
 
 /// Path of `PATCH`/`DELETE /v1/rooms/{id}/messages/{seq}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Path)
+)]
 pub struct MessagePath {
     /// The room id.
     pub id: String,
@@ -190,12 +222,14 @@ pub struct MessagePath {
 
 /// `GET /v1/rooms/{id}/messages` answer: messages in ascending seq order.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MessagePage {
     pub messages: Vec<crate::ws::Message>,
 }
 
 /// `GET /v1/rooms/{id}/presence` answer: who is online in the room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PresenceList {
     pub room: String,
     /// Usernames with at least one connection subscribed to the room, sorted.

@@ -199,6 +199,7 @@ pub fn decode_client_frame(text: &[u8]) -> Result<ClientFrame, DecodeError> {
 
 /// A stored message, as delivered live (`{"type":"message", ...}`) and in history pages.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Message {
     pub room: String,
     pub seq: Seq,

@@ -19,6 +19,7 @@ mod limits;
 mod liveness;
 mod messaging;
 mod network;
+mod openapi;
 mod plumbing;
 mod presence;
 mod presence_leave;

@@ -1,25 +1,42 @@
 //! HTTP adapter: the auth routes. Handlers parse with the extractors in [`extractor`], call the
 //! operations in `service`, and answer with protocol types; errors become JSON bodies in
-//! [`error`].
+//! [`error`]. Each handler carries its OpenAPI annotation (`#[utoipa::path]`) and is registered
+//! with `routes!`, so a route and its documentation are one step; [`docs`] serves the document.
 
+mod docs;
 mod error;
 mod extractor;
 mod routes;
 
-use axum::routing::{get, post};
 use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::Auth;
 
+pub(crate) use docs::node_router;
+
+/// Every auth route with its documentation (state not yet applied). A new route is one
+/// `.routes(routes!(handler))` line here, `handler` carrying `#[utoipa::path]`; the tests check
+/// that the document and the router agree.
+fn api() -> OpenApiRouter<Auth> {
+    OpenApiRouter::default()
+        .routes(routes!(routes::register))
+        .routes(routes!(routes::login))
+        .routes(routes!(routes::refresh))
+        .routes(routes!(routes::logout))
+        .routes(routes!(routes::me, routes::delete_me))
+        .routes(routes!(routes::user))
+        .routes(routes!(routes::jwks))
+}
+
 /// All auth routes with `auth` as state. No fallback (the hub owns the 404).
 pub(crate) fn router(auth: Auth) -> Router {
-    Router::new()
-        .route("/v1/auth/register", post(routes::register))
-        .route("/v1/auth/login", post(routes::login))
-        .route("/v1/auth/refresh", post(routes::refresh))
-        .route("/v1/auth/logout", post(routes::logout))
-        .route("/v1/auth/me", get(routes::me).delete(routes::delete_me))
-        .route("/v1/users/{username}", get(routes::user))
-        .route("/.well-known/jwks.json", get(routes::jwks))
-        .with_state(auth)
+    Router::from(api()).with_state(auth)
+}
+
+/// The OpenAPI paths and schemas of the auth routes, for the hub's document (the hub serves
+/// these routes in-process or forwards them to an auth node).
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
 }

@@ -13,9 +13,9 @@ use axum::extract::Path;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use switchboard_protocol::ErrorCode;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use crate::error::error_response;
 
@@ -84,17 +84,39 @@ pub static ASSETS: &[Asset] = &[
     asset!("icon.svg", SVG),
 ];
 
-/// `GET /` and `GET /web/{path}`.
-pub fn router() -> Router {
-    Router::new()
-        .route("/", get(index))
-        .route("/web/{*path}", get(file))
+/// `GET /` and `GET /web/{path}`, with their documentation (they need no state, so any).
+pub fn routes<S: Clone + Send + Sync + 'static>() -> OpenApiRouter<S> {
+    OpenApiRouter::default()
+        .routes(routes!(index))
+        .routes(routes!(file))
 }
 
+/// The browser client's page.
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "page",
+    responses(
+        (status = 200, description = "The page (with an `ETag`).", content_type = "text/html"),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag."),
+    )
+)]
 async fn index(headers: HeaderMap) -> Response {
     serve(&INDEX, &headers)
 }
 
+/// A file of the page (scripts, styles, icon), from the binary.
+#[utoipa::path(
+    get,
+    path = "/web/{*path}",
+    tag = "page",
+    params(("path" = String, Path, description = "The file, e.g. `app.js` or `js/api.js`.")),
+    responses(
+        (status = 200, description = "The file (with an `ETag`)."),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag."),
+        (status = 404, description = "`not_found`: no such file."),
+    )
+)]
 async fn file(Path(path): Path<String>, headers: HeaderMap) -> Response {
     match ASSETS.iter().find(|asset| asset.path == path) {
         Some(asset) => serve(asset, &headers),

@@ -1,0 +1,84 @@
+//! The auth node's own routes: `GET /healthz` and its OpenAPI document, `GET /v1/openapi.json`
+//! (the auth routes, these two, and the error bodies of `switchboard_protocol::openapi`).
+
+use axum::body::Bytes;
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::{Extension, Router};
+use switchboard_protocol::openapi::{finish, Info};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::Auth;
+
+/// What the auth node's document says it is.
+const INFO: Info<'static> = Info {
+    title: "Switchboard auth node",
+    description: "Accounts and tokens of a scaled-out Switchboard (`switchboard-auth`). Hub \
+                  nodes forward these routes to it, so clients use the hub's origin; \
+                  docs/PROTOCOL.md is the normative description.",
+    version: env!("CARGO_PKG_VERSION"),
+};
+
+/// The finished document, serialised once when the router is built.
+#[derive(Clone)]
+struct Document(Bytes);
+
+/// Liveness: 200 `ok` while the process serves.
+///
+/// The database is not probed: its failures show as 503 on the routes that need it.
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "The process serves.", body = String, content_type = "text/plain"))
+)]
+async fn health() -> &'static str {
+    "ok"
+}
+
+/// This OpenAPI 3.1 document.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "operations",
+    responses((status = 200, description = "The document.", content_type = "application/json"))
+)]
+async fn openapi_json(Extension(Document(doc)): Extension<Document>) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], doc)
+}
+
+/// Every route of the auth node with its documentation (state not yet applied).
+fn api() -> OpenApiRouter<Auth> {
+    super::api()
+        .routes(routes!(health))
+        .routes(routes!(openapi_json))
+}
+
+/// The auth node's routes with `auth` as state: the auth routes, `/healthz` and
+/// `/v1/openapi.json`. No fallback (`node::router` adds the JSON 404 and 405).
+pub(crate) fn node_router(auth: Auth) -> Router {
+    let (router, api) = api().split_for_parts();
+    let doc = serde_json::to_vec(&finish(&api, INFO)).expect("a document serialises");
+    router
+        .with_state(auth)
+        .layer(Extension(Document(Bytes::from(doc))))
+}
+
+#[cfg(test)]
+mod tests {
+    use switchboard_protocol::openapi::{documented_operations, routed_operations};
+
+    use super::*;
+
+    /// Every route of the auth node is documented, and every documented operation is routed.
+    #[test]
+    fn the_document_and_the_router_agree() {
+        let (router, api) = api().split_for_parts();
+        let doc = finish(&api, INFO);
+        let routed = routed_operations(&router);
+        assert!(routed.contains(&("POST".into(), "/v1/auth/login".into())), "{routed:?}");
+        assert_eq!(routed, documented_operations(&doc));
+        assert_eq!(doc["openapi"], "3.1.0");
+    }
+}

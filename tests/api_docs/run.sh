@@ -1,0 +1,95 @@
+#!/usr/bin/env bash
+# The API document checks of scripts/test (after `cargo build --workspace --bins`). Their tools
+# install themselves on first use into target/api-docs, kept between runs and reinstalled only
+# when their pinned versions here change:
+#   asyncapi  docs/asyncapi.yaml through a real AsyncAPI parser (npm @asyncapi/parser, Node 20),
+#             and every protocol fixture against its schemas (check_asyncapi.mjs)
+#   openapi   schemathesis (PyPI) against a fresh embedded hub's /v1/openapi.json, at most
+#             $API_DOCS_EXAMPLES (50) examples per operation, as a registered user with a token:
+#             no 5xx, no answer the document does not allow
+#
+#   tests/api_docs/run.sh [asyncapi|openapi]...   (both when none is named)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+here=tests/api_docs
+cache=target/api-docs
+examples=${API_DOCS_EXAMPLES:-50}
+mkdir -p "$cache"
+
+# A digest of the files that pin a tool's versions.
+stamp() { cat "$@" | sha256sum | cut -c1-16; }
+
+asyncapi() {
+  local dir=$cache/node started=$SECONDS
+  if [ "$(cat "$dir/.stamp" 2>/dev/null)" != "$(stamp $here/package.json $here/package-lock.json)" ]; then
+    echo "installing @asyncapi/parser and ajv (npm ci) into $dir"
+    rm -rf "$dir" && mkdir -p "$dir"
+    cp $here/package.json $here/package-lock.json "$dir/"
+    (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+    stamp $here/package.json $here/package-lock.json >"$dir/.stamp"
+  fi
+  # Run from beside its node_modules (ES modules resolve from the script's own folder).
+  cp $here/check_asyncapi.mjs "$dir/"
+  node "$dir/check_asyncapi.mjs" "$PWD"
+  echo "asyncapi check: $((SECONDS - started)) s"
+}
+
+openapi() {
+  local venv=$cache/venv started=$SECONDS
+  if [ "$(cat "$venv/.stamp" 2>/dev/null)" != "$(stamp $here/requirements.txt)" ]; then
+    echo "installing schemathesis (pip) into $venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r $here/requirements.txt
+    stamp $here/requirements.txt >"$venv/.stamp"
+  fi
+  local work hub_pid=""
+  work=$(mktemp -d)
+  trap 'if [ -n "$hub_pid" ]; then kill "$hub_pid" 2>/dev/null; wait "$hub_pid" 2>/dev/null; fi; rm -rf "$work"' RETURN
+  # The embedded hub on a free port; login limits lifted (every request comes from 127.0.0.1),
+  # the room quota kept (a refusal is a documented 429).
+  target/debug/switchboard-hub --listen 127.0.0.1:0 --data-dir "$work/data" \
+    --login-ip-burst 100000 --login-ip-rate-per-sec 100000 \
+    --register-ip-burst 100000 --register-ip-rate-per-sec 100000 \
+    >"$work/hub.out" 2>"$work/hub.log" &
+  hub_pid=$!
+  local base=""
+  for _ in $(seq 100); do
+    base=$(sed -n 's|^Switchboard is running at \(http://[^/]*\)/.*|\1|p' "$work/hub.out")
+    [ -n "$base" ] && break
+    kill -0 "$hub_pid" 2>/dev/null || { cat "$work/hub.log" >&2; return 1; }
+    sleep 0.1
+  done
+  [ -n "$base" ] || { echo "the hub did not start" >&2; cat "$work/hub.log" >&2; return 1; }
+  # The test user, and a room it is a member of, so member-only operations can succeed too.
+  local password=api-docs-password token
+  curl -sf -o /dev/null -H 'content-type: application/json' \
+    -d "{\"username\":\"apidocs\",\"email\":\"apidocs@example.com\",\"password\":\"$password\"}" \
+    "$base/v1/auth/register"
+  token=$(curl -sf -H 'content-type: application/json' \
+    -d "{\"username\":\"apidocs\",\"password\":\"$password\"}" "$base/v1/auth/login" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
+  curl -sf -o /dev/null -H 'content-type: application/json' -H "authorization: Bearer $token" \
+    -d '{"name":"api-docs","public":true}' "$base/v1/rooms"
+  # Logging out or deleting the account would end the token for the rest of the run; both are
+  # covered by the e2e suite.
+  "$venv/bin/schemathesis" run "$base/v1/openapi.json" \
+    --url "$base" \
+    --header "Authorization: Bearer $token" \
+    --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+    --max-examples "$examples" \
+    --seed 1 \
+    --exclude-path /v1/auth/logout \
+    --exclude-path /v1/auth/me --exclude-method DELETE \
+    --no-color
+  echo "schemathesis: $((SECONDS - started)) s"
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(asyncapi openapi)
+for step in "${steps[@]}"; do
+  case $step in
+    asyncapi | openapi) "$step" ;;
+    *) echo "unknown step $step (asyncapi, openapi)" >&2; exit 2 ;;
+  esac
+done
