@@ -57,9 +57,9 @@ use switchboard_protocol::rest::User;
 use tokio::sync::broadcast;
 
 pub use client_ip::ClientIp;
-pub use http::openapi;
 pub use config::AuthConfig;
 pub use error::{AuthError, KeysUnavailable, TokenError};
+pub use http::openapi;
 pub use keys::{KeySource, LocalKeys};
 pub use revocation::Revocations;
 pub use store::{AuthStore, PgStore, SqliteStore};

@@ -27,7 +27,9 @@ pub struct Info<'a> {
     pub version: &'a str,
 }
 
-const METHODS: &[&str] = &["get", "put", "post", "delete", "options", "head", "patch", "trace"];
+const METHODS: &[&str] = &[
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
 
 /// The codes named in backticks in `description` (other backticked words are ignored).
 fn named_codes(description: &str) -> Vec<ErrorCode> {
@@ -120,7 +122,11 @@ fn finish_responses(path: &str, method: &str, operation: &mut Value) {
         .any(|status| status.parse::<u16>().is_ok_and(|s| s >= 400));
     if has_errors {
         for (status, code, description) in [
-            ("500", ErrorCode::Internal, "`internal`: an unexpected server error."),
+            (
+                "500",
+                ErrorCode::Internal,
+                "`internal`: an unexpected server error.",
+            ),
             (
                 "503",
                 ErrorCode::Unavailable,
@@ -195,12 +201,16 @@ const ROUTED_METHODS: &[&str] = &["get", "post", "put", "patch", "delete"];
 /// comparing tests fail loudly, never pass vacuously).
 pub fn routed_operations(router: &impl std::fmt::Debug) -> BTreeSet<(String, String)> {
     let text = format!("{router:?}");
-    let start = text.find("path_router: ").expect("a Router's Debug names its path_router");
+    let start = text
+        .find("path_router: ")
+        .expect("a Router's Debug names its path_router");
     let end = text[start..]
         .find("fallback_router: ")
         .map_or(text.len(), |i| start + i);
     let section = &text[start..end];
-    let paths_at = section.find("paths: {").expect("a PathRouter's Debug lists its paths");
+    let paths_at = section
+        .find("paths: {")
+        .expect("a PathRouter's Debug lists its paths");
     let (routes, paths) = section.split_at(paths_at);
     let mut by_id = std::collections::BTreeMap::new();
     for entry in paths.split("RouteId(").skip(1) {
@@ -267,7 +277,14 @@ mod tests {
             "paths": { "/x": { "get": { "responses": responses } } }
         }))
         .unwrap();
-        finish(&api, Info { title: "t", description: "d", version: "1" })
+        finish(
+            &api,
+            Info {
+                title: "t",
+                description: "d",
+                version: "1",
+            },
+        )
     }
 
     #[test]
@@ -283,14 +300,17 @@ mod tests {
         assert_eq!(code("500"), json!(["internal"]));
         assert_eq!(code("503"), json!(["unavailable"]));
         assert!(responses["200"].get("content").is_none());
-        assert_eq!(doc["components"]["securitySchemes"][BEARER]["scheme"], "bearer");
+        assert_eq!(
+            doc["components"]["securitySchemes"][BEARER]["scheme"],
+            "bearer"
+        );
     }
 
     #[test]
     fn without_named_codes_every_code_of_the_status_is_allowed() {
         let doc = document("409", "a conflict");
-        let schema = &doc["paths"]["/x"]["get"]["responses"]["409"]["content"]["application/json"]
-            ["schema"];
+        let schema =
+            &doc["paths"]["/x"]["get"]["responses"]["409"]["content"]["application/json"]["schema"];
         assert_eq!(
             schema["properties"]["error"]["properties"]["code"]["enum"],
             json!(["username_taken", "conflict", "too_many_subscriptions"])

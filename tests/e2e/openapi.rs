@@ -63,7 +63,11 @@ async fn every_documented_operation_is_routed() {
                 .unwrap_or_else(|e| panic!("{method} {url}: {e}"));
             let status = response.status();
             let body = response.text().await.unwrap_or_default();
-            assert_ne!(status, StatusCode::METHOD_NOT_ALLOWED, "{method} {path}: {body}");
+            assert_ne!(
+                status,
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}: {body}"
+            );
             assert!(
                 !(status == StatusCode::NOT_FOUND && body.contains("no such route")),
                 "{method} {path} is documented but not routed: {body}"
@@ -86,8 +90,14 @@ async fn the_explorer_is_served_from_the_hub_with_its_files() {
 
     let page = http.get(format!("{base}/v1/docs/")).send().await.unwrap();
     assert_eq!(page.status(), StatusCode::OK);
-    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    let csp = page.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert!(csp.contains("script-src 'self'"), "{csp}");
     let html = page.text().await.unwrap();
     // Every file the page loads is relative (nothing from a CDN) and served by the hub.
@@ -97,7 +107,11 @@ async fn the_explorer_is_served_from_the_hub_with_its_files() {
             let reference = html[at + attribute.len()..].split('"').next().unwrap();
             assert!(!reference.contains("//"), "the page loads {reference}");
             let file = reference.trim_start_matches("./");
-            let response = http.get(format!("{base}/v1/docs/{file}")).send().await.unwrap();
+            let response = http
+                .get(format!("{base}/v1/docs/{file}"))
+                .send()
+                .await
+                .unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{file}");
             files += 1;
         }
@@ -113,7 +127,11 @@ async fn the_explorer_is_served_from_the_hub_with_its_files() {
         .unwrap();
     assert!(init.contains("/v1/openapi.json"), "{init}");
 
-    let missing = http.get(format!("{base}/v1/docs/nope.js")).send().await.unwrap();
+    let missing = http
+        .get(format!("{base}/v1/docs/nope.js"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(missing.status(), StatusCode::NOT_FOUND);
     let body: Value = missing.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");

@@ -77,7 +77,10 @@ mod tests {
         let (router, api) = api().split_for_parts();
         let doc = finish(&api, INFO);
         let routed = routed_operations(&router);
-        assert!(routed.contains(&("POST".into(), "/v1/auth/login".into())), "{routed:?}");
+        assert!(
+            routed.contains(&("POST".into(), "/v1/auth/login".into())),
+            "{routed:?}"
+        );
         assert_eq!(routed, documented_operations(&doc));
         assert_eq!(doc["openapi"], "3.1.0");
     }

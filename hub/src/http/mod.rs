@@ -143,11 +143,21 @@ mod tests {
     fn the_document_and_the_router_agree() {
         for (flags, echo) in [(&[][..], false), (&["--echo-endpoint"][..], true)] {
             let (router, api) = api(&config(flags)).split_for_parts();
-            let info = Info { title: "t", description: "d", version: "0" };
+            let info = Info {
+                title: "t",
+                description: "d",
+                version: "0",
+            };
             let documented = documented_operations(&finish(&api, info));
             let routed = routed_operations(&router);
-            assert!(routed.contains(&("GET".into(), "/v1/rooms/{id}".into())), "{routed:?}");
-            assert!(routed.contains(&("GET".into(), "/web/{path}".into())), "{routed:?}");
+            assert!(
+                routed.contains(&("GET".into(), "/v1/rooms/{id}".into())),
+                "{routed:?}"
+            );
+            assert!(
+                routed.contains(&("GET".into(), "/web/{path}".into())),
+                "{routed:?}"
+            );
             assert_eq!(routed.contains(&("GET".into(), "/v1/echo".into())), echo);
             assert_eq!(routed, documented);
         }
@@ -162,7 +172,10 @@ mod tests {
         let doc: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
         assert_eq!(doc["openapi"], "3.1.0");
         let operations = documented_operations(&doc);
-        for (method, path) in [("POST", "/v1/auth/login"), ("GET", "/.well-known/jwks.json")] {
+        for (method, path) in [
+            ("POST", "/v1/auth/login"),
+            ("GET", "/.well-known/jwks.json"),
+        ] {
             assert!(operations.contains(&(method.into(), path.into())), "{path}");
         }
         let not_found = &doc["paths"]["/v1/rooms/{id}/members"]["post"]["responses"]["404"];
