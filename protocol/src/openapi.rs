@@ -245,6 +245,26 @@ pub fn routed_operations(router: &impl std::fmt::Debug) -> BTreeSet<(String, Str
     out
 }
 
+/// Panics, naming each difference, unless `router` serves exactly the operations `doc`
+/// documents (see [`routed_operations`] and [`documented_operations`]). For the tests that keep
+/// a router and its document equal.
+///
+/// # Panics
+/// On any difference, or when `router`'s `Debug` cannot be read.
+pub fn assert_router_matches_document(router: &impl std::fmt::Debug, doc: &Value) {
+    let routed = routed_operations(router);
+    let documented = documented_operations(doc);
+    let undocumented: Vec<_> = routed.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&routed).collect();
+    assert!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "the router and its OpenAPI document disagree.\n\
+         Routed but not documented: {undocumented:?} (give the handler a `#[utoipa::path]` \
+         and register it with `.routes(routes!(handler))` instead of `.route`).\n\
+         Documented but not routed: {unrouted:?}."
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
