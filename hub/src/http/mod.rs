@@ -2,6 +2,7 @@
 //! WebSocket endpoints, and a JSON 404 for everything else.
 
 pub mod extract;
+pub mod health;
 pub mod proxy;
 pub mod rooms;
 pub mod web;
@@ -34,7 +35,7 @@ pub fn router(app: AppState, auth: Router) -> Router {
         )
         .route("/v1/direct/{username}", post(rooms::direct))
         .route("/v1/ws", get(crate::ws::ws_handler))
-        .route("/healthz", get(health));
+        .route("/healthz", get(health::healthz));
     if app.cfg.echo_endpoint {
         hub = hub.route("/v1/echo", get(crate::ws::echo_handler));
     }
@@ -46,15 +47,4 @@ pub fn router(app: AppState, auth: Router) -> Router {
             let body = ErrorBody::new(ErrorCode::BadRequest, "method not allowed on this route");
             (StatusCode::METHOD_NOT_ALLOWED, Json(body))
         })
-}
-
-/// `GET /healthz`: 200 with this node's load, for load balancers and operators.
-async fn health(
-    axum::extract::State(app): axum::extract::State<AppState>,
-) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "connections": app.registry.conn_count(),
-        "queued_bytes": app.registry.queued_bytes(),
-    }))
 }
