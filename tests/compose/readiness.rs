@@ -20,7 +20,7 @@ fn node_health_checks_ask_readyz_and_haproxy_its_monitor_uri() {
     for (name, port) in nodes {
         let test = words(&service(&doc, name)["healthcheck"]["test"]);
         let want = format!("http://127.0.0.1:{port}/readyz");
-        if !test.iter().any(|word| *word == want) {
+        if !test.contains(&want) {
             problems.push(format!(
                 "{name}: the health check must request {want}, it runs {test:?}"
             ));
