@@ -7,18 +7,26 @@ use switchboard_auth::node::{self, NodeConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cfg = NodeConfig::parse();
     switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
         default_filter: "info",
+        format: cfg.log_format,
     });
-    let cfg = NodeConfig::parse();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
     let auth = node::open(&cfg).await?;
+    let readiness = node::readiness(&auth, cfg.redis_url.as_deref())?;
     // Printed once the service can answer, so scripts can wait for this line.
     println!(
         "switchboard-auth listening on http://{}",
         listener.local_addr()?
     );
-    node::serve(listener, &auth, switchboard_kit::shutdown::signal()).await
+    node::serve_with(
+        listener,
+        &auth,
+        readiness,
+        switchboard_kit::shutdown::signal(),
+    )
+    .await
 }

@@ -4,11 +4,13 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use axum::http::StatusCode;
 use axum::{Json, Router};
+use switchboard_kit::http::ready::Readiness;
 use switchboard_protocol::error::ErrorBody;
 use switchboard_protocol::ErrorCode;
 use tokio::net::TcpListener;
@@ -98,7 +100,15 @@ pub struct NodeConfig {
         value_parser = parse_ip_net
     )]
     pub trusted_proxies: Vec<IpNet>,
+
+    /// Log output: `text` (human-readable lines, coloured only on a terminal) or `json` (one
+    /// object per line). The level filter is `RUST_LOG` (default `info`).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: switchboard_kit::logging::LogFormat,
 }
+
+/// The auth node's name in the spans of its requests (`node`), and the prefix of their ids.
+const NODE_NAME: &str = "auth";
 
 /// The login, registration and hashing-queue flags, the same on `switchboard-auth` and on the
 /// hub (for its embedded auth).
@@ -175,11 +185,11 @@ impl NodeConfig {
 }
 
 /// The auth node's routes: [`Auth::router`]'s, `GET /healthz` (200 `ok` while the process
-/// serves; it does not probe the database, whose failures show as 503 on the routes that need
-/// it) and `GET /v1/openapi.json` (its OpenAPI document), and JSON 404/405 answers for
-/// everything else.
-pub fn router(auth: &Auth) -> Router {
-    crate::http::node_router(auth.clone())
+/// serves; it probes nothing), `GET /readyz` (`readiness`: 200 only while the store and Redis
+/// answer, see [`readiness`]), `GET /v1/openapi.json` (its OpenAPI document), and JSON 404/405
+/// answers for everything else.
+pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
+    crate::http::node_router(auth.clone(), readiness)
         .fallback(|| async {
             let body = ErrorBody::new(ErrorCode::NotFound, "no such route");
             (StatusCode::NOT_FOUND, Json(body))
@@ -203,7 +213,46 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let auth = open(&cfg).await?;
-    serve(listener, &auth, shutdown).await
+    let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
+    serve_with(listener, &auth, readiness, shutdown).await
+}
+
+/// The checks of the auth node's `/readyz`: `store` (its database answers a read: a lookup of
+/// the empty username, which no account has) and, with `redis_url`, `redis` (the server
+/// answers `PING` on a fresh connection, at most once per probe interval).
+///
+/// # Errors
+/// If `redis_url` is not a Redis URL.
+pub fn readiness(auth: &Auth, redis_url: Option<&str>) -> anyhow::Result<Readiness> {
+    let store = auth.clone();
+    let mut readiness = Readiness::new().check("store", move || {
+        let store = store.clone();
+        async move {
+            store
+                .user_by_username("")
+                .await
+                .map(drop)
+                .map_err(|e| e.to_string())
+        }
+    });
+    if let Some(url) = redis_url {
+        let client = redis::Client::open(url).context("the Redis URL")?;
+        readiness = readiness.check("redis", move || {
+            let client = client.clone();
+            async move {
+                let mut conn = client
+                    .get_multiplexed_async_connection()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                redis::cmd("PING")
+                    .query_async::<String>(&mut conn)
+                    .await
+                    .map(drop)
+                    .map_err(|e| e.to_string())
+            }
+        });
+    }
+    Ok(readiness)
 }
 
 /// The first half of [`run`]: opens the auth service described by `cfg`.
@@ -225,7 +274,7 @@ pub async fn open(cfg: &NodeConfig) -> anyhow::Result<Auth> {
     })
 }
 
-/// The second half of [`run`]: serves [`router`] on `listener` until `shutdown` resolves.
+/// [`serve_with`] with only the store checked by `/readyz`.
 ///
 /// # Errors
 /// If the listener fails.
@@ -234,14 +283,33 @@ pub async fn serve(
     auth: &Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    serve_with(listener, auth, readiness(auth, None)?, shutdown).await
+}
+
+/// The second half of [`run`]: serves [`router`] on `listener` until `shutdown` resolves;
+/// from then on `/readyz` answers 503 `draining` while requests in flight finish.
+///
+/// # Errors
+/// If the listener fails.
+pub async fn serve_with(
+    listener: TcpListener,
+    auth: &Auth,
+    readiness: Readiness,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
         .context("reading the listener's address")?;
     tracing::info!(%addr, "switchboard-auth serving");
     // With the peer's address, for the per-address limits (see `--trusted-proxies`).
-    let app = router(auth).into_make_service_with_connect_info::<SocketAddr>();
+    let readiness = Arc::new(readiness);
+    let app = switchboard_kit::http::trace::layer(router(auth, readiness.clone()), NODE_NAME)
+        .into_make_service_with_connect_info::<SocketAddr>();
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            readiness.drain();
+        })
         .await
         .context("serving HTTP")?;
     tracing::info!("switchboard-auth stopped");

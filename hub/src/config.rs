@@ -268,7 +268,23 @@ pub struct Config {
     /// fragment that would go over it closes its connection with 1013 (try again later).
     #[arg(long, env = "SWITCHBOARD_MAX_REASSEMBLY_BYTES", default_value_t = 64 << 20)]
     pub max_reassembly_bytes: usize,
+
+    /// On SIGTERM, how long the node keeps serving while `/readyz` answers 503 `draining`,
+    /// before it closes its WebSockets with 1012, in milliseconds: long enough for the load
+    /// balancer to mark it down first (HAProxy `inter 1s fall 2`: about 2 s). A second signal
+    /// ends the wait at once.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_DELAY_MS", default_value_t = DEFAULT_DRAIN_DELAY_MS)]
+    pub drain_delay_ms: u64,
+
+    /// Log output: `text` (human-readable lines, coloured only on a terminal) or `json` (one
+    /// object per line). The level filter is `RUST_LOG` (default `info`).
+    #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t)]
+    pub log_format: switchboard_kit::logging::LogFormat,
 }
+
+/// Default `--drain-delay-ms`: HAProxy's checks (`inter 1s fall 2`, deploy/haproxy.cfg) mark a
+/// node down about 2 s after it starts failing them; 5 s leaves room for a slow check.
+pub const DEFAULT_DRAIN_DELAY_MS: u64 = 5_000;
 
 impl Config {
     /// The cap on anonymous WebSocket connections (`--max-anonymous-connections`, default a

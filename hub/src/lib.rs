@@ -32,7 +32,7 @@ mod store;
 mod ws;
 
 pub use config::Config;
-pub use server::run;
+pub use server::{run, run_until};
 
 /// What the criterion benches (`hub/benches/`) and the fuzz targets (`fuzz/`) drive directly,
 /// below the node: the fanout step, the stores, the rate limits, the WebSocket transport and

@@ -3,13 +3,15 @@
 use anyhow::Context;
 use clap::Parser;
 use switchboard_hub::Config;
+use switchboard_kit::shutdown::signal;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
+    let cfg = Config::parse();
     switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
         default_filter: "info,tower_http=warn",
+        format: cfg.log_format,
     });
-    let cfg = Config::parse();
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
@@ -18,5 +20,6 @@ async fn main() -> anyhow::Result<()> {
         listener.local_addr()?,
         cfg.data_dir.display()
     );
-    switchboard_hub::run(listener, cfg, switchboard_kit::shutdown::signal()).await
+    // The first SIGTERM/Ctrl-C drains (`--drain-delay-ms`); a second one cuts the drain short.
+    switchboard_hub::run_until(listener, cfg, signal(), signal()).await
 }

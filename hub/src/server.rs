@@ -123,9 +123,10 @@ async fn open_store(cfg: &Config, commits: CommitSender) -> anyhow::Result<Arc<d
     })
 }
 
-/// Serves the hub on `listener` until `shutdown` resolves. Then it stops accepting, closes every
-/// WebSocket with 1012 (node restarting), waits up to `--shutdown-grace-ms` for them, and
-/// returns with all data stored.
+/// Serves the hub on `listener` until `shutdown` resolves. Then it drains: `/readyz` answers
+/// 503 `draining` while the node keeps serving for `--drain-delay-ms`, so a load balancer
+/// stops sending it clients; then it stops accepting, closes every WebSocket with 1012 (node
+/// restarting), waits up to `--shutdown-grace-ms` for them, and returns with all data stored.
 ///
 /// # Errors
 /// Fails if the data directory, the databases, Redis or the keys cannot be opened.
@@ -134,18 +135,36 @@ pub async fn run(
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    run_until(listener, cfg, shutdown, std::future::pending()).await
+}
+
+/// [`run`], where `hurry` ends the drain delay early (the binary passes a second signal).
+/// `hurry` is first polled once `shutdown` has resolved, so a lazy signal future created before
+/// (`switchboard_kit::shutdown::signal()`) waits for a signal after the first.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_until(
+    listener: TcpListener,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hurry: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // Private: 0700, every file in it 0600, looser ones tightened with a warning.
     switchboard_auth::datadir::secure_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
+    // Decided once, so that everything reading the config (logs' spans) sees the same id.
+    let mut cfg = cfg;
     let node = cfg
         .node_id
-        .clone()
-        .unwrap_or_else(|| format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]));
+        .get_or_insert_with(|| format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))
+        .clone();
     let auth = open_auth(&cfg).await?;
     // What the store commits reaches the broker through this channel and the publisher below
     // (started once the broker exists); the store runs no publishing code itself.
     let (commits, committed) = tokio::sync::mpsc::channel(crate::fanout::COMMIT_QUEUE);
     let store = open_store(&cfg, commits).await?;
+    let mut ready_redis = None;
 
     let registry = Arc::new(
         Registry::new()
@@ -173,6 +192,7 @@ pub async fn run(
             let conn = ::redis::aio::ConnectionManager::new(client)
                 .await
                 .context("connecting to Redis")?;
+            ready_redis = Some(conn.clone());
             (
                 Arc::new(broker),
                 RedisPresence::start(
@@ -185,6 +205,13 @@ pub async fn run(
         }
         None => (Arc::new(MemoryBroker), Arc::new(MemoryPresence::default())),
     };
+    let readiness = Arc::new(crate::http::health::readiness(
+        crate::http::health::Dependencies {
+            store: store.clone(),
+            redis: ready_redis,
+            auth_url: cfg.auth_url.clone(),
+        },
+    ));
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
     // Ends by itself once the store (the channel's sender) is dropped with the node.
     drop(fanout.spawn_commits(committed));
@@ -290,15 +317,32 @@ pub async fn run(
         let service = app.service.clone();
         crate::ratelimit::spawn_sweeper(move || service.sweep_limits())
     };
-    let router = crate::http::router(app.clone(), auth.router);
+    let router =
+        crate::http::router(app.clone(), auth.router).layer(axum::Extension(readiness.clone()));
+    let router = switchboard_kit::http::trace::layer(router, &node);
     let addr = listener.local_addr()?;
     tracing::info!(%node, "switchboard hub serving http://{addr} (WebSocket ws://{addr}/v1/ws)");
     let reg = registry.clone();
     let conns = app.conns.clone();
     let grace = Duration::from_millis(app.cfg.shutdown_grace_ms);
+    let (drain_ms, drain) = (
+        app.cfg.drain_delay_ms,
+        Duration::from_millis(app.cfg.drain_delay_ms),
+    );
     let opts = crate::listener::Options::from_config(&app.cfg);
     crate::listener::serve(listener, router, opts, async move {
         shutdown.await;
+        readiness.drain();
+        if !drain.is_zero() {
+            tracing::info!(
+                delay_ms = drain_ms,
+                "draining: /readyz answers 503; connections close with 1012 after the delay"
+            );
+            tokio::select! {
+                () = tokio::time::sleep(drain) => {}
+                () = hurry => tracing::info!("second signal: the drain ends early"),
+            }
+        }
         tracing::info!("shutting down: closing connections with 1012");
         reg.kill_all(close::RESTARTING);
     })

@@ -31,6 +31,8 @@ impl AppState {
         token: &str,
     ) -> Result<Identity, switchboard_auth::TokenError> {
         let claims = self.verifier.verify(token).await?;
+        // The request's or the connection's span names the user from here on.
+        switchboard_kit::http::trace::record_user(&claims.name);
         Ok(Identity {
             id: claims.sub.into(),
             username: claims.name.into(),

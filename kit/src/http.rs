@@ -1,6 +1,8 @@
 //! The HTTP plumbing of both servers: [`AppJson`], [`AppPath`] and [`AppQuery`] extractors whose
 //! rejections all go through one mapping ([`Rejection`]), the JSON error response
-//! ([`error_response`]), and the bearer token of a request ([`bearer`]).
+//! ([`error_response`]), and the bearer token of a request ([`bearer`]). Submodules: [`ready`]
+//! (`GET /readyz`: bounded, cached dependency checks and draining) and [`trace`] (the span of
+//! every request).
 //!
 //! **Invariant:** every REST error body is `{"error":{"code":...,"message":...}}`
 //! ([`ErrorBody`]), with the status its code maps to ([`ErrorCode::http_status`]); an extractor
@@ -151,6 +153,9 @@ pub fn bearer(headers: &HeaderMap) -> Result<Option<&str>, NotBearer> {
         .map(Some)
         .ok_or(NotBearer)
 }
+
+pub mod ready;
+pub mod trace;
 
 #[cfg(test)]
 mod tests;

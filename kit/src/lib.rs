@@ -3,10 +3,12 @@
 //!
 //! # Layout
 //! - [`shutdown`]: the Ctrl-C/SIGTERM future a binary passes to its `run`.
-//! - [`logging`] (feature `logging`): the tracing subscriber of a binary, from one options struct.
+//! - [`logging`] (feature `logging`): the tracing subscriber of a binary (text or JSON lines,
+//!   colour only on a terminal), from one options struct.
 //! - [`bearer`]: `Authorization: Bearer` credentials parsed per RFC 7235/6750.
 //! - [`http`] (feature `http`): JSON, path and query extractors with one rejection mapping, and
-//!   the JSON error response every REST error uses.
+//!   the JSON error response every REST error uses; `/readyz` (`http::ready`) and the span of
+//!   every request (`http::trace`).
 //! - [`migrate`] (features `sqlite`, `postgres`): one migration runner for both databases.
 //! - [`backoff`]: jittered exponential backoff for reconnect and retry loops.
 //! - [`clock`]: the monotonic clock, on Tokio's time so that `tokio::time::pause()` drives it.

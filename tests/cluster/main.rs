@@ -16,6 +16,8 @@
 //! - `auth_outage`: a hub restarted while the auth node is down says "try again later" (1013,
 //!   503), never "unauthorized"; clients retry with the same token and are back without a new
 //!   login once the auth node is.
+//! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
+//!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
 mod support;
 
@@ -25,3 +27,4 @@ mod failover;
 mod faults;
 mod logout;
 mod proxy;
+mod readiness;

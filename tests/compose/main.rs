@@ -6,6 +6,7 @@
 //!
 //! Each test collects every problem it finds and fails once, listing them all.
 
+mod readiness;
 mod sources;
 mod yaml;
 
@@ -359,26 +360,22 @@ fn haproxy_config_names_the_three_hubs_and_is_valid() {
         })
         .filter(|words: &Vec<&str>| !words.is_empty())
         .collect();
-    let servers: Vec<(String, String)> = lines
-        .iter()
-        .filter(|w| w[0] == "server" && w.len() >= 3)
-        .map(|w| (w[1].to_owned(), w[2].to_owned()))
-        .collect();
+    let servers = readiness::backend_servers(&lines, "hubs");
     let want: Vec<(String, String)> = HUBS
         .iter()
         .map(|h| (h.to_string(), format!("{h}:8080")))
         .collect();
     if servers != want {
         problems.push(format!(
-            "deploy/haproxy.cfg servers are {servers:?}, expected {want:?}"
+            "deploy/haproxy.cfg servers of backend hubs are {servers:?}, expected {want:?}"
         ));
     }
     for (directive, words) in [
         ("mode tcp", &["mode", "tcp"][..]),
         ("balance leastconn", &["balance", "leastconn"][..]),
         (
-            "option httpchk GET /healthz",
-            &["option", "httpchk", "GET", "/healthz"][..],
+            "option httpchk GET /readyz",
+            &["option", "httpchk", "GET", "/readyz"][..],
         ),
     ] {
         if !lines.iter().any(|l| l.as_slice() == words) {

@@ -63,10 +63,14 @@ impl InProcessHub {
     }
 
     /// As [`InProcessHub::start_with`], with the login and registration limits at their
-    /// defaults unless `flags` set them.
+    /// defaults unless `flags` set them. No drain delay (`--drain-delay-ms 0`) unless `flags`
+    /// set one: a test's shutdown or restart need not wait for a load balancer.
     pub async fn start_with_auth_limits(flags: &[&str]) -> Self {
         let data_dir = tempfile::tempdir().expect("create a temporary data dir");
         let mut flags: Vec<String> = flags.iter().map(|flag| flag.to_string()).collect();
+        if !flags.iter().any(|flag| flag == "--drain-delay-ms") {
+            flags.extend(["--drain-delay-ms".to_owned(), "0".to_owned()]);
+        }
         let scaled = crate::backend::prepare(&mut flags).await;
         let mut hub = Self {
             _scaled: scaled,

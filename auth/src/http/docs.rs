@@ -1,10 +1,14 @@
-//! The auth node's own routes: `GET /healthz` and its OpenAPI document, `GET /v1/openapi.json`
-//! (the auth routes, these two, and the error bodies of `switchboard_protocol::openapi`).
+//! The auth node's own routes: `GET /healthz`, `GET /readyz` and its OpenAPI document,
+//! `GET /v1/openapi.json` (the auth routes, these three, and the error bodies of
+//! `switchboard_protocol::openapi`).
+
+use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::{Extension, Router};
+use switchboard_kit::http::ready::Readiness;
 use switchboard_protocol::openapi::{finish, Info};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -37,6 +41,21 @@ async fn health() -> &'static str {
     "ok"
 }
 
+/// Readiness: 200 only while the store (and Redis, when configured) answer; 503 otherwise and
+/// while the node drains, naming each check (docs/OPERATIONS.md, "Health and readiness").
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses(
+        (status = 200, description = "`status` `ready` and every check `ok`.", content_type = "application/json"),
+        (status = 503, description = "`status` `unready` (a check failed: `{\"ok\":false,\"error\":\"timeout|failed\"}`) or `draining`.", content_type = "application/json")
+    )
+)]
+async fn readyz(Extension(readiness): Extension<Arc<Readiness>>) -> impl IntoResponse {
+    readiness.report().await
+}
+
 /// This OpenAPI 3.1 document.
 #[utoipa::path(
     get,
@@ -52,17 +71,19 @@ async fn openapi_json(Extension(Document(doc)): Extension<Document>) -> impl Int
 fn api() -> OpenApiRouter<Auth> {
     super::api()
         .routes(routes!(health))
+        .routes(routes!(readyz))
         .routes(routes!(openapi_json))
 }
 
-/// The auth node's routes with `auth` as state: the auth routes, `/healthz` and
+/// The auth node's routes with `auth` as state: the auth routes, `/healthz`, `/readyz` and
 /// `/v1/openapi.json`. No fallback (`node::router` adds the JSON 404 and 405).
-pub(crate) fn node_router(auth: Auth) -> Router {
+pub(crate) fn node_router(auth: Auth, readiness: Arc<Readiness>) -> Router {
     let (router, api) = api().split_for_parts();
     let doc = serde_json::to_vec(&finish(&api, INFO)).expect("a document serialises");
     router
         .with_state(auth)
         .layer(Extension(Document(Bytes::from(doc))))
+        .layer(Extension(readiness))
 }
 
 #[cfg(test)]

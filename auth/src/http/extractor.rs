@@ -90,7 +90,10 @@ impl FromRequestParts<Auth> for Bearer {
             .ok()
             .flatten()
             .ok_or(AuthError::MissingBearer)?;
-        Ok(Self(auth.verifier().verify(token).await?))
+        let claims = auth.verifier().verify(token).await?;
+        // The request's span (`switchboard_kit::http::trace`) names the user from here on.
+        switchboard_kit::http::trace::record_user(&claims.name);
+        Ok(Self(claims))
     }
 }
 

@@ -7,6 +7,7 @@
 
 pub mod docs;
 pub mod extract;
+pub mod health;
 pub mod proxy;
 pub mod rooms;
 pub mod web;
@@ -40,7 +41,8 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::edit_message, rooms::delete_message))
         .routes(routes!(rooms::direct))
         .routes(routes!(ws))
-        .routes(routes!(health))
+        .routes(routes!(health::healthz))
+        .routes(routes!(health::readyz))
         .merge(web::routes())
         .merge(docs::routes());
     if cfg.echo_endpoint {
@@ -63,21 +65,6 @@ pub fn router(app: AppState, auth: Router) -> Router {
             let body = ErrorBody::new(ErrorCode::BadRequest, "method not allowed on this route");
             (StatusCode::METHOD_NOT_ALLOWED, Json(body))
         })
-}
-
-/// Liveness and load: 200 with this node's connections and queued bytes while it serves.
-#[utoipa::path(
-    get,
-    path = "/healthz",
-    tag = "operations",
-    responses((status = 200, description = "`status` `ok`, `connections`, `queued_bytes`.", content_type = "application/json"))
-)]
-async fn health(State(app): State<AppState>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({
-        "status": "ok",
-        "connections": app.registry.conn_count(),
-        "queued_bytes": app.registry.queued_bytes(),
-    }))
 }
 
 /// The realtime WebSocket (subprotocol `switchboard.v1`; frames in docs/asyncapi.yaml).

@@ -65,6 +65,7 @@ pub async fn serve(
         session: anon_session.clone(),
         queued: queued.clone(),
     });
+    tracing::Span::current().record("id", conn);
     // Liveness: milliseconds on the process's monotonic clock (see `Writer::run`).
     let last_seen = AtomicU64::new(Clock::millis());
     let mut session = Session {
@@ -114,6 +115,7 @@ pub async fn serve(
     // Presence first: it asks the registry which subscriptions are still this connection's.
     Box::pin(session.leave_presence(None)).await;
     app.registry.remove_conn(conn, session.rooms.iter());
+    tracing::debug!("connection closed");
 }
 
 /// The protocol state of one connection (owned by its reader future).

@@ -98,8 +98,20 @@ pub async fn ws_handler(
             HeaderValue::from_static(SUBPROTOCOL),
         );
     }
+    // At debug level: no event inside a connection is above it, and an enabled span would cost
+    // every idle connection its data in the subscriber (see "Memory per connection").
+    let span = tracing::debug_span!(
+        parent: None,
+        "conn",
+        id = tracing::field::Empty,
+        node = app.cfg.node_id.as_deref().unwrap_or_default(),
+        user = pre_auth.as_ref().map(|who| &*who.username),
+    );
     let tracker = app.conns.clone();
-    tracker.spawn(conn::serve(fut, app, pre_auth.map(Box::new), slot));
+    tracker.spawn(tracing::Instrument::instrument(
+        conn::serve(fut, app, pre_auth.map(Box::new), slot),
+        span,
+    ));
     response.into_response()
 }
 

@@ -74,6 +74,10 @@ pub struct ClusterOptions {
     pub redis_url: Option<String>,
     /// `--shutdown-grace-ms` of every hub: how long a SIGTERMed hub waits for its connections.
     pub shutdown_grace: Duration,
+    /// `--drain-delay-ms` of every hub: how long a SIGTERMed hub answers `/readyz` with 503
+    /// before it closes its connections. Zero by default, so that a stop is quick; the drain
+    /// tests set it.
+    pub drain_delay: Duration,
     /// More flags for every hub (e.g. `--max-connections-per-ip 2`).
     pub hub_flags: Vec<String>,
 }
@@ -85,6 +89,7 @@ impl Default for ClusterOptions {
             database_url: None,
             redis_url: None,
             shutdown_grace: Duration::from_secs(1),
+            drain_delay: Duration::ZERO,
             hub_flags: Vec::new(),
         }
     }
@@ -171,7 +176,7 @@ impl Cluster {
         let (mut auth, auth_addr) =
             Process::spawn("auth", &binary("switchboard-auth"), &auth_args, dir.path());
         let auth_addr = auth.await_ready(auth_addr).await;
-        auth.await_healthy(&format!("http://{auth_addr}/healthz"), START_WAIT)
+        auth.await_healthy(&format!("http://{auth_addr}/readyz"), START_WAIT)
             .await;
 
         // HAProxy's address is chosen first: it is the hubs' public URL (browser origins).
@@ -182,6 +187,7 @@ impl Cluster {
         // All hubs at once: they race for the migration lock, as real nodes do.
         let auth_url = format!("http://{auth_addr}");
         let grace = options.shutdown_grace.as_millis().to_string();
+        let drain = options.drain_delay.as_millis().to_string();
         let mut procs = Vec::new();
         let mut ready = Vec::new();
         let mut hub_args = Vec::new();
@@ -203,6 +209,7 @@ impl Cluster {
                 // Several clusters may run at once on one PostgreSQL (max_connections 100).
                 ("--db-pool-size", "4"),
                 ("--shutdown-grace-ms", &grace),
+                ("--drain-delay-ms", &drain),
                 // HAProxy connects from PROXY_SOURCE with a PROXY header (the template's
                 // `source`); tests that talk to a hub directly come from 127.0.0.1.
                 ("--proxy-protocol-from", haproxy::PROXY_SOURCE),
@@ -219,7 +226,7 @@ impl Cluster {
         for (process, addr) in procs.iter_mut().zip(ready) {
             let addr = process.await_ready(addr).await;
             process
-                .await_healthy(&format!("http://{addr}/healthz"), START_WAIT)
+                .await_healthy(&format!("http://{addr}/readyz"), START_WAIT)
                 .await;
             hub_addrs.push(addr);
         }
@@ -357,6 +364,23 @@ impl Cluster {
             outcome.0
         );
         outcome
+    }
+
+    /// Sends hub `i` SIGTERM without waiting: it drains (see [`ClusterOptions::drain_delay`]),
+    /// then closes its connections; [`Cluster::await_hub_exit`] waits for the end.
+    pub fn sigterm_hub(&mut self, i: usize) {
+        self.hubs[i].send_term();
+        eprintln!("sent SIGTERM to {}", hub_name(i));
+    }
+
+    /// Waits (bounded by `limit`) for hub `i` to exit after [`Cluster::sigterm_hub`].
+    pub async fn await_hub_exit(&mut self, i: usize, limit: Duration) -> ExitStatus {
+        self.hubs[i].await_exit(limit).await
+    }
+
+    /// `http://` URL of the auth node.
+    pub fn auth_http(&self) -> String {
+        format!("http://{}", self.auth_addr)
     }
 
     /// Starts hub `i` again, after it exited, on the same address and with the same settings,

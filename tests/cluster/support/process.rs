@@ -136,6 +136,29 @@ impl Process {
         }
     }
 
+    /// SIGTERM, without waiting for the process to exit ([`Process::await_exit`]).
+    pub fn send_term(&mut self) {
+        let child = self.child.as_ref().expect("the process is running");
+        private::signal(child, Signal::TERM);
+    }
+
+    /// Waits (bounded by `limit`) for the process to exit, and reaps it; panics with the log if
+    /// it still runs after `limit`.
+    pub async fn await_exit(&mut self, limit: Duration) -> ExitStatus {
+        let child = self.child.as_mut().expect("the process is running");
+        match private::wait_exit(child, limit).await {
+            Some(status) => {
+                self.child = None;
+                status
+            }
+            None => panic!(
+                "{} still runs {limit:?} after the signal; end of its log:\n{}",
+                self.name,
+                self.log_tail(40)
+            ),
+        }
+    }
+
     /// The last `lines` lines of the process's log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
