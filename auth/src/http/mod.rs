@@ -2,11 +2,12 @@
 //! operations in `service`, and answer with protocol types; errors become JSON bodies in
 //! [`error`].
 
+mod accounts;
 mod error;
 mod extractor;
 mod routes;
 
-use axum::routing::{get, post};
+use axum::routing::{delete, get, patch, post};
 use axum::Router;
 
 use crate::Auth;
@@ -18,7 +19,23 @@ pub(crate) fn router(auth: Auth) -> Router {
         .route("/v1/auth/login", post(routes::login))
         .route("/v1/auth/refresh", post(routes::refresh))
         .route("/v1/auth/logout", post(routes::logout))
-        .route("/v1/auth/me", get(routes::me).delete(routes::delete_me))
+        .route(
+            "/v1/auth/me",
+            get(routes::me)
+                .delete(routes::delete_me)
+                .patch(accounts::set_my_email),
+        )
+        .route("/v1/auth/me/password", post(accounts::change_password))
+        .route(
+            "/v1/auth/sessions",
+            get(accounts::sessions).delete(accounts::end_other_sessions),
+        )
+        .route("/v1/auth/sessions/{sid}", delete(accounts::end_session))
+        .route("/v1/admin/users", get(accounts::list_users))
+        .route(
+            "/v1/admin/users/{id}",
+            patch(accounts::set_user_email).delete(accounts::delete_user),
+        )
         .route("/v1/users/{username}", get(routes::user))
         .route("/.well-known/jwks.json", get(routes::jwks))
         .with_state(auth)
