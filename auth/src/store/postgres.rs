@@ -68,9 +68,10 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// same rows, the locks are taken in one order (user, then refresh token, then session):
 /// [`AuthStore::rotate_refresh`] locks the presented token `FOR UPDATE` before touching the
 /// session, so of two concurrent refreshes with one token exactly one rotates and the other
-/// sees a spent token; [`AuthStore::create_session`] takes `FOR SHARE` on the user row, so a
-/// login racing an account deletion either finishes first (and its session is revoked by the
-/// deletion) or sees the user gone.
+/// sees a spent token; [`AuthStore::create_session`] updates the user row (its last login)
+/// first, so a login racing an account deletion either finishes first (and its session is
+/// revoked by the deletion) or sees the user gone, and concurrent logins of one user queue on
+/// that row instead of deadlocking.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -234,10 +235,16 @@ impl AuthStore for PgStore {
     async fn create_session(&self, s: NewSession) -> Result<bool, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        if user_where(&tx, "id", &s.user_id, "FOR SHARE")
-            .await?
-            .is_none()
-        {
+        // Locks the user row first (lock order) and checks that the user is live, in one step;
+        // concurrent logins of one user queue here rather than upgrading shared locks (which
+        // would deadlock).
+        let live = tx
+            .execute(
+                "UPDATE auth.users SET last_login_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                &[&to_sql(s.created_at), &s.user_id],
+            )
+            .await?;
+        if live == 0 {
             return Ok(false);
         }
         tx.execute(
@@ -250,11 +257,6 @@ impl AuthStore for PgStore {
                 &to_sql(s.access_exp),
                 &s.user_agent,
             ],
-        )
-        .await?;
-        tx.execute(
-            "UPDATE auth.users SET last_login_at = $1 WHERE id = $2",
-            &[&to_sql(s.created_at), &s.user_id],
         )
         .await?;
         tx.execute(

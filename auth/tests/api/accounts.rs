@@ -376,7 +376,19 @@ async fn without_single_session_logins_add_sessions(backend: Backend) {
     assert_eq!(h.me(&second.access_token).await.status, StatusCode::OK);
 }
 
+/// Concurrent logins of one user all succeed (they queue on the user row; none deadlocks), and
+/// each is its own session.
+async fn concurrent_logins_of_one_user_all_succeed(backend: Backend) {
+    let h = Harness::new(backend).await;
+    h.register("alice").await;
+    let logins = (0..6).map(|_| h.login("alice"));
+    let pairs = futures_util::future::join_all(logins).await;
+    let sids: BTreeSet<String> = pairs.iter().map(sid_of).collect();
+    assert_eq!(sids.len(), 6);
+}
+
 backend_tests!(
+    concurrent_logins_of_one_user_all_succeed,
     users_change_their_email,
     changing_the_password_ends_the_other_sessions,
     a_wrong_current_password_counts_as_a_failed_login,
