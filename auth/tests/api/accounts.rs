@@ -387,7 +387,43 @@ async fn concurrent_logins_of_one_user_all_succeed(backend: Backend) {
     assert_eq!(sids.len(), 6);
 }
 
+/// What a hostile user can send: a body over the 2 MiB cap is refused before parsing, and a
+/// `current` password longer than any stored one is refused without hashing it.
+async fn oversized_account_requests_are_refused(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let (alice, _) = h.user("alice").await;
+    let huge = format!(
+        r#"{{"email":"{}@example.com"}}"#,
+        "a".repeat(3 * 1024 * 1024)
+    );
+    for (method, path) in [("PATCH", "/v1/auth/me"), ("POST", "/v1/auth/me/password")] {
+        let resp = h
+            .request(method, path, Some(&alice.access_token), Some(&huge))
+            .await;
+        assert_error(&resp, StatusCode::PAYLOAD_TOO_LARGE, "too_large");
+    }
+    let long = json!({"current": "x".repeat(2000), "new": "a fine new password"}).to_string();
+    let resp = h
+        .request(
+            "POST",
+            "/v1/auth/me/password",
+            Some(&alice.access_token),
+            Some(&long),
+        )
+        .await;
+    assert_error(&resp, StatusCode::UNAUTHORIZED, "invalid_credentials");
+    let resp = h
+        .request("PATCH", "/v1/auth/me", Some(&alice.access_token), Some("{"))
+        .await;
+    assert_error(&resp, StatusCode::BAD_REQUEST, "bad_request");
+    assert_eq!(
+        h.me(&alice.access_token).await.json["user"]["email"],
+        "alice@example.com"
+    );
+}
+
 backend_tests!(
+    oversized_account_requests_are_refused,
     concurrent_logins_of_one_user_all_succeed,
     users_change_their_email,
     changing_the_password_ends_the_other_sessions,
