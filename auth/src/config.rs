@@ -81,6 +81,18 @@ pub struct AuthConfig {
     /// header; otherwise the client is the TCP peer, or, when the peer is trusted, the last
     /// address in `X-Forwarded-For` that is not itself trusted. Empty: the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// Account policies (`--single-session`, `--free-deleted-usernames`).
+    pub accounts: AccountPolicy,
+}
+
+/// What the operator decides about accounts. Both are off by default.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct AccountPolicy {
+    /// A login ends every other session of the user (their sockets close with 1008).
+    pub single_session: bool,
+    /// Deleting an account frees its username for a new account. Off: the name stays reserved,
+    /// so nobody can appear as the author of a deleted user's messages.
+    pub free_deleted_usernames: bool,
 }
 
 /// A limit of `per_sec` events per second on average after a burst of `burst`, as a GCRA
@@ -150,6 +162,7 @@ impl AuthConfig {
             login_ip_limit: DEFAULT_LOGIN_IP_LIMIT,
             register_ip_limit: DEFAULT_REGISTER_IP_LIMIT,
             trusted_proxies: Vec::new(),
+            accounts: AccountPolicy::default(),
         }
     }
 }
@@ -175,6 +188,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("login_ip_limit", &self.login_ip_limit)
             .field("register_ip_limit", &self.register_ip_limit)
             .field("trusted_proxies", &self.trusted_proxies)
+            .field("accounts", &self.accounts)
             .finish()
     }
 }

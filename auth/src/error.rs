@@ -130,6 +130,19 @@ pub enum AuthError {
     /// A user lookup found no such (live) user.
     #[error("no such user")]
     UserNotFound,
+    /// Authenticated, but not allowed (e.g. an admin route called by a user).
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// An admin account named as the target of an HTTP deletion: admins are never deleted
+    /// over HTTP (demote them from the command line first).
+    #[error("an admin account cannot be deleted over HTTP; demote it from the command line first")]
+    ForbiddenTarget,
+    /// An e-mail address another live account uses.
+    #[error("this e-mail address is used by another account")]
+    EmailTaken,
+    /// The named thing (e.g. a session of the caller) does not exist.
+    #[error("{0}")]
+    NotFound(&'static str),
     /// A login or registration limit was reached (per account or per client address); one more
     /// is allowed after `retry_after`.
     #[error("too many attempts; retry later")]
@@ -193,6 +206,10 @@ impl AuthError {
             | Self::RefreshTokenReused
             | Self::UnknownUser => ErrorCode::Unauthorized,
             Self::UserNotFound => ErrorCode::UserNotFound,
+            Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::ForbiddenTarget => ErrorCode::ForbiddenTarget,
+            Self::EmailTaken => ErrorCode::EmailTaken,
+            Self::NotFound(_) => ErrorCode::NotFound,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Busy => ErrorCode::Unavailable,
             // The auth node's own failure is our dependency failing.

@@ -25,7 +25,10 @@
 //!   block, and a bounded queue.
 //! - `throttle`: login and registration limits per account and per client address.
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
-//!   lookup); `http`: their routes.
+//!   lookup); `accounts`: administration, self-service and the session list; `http`: their
+//!   routes.
+//! - [`admin`]: the `admin create|promote|demote` command of the binaries (admins are made on
+//!   the command line only, never over HTTP).
 //!
 //! **Invariants:** passwords and refresh tokens are never stored in the clear (argon2id PHC
 //! strings and SHA-256 hashes). Verifying an access token never touches the database: it needs
@@ -33,6 +36,8 @@
 //! (Redis) and applied in memory and broadcast, so a failed logout changes nothing and a
 //! successful one survives a restart.
 
+mod accounts;
+pub mod admin;
 mod announce;
 pub mod client_ip;
 pub mod config;
@@ -189,9 +194,10 @@ impl Auth {
         })
     }
 
-    /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET` and `DELETE
-    /// /v1/auth/me`, `GET /v1/users/{username}` and `GET /.well-known/jwks.json`, with state
-    /// applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
+    /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET`, `PATCH` and `DELETE
+    /// /v1/auth/me`, `POST /v1/auth/me/password`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
+    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET
+    /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
     /// [`node::router`]'s).
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())

@@ -3,7 +3,8 @@
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use switchboard_auth::node::{self, NodeConfig};
+use switchboard_auth::admin::{self, StoreLocation};
+use switchboard_auth::node::{self, NodeCommand, NodeConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -12,6 +13,17 @@ async fn main() -> anyhow::Result<()> {
         default_filter: "info",
         format: cfg.log_format,
     });
+    if let Some(NodeCommand::Admin(command)) = &cfg.command {
+        let at = StoreLocation {
+            data_dir: &cfg.data_dir,
+            database_url: cfg.database_url.as_deref(),
+        };
+        let done = admin::run(command, at, &mut std::io::stdin().lock())
+            .await
+            .context("admin")?;
+        println!("{done}");
+        return Ok(());
+    }
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;

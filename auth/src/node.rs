@@ -18,7 +18,8 @@ use tokio::net::TcpListener;
 use ipnet::IpNet;
 
 use crate::config::{
-    parse_ip_net, redact_url, RateLimit, DEFAULT_HASH_CONCURRENCY, DEFAULT_HASH_QUEUE,
+    parse_ip_net, redact_url, AccountPolicy, RateLimit, DEFAULT_HASH_CONCURRENCY,
+    DEFAULT_HASH_QUEUE,
 };
 use crate::{Auth, AuthConfig};
 
@@ -42,7 +43,7 @@ pub struct NodeConfig {
 
     /// PostgreSQL URL for users and sessions (tables in schema `auth`), e.g.
     /// postgres://postgres@127.0.0.1/sb. Without it: SQLite in --data-dir (one node only).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", global = true)]
     pub database_url: Option<String>,
 
     /// Directory holding the signing key (signing-key.pem, created on first start) and,
@@ -51,7 +52,8 @@ pub struct NodeConfig {
     #[arg(
         long,
         env = "SWITCHBOARD_AUTH_DATA_DIR",
-        default_value = "./switchboard-auth-data"
+        default_value = "./switchboard-auth-data",
+        global = true
     )]
     pub data_dir: PathBuf,
 
@@ -90,6 +92,10 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub limits: AuthLimitFlags,
 
+    /// The account policies, shared with the hub's flags.
+    #[command(flatten)]
+    pub accounts: AccountFlags,
+
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
     /// limited by the peer's own address. Default: none (the header is ignored).
@@ -105,6 +111,19 @@ pub struct NodeConfig {
     /// object per line). The level filter is `RUST_LOG` (default `info`).
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: switchboard_kit::logging::LogFormat,
+
+    /// Without a command: serve.
+    #[command(subcommand)]
+    pub command: Option<NodeCommand>,
+}
+
+/// Commands of `switchboard-auth` besides serving.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum NodeCommand {
+    /// Makes and unmakes admins, on the store of --data-dir or --database-url (never over
+    /// HTTP). See docs/OPERATIONS.md.
+    #[command(subcommand)]
+    Admin(crate::admin::AdminCommand),
 }
 
 /// The auth node's name in the spans of its requests (`node`), and the prefix of their ids.
@@ -147,6 +166,31 @@ pub struct AuthLimitFlags {
     pub register_ip_burst: u32,
 }
 
+/// The account policies, the same on `switchboard-auth` and on the hub (for its embedded auth).
+#[derive(Debug, Clone, clap::Args)]
+pub struct AccountFlags {
+    /// A new login ends every other session of the user (their tokens stop working and their
+    /// sockets close with 1008). Default off: a user may be logged in on many devices.
+    #[arg(long, env = "SWITCHBOARD_SINGLE_SESSION")]
+    pub single_session: bool,
+
+    /// Deleting an account frees its username for anyone to register. Default off: the name
+    /// stays reserved, so the deleted user's messages (which name them by username) cannot be
+    /// taken for a newcomer's.
+    #[arg(long, env = "SWITCHBOARD_FREE_DELETED_USERNAMES")]
+    pub free_deleted_usernames: bool,
+}
+
+impl AccountFlags {
+    /// Writes these policies into `cfg`.
+    pub fn apply(&self, cfg: &mut AuthConfig) {
+        cfg.accounts = AccountPolicy {
+            single_session: self.single_session,
+            free_deleted_usernames: self.free_deleted_usernames,
+        };
+    }
+}
+
 impl AuthLimitFlags {
     /// Writes these limits into `cfg`.
     pub fn apply(&self, cfg: &mut AuthConfig) {
@@ -179,6 +223,7 @@ impl NodeConfig {
         cfg.audience = self.audience.clone();
         cfg.hash_concurrency = self.hash_concurrency;
         self.limits.apply(&mut cfg);
+        self.accounts.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }

@@ -262,7 +262,8 @@ impl RemoteDirectory {
     }
 
     /// The user with this username, without e-mail address, or `None` if there is none (a
-    /// string that is not a valid username has none, and is not sent). `bearer` is the access
+    /// string that is not a valid username has none, and is not sent; a deleted user's
+    /// tombstone counts as none). `bearer` is the access
     /// token of the user on whose behalf the lookup is made.
     ///
     /// # Errors
@@ -293,7 +294,7 @@ impl RemoteDirectory {
         let status = resp.status().as_u16();
         if status == 200 {
             let body: RegisterResponse = resp.json().await.map_err(http)?;
-            return Ok(Some(body.user));
+            return Ok(Some(body.user).filter(|user| !user.deleted));
         }
         match resp.json::<ErrorBody>().await {
             Ok(body) if body.error.code == ErrorCode::UserNotFound => Ok(None),

@@ -13,7 +13,10 @@ use switchboard_protocol::rest::{
 };
 
 use crate::error::AuthError;
-use crate::store::{CreateUser, NewRefreshToken, NewSession, RotateOutcome, Rotation, UserRecord};
+use crate::store::{
+    CreateUser, DeleteUser, Deleted, NewRefreshToken, NewSession, RevokedSession, RotateOutcome,
+    Rotation, Sessions, UserRecord,
+};
 use crate::tokens::{Claims, EXP_LEEWAY_SECS, ROLE_USER};
 use crate::{unix_now, validate, Auth};
 
@@ -46,6 +49,7 @@ impl Auth {
             role: ROLE_USER.to_owned(),
             password_hash,
             created_at: unix_now(),
+            last_login_at: None,
         };
         match store.create_user(user.clone()).await? {
             CreateUser::Created => Ok(user.to_user()),
@@ -53,13 +57,16 @@ impl Auth {
         }
     }
 
-    /// Checks the credentials and starts a session. Unknown user and wrong password give the
-    /// same error after the same amount of hashing work, and count alike against the username's
-    /// failed logins (see `throttle`); every attempt counts against `ip`'s logins.
+    /// Checks the credentials and starts a session (remembering `user_agent`, already cut to
+    /// its bound). Unknown user and wrong password give the same error after the same amount of
+    /// hashing work, and count alike against the username's failed logins (see `throttle`);
+    /// every attempt counts against `ip`'s logins. With `--single-session`, the user's other
+    /// sessions end.
     pub(crate) async fn login(
         &self,
         req: LoginRequest,
         ip: IpAddr,
+        user_agent: Option<String>,
     ) -> Result<TokenPair, AuthError> {
         let throttle = &self.inner.throttle;
         throttle.login_attempt(ip)?;
@@ -95,7 +102,7 @@ impl Auth {
             .inner
             .store
             .create_session(NewSession {
-                id: sid,
+                id: sid.clone(),
                 user_id: user.id.clone(),
                 created_at: now,
                 access_exp,
@@ -103,11 +110,20 @@ impl Auth {
                     hash,
                     expires_at: now + self.inner.cfg.refresh_ttl.as_secs(),
                 },
+                user_agent,
             })
             .await?;
         if !created {
             // The account was deleted while the password was being checked.
             return Err(AuthError::InvalidCredentials);
+        }
+        if self.inner.cfg.accounts.single_session {
+            let ended = self
+                .inner
+                .store
+                .revoke_user_sessions(&user.id, Sessions::AllBut(sid.clone()), now)
+                .await?;
+            self.revoke_sessions(&ended).await;
         }
         Ok(self.token_pair(access_token, refresh_token, &user))
     }
@@ -161,44 +177,87 @@ impl Auth {
         Ok(())
     }
 
-    /// Deletes the user of `claims` (see [`crate::store`] for what remains: the username stays
-    /// reserved) and revokes every session of theirs, the presenting one included.
+    /// Deletes the user of `claims` (see [`crate::store`] for what remains) and revokes every
+    /// session of theirs, the presenting one included. An admin cannot delete themself over
+    /// HTTP (`forbidden_target`).
     pub(crate) async fn delete_me(&self, claims: &Claims) -> Result<(), AuthError> {
-        let now = unix_now();
-        let sessions = self
+        self.delete_user(&claims.sub, Some(claims)).await
+    }
+
+    /// Deletes the live user `user_id` unless they are an admin, then revokes the sessions the
+    /// deletion ended (their sockets close on every node). `claims`: the deleting user's own
+    /// token, when they delete themself.
+    pub(crate) async fn delete_user(
+        &self,
+        user_id: &str,
+        claims: Option<&Claims>,
+    ) -> Result<(), AuthError> {
+        let deleted = self
             .inner
             .store
-            .delete_user(&claims.sub, now, now.saturating_sub(EXP_LEEWAY_SECS))
-            .await?
-            .ok_or(AuthError::UnknownUser)?;
-        let mut revoked: Vec<(String, u64)> = sessions
-            .into_iter()
-            .map(|s| (s.id, s.access_exp + EXP_LEEWAY_SECS))
-            .collect();
-        // The presenting session is among them (its token passed `exp`); this covers a token
-        // whose `exp` the store has not seen (it cannot be later, but costs nothing to be sure).
-        match revoked.iter_mut().find(|(sid, _)| *sid == claims.sid) {
-            Some((_, until)) => *until = (*until).max(claims.exp + EXP_LEEWAY_SECS),
-            None => revoked.push((claims.sid.clone(), claims.exp + EXP_LEEWAY_SECS)),
+            .delete_user(DeleteUser {
+                user_id: user_id.to_owned(),
+                now: unix_now(),
+                refuse_admin: true,
+                free_username: self.inner.cfg.accounts.free_deleted_usernames,
+            })
+            .await?;
+        let mut sessions = match deleted {
+            Deleted::Deleted(sessions) => sessions,
+            // A token whose user is gone is no credential; an unknown target is not found.
+            Deleted::NotFound if claims.is_some() => return Err(AuthError::UnknownUser),
+            Deleted::NotFound => return Err(AuthError::UserNotFound),
+            Deleted::Admin => return Err(AuthError::ForbiddenTarget),
+        };
+        // The presenting session is among them (its token passed verification); this covers a
+        // token whose `exp` the store has not seen (it cannot be later, but costs nothing).
+        if let Some(claims) = claims {
+            match sessions.iter_mut().find(|s| s.id == claims.sid) {
+                Some(s) => s.access_exp = s.access_exp.max(claims.exp),
+                None => sessions.push(RevokedSession {
+                    id: claims.sid.clone(),
+                    access_exp: claims.exp,
+                }),
+            }
         }
+        self.revoke_sessions(&sessions).await;
+        tracing::info!(user = %user_id, sessions = sessions.len(), "user deleted");
+        Ok(())
+    }
+
+    /// Announces sessions just revoked in the store to the other nodes (with Redis), then
+    /// applies them here (in-memory set and broadcast: their sockets close). A session whose
+    /// tokens have all expired is still broadcast: a socket opened with one may be up.
+    pub(crate) async fn revoke_sessions(&self, sessions: &[RevokedSession]) {
+        let revoked: Vec<(String, u64)> = sessions
+            .iter()
+            .map(|s| (s.id.clone(), s.access_exp + EXP_LEEWAY_SECS))
+            .collect();
         if let Some(announcer) = &self.inner.announcer {
             announcer.announce_all(&revoked).await;
         }
         for (sid, until) in &revoked {
             self.inner.revocations.revoke(sid, *until);
         }
-        tracing::info!(user = %claims.sub, sessions = revoked.len(), "user deleted");
-        Ok(())
     }
 
-    /// The user called `username`, for another user to see (no e-mail address). A string that
-    /// is not a valid username names nobody.
+    /// The user called `username`, for another user to see (no e-mail address); for a deleted
+    /// user who still holds the name, their tombstone (`deleted: true`), so clients can show
+    /// their messages as a deleted user's. A string that is not a valid username names nobody.
     pub(crate) async fn lookup(&self, username: &str) -> Result<User, AuthError> {
         if validate::username(username).is_err() {
             return Err(AuthError::UserNotFound);
         }
-        self.user_by_username(username)
-            .await?
+        if let Some(user) = self.user_by_username(username).await? {
+            return Ok(user);
+        }
+        let tombstone = self.inner.store.tombstone_by_username(username).await?;
+        tombstone
+            .map(|t| User {
+                email: None,
+                deleted: true,
+                ..t.to_user()
+            })
             .ok_or(AuthError::UserNotFound)
     }
 

@@ -22,6 +22,9 @@ pub const EXP_LEEWAY_SECS: u64 = 5;
 
 /// Role given to every registered user.
 pub const ROLE_USER: &str = "user";
+/// Role of an administrator: made from the command line only (`admin create|promote`), never
+/// over HTTP. Carried in the `role` claim, so hubs allow moderation without asking auth.
+pub const ROLE_ADMIN: &str = "admin";
 
 /// The claims of an access token. All are required when verifying.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

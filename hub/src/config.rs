@@ -112,6 +112,11 @@ pub struct Config {
     #[command(flatten)]
     pub auth_limits: switchboard_auth::node::AuthLimitFlags,
 
+    /// Account policies of the embedded auth (`--single-session`, `--free-deleted-usernames`;
+    /// with `--auth-url` the auth node's apply).
+    #[command(flatten)]
+    pub auth_accounts: switchboard_auth::node::AccountFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,

@@ -51,6 +51,7 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
             auth_cfg.redis_prefix = cfg.redis_prefix.clone();
             auth_cfg.hash_concurrency = cfg.hash_concurrency;
             cfg.auth_limits.apply(&mut auth_cfg);
+            cfg.auth_accounts.apply(&mut auth_cfg);
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)

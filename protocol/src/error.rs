@@ -40,6 +40,11 @@ pub enum ErrorCode {
     /// `sub` of a new room on a connection that holds the most subscriptions allowed
     /// (`--max-subscriptions`): the room is not subscribed.
     TooManySubscriptions,
+    /// An admin operation whose target may not be changed over HTTP (e.g. deleting an admin
+    /// account: demote it from the command line first).
+    ForbiddenTarget,
+    /// An e-mail address that another live account already uses.
+    EmailTaken,
     /// A backing service (database, broker) is unavailable; retry later.
     Unavailable,
     /// An unexpected server error.
@@ -85,6 +90,8 @@ impl ErrorCode {
             Self::HistoryExpired => "history_expired",
             Self::CatchupTooLarge => "catchup_too_large",
             Self::TooManySubscriptions => "too_many_subscriptions",
+            Self::ForbiddenTarget => "forbidden_target",
+            Self::EmailTaken => "email_taken",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -97,7 +104,11 @@ impl ErrorCode {
             Self::Unauthorized | Self::InvalidCredentials => 401,
             Self::Forbidden => 403,
             Self::NotFound | Self::UserNotFound => 404,
-            Self::UsernameTaken | Self::Conflict | Self::TooManySubscriptions => 409,
+            Self::UsernameTaken
+            | Self::Conflict
+            | Self::TooManySubscriptions
+            | Self::ForbiddenTarget
+            | Self::EmailTaken => 409,
             Self::TooLarge | Self::CatchupTooLarge => 413,
             Self::RateLimited => 429,
             Self::HistoryExpired => 410,

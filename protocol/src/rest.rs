@@ -17,6 +17,10 @@ pub struct User {
     pub email: Option<String>,
     /// `user` or `admin`.
     pub role: String,
+    /// The account was deleted: this is its tombstone, as `GET /v1/users/{username}` answers it
+    /// (messages keep naming the username). Absent (false) for a live account.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// `POST /v1/auth/register`.
@@ -241,3 +245,6 @@ pub struct PresenceList {
     /// Usernames with at least one connection subscribed to the room, sorted.
     pub users: Vec<String>,
 }
+
+mod accounts;
+pub use accounts::*;

@@ -266,8 +266,14 @@ pub enum ServerFrame {
         body: String,
         edited_ts: Millis,
     },
-    /// A message was deleted.
-    Deleted { room: String, seq: Seq },
+    /// A message was deleted, by its author or (`moderated`) by an admin.
+    Deleted {
+        room: String,
+        seq: Seq,
+        /// Removed by an admin (moderation) rather than by its author. Absent (false) otherwise.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        moderated: bool,
+    },
     /// A user became a member of the room.
     MemberJoined { room: String, user: String },
     /// A user left the room.

@@ -199,6 +199,12 @@ fn rest_fixtures_round_trip() {
             "read" => round_trip::<rest::ReadRequest>(&name, &value),
             "error" => round_trip::<ErrorBody>(&name, &value),
             "presence" => round_trip::<rest::PresenceList>(&name, &value),
+            "set_email" => round_trip::<rest::SetEmailRequest>(&name, &value),
+            "user" => round_trip::<rest::UserResponse>(&name, &value),
+            "change_password" => round_trip::<rest::ChangePasswordRequest>(&name, &value),
+            "admin_user_list" => round_trip::<rest::AdminUserList>(&name, &value),
+            "admin_user" => round_trip::<rest::AdminUserResponse>(&name, &value),
+            "session_list" => round_trip::<rest::SessionList>(&name, &value),
             other => panic!("rest/{name}: no type for prefix {other:?}; add it to this test"),
         }
         seen += 1;
@@ -267,6 +273,8 @@ fn all_error_codes() -> Vec<ErrorCode> {
         HistoryExpired,
         CatchupTooLarge,
         TooManySubscriptions,
+        ForbiddenTarget,
+        EmailTaken,
         Unavailable,
         Internal,
     ];
@@ -274,7 +282,8 @@ fn all_error_codes() -> Vec<ErrorCode> {
         match code {
             BadRequest | UnknownType | Unauthorized | Forbidden | NotFound | RateLimited
             | TooLarge | UsernameTaken | InvalidCredentials | UserNotFound | Conflict
-            | HistoryExpired | CatchupTooLarge | TooManySubscriptions | Unavailable | Internal => {}
+            | HistoryExpired | CatchupTooLarge | TooManySubscriptions | ForbiddenTarget
+            | EmailTaken | Unavailable | Internal => {}
         }
     }
     all
@@ -322,7 +331,7 @@ fn close_code_table_is_complete() {
 fn limits_table_matches_the_constants() {
     let doc = doc();
     let rows = table_rows(&doc);
-    let expected: [(&str, u64); 12] = [
+    let expected: [(&str, u64); 15] = [
         ("MAX_BODY_BYTES", limits::MAX_BODY_BYTES as u64),
         (
             "DEFAULT_MAX_FRAME_BYTES",
@@ -347,6 +356,9 @@ fn limits_table_matches_the_constants() {
         ("MAX_ROOM_NAME_CHARS", limits::MAX_ROOM_NAME_CHARS as u64),
         ("MIN_PASSWORD_CHARS", limits::MIN_PASSWORD_CHARS as u64),
         ("MAX_PASSWORD_BYTES", limits::MAX_PASSWORD_BYTES as u64),
+        ("MAX_ACCOUNT_PAGE", limits::MAX_ACCOUNT_PAGE.into()),
+        ("DEFAULT_ACCOUNT_PAGE", limits::DEFAULT_ACCOUNT_PAGE.into()),
+        ("MAX_USER_AGENT_BYTES", limits::MAX_USER_AGENT_BYTES as u64),
     ];
     for (name, value) in expected {
         let r = row(&rows, &format!("`{name}`"))

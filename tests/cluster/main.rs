@@ -8,6 +8,7 @@
 //! - `failover`: a node SIGKILLed mid-stream loses no acknowledged message; its clients resume
 //!   through HAProxy without gaps or duplicates.
 //! - `logout`: logging out on one node closes that session's sockets on the others.
+//! - `admin`: an admin deleting a user through one node closes that user's sockets on every node.
 //! - `faults`: PostgreSQL restarted, Redis restarted, Redis hung (SIGSTOP), and a rolling restart
 //!   of every hub, each under steady traffic: nothing acknowledged is lost or stored twice, no
 //!   subscriber sees a gap or a duplicate, and the cluster recovers by itself. Servers that a test
@@ -21,6 +22,7 @@
 
 mod support;
 
+mod admin;
 mod auth_outage;
 mod chat;
 mod failover;

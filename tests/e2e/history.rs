@@ -258,6 +258,7 @@ async fn only_the_author_edits_and_deletes_and_subscribers_hear_of_it() {
     let expected = ServerFrame::Deleted {
         room: room.id.clone(),
         seq: ack.seq,
+        moderated: false,
     };
     assert_eq!(next_event(&mut bob_ws).await, expected);
     let page = bob

@@ -38,6 +38,9 @@ const AUTH_FLAGS: &[&str] = &[
     "--register-ip-burst",
 ];
 
+/// Switches of the auth node (flags without a value) when it runs separately.
+const AUTH_SWITCHES: &[&str] = &["--single-session", "--free-deleted-usernames"];
+
 /// With the scaled backend: moves the auth node's flags (with their values) out of `flags`,
 /// starts the services, and adds the hub's flags for them (but not `--auth-url` when `flags`
 /// has its own). `None` when embedded.
@@ -50,6 +53,8 @@ pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
     while i < flags.len() {
         if AUTH_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
             auth_flags.extend(flags.drain(i..i + 2));
+        } else if AUTH_SWITCHES.contains(&flags[i].as_str()) {
+            auth_flags.push(flags.remove(i));
         } else {
             i += 1;
         }

@@ -34,7 +34,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(15);
 /// A hub running in this process; see the module documentation.
 pub struct InProcessHub {
     /// The scaled backend's services; `None` when embedded. Kept across restarts.
-    _scaled: Option<crate::backend::ScaledEnv>,
+    scaled: Option<crate::backend::ScaledEnv>,
     addr: SocketAddr,
     data_dir: TempDir,
     flags: Vec<String>,
@@ -73,7 +73,7 @@ impl InProcessHub {
         }
         let scaled = crate::backend::prepare(&mut flags).await;
         let mut hub = Self {
-            _scaled: scaled,
+            scaled,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             flags,
@@ -168,6 +168,35 @@ impl InProcessHub {
         let api = self.api();
         let tokens = api.login(username, password).await.expect("login");
         api.with_token(&tokens.access_token)
+    }
+
+    /// The hub's data directory (the embedded auth's `auth.db` is in it).
+    pub fn data_dir(&self) -> &std::path::Path {
+        self.data_dir.path()
+    }
+
+    /// With the scaled backend, the database the hub and its auth node share.
+    pub fn database_url(&self) -> Option<&str> {
+        self.scaled.as_ref().map(|env| env.db.url.as_str())
+    }
+
+    /// Makes `username` an admin as an operator does, with the `admin promote` command on this
+    /// hub's accounts (its data dir, or the auth node's database with the scaled backend). The
+    /// role reaches tokens issued from then on.
+    ///
+    /// # Panics
+    /// If the command fails (e.g. no such user).
+    pub async fn promote(&self, username: &str) {
+        let at = switchboard_auth::admin::StoreLocation {
+            data_dir: self.data_dir(),
+            database_url: self.database_url(),
+        };
+        let promote = switchboard_auth::admin::AdminCommand::Promote {
+            username: username.to_owned(),
+        };
+        switchboard_auth::admin::run(&promote, at, &mut std::io::empty())
+            .await
+            .expect("admin promote");
     }
 }
 

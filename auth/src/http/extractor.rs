@@ -10,6 +10,8 @@ use axum::http::request::Parts;
 use axum::http::HeaderMap;
 use ipnet::IpNet;
 
+use switchboard_protocol::limits::MAX_USER_AGENT_BYTES;
+
 use crate::error::AuthError;
 use crate::tokens::Claims;
 use crate::{Auth, ClientIp};
@@ -94,6 +96,45 @@ impl FromRequestParts<Auth> for Bearer {
         // The request's span (`switchboard_kit::http::trace`) names the user from here on.
         switchboard_kit::http::trace::record_user(&claims.name);
         Ok(Self(claims))
+    }
+}
+
+/// An admin's verified Bearer token: 401 as [`Bearer`], then 403 `forbidden` unless the
+/// account's stored role is admin ([`Auth::require_admin`]).
+pub(crate) struct Admin;
+
+impl FromRequestParts<Auth> for Admin {
+    type Rejection = AuthError;
+
+    async fn from_request_parts(parts: &mut Parts, auth: &Auth) -> Result<Self, Self::Rejection> {
+        let Bearer(claims) = Bearer::from_request_parts(parts, auth).await?;
+        auth.require_admin(&claims).await?;
+        Ok(Self)
+    }
+}
+
+/// The request's `User-Agent`, cut to [`MAX_USER_AGENT_BYTES`] at a character boundary; `None`
+/// when absent, empty or not visible ASCII/UTF-8.
+pub(crate) struct UserAgent(pub(crate) Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UserAgent {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let agent = parts
+            .headers
+            .get(axum::http::header::USER_AGENT)
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(str::trim)
+            .filter(|v| !v.is_empty() && !v.chars().any(char::is_control))
+            .map(|v| {
+                let mut end = v.len().min(MAX_USER_AGENT_BYTES);
+                while !v.is_char_boundary(end) {
+                    end -= 1;
+                }
+                v[..end].to_owned()
+            });
+        Ok(Self(agent))
     }
 }
 

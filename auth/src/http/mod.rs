@@ -3,6 +3,7 @@
 //! [`error`]. Each handler carries its OpenAPI annotation (`#[utoipa::path]`) and is registered
 //! with `routes!`, so a route and its documentation are one step; [`docs`] serves the document.
 
+mod accounts;
 mod docs;
 mod error;
 mod extractor;
@@ -25,7 +26,16 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(routes::login))
         .routes(routes!(routes::refresh))
         .routes(routes!(routes::logout))
-        .routes(routes!(routes::me, routes::delete_me))
+        .routes(routes!(
+            routes::me,
+            routes::delete_me,
+            accounts::set_my_email
+        ))
+        .routes(routes!(accounts::change_password))
+        .routes(routes!(accounts::sessions, accounts::end_other_sessions))
+        .routes(routes!(accounts::end_session))
+        .routes(routes!(accounts::list_users))
+        .routes(routes!(accounts::set_user_email, accounts::delete_user))
         .routes(routes!(routes::user))
         .routes(routes!(routes::jwks))
 }

@@ -14,7 +14,7 @@ use switchboard_protocol::rest::{
 
 use switchboard_kit::http::{AppJson, AppPath};
 
-use super::extractor::{Bearer, ClientAddr};
+use super::extractor::{Bearer, ClientAddr, UserAgent};
 use crate::error::AuthError;
 use crate::Auth;
 
@@ -66,9 +66,10 @@ pub(super) async fn register(
 pub(super) async fn login(
     State(auth): State<Auth>,
     ClientAddr(ip): ClientAddr,
+    UserAgent(agent): UserAgent,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.login(req, ip).await?))
+    Ok(Json(auth.login(req, ip, agent).await?))
 }
 
 /// Exchange a refresh token for a new token pair.

@@ -8,7 +8,10 @@
 //! and password hash wiped, so the username stays reserved (nobody can take over a deleted
 //! user's name and appear as the author of their messages) and the user's revoked sessions
 //! still load at start. Every lookup ([`AuthStore::user_by_username`], [`AuthStore::user_by_id`])
-//! sees live users only.
+//! sees live users only; [`AuthStore::tombstone_by_username`] finds the tombstone. When the
+//! operator frees deleted usernames ([`DeleteUser::free_username`]), the tombstone's username
+//! becomes [`freed_username`] (not a valid username, so nobody can register it) and the name is
+//! free for a new account.
 
 mod postgres;
 mod sqlite;
@@ -45,6 +48,8 @@ pub struct UserRecord {
     pub password_hash: String,
     /// Registration time.
     pub created_at: u64,
+    /// Time of the last successful login, if any.
+    pub last_login_at: Option<u64>,
 }
 
 impl UserRecord {
@@ -55,6 +60,7 @@ impl UserRecord {
             username: self.username.clone(),
             email: Some(self.email.clone()),
             role: self.role.clone(),
+            deleted: false,
         }
     }
 }
@@ -81,6 +87,9 @@ pub struct NewSession {
     pub access_exp: u64,
     /// The first refresh token.
     pub refresh: NewRefreshToken,
+    /// `User-Agent` of the login request, already cut to
+    /// [`MAX_USER_AGENT_BYTES`](switchboard_protocol::limits::MAX_USER_AGENT_BYTES).
+    pub user_agent: Option<String>,
 }
 
 /// A refresh: spend `presented`, store `next` in its place.
@@ -134,6 +143,70 @@ pub enum CreateUser {
     UsernameTaken,
 }
 
+/// The username a tombstone takes when its name is freed: `~` is no username character, so
+/// nobody can register it, and the id keeps it unique.
+pub fn freed_username(user_id: &str) -> String {
+    format!("~{user_id}")
+}
+
+/// What [`AuthStore::delete_user`] is asked to do.
+#[derive(Debug, Clone)]
+pub struct DeleteUser {
+    /// The live user to delete.
+    pub user_id: String,
+    /// Deletion time (`deleted_at`, and `revoked_at` of the sessions it revokes).
+    pub now: u64,
+    /// Refuse ([`Deleted::Admin`]) when the user is an admin (every deletion over HTTP).
+    pub refuse_admin: bool,
+    /// Free the username for a new account (`--free-deleted-usernames`).
+    pub free_username: bool,
+}
+
+/// Outcome of [`AuthStore::delete_user`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// Deleted. The sessions this revoked (those not revoked before), for the caller to revoke
+    /// in memory and announce: their sockets may be open whatever their tokens' `exp`.
+    Deleted(Vec<RevokedSession>),
+    /// No live user with this id; nothing changed.
+    NotFound,
+    /// The user is an admin and `refuse_admin` was set; nothing changed.
+    Admin,
+}
+
+/// Outcome of [`AuthStore::set_email`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetEmail {
+    /// Stored; the updated user.
+    Updated(UserRecord),
+    /// No live user with this id.
+    NotFound,
+    /// Another live user has this address (compared ignoring ASCII case); nothing changed.
+    Taken,
+}
+
+/// Which sessions of a user [`AuthStore::revoke_user_sessions`] revokes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Sessions {
+    /// This one session (if it is the user's and not revoked yet).
+    One(String),
+    /// Every session of the user but this one.
+    AllBut(String),
+}
+
+/// A live session as its owner sees it in the list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    /// The session id.
+    pub id: String,
+    /// `User-Agent` of the login.
+    pub user_agent: Option<String>,
+    /// Login time.
+    pub created_at: u64,
+    /// Last login or refresh.
+    pub last_seen_at: u64,
+}
+
 /// Persistence of the auth service.
 ///
 /// **Contract:** each method is atomic. [`rotate_refresh`] in particular spends a token and
@@ -169,17 +242,54 @@ pub trait AuthStore: Send + Sync + 'static {
     /// Revoked sessions whose latest access-token `exp` is after `exp_after`.
     async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError>;
 
-    /// Deletes a live user: leaves the tombstone described in the module docs, revokes every
-    /// session of theirs and drops their refresh tokens, in one transaction. Returns the user's
-    /// sessions whose latest access-token `exp` is after `exp_after` (those whose tokens may
-    /// still pass verification, so the caller must revoke them in memory), or `None` if there
-    /// is no live user with this id.
-    async fn delete_user(
+    /// Deletes a live user: leaves the tombstone described in the module docs (freeing the
+    /// username if asked), revokes every session of theirs and drops their refresh tokens, in
+    /// one transaction; or refuses an admin (see [`DeleteUser`]).
+    async fn delete_user(&self, delete: DeleteUser) -> Result<Deleted, StoreError>;
+
+    /// The tombstone of a deleted user who still holds `username` (usernames not freed).
+    async fn tombstone_by_username(&self, username: &str)
+        -> Result<Option<UserRecord>, StoreError>;
+
+    /// Sets the role of the live user called `username`; returns the updated user, or `None`
+    /// if there is none.
+    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError>;
+
+    /// At most `limit` live users with an id above `after` (byte order; ids are uuid v7, so
+    /// this is registration order), in that order; with `contains`, only those whose username
+    /// contains it.
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        contains: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError>;
+
+    /// Changes the e-mail address of a live user, unless another live user has it.
+    async fn set_email(&self, user_id: &str, email: &str) -> Result<SetEmail, StoreError>;
+
+    /// Replaces the password hash of a live user; `false` if there is none.
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool, StoreError>;
+
+    /// At most `limit` live sessions of the user (not revoked, with an unspent refresh token
+    /// that expires after `now`) with an id below `before`, newest (highest id) first.
+    async fn sessions(
         &self,
         user_id: &str,
         now: u64,
-        exp_after: u64,
-    ) -> Result<Option<Vec<RevokedSession>>, StoreError>;
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError>;
+
+    /// Revokes sessions of the user (see [`Sessions`]) that are not revoked yet, at `now`, in
+    /// one statement. Returns those it revoked (empty if none matched, e.g. a session of
+    /// another user).
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        which: Sessions,
+        now: u64,
+    ) -> Result<Vec<RevokedSession>, StoreError>;
 }
 
 /// A storage failure: `unavailable` to the client when the database cannot be reached

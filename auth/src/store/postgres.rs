@@ -12,16 +12,28 @@ use switchboard_kit::migrate::{Ledger, Schema};
 use tokio_postgres::NoTls;
 
 use super::{
-    from_sql, to_sql, AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation,
-    StoreError, UserRecord,
+    freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
+    UserRecord,
 };
+use crate::tokens::ROLE_ADMIN;
+
+/// Key of the transaction-level advisory lock taken by [`AuthStore::set_email`] (`SBAUTHEM` in
+/// ASCII), so that two changes to the same address cannot both pass the "taken" check.
+const EMAIL_LOCK_KEY: i64 = 0x5342_4155_5448_454D;
 
 /// Schema migrations, applied in order by the shared runner (`switchboard_kit::migrate`).
 /// Versions are the file-name prefixes.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../../migrations/auth/postgres/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../../migrations/auth/postgres/0001_init.sql"),
+    ),
+    (
+        2,
+        include_str!("../../../migrations/auth/postgres/0002_accounts.sql"),
+    ),
+];
 
 /// Key of the transaction-level advisory lock held while migrating: `SBAUTHM1` in ASCII. It
 /// serialises auth nodes (and hubs with in-process auth) that start together on a fresh
@@ -56,9 +68,10 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// same rows, the locks are taken in one order (user, then refresh token, then session):
 /// [`AuthStore::rotate_refresh`] locks the presented token `FOR UPDATE` before touching the
 /// session, so of two concurrent refreshes with one token exactly one rotates and the other
-/// sees a spent token; [`AuthStore::create_session`] takes `FOR SHARE` on the user row, so a
-/// login racing an account deletion either finishes first (and its session is revoked by the
-/// deletion) or sees the user gone.
+/// sees a spent token; [`AuthStore::create_session`] updates the user row (its last login)
+/// first, so a login racing an account deletion either finishes first (and its session is
+/// revoked by the deletion) or sees the user gone, and concurrent logins of one user queue on
+/// that row instead of deadlocking.
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
@@ -120,6 +133,24 @@ impl PgStore {
     }
 }
 
+/// The columns [`user_from_row`] reads, in order.
+const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at, last_login_at";
+
+fn user_from_row(row: &tokio_postgres::Row) -> Result<UserRecord, StoreError> {
+    Ok(UserRecord {
+        id: row.get(0),
+        username: row.get(1),
+        email: row.get(2),
+        role: row.get(3),
+        password_hash: row.get(4),
+        created_at: from_sql(row.get(5), "users.created_at")?,
+        last_login_at: row
+            .get::<_, Option<i64>>(6)
+            .map(|t| from_sql(t, "users.last_login_at"))
+            .transpose()?,
+    })
+}
+
 /// The live user whose `column` equals `value`; `lock` is appended to the query (e.g.
 /// `FOR SHARE`).
 async fn user_where(
@@ -129,21 +160,24 @@ async fn user_where(
     lock: &str,
 ) -> Result<Option<UserRecord>, StoreError> {
     let sql = format!(
-        "SELECT id, username, email, role, password_hash, created_at FROM auth.users
-         WHERE {column} = $1 AND deleted_at IS NULL {lock}"
+        "SELECT {USER_COLUMNS} FROM auth.users WHERE {column} = $1 AND deleted_at IS NULL {lock}"
     );
     let stmt = client.prepare_cached(&sql).await?;
     let Some(row) = client.query_opt(&stmt, &[&value]).await? else {
         return Ok(None);
     };
-    Ok(Some(UserRecord {
-        id: row.get(0),
-        username: row.get(1),
-        email: row.get(2),
-        role: row.get(3),
-        password_hash: row.get(4),
-        created_at: from_sql(row.get(5), "users.created_at")?,
-    }))
+    user_from_row(&row).map(Some)
+}
+
+fn rows_to_revoked(rows: &[tokio_postgres::Row]) -> Result<Vec<RevokedSession>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            Ok(RevokedSession {
+                id: row.get(0),
+                access_exp: from_sql(row.get(1), "sessions.access_exp")?,
+            })
+        })
+        .collect()
 }
 
 /// Marks a session revoked (keeping an earlier revocation time) and returns its `access_exp`.
@@ -201,20 +235,27 @@ impl AuthStore for PgStore {
     async fn create_session(&self, s: NewSession) -> Result<bool, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        if user_where(&tx, "id", &s.user_id, "FOR SHARE")
-            .await?
-            .is_none()
-        {
+        // Locks the user row first (lock order) and checks that the user is live, in one step;
+        // concurrent logins of one user queue here rather than upgrading shared locks (which
+        // would deadlock).
+        let live = tx
+            .execute(
+                "UPDATE auth.users SET last_login_at = $1 WHERE id = $2 AND deleted_at IS NULL",
+                &[&to_sql(s.created_at), &s.user_id],
+            )
+            .await?;
+        if live == 0 {
             return Ok(false);
         }
         tx.execute(
-            "INSERT INTO auth.sessions (id, user_id, created_at, access_exp)
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO auth.sessions (id, user_id, created_at, access_exp, user_agent, last_seen_at)
+             VALUES ($1, $2, $3, $4, $5, $3)",
             &[
                 &s.id,
                 &s.user_id,
                 &to_sql(s.created_at),
                 &to_sql(s.access_exp),
+                &s.user_agent,
             ],
         )
         .await?;
@@ -283,8 +324,9 @@ impl AuthStore for PgStore {
         )
         .await?;
         tx.execute(
-            "UPDATE auth.sessions SET access_exp = greatest(access_exp, $1) WHERE id = $2",
-            &[&to_sql(r.access_exp), &session_id],
+            "UPDATE auth.sessions SET access_exp = greatest(access_exp, $1), last_seen_at = $2
+             WHERE id = $3",
+            &[&to_sql(r.access_exp), &to_sql(r.now), &session_id],
         )
         .await?;
         // Deletion revokes the sessions first, so this is only a belt and braces check.
@@ -320,49 +362,192 @@ impl AuthStore for PgStore {
             .collect()
     }
 
-    async fn delete_user(
-        &self,
-        user_id: &str,
-        now: u64,
-        exp_after: u64,
-    ) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+    async fn delete_user(&self, d: DeleteUser) -> Result<Deleted, StoreError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Lock order as documented on the type: user row, then tokens, then sessions.
-        let deleted = tx
-            .execute(
-                "UPDATE auth.users SET deleted_at = $1, email = '', password_hash = ''
-                 WHERE id = $2 AND deleted_at IS NULL",
-                &[&to_sql(now), &user_id],
-            )
-            .await?;
-        if deleted == 0 {
-            return Ok(None);
+        let Some(user) = user_where(&tx, "id", &d.user_id, "FOR UPDATE").await? else {
+            return Ok(Deleted::NotFound);
+        };
+        if d.refuse_admin && user.role == ROLE_ADMIN {
+            return Ok(Deleted::Admin);
         }
+        let username = if d.free_username {
+            freed_username(&user.id)
+        } else {
+            user.username
+        };
+        tx.execute(
+            "UPDATE auth.users SET deleted_at = $1, email = '', password_hash = '', username = $2
+             WHERE id = $3",
+            &[&to_sql(d.now), &username, &d.user_id],
+        )
+        .await?;
         tx.execute(
             "DELETE FROM auth.refresh_tokens
              WHERE session_id IN (SELECT id FROM auth.sessions WHERE user_id = $1)",
-            &[&user_id],
+            &[&d.user_id],
         )
         .await?;
         let rows = tx
             .query(
-                "UPDATE auth.sessions SET revoked_at = coalesce(revoked_at, $1)
-                 WHERE user_id = $2 RETURNING id, access_exp",
-                &[&to_sql(now), &user_id],
+                "UPDATE auth.sessions SET revoked_at = $1
+                 WHERE user_id = $2 AND revoked_at IS NULL RETURNING id, access_exp",
+                &[&to_sql(d.now), &d.user_id],
             )
             .await?;
-        let mut live = Vec::new();
-        for row in rows {
-            let access_exp = from_sql(row.get(1), "sessions.access_exp")?;
-            if access_exp > exp_after {
-                live.push(RevokedSession {
-                    id: row.get(0),
-                    access_exp,
-                });
-            }
-        }
+        let sessions = rows_to_revoked(&rows)?;
         tx.commit().await?;
-        Ok(Some(live))
+        Ok(Deleted::Deleted(sessions))
+    }
+
+    async fn tombstone_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM auth.users WHERE username = $1 AND deleted_at IS NOT NULL"
+        );
+        let row = self.pool.get().await?.query_opt(&sql, &[&username]).await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError> {
+        let sql = format!(
+            "UPDATE auth.users SET role = $1 WHERE username = $2 AND deleted_at IS NULL
+             RETURNING {USER_COLUMNS}"
+        );
+        let row = self
+            .pool
+            .get()
+            .await?
+            .query_opt(&sql, &[&role, &username])
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        contains: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        // `COLLATE "C"`: byte order, as in SQLite, whatever the database's locale.
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM auth.users
+             WHERE deleted_at IS NULL
+               AND ($1::text IS NULL OR id COLLATE \"C\" > $1::text)
+               AND ($2::text IS NULL OR strpos(username, $2::text) > 0)
+             ORDER BY id COLLATE \"C\" LIMIT $3"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(&sql, &[&after, &contains, &i64::from(limit)])
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_email(&self, user_id: &str, email: &str) -> Result<SetEmail, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Serialises changes of e-mail addresses, so two cannot both see an address free.
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EMAIL_LOCK_KEY])
+            .await?;
+        if user_where(&tx, "id", user_id, "FOR UPDATE")
+            .await?
+            .is_none()
+        {
+            return Ok(SetEmail::NotFound);
+        }
+        let taken: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM auth.users WHERE lower(email) = lower($1)
+                                AND id <> $2 AND deleted_at IS NULL)",
+                &[&email, &user_id],
+            )
+            .await?
+            .get(0);
+        if taken {
+            return Ok(SetEmail::Taken);
+        }
+        let sql =
+            format!("UPDATE auth.users SET email = $1 WHERE id = $2 RETURNING {USER_COLUMNS}");
+        let row = tx.query_one(&sql, &[&email, &user_id]).await?;
+        let user = user_from_row(&row)?;
+        tx.commit().await?;
+        Ok(SetEmail::Updated(user))
+    }
+
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let changed = self
+            .pool
+            .get()
+            .await?
+            .execute(
+                "UPDATE auth.users SET password_hash = $1 WHERE id = $2 AND deleted_at IS NULL",
+                &[&password_hash, &user_id],
+            )
+            .await?;
+        Ok(changed == 1)
+    }
+
+    async fn sessions(
+        &self,
+        user_id: &str,
+        now: u64,
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(
+                "SELECT s.id, s.user_agent, s.created_at, coalesce(s.last_seen_at, s.created_at)
+                 FROM auth.sessions s
+                 WHERE s.user_id = $1 AND s.revoked_at IS NULL
+                   AND ($2::text IS NULL OR s.id COLLATE \"C\" < $2::text)
+                   AND EXISTS (SELECT 1 FROM auth.refresh_tokens t WHERE t.session_id = s.id
+                               AND t.used_at IS NULL AND t.expires_at > $3)
+                 ORDER BY s.id COLLATE \"C\" DESC LIMIT $4",
+                &[&user_id, &before, &to_sql(now), &i64::from(limit)],
+            )
+            .await?;
+        rows.iter()
+            .map(|row| {
+                Ok(SessionRecord {
+                    id: row.get(0),
+                    user_agent: row.get(1),
+                    created_at: from_sql(row.get(2), "sessions.created_at")?,
+                    last_seen_at: from_sql(row.get(3), "sessions.last_seen_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        which: Sessions,
+        now: u64,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
+        let (condition, sid) = match &which {
+            Sessions::One(sid) => ("id = $3", sid),
+            Sessions::AllBut(sid) => ("id <> $3", sid),
+        };
+        let sql = format!(
+            "UPDATE auth.sessions SET revoked_at = $1
+             WHERE user_id = $2 AND revoked_at IS NULL AND {condition}
+             RETURNING id, access_exp"
+        );
+        let rows = self
+            .pool
+            .get()
+            .await?
+            .query(&sql, &[&to_sql(now), &user_id, sid])
+            .await?;
+        rows_to_revoked(&rows)
     }
 }

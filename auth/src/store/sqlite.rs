@@ -9,9 +9,11 @@ use rusqlite::{params, Connection, OptionalExtension as _, Row, TransactionBehav
 use switchboard_kit::migrate::{Ledger, Schema};
 
 use super::{
-    from_sql, to_sql, AuthStore, CreateUser, NewSession, RevokedSession, RotateOutcome, Rotation,
-    StoreError, UserRecord,
+    freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
+    UserRecord,
 };
+use crate::tokens::ROLE_ADMIN;
 
 /// Schema migrations, applied in order by the shared runner (`switchboard_kit::migrate`).
 /// Versions are the file-name prefixes.
@@ -23,6 +25,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../../migrations/auth/sqlite/0002_user_deletion.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/auth/sqlite/0003_accounts.sql"),
     ),
 ];
 
@@ -112,9 +118,9 @@ impl SqliteStore {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at";
+const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at, last_login_at";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64)> {
+fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64, Option<i64>)> {
     Ok((
         UserRecord {
             id: row.get(0)?,
@@ -123,9 +129,22 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64)> {
             role: row.get(3)?,
             password_hash: row.get(4)?,
             created_at: 0,
+            last_login_at: None,
         },
         row.get(5)?,
+        row.get(6)?,
     ))
+}
+
+/// A row of [`user_from_row`] with its times checked.
+fn user_times(
+    (mut user, created_at, last_login_at): (UserRecord, i64, Option<i64>),
+) -> Result<UserRecord, StoreError> {
+    user.created_at = from_sql(created_at, "users.created_at")?;
+    user.last_login_at = last_login_at
+        .map(|t| from_sql(t, "users.last_login_at"))
+        .transpose()?;
+    Ok(user)
 }
 
 fn user_where(
@@ -139,12 +158,7 @@ fn user_where(
         .prepare_cached(&sql)?
         .query_row([value], user_from_row)
         .optional()?;
-    found
-        .map(|(mut user, created_at)| {
-            user.created_at = from_sql(created_at, "users.created_at")?;
-            Ok(user)
-        })
-        .transpose()
+    found.map(user_times).transpose()
 }
 
 #[async_trait]
@@ -190,8 +204,19 @@ impl AuthStore for SqliteStore {
                 return Ok(false);
             }
             tx.execute(
-                "INSERT INTO sessions (id, user_id, created_at, access_exp) VALUES (?1, ?2, ?3, ?4)",
-                params![s.id, s.user_id, to_sql(s.created_at), to_sql(s.access_exp)],
+                "INSERT INTO sessions (id, user_id, created_at, access_exp, user_agent, last_seen_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?3)",
+                params![
+                    s.id,
+                    s.user_id,
+                    to_sql(s.created_at),
+                    to_sql(s.access_exp),
+                    s.user_agent
+                ],
+            )?;
+            tx.execute(
+                "UPDATE users SET last_login_at = ?1 WHERE id = ?2",
+                params![to_sql(s.created_at), s.user_id],
             )?;
             tx.execute(
                 "INSERT INTO refresh_tokens (hash, session_id, created_at, expires_at)
@@ -253,8 +278,9 @@ impl AuthStore for SqliteStore {
                 ],
             )?;
             tx.execute(
-                "UPDATE sessions SET access_exp = max(access_exp, ?1) WHERE id = ?2",
-                params![to_sql(r.access_exp), session_id],
+                "UPDATE sessions SET access_exp = max(access_exp, ?1), last_seen_at = ?2
+                 WHERE id = ?3",
+                params![to_sql(r.access_exp), to_sql(r.now), session_id],
             )?;
             // Deletion revokes the sessions first, so this is only a belt and braces check.
             let Some(user) = user_where(&tx, "id", &user_id)? else {
@@ -271,15 +297,165 @@ impl AuthStore for SqliteStore {
         self.call(move |conn| revoke(conn, &session_id, now)).await
     }
 
-    async fn delete_user(
+    async fn delete_user(&self, delete: DeleteUser) -> Result<Deleted, StoreError> {
+        self.call(move |conn| delete_user(conn, &delete)).await
+    }
+
+    async fn tombstone_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let username = username.to_owned();
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE username = ?1 AND deleted_at IS NOT NULL"
+            );
+            let found = conn
+                .prepare_cached(&sql)?
+                .query_row([username], user_from_row)
+                .optional()?;
+            found.map(user_times).transpose()
+        })
+        .await
+    }
+
+    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError> {
+        let (username, role) = (username.to_owned(), role.to_owned());
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            tx.execute(
+                "UPDATE users SET role = ?1 WHERE username = ?2 AND deleted_at IS NULL",
+                params![role, username],
+            )?;
+            let user = user_where(&tx, "username", &username)?;
+            tx.commit()?;
+            Ok(user)
+        })
+        .await
+    }
+
+    async fn list_users(
+        &self,
+        after: Option<&str>,
+        contains: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<UserRecord>, StoreError> {
+        let (after, contains) = (after.map(str::to_owned), contains.map(str::to_owned));
+        self.call(move |conn| {
+            let sql = format!(
+                "SELECT {USER_COLUMNS} FROM users
+                 WHERE deleted_at IS NULL AND (?1 IS NULL OR id > ?1)
+                   AND (?2 IS NULL OR instr(username, ?2) > 0)
+                 ORDER BY id LIMIT ?3"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![after, contains, limit], user_from_row)?;
+            rows.map(|row| user_times(row?)).collect()
+        })
+        .await
+    }
+
+    async fn set_email(&self, user_id: &str, email: &str) -> Result<SetEmail, StoreError> {
+        let (user_id, email) = (user_id.to_owned(), email.to_owned());
+        self.call(move |conn| {
+            // One connection serialises every write, so the check and the update cannot race.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if user_where(&tx, "id", &user_id)?.is_none() {
+                return Ok(SetEmail::NotFound);
+            }
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM users WHERE lower(email) = lower(?1)
+                                AND id <> ?2 AND deleted_at IS NULL)",
+                params![email, user_id],
+                |row| row.get(0),
+            )?;
+            if taken {
+                return Ok(SetEmail::Taken);
+            }
+            tx.execute(
+                "UPDATE users SET email = ?1 WHERE id = ?2",
+                params![email, user_id],
+            )?;
+            let user = user_where(&tx, "id", &user_id)?;
+            tx.commit()?;
+            Ok(user.map_or(SetEmail::NotFound, SetEmail::Updated))
+        })
+        .await
+    }
+
+    async fn set_password(&self, user_id: &str, password_hash: &str) -> Result<bool, StoreError> {
+        let (user_id, hash) = (user_id.to_owned(), password_hash.to_owned());
+        self.call(move |conn| {
+            let changed = conn.execute(
+                "UPDATE users SET password_hash = ?1 WHERE id = ?2 AND deleted_at IS NULL",
+                params![hash, user_id],
+            )?;
+            Ok(changed == 1)
+        })
+        .await
+    }
+
+    async fn sessions(
         &self,
         user_id: &str,
         now: u64,
-        exp_after: u64,
-    ) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+        before: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<SessionRecord>, StoreError> {
+        let (user_id, before) = (user_id.to_owned(), before.map(str::to_owned));
+        self.call(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT s.id, s.user_agent, s.created_at, coalesce(s.last_seen_at, s.created_at)
+                 FROM sessions s
+                 WHERE s.user_id = ?1 AND s.revoked_at IS NULL AND (?2 IS NULL OR s.id < ?2)
+                   AND EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.session_id = s.id
+                               AND t.used_at IS NULL AND t.expires_at > ?3)
+                 ORDER BY s.id DESC LIMIT ?4",
+            )?;
+            let rows = stmt.query_map(params![user_id, before, to_sql(now), limit], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<String>>(1)?,
+                    row.get::<_, i64>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })?;
+            rows.map(|row| {
+                let (id, user_agent, created_at, last_seen_at) = row?;
+                Ok(SessionRecord {
+                    id,
+                    user_agent,
+                    created_at: from_sql(created_at, "sessions.created_at")?,
+                    last_seen_at: from_sql(last_seen_at, "sessions.last_seen_at")?,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn revoke_user_sessions(
+        &self,
+        user_id: &str,
+        which: Sessions,
+        now: u64,
+    ) -> Result<Vec<RevokedSession>, StoreError> {
         let user_id = user_id.to_owned();
-        self.call(move |conn| delete_user(conn, &user_id, now, exp_after))
-            .await
+        self.call(move |conn| {
+            let (condition, sid) = match &which {
+                Sessions::One(sid) => ("id = ?3", sid),
+                Sessions::AllBut(sid) => ("id <> ?3", sid),
+            };
+            let sql = format!(
+                "UPDATE sessions SET revoked_at = ?1
+                 WHERE user_id = ?2 AND revoked_at IS NULL AND {condition}
+                 RETURNING id, access_exp"
+            );
+            let mut stmt = conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![to_sql(now), user_id, sid], revoked_from_row)?;
+            rows.map(|row| revoked_session(row?)).collect()
+        })
+        .await
     }
 
     async fn revoked_sessions(&self, exp_after: u64) -> Result<Vec<RevokedSession>, StoreError> {
@@ -304,47 +480,52 @@ impl AuthStore for SqliteStore {
     }
 }
 
+fn revoked_from_row(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
+    Ok((row.get(0)?, row.get(1)?))
+}
+
+fn revoked_session((id, access_exp): (String, i64)) -> Result<RevokedSession, StoreError> {
+    Ok(RevokedSession {
+        id,
+        access_exp: from_sql(access_exp, "sessions.access_exp")?,
+    })
+}
+
 /// See [`AuthStore::delete_user`].
-fn delete_user(
-    conn: &mut Connection,
-    user_id: &str,
-    now: u64,
-    exp_after: u64,
-) -> Result<Option<Vec<RevokedSession>>, StoreError> {
+fn delete_user(conn: &mut Connection, d: &DeleteUser) -> Result<Deleted, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let deleted = tx.execute(
-        "UPDATE users SET deleted_at = ?1, email = '', password_hash = ''
-         WHERE id = ?2 AND deleted_at IS NULL",
-        params![to_sql(now), user_id],
-    )?;
-    if deleted == 0 {
-        return Ok(None);
+    let Some(user) = user_where(&tx, "id", &d.user_id)? else {
+        return Ok(Deleted::NotFound);
+    };
+    if d.refuse_admin && user.role == ROLE_ADMIN {
+        return Ok(Deleted::Admin);
     }
+    let username = if d.free_username {
+        freed_username(&user.id)
+    } else {
+        user.username
+    };
+    tx.execute(
+        "UPDATE users SET deleted_at = ?1, email = '', password_hash = '', username = ?2
+         WHERE id = ?3",
+        params![to_sql(d.now), username, d.user_id],
+    )?;
     tx.execute(
         "DELETE FROM refresh_tokens
          WHERE session_id IN (SELECT id FROM sessions WHERE user_id = ?1)",
-        [user_id],
+        [&d.user_id],
     )?;
     let sessions = {
         let mut stmt = tx.prepare(
-            "UPDATE sessions SET revoked_at = coalesce(revoked_at, ?1)
-             WHERE user_id = ?2 RETURNING id, access_exp",
+            "UPDATE sessions SET revoked_at = ?1
+             WHERE user_id = ?2 AND revoked_at IS NULL RETURNING id, access_exp",
         )?;
-        let rows = stmt.query_map(params![to_sql(now), user_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
-        })?;
-        let mut live = Vec::new();
-        for row in rows {
-            let (id, access_exp) = row?;
-            let access_exp = from_sql(access_exp, "sessions.access_exp")?;
-            if access_exp > exp_after {
-                live.push(RevokedSession { id, access_exp });
-            }
-        }
-        live
+        let rows = stmt.query_map(params![to_sql(d.now), d.user_id], revoked_from_row)?;
+        rows.map(|row| revoked_session(row?))
+            .collect::<Result<Vec<_>, _>>()?
     };
     tx.commit()?;
-    Ok(Some(sessions))
+    Ok(Deleted::Deleted(sessions))
 }
 
 /// Marks a session revoked (keeping an earlier revocation time) and returns its `access_exp`.

@@ -26,6 +26,8 @@ macro_rules! backend_tests {
 
 mod support;
 
+mod accounts;
+mod admin;
 mod key_sources;
 mod node;
 mod persistence;

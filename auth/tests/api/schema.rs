@@ -29,13 +29,16 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
             .into();
     assert_eq!(tables, expected, "nothing outside schema auth");
     let versions: Vec<i64> = db
-        .query("SELECT version FROM auth.schema_migrations", &[])
+        .query(
+            "SELECT version FROM auth.schema_migrations ORDER BY version",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1]);
+    assert_eq!(versions, [1, 2]);
 }
 
 #[tokio::test]
@@ -52,7 +55,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 1);
+    assert_eq!(count, 2, "each migration once");
 }
 
 #[tokio::test]
@@ -74,7 +77,7 @@ async fn postgres_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 1
+                known: 2
             })
         ),
         "{err:?}"
@@ -104,7 +107,7 @@ async fn sqlite_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 2
+                known: 3
             })
         ),
         "{err:?}"
@@ -123,7 +126,7 @@ async fn an_unreachable_database_is_unavailable() {
 
 /// A file migrated before the shared runner (versions counted by `PRAGMA user_version`, no
 /// ledger table) opens without re-running anything (0002 adds a column: a second run would
-/// fail), and the ledger and the pragma then agree.
+/// fail), gets the later migrations, and the ledger and the pragma then agree.
 #[tokio::test]
 async fn sqlite_adopts_a_file_migrated_the_old_way() {
     let dir = tempfile::tempdir().unwrap();
@@ -149,15 +152,16 @@ async fn sqlite_adopts_a_file_migrated_the_old_way() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
     let counted: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(counted, 2);
+    assert_eq!(counted, 3);
 }
 
 /// A database migrated before the shared runner (its own loop, the same ledger) opens without
-/// re-running anything (0001 creates tables: a second run would fail).
+/// re-running anything (0001 creates tables: a second run would fail), and gets the later
+/// migrations.
 #[tokio::test]
 async fn postgres_accepts_a_database_migrated_the_old_way() {
     let db = TestDatabase::create().await;
@@ -182,7 +186,7 @@ async fn postgres_accepts_a_database_migrated_the_old_way() {
     PgStore::connect(&db.url).await.expect("accepted as is");
     let rows: Vec<(i64, i64)> = client
         .query(
-            "SELECT version, applied_at FROM auth.schema_migrations",
+            "SELECT version, applied_at FROM auth.schema_migrations ORDER BY version",
             &[],
         )
         .await
@@ -190,5 +194,6 @@ async fn postgres_accepts_a_database_migrated_the_old_way() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    assert_eq!(rows, [(1, 7)]);
+    assert_eq!(rows[0], (1, 7), "version 1 kept as it was");
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2]);
 }

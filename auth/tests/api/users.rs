@@ -78,7 +78,7 @@ async fn deleting_an_account_revokes_every_session_and_keeps_the_name(backend: B
         );
     }
 
-    // The account is gone: no login, no lookup, no second deletion.
+    // The account is gone: no login, no second deletion; a lookup finds its tombstone.
     let login = h
         .post(
             "/v1/auth/login",
@@ -89,7 +89,14 @@ async fn deleting_an_account_revokes_every_session_and_keeps_the_name(backend: B
     let lookup = h
         .request("GET", "/v1/users/alice", Some(&bob.access_token), None)
         .await;
-    assert_error(&lookup, StatusCode::NOT_FOUND, "user_not_found");
+    assert_eq!(lookup.status, StatusCode::OK, "{}", lookup.json);
+    assert_eq!(lookup.json["user"]["deleted"], true, "{}", lookup.json);
+    assert_eq!(lookup.json["user"]["id"], json!(first.user.id));
+    assert!(
+        lookup.json["user"].get("email").is_none(),
+        "{}",
+        lookup.json
+    );
     assert_eq!(h.auth.user_by_username("alice").await.unwrap(), None);
     let again = h
         .request("DELETE", "/v1/auth/me", Some(&first.access_token), None)

@@ -172,7 +172,10 @@ fn client_exit_code(err: &ClientError) -> u8 {
             ErrorCode::Forbidden => EXIT_FORBIDDEN,
             ErrorCode::Unavailable => EXIT_UNREACHABLE,
             ErrorCode::RateLimited => EXIT_RATE_LIMITED,
-            ErrorCode::UsernameTaken | ErrorCode::Conflict => EXIT_CONFLICT,
+            ErrorCode::UsernameTaken
+            | ErrorCode::Conflict
+            | ErrorCode::ForbiddenTarget
+            | ErrorCode::EmailTaken => EXIT_CONFLICT,
             ErrorCode::BadRequest
             | ErrorCode::UnknownType
             | ErrorCode::TooLarge

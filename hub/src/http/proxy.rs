@@ -1,4 +1,4 @@
-//! Forwards `/v1/auth/*`, `/v1/users/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
+//! Forwards `/v1/auth/*`, `/v1/admin/*`, `/v1/users/*` and `/.well-known/jwks.json` to a separate auth node, so clients behind
 //! a TCP load balancer see one origin. Bodies are small JSON; they are buffered, not streamed.
 
 use std::net::{IpAddr, SocketAddr};
@@ -48,6 +48,7 @@ pub fn router(base: &str, timeout: std::time::Duration) -> Router {
     };
     Router::new()
         .route("/v1/auth/{*rest}", any(forward))
+        .route("/v1/admin/{*rest}", any(forward))
         .route("/v1/users/{username}", any(forward))
         .route("/.well-known/jwks.json", any(forward))
         .with_state(up)
@@ -63,7 +64,13 @@ async fn forward(State(up): State<Upstream>, req: Request) -> Response {
         .http
         .request(parts.method.clone(), format!("{}{path}", up.base))
         .body(body);
-    for name in [header::AUTHORIZATION, header::CONTENT_TYPE, header::ACCEPT] {
+    // The user agent names a session in its owner's session list.
+    for name in [
+        header::AUTHORIZATION,
+        header::CONTENT_TYPE,
+        header::ACCEPT,
+        header::USER_AGENT,
+    ] {
         if let Some(v) = parts.headers.get(&name) {
             out = out.header(name, v);
         }

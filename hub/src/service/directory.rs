@@ -170,6 +170,7 @@ mod contract {
         a_registered_user_is_found,
         a_username_nobody_has_finds_nobody,
         a_string_that_is_no_username_finds_nobody,
+        a_deleted_user_finds_nobody,
     );
 
     async fn a_registered_user_is_found(users: &dyn UserDirectory, f: &Fixture) {
@@ -180,6 +181,46 @@ mod contract {
     }
 
     async fn a_username_nobody_has_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {
+        let found = users.find("carol", &f.caller).await.expect("a lookup");
+        assert_eq!(found, None);
+    }
+
+    /// A deleted account (whose name stays reserved, and which the auth node's lookup answers
+    /// as a tombstone) cannot be added to rooms or written to: nobody is found.
+    async fn a_deleted_user_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let body = json!({"username": "carol", "email": "carol@example.com", "password": PASSWORD});
+        let resp = http
+            .post(format!("{}/v1/auth/register", f.url))
+            .json(&body)
+            .send()
+            .await
+            .expect("register");
+        assert_eq!(resp.status(), 201);
+        let pair: TokenPair = http
+            .post(format!("{}/v1/auth/login", f.url))
+            .json(&json!({"username": "carol", "password": PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("a token pair");
+        assert!(users
+            .find("carol", &f.caller)
+            .await
+            .expect("a lookup")
+            .is_some());
+        let resp = http
+            .delete(format!("{}/v1/auth/me", f.url))
+            .bearer_auth(&pair.access_token)
+            .send()
+            .await
+            .expect("delete");
+        assert_eq!(resp.status(), 204);
         let found = users.find("carol", &f.caller).await.expect("a lookup");
         assert_eq!(found, None);
     }

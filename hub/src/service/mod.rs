@@ -354,15 +354,37 @@ impl Service {
         Ok(msg)
     }
 
-    /// Deletes the caller's own message (it stays as a tombstone).
+    /// Deletes a message (it stays as a tombstone): the caller's own, or, for an admin (the
+    /// token's `role` claim), any message in any room, which subscribers see as `deleted` with
+    /// `moderated: true` when the admin is not its author.
+    ///
+    /// # Errors
+    /// `not_found` for an unknown room or an unknown or already deleted message; `forbidden`
+    /// for a user who is not a member of the room or not the author.
     pub async fn delete(&self, who: &Identity, room: &str, seq: Seq) -> Result<()> {
-        self.own_message(who, room, seq).await?;
+        let moderated = if who.role == switchboard_auth::tokens::ROLE_ADMIN {
+            self.store
+                .room(room)
+                .await?
+                .ok_or(Error::NotFound("room not found"))?;
+            match self.store.message(room, seq).await? {
+                Some(r) if !r.message.deleted => *r.sender_id != *who.id,
+                _ => return Err(Error::NotFound("message not found")),
+            }
+        } else {
+            self.own_message(who, room, seq).await?;
+            false
+        };
         self.store.delete(room, seq, now_ms()).await?;
+        if moderated {
+            tracing::info!(admin = %who.id, room, seq, "message deleted by moderation");
+        }
         self.publish(
             room,
             &ServerFrame::Deleted {
                 room: room.to_owned(),
                 seq,
+                moderated,
             },
             Target::Room,
         );

@@ -357,6 +357,7 @@ impl Session {
             username: i.username.to_string(),
             email: None,
             role: i.role.clone(),
+            deleted: false,
         });
         self.identity = identity;
         self.reply(ServerFrame::Welcome {

@@ -108,6 +108,8 @@ pub struct Cluster {
     hub_addrs: Vec<SocketAddr>,
     lb_addr: SocketAddr,
     stats_addr: SocketAddr,
+    /// The database of the auth node and the hubs (accounts in schema `auth`).
+    database_url: String,
     _db: Option<TestDatabase>,
     _prefix: Option<RedisPrefix>,
     /// Logs, configs and data dirs; kept (and named) when a test fails.
@@ -262,6 +264,7 @@ impl Cluster {
             hub_addrs,
             lb_addr,
             stats_addr,
+            database_url: database_url.clone(),
             _db: db,
             _prefix: prefix,
             dir: Some(dir),
@@ -444,6 +447,27 @@ impl Cluster {
             .await;
         self.auth = process;
         eprintln!("the auth node started again on {bound}");
+    }
+
+    /// Makes `username` an admin as an operator does: `admin promote` on the cluster's accounts
+    /// (the auth node's database). Tokens issued from then on carry the role.
+    pub async fn promote(&self, username: &str) {
+        let promote = switchboard_auth::admin::AdminCommand::Promote {
+            username: username.to_owned(),
+        };
+        let data_dir = self
+            .dir
+            .as_ref()
+            .expect("the cluster's dir")
+            .path()
+            .join("auth");
+        let at = switchboard_auth::admin::StoreLocation {
+            data_dir: &data_dir,
+            database_url: Some(&self.database_url),
+        };
+        switchboard_auth::admin::run(&promote, at, &mut std::io::empty())
+            .await
+            .expect("admin promote");
     }
 
     /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).

@@ -213,6 +213,31 @@ impl Harness {
             .await
     }
 
+    /// Runs an `admin` command of the binaries (as `switchboard-auth admin ...` would) on this
+    /// harness's store, with `stdin` as standard input.
+    pub async fn admin(
+        &self,
+        command: switchboard_auth::admin::AdminCommand,
+        stdin: &str,
+    ) -> Result<String, switchboard_auth::AuthError> {
+        let data_dir = self.env.data_dir();
+        let at = switchboard_auth::admin::StoreLocation {
+            data_dir: &data_dir,
+            database_url: self.env.db.as_ref().map(|db| db.url.as_str()),
+        };
+        switchboard_auth::admin::run(&command, at, &mut stdin.as_bytes()).await
+    }
+
+    /// Registers `username`, makes it an admin from the command line, and logs in.
+    pub async fn admin_user(&self, username: &str) -> TokenPair {
+        self.register(username).await;
+        let promote = switchboard_auth::admin::AdminCommand::Promote {
+            username: username.to_owned(),
+        };
+        self.admin(promote, "").await.unwrap();
+        self.login(username).await
+    }
+
     /// The service's own signing key, loaded from its file.
     pub fn keys(&self) -> LocalKeys {
         LocalKeys::load_or_generate(&self.env.data_dir()).unwrap()
