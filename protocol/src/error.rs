@@ -69,6 +69,8 @@ impl ErrorCode {
         Self::HistoryExpired,
         Self::CatchupTooLarge,
         Self::TooManySubscriptions,
+        Self::ForbiddenTarget,
+        Self::EmailTaken,
         Self::Unavailable,
         Self::Internal,
     ];
