@@ -81,6 +81,10 @@ pub struct AuthConfig {
     /// header; otherwise the client is the TCP peer, or, when the peer is trusted, the last
     /// address in `X-Forwarded-For` that is not itself trusted. Empty: the header is ignored.
     pub trusted_proxies: Vec<IpNet>,
+    /// Where the service's metrics are registered (logins, registrations, refreshes, token
+    /// failures): the auth node's registry, or the hub's when auth is embedded. Default: a
+    /// disabled registry (nothing recorded).
+    pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
 }
 
 /// A limit of `per_sec` events per second on average after a burst of `burst`, as a GCRA
@@ -150,6 +154,7 @@ impl AuthConfig {
             login_ip_limit: DEFAULT_LOGIN_IP_LIMIT,
             register_ip_limit: DEFAULT_REGISTER_IP_LIMIT,
             trusted_proxies: Vec::new(),
+            metrics: switchboard_kit::metrics::Registry::disabled(),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! - [`http`] (feature `http`): JSON, path and query extractors with one rejection mapping, and
 //!   the JSON error response every REST error uses.
 //! - [`migrate`] (features `sqlite`, `postgres`): one migration runner for both databases.
+//! - [`metrics`] (feature `metrics`): a node's Prometheus registry and its own listener.
 //! - [`backoff`]: jittered exponential backoff for reconnect and retry loops.
 //! - [`clock`]: the monotonic clock, on Tokio's time so that `tokio::time::pause()` drives it.
 //!
@@ -21,6 +22,8 @@ pub mod clock;
 pub mod http;
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "migrate")]
 pub mod migrate;
 pub mod shutdown;

@@ -18,6 +18,7 @@ mod key_source;
 mod limits;
 mod liveness;
 mod messaging;
+mod metrics;
 mod network;
 mod plumbing;
 mod presence;

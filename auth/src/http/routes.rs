@@ -20,8 +20,12 @@ pub(super) async fn register(
     ClientAddr(ip): ClientAddr,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), AuthError> {
-    let user = auth.register(req, ip).await?;
-    Ok((StatusCode::CREATED, Json(RegisterResponse { user })))
+    let outcome = auth.register(req, ip).await;
+    auth.metrics().register(&outcome);
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse { user: outcome? }),
+    ))
 }
 
 /// `POST /v1/auth/login` → 200 token pair.
@@ -30,7 +34,9 @@ pub(super) async fn login(
     ClientAddr(ip): ClientAddr,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.login(req, ip).await?))
+    let outcome = auth.login(req, ip).await;
+    auth.metrics().login(&outcome);
+    Ok(Json(outcome?))
 }
 
 /// `POST /v1/auth/refresh` → 200 new token pair.
@@ -38,7 +44,9 @@ pub(super) async fn refresh(
     State(auth): State<Auth>,
     AppJson(req): AppJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.refresh(req).await?))
+    let outcome = auth.refresh(req).await;
+    auth.metrics().refresh(&outcome);
+    Ok(Json(outcome?))
 }
 
 /// `POST /v1/auth/logout` (Bearer) → 204.

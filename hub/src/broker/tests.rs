@@ -76,6 +76,7 @@ async fn redis_node(url: &str, prefix: &str, name: &str, store: &Arc<dyn Store>)
         prefix: prefix.into(),
         node: name.into(),
         timeout: WAIT,
+        metrics: crate::metrics::HubMetrics::disabled(),
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let broker = RedisBroker::start(cfg, tx).await.expect("redis reachable");
@@ -182,12 +183,13 @@ async fn append(store: &dyn Store, room: &str, n: usize) -> Vec<Message> {
 }
 
 fn notice(room: &str, text: &'static str, target: Target) -> Event {
-    Event {
-        room: room.into(),
-        kind: Kind::Notice,
-        bytes: Bytes::from_static(text.as_bytes()),
+    Event::from_parts(
+        room.into(),
+        Kind::Notice,
+        Bytes::from_static(text.as_bytes()),
         target,
-    }
+        crate::metrics::ServerType::Typing,
+    )
 }
 
 /// Messages reach B in seq order, once each: one lost on the way is read from the store, a late
