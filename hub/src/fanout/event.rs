@@ -152,3 +152,42 @@ impl Command {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        Message {
+            room: "r".into(),
+            seq: 1,
+            from: "alice".into(),
+            body: "hi".into(),
+            ts: 0,
+            client_msg_id: None,
+            edited_ts: None,
+            deleted: false,
+        }
+    }
+
+    /// Exactly one call measures a committed message: the one that brings the count to zero,
+    /// whether the writers finish before or after the fanout's addition.
+    #[test]
+    fn a_committed_message_is_measured_once_by_its_last_handler() {
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!(ev.handled(), None, "a writer before the addition");
+        assert_eq!(ev.queued(3), None);
+        assert_eq!(ev.handled(), None);
+        assert!(ev.handled().is_some(), "the last of the three");
+
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!((ev.handled(), ev.handled()), (None, None));
+        assert!(ev.queued(2).is_some(), "both writers were done first");
+
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!(ev.queued(0), None, "no subscriber, no sample");
+
+        let ev = Event::message(message());
+        assert_eq!((ev.queued(1), ev.handled()), (None, None), "not committed here");
+    }
+}
