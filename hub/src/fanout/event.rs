@@ -188,6 +188,10 @@ mod tests {
         assert_eq!(ev.queued(0), None, "no subscriber, no sample");
 
         let ev = Event::message(message());
-        assert_eq!((ev.queued(1), ev.handled()), (None, None), "not committed here");
+        assert_eq!(
+            (ev.queued(1), ev.handled()),
+            (None, None),
+            "not committed here"
+        );
     }
 }
