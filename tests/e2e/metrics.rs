@@ -277,3 +277,74 @@ async fn a_slow_consumer_is_counted() {
     hub.assert("switchboard_slow_consumer_closes_total", 1.0);
     hub.assert("switchboard_close_codes_total{code=\"4000\"}", 1.0);
 }
+
+/// `--metrics-listen`: loopback by default, `off`, or an address that `run` binds (and a node
+/// whose metrics address is taken does not start, naming it).
+#[tokio::test]
+async fn the_metrics_flag_is_bound_by_run() {
+    use clap::Parser as _;
+    use switchboard_hub::Config;
+    let parse = |args: &[&str]| {
+        Config::try_parse_from([&["switchboard-hub"], args].concat())
+            .map(|cfg| cfg.metrics_listen.to_string())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(parse(&[]).as_deref(), Ok("127.0.0.1:9464"));
+    assert_eq!(parse(&["--metrics-listen", "off"]).as_deref(), Ok("off"));
+    let err = parse(&["--metrics-listen", "public"]).unwrap_err();
+    assert!(err.contains("--metrics-listen"), "{err}");
+
+    let metrics = format!("127.0.0.1:{}", switchboard_tests::private::free_port());
+    let start = |dir: &std::path::Path| {
+        let mut cfg = Config::try_parse_from([
+            "switchboard-hub",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--metrics-listen",
+            &metrics,
+        ])
+        .unwrap();
+        // Embedded whatever the environment says: the test is about the flag.
+        (cfg.database_url, cfg.redis_url, cfg.auth_url) = (None, None, None);
+        async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            let task = tokio::spawn(switchboard_hub::run(listener, cfg, async move {
+                let _ = stopped.await;
+            }));
+            (stop, task)
+        }
+    };
+    let (first_dir, second_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (stop, first) = start(first_dir.path()).await;
+    let url = format!("http://{metrics}/metrics");
+    let scrape = within("the first hub's metrics", async {
+        loop {
+            // Bound before `run` serves anything: the first answer is the hub's.
+            match reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .unwrap()
+                .get(&url)
+                .send()
+                .await
+            {
+                Ok(resp) => return resp.text().await.unwrap(),
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
+            }
+        }
+    })
+    .await;
+    assert!(scrape.contains("switchboard_connections 0"), "{scrape}");
+    let (_, second) = start(second_dir.path()).await;
+    let err = within("the second hub to fail", second)
+        .await
+        .unwrap()
+        .expect_err("the metrics address is taken");
+    assert!(format!("{err:#}").contains(&metrics), "{err:#}");
+    let _ = stop.send(());
+    within("the first hub to stop", first)
+        .await
+        .unwrap()
+        .expect("a clean stop");
+}
