@@ -6,8 +6,9 @@
 //! Gauges that mirror state the node keeps anyway (connections, subscriptions, rooms with local
 //! subscribers) are read from the [`Registry`](crate::fanout::Registry) at scrape time instead.
 //!
-//! The names, types and labels are listed in `docs/OPERATIONS.md` ("Metrics"); the dashboard in
-//! `deploy/grafana/` uses them, and `tests/e2e/metrics.rs` checks it uses no other.
+//! The names, types and labels are listed in `docs/OPERATIONS.md` ("Metrics"). The dashboard in
+//! `deploy/grafana/` shows them: `tests/compose` (`monitoring.rs`) checks that it queries exactly
+//! what a running node exports; `tests/e2e/metrics.rs` checks that real traffic moves them.
 
 mod labels;
 mod store;
