@@ -11,6 +11,10 @@ FROM rust:${RUST_VERSION}-slim-bookworm AS builder
 WORKDIR /src
 # The whole workspace: every member's manifest is needed to resolve it, and Cargo.lock pins it.
 COPY . .
+# Shown by `switchboard_build_info{git_rev=...}` (compiled in): `docker build --build-arg
+# SWITCHBOARD_GIT_REV=$(git rev-parse --short HEAD) .`; `unknown` when not given.
+ARG SWITCHBOARD_GIT_REV=unknown
+ENV SWITCHBOARD_GIT_REV=${SWITCHBOARD_GIT_REV}
 # The registry and target dir are BuildKit caches, so a rebuild recompiles only what changed;
 # the binaries are copied out of the cache into the image layer.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \

@@ -81,7 +81,9 @@ start_cluster() {
   DB=$(fresh_database)
   PREFIX="sbbench:$(python3 -c 'import uuid; print(uuid.uuid4().hex[:12])'):"
   auth_port=$(free_port)
+  # Every node gets a metrics port of its own (the default address is one per host).
   spawn auth -- "$BIN/switchboard-auth" --listen "127.0.0.1:$auth_port" \
+    --metrics-listen "127.0.0.1:$(free_port)" \
     --data-dir "$RUN_DIR/auth-data" --database-url "$DB" --redis-url "$REDIS_URL" --redis-prefix "$PREFIX"
   PIDS+=("$STARTED_PID")
   await_port "$auth_port" "$STARTED_PID" || die "the auth node did not start (see $LOG_DIR/auth.log)"
@@ -89,6 +91,7 @@ start_cluster() {
   for ((i = 1; i <= n; i++)); do
     port=$(free_port)
     spawn "hub$i" -- "$BIN/switchboard-hub" --listen "127.0.0.1:$port" \
+      --metrics-listen "127.0.0.1:$(free_port)" \
       --data-dir "$RUN_DIR/hub-data/hub$i" --node-id "hub$i" --database-url "$DB" \
       --redis-url "$REDIS_URL" --redis-prefix "$PREFIX" --auth-url "http://127.0.0.1:$auth_port" \
       "${HUB_LIMIT_FLAGS[@]}"

@@ -83,6 +83,10 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Account policies (`--single-session`, `--free-deleted-usernames`).
     pub accounts: AccountPolicy,
+    /// Where the service's metrics are registered (logins, registrations, refreshes, token
+    /// failures): the auth node's registry, or the hub's when auth is embedded. Default: a
+    /// disabled registry (nothing recorded).
+    pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -163,6 +167,7 @@ impl AuthConfig {
             register_ip_limit: DEFAULT_REGISTER_IP_LIMIT,
             trusted_proxies: Vec::new(),
             accounts: AccountPolicy::default(),
+            metrics: switchboard_kit::metrics::Registry::disabled(),
         }
     }
 }

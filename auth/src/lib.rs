@@ -21,6 +21,7 @@
 //!   (schema `auth`).
 //! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
 //! - [`remote`]: the client side of a separate auth node.
+//! - [`metrics`]: counts of logins, registrations, refreshes, limit refusals and token failures.
 //! - `password`: argon2id hashing on the blocking pool: bounded slots, each reusing one memory
 //!   block, and a bounded queue.
 //! - `throttle`: login and registration limits per account and per client address.
@@ -45,6 +46,7 @@ pub mod datadir;
 pub mod error;
 mod http;
 pub mod keys;
+pub mod metrics;
 pub mod node;
 mod password;
 pub mod redis_feed;
@@ -99,6 +101,8 @@ struct Inner {
     verifier: Verifier,
     /// Records and announces revocations in Redis (with `redis_url`).
     announcer: Option<Announcer>,
+    /// Counts of the routes' outcomes.
+    metrics: metrics::AuthMetrics,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
 }
@@ -175,7 +179,9 @@ impl Auth {
             revocations.clone(),
             &cfg.issuer,
             &cfg.audience,
-        );
+        )
+        .with_failures(metrics::TokenFailures::new(&cfg.metrics));
+        let metrics = metrics::AuthMetrics::new(&cfg.metrics);
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
             store = if cfg.database_url.is_some() { "postgres" } else { "sqlite" },
             redis = cfg.redis_url.is_some(), revoked = revocations.len(), "auth opened");
@@ -188,6 +194,7 @@ impl Auth {
                 passwords,
                 throttle,
                 verifier,
+                metrics,
                 announcer,
                 _follower: follower,
             }),

@@ -27,7 +27,11 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(cfg.listen)
         .await
         .with_context(|| format!("binding {}", cfg.listen))?;
-    let auth = node::open(&cfg).await?;
+    let metrics = node::bind_metrics(cfg.metrics_listen).await?;
+    let registry =
+        switchboard_kit::metrics::Registry::for_node(metrics.as_ref(), "switchboard-auth");
+    let auth = node::open(&cfg, &registry).await?;
+    let _metrics = metrics.map(|l| switchboard_kit::metrics::spawn(l, registry));
     let readiness = node::readiness(&auth, cfg.redis_url.as_deref())?;
     // Printed once the service can answer, so scripts can wait for this line.
     println!(

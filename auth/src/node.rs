@@ -22,6 +22,7 @@ use crate::config::{
     DEFAULT_HASH_QUEUE,
 };
 use crate::{Auth, AuthConfig};
+use switchboard_kit::metrics::{MetricsListen, Registry};
 
 /// Flags of `switchboard-auth`. Every flag can also be set by the environment variable named
 /// in its help; a flag beats its variable. A malformed value stops the binary with an error
@@ -115,6 +116,16 @@ pub struct NodeConfig {
     /// Without a command: serve.
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
+
+    /// Address of the metrics listener (`GET /metrics`, Prometheus text format), or `off`. Not
+    /// the public address: metrics are for the operator's network only.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_AUTH_METRICS_LISTEN",
+        default_value = "127.0.0.1:9465",
+        value_parser = MetricsListen::parse
+    )]
+    pub metrics_listen: MetricsListen,
 }
 
 /// Commands of `switchboard-auth` besides serving.
@@ -247,19 +258,19 @@ pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
 
 /// Opens the auth service described by `cfg` and serves it on `listener` (`cfg.listen` is
 /// ignored: the caller bound the listener, so tests can pass `127.0.0.1:0`) until `shutdown`
-/// resolves; then stops accepting, lets requests in flight finish, and returns.
+/// resolves; then stops accepting, lets requests in flight finish, and returns. Metrics are
+/// served on `cfg.metrics_listen`.
 ///
 /// # Errors
 /// Fails if the data directory, the database, Redis or the signing key cannot be opened, or
-/// the listener fails.
+/// a listener fails.
 pub async fn run(
     listener: TcpListener,
     cfg: NodeConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let auth = open(&cfg).await?;
-    let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
-    serve_with(listener, &auth, readiness, shutdown).await
+    let metrics = bind_metrics(cfg.metrics_listen).await?;
+    run_with_metrics(listener, metrics, cfg, shutdown).await
 }
 
 /// The checks of the auth node's `/readyz`: `store` (its database answers a read: a lookup of
@@ -300,12 +311,48 @@ pub fn readiness(auth: &Auth, redis_url: Option<&str>) -> anyhow::Result<Readine
     Ok(readiness)
 }
 
-/// The first half of [`run`]: opens the auth service described by `cfg`.
+/// [`run`] with the metrics listener bound by the caller (`None`: no metrics;
+/// `cfg.metrics_listen` is ignored), so tests can pass `127.0.0.1:0`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics: Option<TcpListener>,
+    cfg: NodeConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let registry = Registry::for_node(metrics.as_ref(), "switchboard-auth");
+    let auth = open(&cfg, &registry).await?;
+    let metrics = metrics.map(|l| switchboard_kit::metrics::spawn(l, registry));
+    let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
+    let served = serve_with(listener, &auth, readiness, shutdown).await;
+    if let Some(server) = metrics {
+        server.stop().await;
+    }
+    served
+}
+
+/// Binds `--metrics-listen` (`None` when off).
+///
+/// # Errors
+/// If the address cannot be bound, naming it.
+pub async fn bind_metrics(listen: MetricsListen) -> anyhow::Result<Option<TcpListener>> {
+    listen
+        .bind()
+        .await
+        .with_context(|| format!("binding the metrics listener {listen}"))
+}
+
+/// The first half of [`run`]: opens the auth service described by `cfg`, its metrics on
+/// `metrics`.
 ///
 /// # Errors
 /// As [`Auth::open`], with the data dir, database and Redis named (passwords redacted).
-pub async fn open(cfg: &NodeConfig) -> anyhow::Result<Auth> {
-    Auth::open(cfg.auth_config()).await.with_context(|| {
+pub async fn open(cfg: &NodeConfig, metrics: &Arc<Registry>) -> anyhow::Result<Auth> {
+    let mut auth_cfg = cfg.auth_config();
+    auth_cfg.metrics = metrics.clone();
+    Auth::open(auth_cfg).await.with_context(|| {
         format!(
             "opening the auth service (data dir {}, database {}, redis {})",
             cfg.data_dir.display(),

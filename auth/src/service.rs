@@ -26,6 +26,11 @@ const REFRESH_SECRET_BYTES: usize = 32;
 const MAX_SESSION_ID_LEN: usize = 64;
 
 impl Auth {
+    /// The counters of the routes' outcomes.
+    pub(crate) fn metrics(&self) -> &crate::metrics::AuthMetrics {
+        &self.inner.metrics
+    }
+
     /// Validates and stores a new user; counts against the registrations of `ip`.
     pub(crate) async fn register(
         &self,

@@ -62,6 +62,8 @@ pub struct Verifier {
     keys: Arc<dyn KeySource>,
     revocations: Revocations,
     validation: Arc<Validation>,
+    /// Where failures are counted (`None`: nowhere).
+    failures: Option<crate::metrics::TokenFailures>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -94,7 +96,14 @@ impl Verifier {
             keys,
             revocations,
             validation: Arc::new(validation),
+            failures: None,
         }
+    }
+
+    /// The same verifier, counting its failures in `failures`.
+    pub fn with_failures(mut self, failures: crate::metrics::TokenFailures) -> Self {
+        self.failures = Some(failures);
+        self
     }
 
     /// Verifies `token` and returns its claims.
@@ -106,6 +115,14 @@ impl Verifier {
     /// # Cancel safety
     /// Cancel safe: it changes no state.
     pub async fn verify(&self, token: &str) -> Result<Claims, TokenError> {
+        let verdict = self.check(token).await;
+        if let (Err(e), Some(failures)) = (&verdict, &self.failures) {
+            failures.count(e);
+        }
+        verdict
+    }
+
+    async fn check(&self, token: &str) -> Result<Claims, TokenError> {
         let header = jsonwebtoken::decode_header(token).map_err(TokenError::Malformed)?;
         if header.alg != Algorithm::EdDSA {
             return Err(TokenError::Algorithm);

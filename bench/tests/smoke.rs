@@ -52,9 +52,15 @@ async fn start_hub() -> Hub {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(switchboard_hub::run(listener, config, async move {
-        let _ = stopped.await;
-    }));
+    // No metrics listener: its default address is fixed, and tests run at once.
+    tokio::spawn(switchboard_hub::run_with_metrics(
+        listener,
+        None,
+        config,
+        async move {
+            let _ = stopped.await;
+        },
+    ));
     Hub {
         addr,
         _data: data,

@@ -6,6 +6,10 @@
 //!
 //! Each timed stretch delivers [`CHUNK`] events with ascending seqs (as the broker does); the
 //! queues are then drained, untimed, as the writers would, so no queue ever fills.
+//!
+//! The metrics are live, as on a node with `--metrics-listen` (the default): each event is a
+//! message committed on this node, so the fanout counts it and the drain, like a writer, takes
+//! its part of the fanout latency. `SWITCHBOARD_BENCH_METRICS=off` runs with no-op handles.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -13,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use switchboard_hub::bench::{outbox, Receiver};
-use switchboard_hub::bench::{ConnHandle, Event, KillSwitch, Out, Registry};
+use switchboard_hub::bench::{ConnHandle, Event, HubMetrics, KillSwitch, Out, Registry};
 use switchboard_protocol::ws::Message;
 
 /// The hub's defaults (`--outbound-queue-len`, `--outbound-queue-bytes`, `--hot-window`).
@@ -35,7 +39,12 @@ struct Room {
 
 impl Room {
     fn new(n: usize) -> Self {
+        let metrics = match std::env::var("SWITCHBOARD_BENCH_METRICS").as_deref() {
+            Ok("off") => HubMetrics::disabled(),
+            _ => HubMetrics::new(&switchboard_kit::metrics::Registry::new()),
+        };
         let registry = Registry::new()
+            .with_metrics(metrics)
             .with_queue_bytes(QUEUE_BYTES)
             .with_hot_window(HOT_WINDOW);
         let room: Arc<str> = Arc::from("01JD8X0ROOM");
@@ -66,18 +75,22 @@ impl Room {
     fn event(&mut self) -> Arc<Event> {
         let seq = self.next_seq;
         self.next_seq += 1;
-        Arc::new(Event::message(Message {
-            room: self.room.to_string(),
-            seq,
-            from: "alice".to_owned(),
-            body: "Meeting moved to 3pm in the small room; bring the Q3 numbers and the draft of \
+        Arc::new(Event::committed(
+            Message {
+                room: self.room.to_string(),
+                seq,
+                from: "alice".to_owned(),
+                body:
+                    "Meeting moved to 3pm in the small room; bring the Q3 numbers and the draft of \
                    the launch plan, please"
-                .to_owned(),
-            ts: 1_763_780_000_000,
-            client_msg_id: Some(format!("c-{seq}")),
-            edited_ts: None,
-            deleted: false,
-        }))
+                        .to_owned(),
+                ts: 1_763_780_000_000,
+                client_msg_id: Some(format!("c-{seq}")),
+                edited_ts: None,
+                deleted: false,
+            },
+            Instant::now(),
+        ))
     }
 
     /// Empties every queue, as the writers would, and checks that nothing was refused.
@@ -85,7 +98,11 @@ impl Room {
         for (rx, queued) in &mut self.queues {
             let mut n = 0;
             while let Some(out) = rx.try_recv() {
-                assert!(matches!(out, Out::Event(_)), "only events are queued");
+                let Out::Event(event) = out else {
+                    panic!("only events are queued");
+                };
+                // What a writer does once it has written the event.
+                std::hint::black_box(event.handled());
                 n += 1;
             }
             assert_eq!(n, per_queue, "a subscriber missed events (killed as slow?)");

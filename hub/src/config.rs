@@ -17,6 +17,17 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_LISTEN", default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
 
+    /// Address of the metrics listener (`GET /metrics`, Prometheus text format), or `off`. It
+    /// is never the public address: metrics are for the operator's network only. Several nodes
+    /// on one host need one address each.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_METRICS_LISTEN",
+        default_value = "127.0.0.1:9464",
+        value_parser = switchboard_kit::metrics::MetricsListen::parse
+    )]
+    pub metrics_listen: switchboard_kit::metrics::MetricsListen,
+
     /// Directory for the SQLite databases and the signing key (created if missing).
     #[arg(
         long,

@@ -13,6 +13,7 @@
 //! - `presence`: who is online in a room, behind the `presence::Presence` trait.
 //! - `ratelimit`: every rate limit of the node (GCRA per key) and the task that sweeps them.
 //! - `clock`: the monotonic, pausable clock of rate limits and liveness.
+//! - `metrics`: the node's metrics handles (served on `--metrics-listen`, not the public port).
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
 
@@ -23,6 +24,7 @@ mod error;
 mod fanout;
 mod http;
 mod listener;
+mod metrics;
 mod presence;
 mod ratelimit;
 mod server;
@@ -32,7 +34,7 @@ mod store;
 mod ws;
 
 pub use config::Config;
-pub use server::{run, run_until};
+pub use server::{run, run_until, run_with_metrics};
 
 /// What the criterion benches (`hub/benches/`) and the fuzz targets (`fuzz/`) drive directly,
 /// below the node: the fanout step, the stores, the rate limits, the WebSocket transport and
@@ -43,6 +45,7 @@ pub mod bench {
     pub use crate::fanout::outbox::{outbox, Receiver};
     pub use crate::fanout::{ConnHandle, Event, KillSwitch, Out, Registry};
     pub use crate::http::extract::{AppPath, AppQuery};
+    pub use crate::metrics::HubMetrics;
     pub use crate::ratelimit::{Frames, PerUser};
     pub use crate::store::postgres::{PgConfig, PgStore};
     pub use crate::store::sqlite::SqliteStore;

@@ -21,6 +21,7 @@ use crate::broker::redis::{RedisBroker, RedisConfig};
 use crate::broker::Broker;
 use crate::config::Config;
 use crate::fanout::{Fanout, Registry};
+use crate::metrics::{HubMetrics, Metered, StoreMetrics};
 use crate::presence::memory::MemoryPresence;
 use crate::presence::redis::RedisPresence;
 use crate::presence::Presence;
@@ -29,6 +30,7 @@ use crate::state::AppState;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
 use crate::store::{CommitSender, Store};
+use switchboard_kit::metrics::Registry as MetricsRegistry;
 
 /// How this node reaches auth.
 struct AuthParts {
@@ -40,7 +42,11 @@ struct AuthParts {
     follower: Option<tokio::task::JoinHandle<()>>,
 }
 
-async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
+async fn open_auth(
+    cfg: &Config,
+    registry: &Arc<MetricsRegistry>,
+    metrics: &HubMetrics,
+) -> anyhow::Result<AuthParts> {
     let timeout = Duration::from_millis(cfg.db_timeout_ms);
     match &cfg.auth_url {
         None => {
@@ -50,6 +56,7 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
             auth_cfg.redis_url = cfg.redis_url.clone();
             auth_cfg.redis_prefix = cfg.redis_prefix.clone();
             auth_cfg.hash_concurrency = cfg.hash_concurrency;
+            auth_cfg.metrics = registry.clone();
             cfg.auth_limits.apply(&mut auth_cfg);
             cfg.auth_accounts.apply(&mut auth_cfg);
             // No trusted proxies: the hub's accept loop decides the client address
@@ -83,7 +90,8 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
             let keys = Arc::new(RemoteKeys::new(url));
             let issuer = switchboard_auth::config::DEFAULT_ISSUER;
             Ok(AuthParts {
-                verifier: Verifier::new(keys, revocations.clone(), issuer, issuer),
+                verifier: Verifier::new(keys, revocations.clone(), issuer, issuer)
+                    .with_failures(metrics.token_failures()),
                 users: Arc::new(RemoteUsers(RemoteDirectory::new(url))),
                 router: crate::http::proxy::router(url, timeout),
                 revocations,
@@ -93,9 +101,14 @@ async fn open_auth(cfg: &Config) -> anyhow::Result<AuthParts> {
     }
 }
 
-/// Opens the configured store, which sends what it commits through `commits`.
-async fn open_store(cfg: &Config, commits: CommitSender) -> anyhow::Result<Arc<dyn Store>> {
-    Ok(match &cfg.database_url {
+/// Opens the configured store, which sends what it commits through `commits`, its batches and
+/// failures counted in `metrics`.
+async fn open_store(
+    cfg: &Config,
+    commits: CommitSender,
+    metrics: &StoreMetrics,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = match &cfg.database_url {
         Some(url) => {
             let pg = PgConfig {
                 pool_size: cfg.db_pool_size,
@@ -104,24 +117,25 @@ async fn open_store(cfg: &Config, commits: CommitSender) -> anyhow::Result<Arc<d
                 batch_max_age: Duration::from_millis(cfg.batch_max_age_ms),
                 timeout: Duration::from_millis(cfg.db_timeout_ms),
             };
-            Arc::new(
-                PgStore::connect(url, pg, commits)
-                    .await
-                    .context("connecting to PostgreSQL")?,
-            )
+            let store = PgStore::connect(url, pg, commits)
+                .await
+                .context("connecting to PostgreSQL")?;
+            store.set_metrics(metrics.clone());
+            Arc::new(store)
         }
         None => {
             let path = cfg.data_dir.join("hub.db");
             // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
             switchboard_auth::datadir::secure_file(&path)
                 .with_context(|| format!("creating {}", path.display()))?;
-            Arc::new(
-                SqliteStore::open(&path, now_ms(), commits)
-                    .await
-                    .context("opening the hub store")?,
-            )
+            let store = SqliteStore::open(&path, now_ms(), commits)
+                .await
+                .context("opening the hub store")?;
+            store.set_metrics(metrics.clone());
+            Arc::new(store)
         }
-    })
+    };
+    Ok(Metered::wrap(store, metrics.clone()))
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves. Then it drains: `/readyz` answers
@@ -129,14 +143,18 @@ async fn open_store(cfg: &Config, commits: CommitSender) -> anyhow::Result<Arc<d
 /// stops sending it clients; then it stops accepting, closes every WebSocket with 1012 (node
 /// restarting), waits up to `--shutdown-grace-ms` for them, and returns with all data stored.
 ///
+/// Metrics are served on `--metrics-listen` (see [`run_with_metrics`]).
+///
 /// # Errors
-/// Fails if the data directory, the databases, Redis or the keys cannot be opened.
+/// Fails if the data directory, the databases, Redis or the keys cannot be opened, or the
+/// metrics address cannot be bound.
 pub async fn run(
     listener: TcpListener,
     cfg: Config,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_until(listener, cfg, shutdown, std::future::pending()).await
+    let metrics = bind_metrics(&cfg).await?;
+    serve(listener, metrics, cfg, shutdown, std::future::pending()).await
 }
 
 /// [`run`], where `hurry` ends the drain delay early (the binary passes a second signal).
@@ -151,6 +169,48 @@ pub async fn run_until(
     shutdown: impl Future<Output = ()> + Send + 'static,
     hurry: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let metrics = bind_metrics(&cfg).await?;
+    serve(listener, metrics, cfg, shutdown, hurry).await
+}
+
+/// [`run`] with the metrics listener bound by the caller (`--metrics-listen` is ignored;
+/// `None`: no metrics, every handle a no-op), so tests can pass `127.0.0.1:0`.
+///
+/// # Errors
+/// As [`run`].
+pub async fn run_with_metrics(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    serve(
+        listener,
+        metrics_listener,
+        cfg,
+        shutdown,
+        std::future::pending(),
+    )
+    .await
+}
+
+/// Binds `--metrics-listen` (`None` when `off`).
+async fn bind_metrics(cfg: &Config) -> anyhow::Result<Option<TcpListener>> {
+    let listen = cfg.metrics_listen;
+    listen
+        .bind()
+        .await
+        .with_context(|| format!("binding the metrics listener {listen}"))
+}
+
+/// The body of [`run`], [`run_until`] and [`run_with_metrics`].
+async fn serve(
+    listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
+    cfg: Config,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    hurry: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     // Private: 0700, every file in it 0600, looser ones tightened with a warning.
     switchboard_auth::datadir::secure_dir(&cfg.data_dir)
         .with_context(|| format!("creating data dir {}", cfg.data_dir.display()))?;
@@ -160,15 +220,18 @@ pub async fn run_until(
         .node_id
         .get_or_insert_with(|| format!("hub-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]))
         .clone();
-    let auth = open_auth(&cfg).await?;
+    let metrics_registry = MetricsRegistry::for_node(metrics_listener.as_ref(), "switchboard-hub");
+    let metrics = HubMetrics::new(&metrics_registry);
+    let auth = open_auth(&cfg, &metrics_registry, &metrics).await?;
     // What the store commits reaches the broker through this channel and the publisher below
     // (started once the broker exists); the store runs no publishing code itself.
     let (commits, committed) = tokio::sync::mpsc::channel(crate::fanout::COMMIT_QUEUE);
-    let store = open_store(&cfg, commits).await?;
+    let store = open_store(&cfg, commits, metrics.store()).await?;
     let mut ready_redis = None;
 
     let registry = Arc::new(
         Registry::new()
+            .with_metrics(metrics.clone())
             .with_queue_bytes(cfg.outbound_queue_bytes)
             .with_hot_window(cfg.hot_window)
             .with_fragment_limits(
@@ -185,6 +248,7 @@ pub async fn run_until(
                 prefix: cfg.redis_prefix.clone(),
                 node: node.clone(),
                 timeout: Duration::from_millis(cfg.db_timeout_ms),
+                metrics: metrics.clone(),
             };
             let broker = RedisBroker::start(rc, inbound_tx)
                 .await
@@ -318,6 +382,11 @@ pub async fn run_until(
         let service = app.service.clone();
         crate::ratelimit::spawn_sweeper(move || service.sweep_limits())
     };
+    crate::metrics::watch_registry(&metrics_registry, &registry);
+    // Its own listener, never the public router (see `switchboard_kit::metrics`); it stops
+    // when `run` returns.
+    let metrics_server =
+        metrics_listener.map(|l| switchboard_kit::metrics::spawn(l, metrics_registry.clone()));
     let router =
         crate::http::router(app.clone(), auth.router).layer(axum::Extension(readiness.clone()));
     let router = switchboard_kit::http::trace::layer(router, &node);
@@ -364,6 +433,9 @@ pub async fn run_until(
     }
     if let Some(follower) = &auth.follower {
         follower.abort();
+    }
+    if let Some(server) = metrics_server {
+        server.stop().await;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //!   the JSON error response every REST error uses; `/readyz` (`http::ready`) and the span of
 //!   every request (`http::trace`).
 //! - [`migrate`] (features `sqlite`, `postgres`): one migration runner for both databases.
+//! - [`metrics`] (feature `metrics`): a node's Prometheus registry and its own listener.
 //! - [`backoff`]: jittered exponential backoff for reconnect and retry loops.
 //! - [`clock`]: the monotonic clock, on Tokio's time so that `tokio::time::pause()` drives it.
 //!
@@ -23,6 +24,8 @@ pub mod clock;
 pub mod http;
 #[cfg(feature = "logging")]
 pub mod logging;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "migrate")]
 pub mod migrate;
 pub mod shutdown;

@@ -1,11 +1,12 @@
-//! Static checks of the container deployment: `docker-compose.yml`, `Dockerfile` and
-//! `deploy/haproxy.cfg`. There is no Docker engine where the tests run, so nothing here starts a
+//! Static checks of the container deployment: `docker-compose.yml`, `Dockerfile`,
+//! `deploy/haproxy.cfg`, and the monitoring (`deploy/prometheus.yml`, `deploy/grafana/`). There is no Docker engine where the tests run, so nothing here starts a
 //! container; instead each file is parsed and held against the source of truth it depends on:
 //! the workspace's binaries (`cargo metadata`), the flags' environment variable names in the
 //! binaries' `clap` configs (read as source text), and HAProxy's own config checker.
 //!
 //! Each test collects every problem it finds and fails once, listing them all.
 
+mod monitoring;
 mod readiness;
 mod sources;
 mod yaml;
@@ -22,7 +23,15 @@ use yaml::{compose, depends_on, environment, scalar, service, words};
 
 /// The services docker-compose.yml must define, and nothing else.
 const SERVICES: &[&str] = &[
-    "postgres", "redis", "auth", "hub1", "hub2", "hub3", "haproxy",
+    "postgres",
+    "redis",
+    "auth",
+    "hub1",
+    "hub2",
+    "hub3",
+    "haproxy",
+    "prometheus",
+    "grafana",
 ];
 /// The hub nodes behind HAProxy.
 const HUBS: &[&str] = &["hub1", "hub2", "hub3"];
@@ -69,6 +78,8 @@ fn every_service_has_a_health_check_and_waits_for_healthy_dependencies() {
         ("redis", BTreeMap::new()),
         ("auth", healthy(&["postgres", "redis"])),
         ("haproxy", healthy(HUBS)),
+        ("prometheus", healthy(&["auth", "hub1", "hub2", "hub3"])),
+        ("grafana", healthy(&["prometheus"])),
     ]);
     for hub in HUBS {
         expected.insert(hub, healthy(&["postgres", "redis", "auth"]));

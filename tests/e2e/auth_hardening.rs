@@ -375,7 +375,14 @@ impl HubProcess {
             .arg("-c")
             .arg(format!("umask {UMASK}; exec \"$0\" \"$@\""))
             .arg(binary("switchboard-hub", "switchboard-hub"))
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            // No metrics listener (its default address is fixed; tests run at once).
+            .args([
+                "--metrics-listen",
+                "off",
+                "--listen",
+                "127.0.0.1:0",
+                "--data-dir",
+            ])
             .arg(&data)
             .args(flags)
             .env_remove("DATABASE_URL")

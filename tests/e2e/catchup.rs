@@ -149,7 +149,8 @@ impl HubProcess {
         let port = switchboard_tests::private::free_port();
         let listen = format!("127.0.0.1:{port}");
         let child = std::process::Command::new(bin)
-            .args(["--listen", &listen, "--data-dir"])
+            // Several tests run at once: no metrics listener, whose default address is fixed.
+            .args(["--metrics-listen", "off", "--listen", &listen, "--data-dir"])
             .arg(dir.path())
             .args(flags)
             .env("RUST_LOG", "warn")

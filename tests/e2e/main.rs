@@ -20,6 +20,7 @@ mod limits;
 mod liveness;
 mod log_secrets;
 mod messaging;
+mod metrics;
 mod network;
 mod openapi;
 mod plumbing;

@@ -158,7 +158,14 @@ async fn start_limited_hub(flags: &[&str]) -> LimitedHub {
             "switchboard-hub",
             "switchboard-hub",
         ))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        // No metrics listener (its default address is fixed; tests run at once).
+        .args([
+            "--metrics-listen",
+            "off",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .args(flags)
         .env("RUST_LOG", "info")

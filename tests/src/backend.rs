@@ -77,6 +77,8 @@ pub struct ScaledEnv {
     pub db: TestDatabase,
     pub prefix: RedisPrefix,
     pub auth_addr: SocketAddr,
+    /// The auth node's metrics listener.
+    pub auth_metrics_addr: SocketAddr,
     _auth_dir: TempDir,
     _auth_stop: oneshot::Sender<()>,
 }
@@ -89,6 +91,10 @@ impl ScaledEnv {
         let dir = tempfile::tempdir().expect("auth data dir");
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind auth");
         let auth_addr = listener.local_addr().unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind auth metrics");
+        let auth_metrics_addr = metrics.local_addr().unwrap();
         let mut args: Vec<String> = [
             "switchboard-auth",
             "--listen",
@@ -113,10 +119,11 @@ impl ScaledEnv {
             switchboard_auth::node::NodeConfig::try_parse_from(&args).expect("auth flags parse");
         let (tx, rx) = oneshot::channel::<()>();
         tokio::spawn(async move {
-            if let Err(e) = switchboard_auth::node::run(listener, cfg, async {
-                let _ = rx.await;
-            })
-            .await
+            if let Err(e) =
+                switchboard_auth::node::run_with_metrics(listener, Some(metrics), cfg, async {
+                    let _ = rx.await;
+                })
+                .await
             {
                 panic!("auth node failed: {e:#}");
             }
@@ -125,6 +132,7 @@ impl ScaledEnv {
             db,
             prefix,
             auth_addr,
+            auth_metrics_addr,
             _auth_dir: dir,
             _auth_stop: tx,
         }

@@ -36,6 +36,9 @@ pub struct InProcessHub {
     /// The scaled backend's services; `None` when embedded. Kept across restarts.
     scaled: Option<crate::backend::ScaledEnv>,
     addr: SocketAddr,
+    /// The metrics listener's address (`127.0.0.1`, a fresh port the first time; kept across
+    /// restarts).
+    metrics_addr: SocketAddr,
     data_dir: TempDir,
     flags: Vec<String>,
     shutdown: Option<oneshot::Sender<()>>,
@@ -75,6 +78,7 @@ impl InProcessHub {
         let mut hub = Self {
             scaled,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir,
             flags,
             shutdown: None,
@@ -91,6 +95,10 @@ impl InProcessHub {
             .await
             .unwrap_or_else(|err| panic!("bind {}: {err}", self.addr));
         self.addr = listener.local_addr().expect("listener address");
+        let metrics = TcpListener::bind(self.metrics_addr)
+            .await
+            .unwrap_or_else(|err| panic!("bind {}: {err}", self.metrics_addr));
+        self.metrics_addr = metrics.local_addr().expect("metrics listener address");
         let data_dir = self.data_dir.path().to_str().expect("UTF-8 temp path");
         let listen = self.addr.to_string();
         let mut args = vec![
@@ -107,8 +115,11 @@ impl InProcessHub {
             // A dropped sender (the hub handle went away) also means "shut down".
             let _ = rx.await;
         };
-        self.task = Some(tokio::spawn(switchboard_hub::run(
-            listener, config, shutdown,
+        self.task = Some(tokio::spawn(switchboard_hub::run_with_metrics(
+            listener,
+            Some(metrics),
+            config,
+            shutdown,
         )));
         self.shutdown = Some(tx);
     }
@@ -138,6 +149,19 @@ impl InProcessHub {
     /// The address it listens on (kept across restarts).
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// `http://127.0.0.1:PORT/metrics`: the metrics listener (not the public port).
+    pub fn metrics_url(&self) -> String {
+        format!("http://{}/metrics", self.metrics_addr)
+    }
+
+    /// The separate auth node's metrics URL (scaled backend); `None` when auth is embedded
+    /// (its metrics are on [`metrics_url`](Self::metrics_url)).
+    pub fn auth_metrics_url(&self) -> Option<String> {
+        self.scaled
+            .as_ref()
+            .map(|env| format!("http://{}/metrics", env.auth_metrics_addr))
     }
 
     /// `http://127.0.0.1:PORT`: the page and the REST API.

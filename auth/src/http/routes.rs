@@ -41,8 +41,12 @@ pub(super) async fn register(
     ClientAddr(ip): ClientAddr,
     AppJson(req): AppJson<RegisterRequest>,
 ) -> Result<(StatusCode, Json<RegisterResponse>), AuthError> {
-    let user = auth.register(req, ip).await?;
-    Ok((StatusCode::CREATED, Json(RegisterResponse { user })))
+    let outcome = auth.register(req, ip).await;
+    auth.metrics().register(&outcome);
+    Ok((
+        StatusCode::CREATED,
+        Json(RegisterResponse { user: outcome? }),
+    ))
 }
 
 /// Log in: start a session.
@@ -69,7 +73,9 @@ pub(super) async fn login(
     UserAgent(agent): UserAgent,
     AppJson(req): AppJson<LoginRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.login(req, ip, agent).await?))
+    let outcome = auth.login(req, ip, agent).await;
+    auth.metrics().login(&outcome);
+    Ok(Json(outcome?))
 }
 
 /// Exchange a refresh token for a new token pair.
@@ -91,7 +97,9 @@ pub(super) async fn refresh(
     State(auth): State<Auth>,
     AppJson(req): AppJson<RefreshRequest>,
 ) -> Result<Json<TokenPair>, AuthError> {
-    Ok(Json(auth.refresh(req).await?))
+    let outcome = auth.refresh(req).await;
+    auth.metrics().refresh(&outcome);
+    Ok(Json(outcome?))
 }
 
 /// Log out: end the session of the presented access token.

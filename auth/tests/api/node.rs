@@ -92,6 +92,19 @@ fn flags_map_onto_the_auth_config() {
     assert_eq!(defaults.login_ip_limit, limit(0.5, 10));
     assert_eq!(defaults.register_ip_limit, limit(0.17, 3));
     assert!(defaults.trusted_proxies.is_empty());
+    let metrics = |args: &[&str]| {
+        NodeConfig::try_parse_from([&["switchboard-auth"], args].concat())
+            .map(|cfg| cfg.metrics_listen.to_string())
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(metrics(&[]).as_deref(), Ok("127.0.0.1:9465"));
+    assert_eq!(metrics(&["--metrics-listen", "off"]).as_deref(), Ok("off"));
+    assert_eq!(
+        metrics(&["--metrics-listen", "0.0.0.0:9100"]).as_deref(),
+        Ok("0.0.0.0:9100")
+    );
+    let err = metrics(&["--metrics-listen", "everywhere"]).unwrap_err();
+    assert!(err.contains("--metrics-listen"), "{err}");
     let err = NodeConfig::try_parse_from(["switchboard-auth", "--trusted-proxies", "hubs"])
         .unwrap_err()
         .to_string();
@@ -189,11 +202,100 @@ async fn a_node_on_postgres_and_redis_serves_the_auth_routes() {
     node.stop().await;
 }
 
+/// The value of the sample `series` (a name with its labels, as rendered) in a scrape.
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map(|value| value.trim().parse().expect("a number"))
+}
+
+/// The node's metrics listener counts logins (ok and failed), registrations, refreshes and token
+/// failures; the public port has no `/metrics` (the JSON 404 of any unknown route).
+#[tokio::test]
+async fn the_metrics_listener_counts_the_routes_outcomes() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = Node::start("127.0.0.1:0", &["--data-dir", dir.path().to_str().unwrap()]).await;
+    let http = Http::new(&node.url);
+    let alice = http.user("alice").await;
+    let wrong = serde_json::json!({"username": "alice", "password": "not the password"});
+    let (status, _) = http
+        .call(Method::POST, "/v1/auth/login", None, Some(wrong))
+        .await;
+    assert_eq!(status, 401);
+    let spend = serde_json::json!({"refresh_token": alice.refresh_token});
+    let (status, _) = http
+        .call(Method::POST, "/v1/auth/refresh", None, Some(spend))
+        .await;
+    assert_eq!(status, 200);
+    let garbage = serde_json::json!({"refresh_token": "garbage"});
+    let (status, _) = http
+        .call(Method::POST, "/v1/auth/refresh", None, Some(garbage))
+        .await;
+    assert_eq!(status, 401);
+    let (status, _) = http
+        .call(Method::GET, "/v1/auth/me", Some("not-a-token"), None)
+        .await;
+    assert_eq!(status, 401);
+
+    let (status, body) = http.call(Method::GET, "/metrics", None, None).await;
+    assert_eq!((status, &body["error"]["code"]), (404, &"not_found".into()));
+
+    let scrape = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = within("a scrape", scrape.get(&node.metrics_url).send())
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = resp.text().await.unwrap();
+    for (series, value) in [
+        ("switchboard_auth_logins_total{result=\"ok\"}", 1.0),
+        ("switchboard_auth_logins_total{result=\"failed\"}", 1.0),
+        ("switchboard_auth_registrations_total", 1.0),
+        ("switchboard_auth_refreshes_total{result=\"ok\"}", 1.0),
+        ("switchboard_auth_refreshes_total{result=\"failed\"}", 1.0),
+        (
+            "switchboard_token_verification_failures_total{reason=\"malformed\"}",
+            1.0,
+        ),
+        (
+            "switchboard_token_verification_failures_total{reason=\"expired\"}",
+            0.0,
+        ),
+    ] {
+        assert_eq!(sample(&text, series), Some(value), "{series} in\n{text}");
+    }
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("switchboard_build_info{")
+                && l.contains("binary=\"switchboard-auth\"")
+                && l.ends_with(" 1")),
+        "{text}"
+    );
+    let (status, body) = Http::new(node.metrics_url.trim_end_matches("/metrics"))
+        .call(Method::GET, "/v1/auth/me", None, None)
+        .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &"not_found".into()),
+        "the metrics listener serves nothing else"
+    );
+    node.stop().await;
+}
+
 #[tokio::test]
 async fn the_binary_prints_its_address_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-auth"))
-        .args(["--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--metrics-listen",
+            "off",
+            "--data-dir",
+        ])
         // Created by the node (0700): an existing looser dir would be tightened with a warning.
         .arg(dir.path().join("data"))
         .env_remove("DATABASE_URL")

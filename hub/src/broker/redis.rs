@@ -24,6 +24,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Broker, BrokerError};
 use crate::fanout::{Command, Event, Inbound, Kind, Target};
+use crate::metrics::ServerType;
 /// Capacity of the publish queue; when Redis is slower than this the newest events are dropped
 /// (receivers fill them from the store).
 const PUBLISH_QUEUE: usize = 65_536;
@@ -43,6 +44,8 @@ pub struct RedisConfig {
     pub node: String,
     /// Bound on waiting for a subscription before `sub` fails with `unavailable`.
     pub timeout: Duration,
+    /// Where reconnects and the lag of received messages are recorded.
+    pub metrics: crate::metrics::HubMetrics,
 }
 
 /// A room this node holds: how many holds, and whether its channel is subscribed.
@@ -218,13 +221,47 @@ fn decode(room: &str, payload: &[u8]) -> Option<(String, Command)> {
         user => Target::OthersThan(user.into()),
     };
     let bytes = bytes::Bytes::copy_from_slice(parts.next()?);
-    let event = Event {
-        room,
-        kind,
-        bytes,
-        target,
+    // A message's type is known; another event's is read from its frame (for the count of
+    // frames out), `other` if this build does not know it.
+    let frame = match kind {
+        Kind::Message(_) => ServerType::Message,
+        Kind::Rewrite | Kind::Notice => Head::of(&bytes)
+            .and_then(|h| h.frame)
+            .and_then(ServerType::from_label)
+            .unwrap_or(ServerType::Other),
     };
+    let event = Event::from_parts(room, kind, bytes, target, frame);
     Some((node, Command::Deliver(Arc::new(event))))
+}
+
+/// The fields of a frame's JSON that the metrics need (the rest is skipped, not copied).
+#[derive(serde::Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "type", borrow, default)]
+    frame: Option<&'a str>,
+    #[serde(default)]
+    ts: Option<switchboard_protocol::Millis>,
+}
+
+impl<'a> Head<'a> {
+    fn of(bytes: &'a [u8]) -> Option<Self> {
+        serde_json::from_slice(bytes).ok()
+    }
+}
+
+/// How long ago (ms, by this node's clock) a received `message` was stamped with its `ts`:
+/// the pub/sub lag, plus the time from the send to its commit, plus the nodes' clock skew
+/// (0 when the sender's clock is ahead). `None` for other commands. The payload is not
+/// changed for this: the `ts` is the message frame's own.
+fn lag_ms(command: &Command) -> Option<u64> {
+    let Command::Deliver(ev) = command else {
+        return None;
+    };
+    if !matches!(ev.kind, Kind::Message(_)) {
+        return None;
+    }
+    let ts = Head::of(&ev.bytes)?.ts?;
+    Some(u64::try_from(crate::service::now_ms().saturating_sub(ts)).unwrap_or(0))
 }
 
 /// Publishes queued events, pipelining bursts into one round trip.
@@ -260,6 +297,7 @@ async fn subscriber(
     mut reconcile: mpsc::UnboundedReceiver<Arc<str>>,
 ) {
     let mut retries = RECONNECT.retries();
+    let mut first = true;
     loop {
         let Some(me) = inner.upgrade() else { return };
         let pubsub = match me.client.get_async_pubsub().await {
@@ -273,6 +311,9 @@ async fn subscriber(
             }
         };
         retries.reset();
+        if !std::mem::take(&mut first) {
+            me.cfg.metrics.redis_reconnect();
+        }
         let (mut sink, mut stream) = pubsub.split();
         let mut subscribed: HashSet<Arc<str>> = HashSet::new();
         // Resubscribe everything held, then fill each room from the store.
@@ -328,7 +369,12 @@ async fn subscriber(
                     let Some(room) = msg.get_channel_name().strip_prefix(&prefix) else { continue };
                     match decode(room, msg.get_payload_bytes()) {
                         Some((node, _)) if node == me.cfg.node => {}
-                        Some((_, command)) => { let _ = me.inbound.send(Inbound::Command(command)); }
+                        Some((_, command)) => {
+                            if let Some(lag) = lag_ms(&command) {
+                                me.cfg.metrics.redis_lag(lag);
+                            }
+                            let _ = me.inbound.send(Inbound::Command(command));
+                        }
                         None => tracing::warn!(room, "undecodable command on the room channel"),
                     }
                 }
@@ -340,15 +386,43 @@ async fn subscriber(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use switchboard_protocol::ws::ServerFrame;
+
+    #[test]
+    fn the_lag_of_a_message_is_read_from_its_ts() {
+        let message = switchboard_protocol::ws::Message {
+            room: "r".into(),
+            seq: 1,
+            from: "alice".into(),
+            body: "hi, \"ts\": 0".into(),
+            ts: crate::service::now_ms() - 1_500,
+            client_msg_id: None,
+            edited_ts: None,
+            deleted: false,
+        };
+        let sent = Command::Deliver(Arc::new(Event::message(message)));
+        let Some((_, received)) = decode("r", &encode("hub-1", &sent)) else {
+            panic!("a deliver command");
+        };
+        let lag = lag_ms(&received).expect("a message has a lag");
+        assert!((1_500..60_000).contains(&lag), "{lag}");
+        let typing = ServerFrame::Typing {
+            room: "r".into(),
+            user: "bob".into(),
+        };
+        let notice = Command::Deliver(Arc::new(Event::new("r".into(), &typing, Target::Room)));
+        assert_eq!(lag_ms(&notice), None, "only messages have a ts");
+    }
 
     #[test]
     fn payloads_round_trip() {
-        let ev = Event {
-            room: "r".into(),
-            kind: Kind::Message(42),
-            bytes: bytes::Bytes::from_static(b"{\"type\":\"message\"}\n"),
-            target: Target::OthersThan("u1".into()),
-        };
+        let ev = Event::from_parts(
+            "r".into(),
+            Kind::Message(42),
+            bytes::Bytes::from_static(b"{\"type\":\"message\"}\n"),
+            Target::OthersThan("u1".into()),
+            ServerType::Message,
+        );
         let Some((node, Command::Deliver(back))) =
             decode("r", &encode("hub-1", &Command::Deliver(Arc::new(ev))))
         else {
@@ -363,18 +437,20 @@ mod tests {
             (Kind::Rewrite, Target::AllBut(7)),
             (Kind::Notice, Target::Room),
         ] {
-            let ev = Arc::new(Event {
-                room: "r".into(),
+            let ev = Arc::new(Event::from_parts(
+                "r".into(),
                 kind,
-                bytes: bytes::Bytes::from_static(b"{}"),
+                bytes::Bytes::from_static(b"{\"type\":\"typing\",\"room\":\"r\"}"),
                 target,
-            });
+                ServerType::Typing,
+            ));
             let Some((_, Command::Deliver(back))) =
                 decode("r", &encode("n", &Command::Deliver(ev)))
             else {
                 panic!("a deliver command");
             };
             assert_eq!(back.kind, kind);
+            assert_eq!(back.frame, ServerType::Typing, "read from the frame");
             assert_eq!(
                 back.target,
                 Target::Room,

@@ -17,6 +17,7 @@ use super::memory::MemoryBroker;
 use super::redis::{RedisBroker, RedisConfig};
 use crate::fanout::outbox::{outbox, Receiver};
 use crate::fanout::{ConnHandle, ConnId, Event, Fanout, KillSwitch, Kind, Out, Registry, Target};
+use crate::metrics::HubMetrics;
 use crate::store::sqlite::SqliteStore;
 use crate::store::{NewMessage, NewRoom, Store, UserRef};
 use switchboard_testkit::PrivateRedis;
@@ -70,12 +71,23 @@ fn memory_node(store: &Arc<dyn Store>) -> Node {
 }
 
 async fn redis_node(url: &str, prefix: &str, name: &str, store: &Arc<dyn Store>) -> Node {
+    redis_node_with(url, prefix, name, store, HubMetrics::disabled()).await
+}
+
+async fn redis_node_with(
+    url: &str,
+    prefix: &str,
+    name: &str,
+    store: &Arc<dyn Store>,
+    metrics: HubMetrics,
+) -> Node {
     let registry = Arc::new(Registry::new().with_hot_window(16));
     let cfg = RedisConfig {
         url: url.into(),
         prefix: prefix.into(),
         node: name.into(),
         timeout: WAIT,
+        metrics,
     };
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let broker = RedisBroker::start(cfg, tx).await.expect("redis reachable");
@@ -182,12 +194,13 @@ async fn append(store: &dyn Store, room: &str, n: usize) -> Vec<Message> {
 }
 
 fn notice(room: &str, text: &'static str, target: Target) -> Event {
-    Event {
-        room: room.into(),
-        kind: Kind::Notice,
-        bytes: Bytes::from_static(text.as_bytes()),
+    Event::from_parts(
+        room.into(),
+        Kind::Notice,
+        Bytes::from_static(text.as_bytes()),
         target,
-    }
+        crate::metrics::ServerType::Typing,
+    )
 }
 
 /// Messages reach B in seq order, once each: one lost on the way is read from the store, a late
@@ -319,12 +332,44 @@ broker_tests!(
     evictions_follow_events_and_holds_balance,
 );
 
+/// The value of `series` in `registry`'s scrape.
+fn sample(registry: &switchboard_kit::metrics::Registry, series: &str) -> Option<f64> {
+    registry
+        .render()
+        .lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A message from another node is counted with its lag (receipt minus its `ts`).
+#[tokio::test]
+async fn a_message_from_another_node_records_its_pubsub_lag() {
+    let (_dir, store) = store_with_room("r").await;
+    let prefix = format!("sbtest:broker:{}:", uuid::Uuid::new_v4().simple());
+    let url = "redis://127.0.0.1:6379";
+    let metrics = switchboard_kit::metrics::Registry::new();
+    let a = redis_node(url, &prefix, "a", &store).await;
+    let b = redis_node_with(url, &prefix, "b", &store, HubMetrics::new(&metrics)).await;
+    let (_, mut on_b) = subscriber(&b, "r", "x").await;
+    let (_, mut on_a) = subscriber(&a, "r", "y").await;
+    let msgs = append(&*store, "r", 1).await;
+    a.fanout.publish(Event::message(msgs[0].clone()));
+    assert_eq!(next_seq(&mut on_a).await, 1);
+    assert_eq!(next_seq(&mut on_b).await, 1);
+    let lag = "switchboard_redis_pubsub_lag_seconds_count";
+    assert_eq!(sample(&metrics, lag), Some(1.0), "one message from node a");
+    assert_eq!(
+        sample(&metrics, "switchboard_redis_reconnects_total"),
+        Some(0.0)
+    );
+}
+
 #[tokio::test]
 async fn after_redis_restarts_subscribers_get_what_they_missed() {
     let mut redis = PrivateRedis::start().await;
     let url = redis.url();
     let (_dir, store) = store_with_room("r").await;
-    let b = redis_node(&url, "sb:", "b", &store).await;
+    let metrics = switchboard_kit::metrics::Registry::new();
+    let b = redis_node_with(&url, "sb:", "b", &store, HubMetrics::new(&metrics)).await;
     let (_, mut on_b) = subscriber(&b, "r", "x").await;
     redis.kill();
     // Messages committed while Redis is down never reach B through Redis...
@@ -334,4 +379,9 @@ async fn after_redis_restarts_subscribers_get_what_they_missed() {
     for expected in 1..=3 {
         assert_eq!(next_seq(&mut on_b).await, expected);
     }
+    let reconnects = sample(&metrics, "switchboard_redis_reconnects_total");
+    assert!(
+        reconnects >= Some(1.0),
+        "the reconnect is counted: {reconnects:?}"
+    );
 }

@@ -1,13 +1,16 @@
 //! What the fanout carries: [`Event`]s (a serialised frame for a room's subscribers, with its
 //! kind and its target) and [`Command`]s (what crosses between nodes: events and evictions).
 
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use switchboard_protocol::ws::{Message, ServerFrame};
 use switchboard_protocol::Seq;
 
 use super::registry::ConnId;
+use crate::metrics::ServerType;
 
 /// What an event is, as far as delivery cares. Decided once, when the event is made from its
 /// frame, so nothing downstream looks into the bytes.
@@ -44,6 +47,14 @@ pub struct Event {
     /// The serialised `ServerFrame`.
     pub bytes: Bytes,
     pub target: Target,
+    /// The frame's `type`, for the count of frames out.
+    pub frame: ServerType,
+    /// When the message was committed on this node (`None`: another node's event, an edit, a
+    /// gap fill): the start of its fanout latency (see [`Event::handled`]).
+    pub committed: Option<Instant>,
+    /// Subscribers whose writer has yet to handle the event, once the fanout has added how
+    /// many it queued it to; it goes below zero while writers finish before that addition.
+    pending: AtomicIsize,
 }
 
 impl Event {
@@ -54,23 +65,64 @@ impl Event {
             ServerFrame::Edited { .. } | ServerFrame::Deleted { .. } => Kind::Rewrite,
             _ => Kind::Notice,
         };
+        Self::from_parts(room, kind, frame.to_bytes(), target, ServerType::of(frame))
+    }
+
+    /// An event of already serialised bytes (received from another node, or made by a test).
+    pub fn from_parts(
+        room: Arc<str>,
+        kind: Kind,
+        bytes: Bytes,
+        target: Target,
+        frame: ServerType,
+    ) -> Self {
         Self {
             room,
             kind,
-            bytes: frame.to_bytes(),
+            bytes,
             target,
+            frame,
+            committed: None,
+            pending: AtomicIsize::new(0),
         }
     }
 
     /// The `message` event of a stored message, for every subscriber.
     pub fn message(m: Message) -> Self {
         let room: Arc<str> = m.room.as_str().into();
+        let kind = Kind::Message(m.seq);
+        let bytes = ServerFrame::Message(m).to_bytes();
+        Self::from_parts(room, kind, bytes, Target::Room, ServerType::Message)
+    }
+
+    /// The `message` event of a message this node committed at `at`: its fanout latency is
+    /// measured.
+    pub fn committed(m: Message, at: Instant) -> Self {
         Self {
-            room,
-            kind: Kind::Message(m.seq),
-            bytes: ServerFrame::Message(m).to_bytes(),
-            target: Target::Room,
+            committed: Some(at),
+            ..Self::message(m)
         }
+    }
+
+    /// The fanout queued the event to `n` local subscribers. The latency since the commit when
+    /// every one of their writers has handled it already (see [`Event::handled`]).
+    pub fn queued(&self, n: usize) -> Option<Duration> {
+        let at = self.committed?;
+        let n = isize::try_from(n).unwrap_or(isize::MAX);
+        (n > 0 && self.pending.fetch_add(n, Ordering::AcqRel) == -n).then(|| at.elapsed())
+    }
+
+    /// A subscriber's writer has written the event (or dropped it as a repeat). The latency
+    /// since the commit when it was the last of the subscribers the fanout queued it to.
+    ///
+    /// Exactly one of the calls of [`queued`](Self::queued) and `handled` returns the latency:
+    /// the one that brings the count back to zero after the fanout's addition. Writers that
+    /// finish before that addition take the count below zero, never to zero (it starts at zero
+    /// and only the addition raises it). An event queued to a connection that closes before
+    /// writing it is never measured.
+    pub fn handled(&self) -> Option<Duration> {
+        let at = self.committed?;
+        (self.pending.fetch_sub(1, Ordering::AcqRel) == 1).then(|| at.elapsed())
     }
 
     /// The seq of a `message` event.
@@ -98,5 +150,48 @@ impl Command {
             Self::Deliver(ev) => &ev.room,
             Self::Evict { room, .. } => room,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message() -> Message {
+        Message {
+            room: "r".into(),
+            seq: 1,
+            from: "alice".into(),
+            body: "hi".into(),
+            ts: 0,
+            client_msg_id: None,
+            edited_ts: None,
+            deleted: false,
+        }
+    }
+
+    /// Exactly one call measures a committed message: the one that brings the count to zero,
+    /// whether the writers finish before or after the fanout's addition.
+    #[test]
+    fn a_committed_message_is_measured_once_by_its_last_handler() {
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!(ev.handled(), None, "a writer before the addition");
+        assert_eq!(ev.queued(3), None);
+        assert_eq!(ev.handled(), None);
+        assert!(ev.handled().is_some(), "the last of the three");
+
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!((ev.handled(), ev.handled()), (None, None));
+        assert!(ev.queued(2).is_some(), "both writers were done first");
+
+        let ev = Event::committed(message(), Instant::now());
+        assert_eq!(ev.queued(0), None, "no subscriber, no sample");
+
+        let ev = Event::message(message());
+        assert_eq!(
+            (ev.queued(1), ev.handled()),
+            (None, None),
+            "not committed here"
+        );
     }
 }

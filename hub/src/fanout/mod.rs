@@ -177,8 +177,8 @@ impl Fanout {
                     let fanout = Fanout { inner };
                     // Gap fills and the broker's queue need the runtime's context.
                     let _context = runtime.enter();
-                    for Committed { message, .. } in batch {
-                        fanout.publish(Event::message(message));
+                    for Committed { message, at, .. } in batch {
+                        fanout.publish(Event::committed(message, at));
                     }
                 }
             })

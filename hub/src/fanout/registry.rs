@@ -68,15 +68,17 @@ pub struct KillSwitch {
 }
 
 impl KillSwitch {
-    /// Asks the connection to close with `code`. The first code wins.
-    pub fn kill(&self, code: u16) {
-        if self
+    /// Asks the connection to close with `code`. The first code wins: returns whether it was
+    /// this call's.
+    pub fn kill(&self, code: u16) -> bool {
+        let first = self
             .code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
-        {
+            .is_ok();
+        if first {
             self.notify.notify_waiters();
         }
+        first
     }
 
     /// Resolves once [`kill`](Self::kill) was called, with its code. Cancel-safe, and any
@@ -143,6 +145,8 @@ pub struct Registry {
     /// The node's bounds on unfinished fragmented messages (time, and bytes over all its
     /// connections).
     fragments: Arc<crate::ws::transport::FragmentLimits>,
+    /// Deliveries, frames out, slow consumers and the fanout latency are counted here.
+    metrics: crate::metrics::HubMetrics,
 }
 
 /// A user's subscriptions to a room ended on this node (they left a private room): their
@@ -175,7 +179,27 @@ impl Registry {
             heartbeat: Notify::new(),
             evictions: std::sync::OnceLock::new(),
             fragments: Arc::new(crate::ws::transport::FragmentLimits::unbounded()),
+            metrics: crate::metrics::HubMetrics::disabled(),
         }
+    }
+
+    /// Counts deliveries, slow consumers and fanout latency in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::HubMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// The node's metrics (the writers and readers of its connections count there too).
+    pub fn metrics(&self) -> &crate::metrics::HubMetrics {
+        &self.metrics
+    }
+
+    /// Rooms with local subscribers, and local subscriptions: one pass over the room map, for
+    /// a scrape (not for the hot path).
+    pub fn subscription_counts(&self) -> (usize, usize) {
+        self.rooms
+            .iter()
+            .fold((0, 0), |(rooms, subs), room| (rooms + 1, subs + room.len()))
     }
 
     /// Bounds how long a fragmented message may stay unfinished, and the bytes of unfinished
@@ -345,6 +369,7 @@ impl Registry {
             Kind::Rewrite => self.hot.forget(&event.room),
             Kind::Notice => {}
         }
+        let mut queued_to = 0;
         for (id, sub) in subs.iter() {
             let handle = &sub.handle;
             let skip = match &event.target {
@@ -365,12 +390,23 @@ impl Registry {
             };
             if refused {
                 handle.queued.fetch_sub(len, Ordering::AcqRel);
-                handle.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
-            } else if before < self.hurry_bytes() && queued >= self.hurry_bytes() {
+                if handle.kill.kill(switchboard_protocol::close::SLOW_CONSUMER) {
+                    self.metrics.slow_consumer();
+                }
+                continue;
+            }
+            queued_to += 1;
+            if before < self.hurry_bytes() && queued >= self.hurry_bytes() {
                 // A quarter of the bound is queued: a writer waiting out its coalescing window
                 // writes now, so a reader that keeps up is never closed for the window's sake.
                 handle.tx.hurry();
             }
+        }
+        // Once per event, not per subscriber: two atomic adds, and a third for a message of
+        // this node (see `Event::queued`).
+        self.metrics.delivered(event.frame, queued_to as u64);
+        if let Some(took) = event.queued(queued_to) {
+            self.metrics.fanout_latency(took);
         }
     }
 
@@ -401,6 +437,8 @@ impl Registry {
             }
         }
         for h in &evicted {
+            self.metrics
+                .server_frames(crate::metrics::ServerType::Unsubbed, 1);
             let reply = switchboard_protocol::ws::ServerFrame::Unsubbed {
                 id: None,
                 room: room.to_string(),
@@ -412,8 +450,9 @@ impl Registry {
                     reply: Some(reply),
                 })
                 .is_err()
+                && h.kill.kill(switchboard_protocol::close::SLOW_CONSUMER)
             {
-                h.kill.kill(switchboard_protocol::close::SLOW_CONSUMER);
+                self.metrics.slow_consumer();
             }
         }
         if self
@@ -483,12 +522,13 @@ mod tests {
     }
 
     fn event(room: &str) -> Arc<Event> {
-        Arc::new(Event {
-            room: room.into(),
-            kind: Kind::Message(1),
-            bytes: bytes::Bytes::from_static(b"{}"),
-            target: Target::Room,
-        })
+        Arc::new(Event::from_parts(
+            room.into(),
+            Kind::Message(1),
+            bytes::Bytes::from_static(b"{}"),
+            Target::Room,
+            crate::metrics::ServerType::Message,
+        ))
     }
 
     #[tokio::test]

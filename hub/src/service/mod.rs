@@ -119,6 +119,11 @@ impl Service {
         }
     }
 
+    /// The node's metrics.
+    fn metrics(&self) -> &crate::metrics::HubMetrics {
+        self.fanout.registry().metrics()
+    }
+
     /// Bounds `sub` (see [`SubLimits`]).
     pub fn with_sub_limits(mut self, limits: SubLimits) -> Self {
         self.sub_limits = limits;
@@ -284,6 +289,7 @@ impl Service {
         validate_body(&body)?;
         if let Some(limits) = &self.user_limits {
             if !limits.take(&who.id) {
+                self.metrics().rate_limited(crate::metrics::Limit::Sends);
                 return Err(Error::RateLimited);
             }
         }
@@ -416,6 +422,7 @@ impl Service {
     pub async fn typing(&self, who: &Identity, room: &str, conn: u64) -> Result<()> {
         self.member_room(who, room).await?;
         if !self.typing.allow(room, &who.id) {
+            self.metrics().rate_limited(crate::metrics::Limit::Typing);
             return Ok(());
         }
         let frame = ServerFrame::Typing {

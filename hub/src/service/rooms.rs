@@ -61,7 +61,13 @@ impl Service {
             )));
         }
         if let Some(quota) = &self.room_quota {
-            quota.take(&who.id)?;
+            if let Err(e) = quota.take(&who.id) {
+                self.fanout
+                    .registry()
+                    .metrics()
+                    .rate_limited(crate::metrics::Limit::Rooms);
+                return Err(e);
+            }
         }
         let rec = self
             .store

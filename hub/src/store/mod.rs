@@ -218,6 +218,8 @@ pub struct Committed {
     pub room: Arc<str>,
     /// The message as stored: its seq and ts assigned, not edited, not deleted.
     pub message: Message,
+    /// When the transaction that stored it committed: where its fanout latency starts.
+    pub at: std::time::Instant,
 }
 
 /// Where a store hands its commits: one Vec per committed batch (SQLite: per transaction),
@@ -229,9 +231,10 @@ pub struct Committed {
 pub type CommitSender = tokio::sync::mpsc::Sender<Vec<Committed>>;
 
 impl Committed {
-    /// The message `msg` became, durable with `seq` and `ts`.
-    fn new(msg: NewMessage, seq: Seq, ts: Millis) -> Self {
+    /// The message `msg` became, durable with `seq` and `ts` by a commit at `at`.
+    fn new(msg: NewMessage, seq: Seq, ts: Millis, at: std::time::Instant) -> Self {
         Self {
+            at,
             room: msg.room.as_str().into(),
             message: Message {
                 room: msg.room,

@@ -27,6 +27,8 @@ pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
     /// The append writer's queue (see [`append_writer`]).
     appends: tokio::sync::mpsc::Sender<AppendJob>,
+    /// The node's histograms of batch size and commit time, read by the append writer.
+    metrics: Arc<std::sync::OnceLock<crate::metrics::StoreMetrics>>,
 }
 
 /// Most appends queued for the writer before senders wait.
@@ -58,23 +60,29 @@ fn append_writer(
     conn: Arc<Mutex<Connection>>,
     mut jobs: tokio::sync::mpsc::Receiver<AppendJob>,
     commits: CommitSender,
+    metrics: Arc<std::sync::OnceLock<crate::metrics::StoreMetrics>>,
 ) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     while jobs.blocking_recv_many(&mut batch, APPEND_BATCH) > 0 {
+        let started = std::time::Instant::now();
         let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
         let outcomes = write_batch(&mut guard, &batch);
         drop(guard);
         match outcomes {
             Ok(outcomes) => {
+                let at = std::time::Instant::now();
                 let mut committed = Vec::new();
                 let mut replies = Vec::with_capacity(batch.len());
                 for (job, outcome) in batch.drain(..).zip(outcomes) {
                     if let Ok(a) = &outcome {
                         if !a.duplicate {
-                            committed.push(Committed::new(job.msg, a.seq, a.ts));
+                            committed.push(Committed::new(job.msg, a.seq, a.ts, at));
                         }
                     }
                     replies.push((job.reply, outcome));
+                }
+                if let Some(metrics) = metrics.get() {
+                    metrics.committed(committed.len(), at - started);
                 }
                 // Handed over before any ack: a receiver gone (shutdown) drops them.
                 if !committed.is_empty() {
@@ -233,10 +241,22 @@ impl SqliteStore {
         let conn = Arc::new(Mutex::new(conn));
         let (appends, jobs) = tokio::sync::mpsc::channel(APPEND_QUEUE);
         let writer_conn = conn.clone();
+        let metrics = Arc::new(std::sync::OnceLock::new());
+        let writer_metrics = metrics.clone();
         std::thread::Builder::new()
             .name("sqlite-appends".into())
-            .spawn(move || append_writer(writer_conn, jobs, commits))?;
-        Ok(Self { conn, appends })
+            .spawn(move || append_writer(writer_conn, jobs, commits, writer_metrics))?;
+        Ok(Self {
+            conn,
+            appends,
+            metrics,
+        })
+    }
+
+    /// Records each committed batch's size and time in `metrics` from now on (set once: a
+    /// second call changes nothing).
+    pub fn set_metrics(&self, metrics: crate::metrics::StoreMetrics) {
+        let _ = self.metrics.set(metrics);
     }
 
     /// Runs `f` on the connection off the async threads.

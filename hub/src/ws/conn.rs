@@ -28,6 +28,7 @@ use super::transport::{Incoming, MessageReader, TransportError};
 use super::writer::Writer;
 use crate::fanout::outbox::{outbox, Sender};
 use crate::fanout::{ConnHandle, ConnId, KillSwitch, Out};
+use crate::metrics::{ClientType, HubMetrics, Limit, ServerType};
 use crate::service::{Identity, SinkClosed, SubRequest, SubSink, Subscribed};
 use crate::state::AppState;
 
@@ -87,6 +88,7 @@ pub async fn serve(
         // Built in place: a future moved after creation can cost its size twice in this task.
         tokio::pin! {
             let writer = Writer::new(wr, cfg.outbound_queue_len, queued)
+                .metrics(app.registry.metrics().clone())
                 .coalesce(
                     Duration::from_micros(cfg.write_coalesce_us),
                     app.registry.hurry_bytes(),
@@ -147,7 +149,12 @@ impl Session {
     /// Queues a reply. Encoded before the wait, and boxed, so that waiting for room in the
     /// queue does not make every connection's task carry a frame's worth of state.
     fn reply(&self, frame: ServerFrame) -> Pin<Box<dyn Future<Output = ()> + Send + '_>> {
+        self.metrics().server_frames(ServerType::of(&frame), 1);
         self.queue(Out::Reply(frame.to_bytes()))
+    }
+
+    fn metrics(&self) -> &HubMetrics {
+        self.app.registry.metrics()
     }
 
     fn close(
@@ -211,6 +218,7 @@ impl Session {
         let frame = match data {
             Ok(text) => decode_client_frame(&text),
             Err(()) => {
+                self.metrics().client_frame(ClientType::Invalid);
                 if !self.greeted {
                     self.refuse_first_frame().await;
                     return false;
@@ -228,6 +236,10 @@ impl Session {
         // successful first `sub` of a room are free, so a client resuming many rooms after a
         // reconnect is never stuck behind its own burst; a refused `sub` costs a token (see
         // `dispatch`), and none is even tried while the bucket is empty (`ratelimit::Frames`).
+        self.metrics().client_frame(match &frame {
+            Ok(f) => ClientType::of(f),
+            Err(_) => ClientType::Invalid,
+        });
         let frames = self.app.service.frames();
         let (free, allowed) = match &frame {
             Ok(ClientFrame::Hello { .. }) => (true, true),
@@ -237,6 +249,7 @@ impl Session {
             _ => (false, false),
         };
         if !allowed && (free || !frames.take(self.conn)) {
+            self.metrics().rate_limited(Limit::Frames);
             let id = match &frame {
                 Ok(f) => f.id().cloned(),
                 Err(e) => e.id.clone(),
@@ -408,6 +421,7 @@ impl Session {
                     room: room.clone(),
                 }
                 .to_bytes();
+                self.metrics().server_frames(ServerType::Unsubbed, 1);
                 let _ = self
                     .tx
                     .send(Out::EndSub {
@@ -498,6 +512,7 @@ impl Session {
             }
         };
         let tx = self.tx.clone();
+        let metrics = self.metrics().clone();
         self.app.conns.spawn(async move {
             let reply = match pending.await {
                 Ok(ack) => ServerFrame::Ack {
@@ -509,6 +524,7 @@ impl Session {
                 },
                 Err(e) => ServerFrame::error(id, e.code(), e.public_message()),
             };
+            metrics.server_frames(ServerType::of(&reply), 1);
             // If the writer is gone the connection is over; the message is stored anyway.
             let _ = tx.send(Out::Reply(reply.to_bytes())).await;
             drop(permit);
@@ -570,6 +586,7 @@ impl Session {
                     last_seq: upto,
                 }
                 .to_bytes();
+                self.metrics().server_frames(ServerType::Subbed, 1);
                 (room, subbed, upto)
             }
         };
@@ -607,6 +624,8 @@ impl Session {
         messages: Vec<bytes::Bytes>,
     ) -> Result<usize, crate::fanout::outbox::Closed> {
         let bytes: usize = messages.iter().map(bytes::Bytes::len).sum();
+        self.metrics()
+            .server_frames(ServerType::Message, messages.len() as u64);
         self.queued.fetch_add(bytes, Ordering::AcqRel);
         self.tx.add_page_bytes(bytes);
         self.tx.send(Out::CatchUpPage { messages, bytes }).await?;

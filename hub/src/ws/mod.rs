@@ -77,6 +77,11 @@ pub async fn ws_handler(
         Ok(slot) => slot,
         Err(refusal) => {
             tracing::debug!(%ip, %refusal, "upgrade refused");
+            if refusal == slots::Refusal::PerIp {
+                app.registry
+                    .metrics()
+                    .rate_limited(crate::metrics::Limit::ConnectionsPerIp);
+            }
             return error_response(refusal.code(), refusal.to_string());
         }
     };

@@ -68,6 +68,8 @@ pub struct Writer<W> {
     /// A catch-up page was written since the last look: the peer is reading, so it counts as
     /// alive (its reader is busy with the catch-up and reads none of its pongs meanwhile).
     pages_progress: bool,
+    /// Close codes, slow consumers and the fanout latency are counted here.
+    metrics: crate::metrics::HubMetrics,
 }
 
 fn reason(code: u16) -> &'static str {
@@ -93,6 +95,28 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             hurry_bytes: usize::MAX,
             pages_unflushed: 0,
             pages_progress: false,
+            metrics: crate::metrics::HubMetrics::disabled(),
+        }
+    }
+
+    /// Counts this connection's close codes, slow-consumer close and fanout latencies in
+    /// `metrics`.
+    pub fn metrics(mut self, metrics: crate::metrics::HubMetrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
+    /// Encodes a close frame, counting its code.
+    fn close(&mut self, code: u16) {
+        self.metrics.close_sent(code);
+        self.ws.push_close(code, reason(code).as_bytes());
+    }
+
+    /// The event is written or dropped: if it was the last subscriber's copy, its fanout
+    /// latency is recorded (see `Event::handled`).
+    fn handled(&self, ev: &Event) {
+        if let Some(took) = ev.handled() {
+            self.metrics.fanout_latency(took);
         }
     }
 
@@ -171,7 +195,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
     async fn write(&mut self, wake: Wake, rx: &mut Receiver<Out>) -> std::io::Result<bool> {
         match wake {
             Wake::Kill(code) => {
-                self.ws.push_close(code, reason(code).as_bytes());
+                self.close(code);
                 self.ws.flush().await.map(|()| true)
             }
             Wake::Item(item) => {
@@ -277,16 +301,26 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 if let Some(RoomState::Pending(buf)) = self.rooms.remove(&room) {
                     let held: usize = buf.iter().map(|ev| ev.bytes.len()).sum();
                     self.queued.fetch_sub(held, Ordering::AcqRel);
+                    for ev in &buf {
+                        self.handled(ev);
+                    }
                 }
                 if let Some(reply) = reply {
                     self.text(&reply);
                 }
             }
             Out::Frame { opcode, payload } => {
+                if opcode == OpCode::Close {
+                    // The echo of the peer's close carries its code (or none).
+                    if let &[hi, lo, ..] = payload.as_slice() {
+                        self.metrics.close_sent(u16::from_be_bytes([hi, lo]));
+                    }
+                }
                 self.ws.push(opcode, &payload);
                 return Ok(opcode == OpCode::Close);
             }
             Out::Close { code, reason } => {
+                self.metrics.close_sent(code);
                 self.ws.push_close(code, reason.as_bytes());
                 return Ok(true);
             }
@@ -300,10 +334,8 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         match self.rooms.get_mut(&ev.room) {
             Some(RoomState::Pending(buf)) => {
                 if buf.len() >= self.max_pending {
-                    self.ws.push_close(
-                        close::SLOW_CONSUMER,
-                        reason(close::SLOW_CONSUMER).as_bytes(),
-                    );
+                    self.metrics.slow_consumer();
+                    self.close(close::SLOW_CONSUMER);
                     return Err(std::io::Error::other("slow consumer"));
                 }
                 // Still held: its bytes stay counted until it is written or dropped.
@@ -323,9 +355,11 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
                 if fresh {
                     self.text(&ev.bytes);
                 }
+                self.handled(&ev);
             }
             None => {
                 self.queued.fetch_sub(len, Ordering::AcqRel);
+                self.handled(&ev);
             }
         }
         Ok(())

@@ -160,6 +160,8 @@ impl Cluster {
 
         let auth_args = flags(&[
             ("--listen", "127.0.0.1:0"),
+            // The default metrics address is fixed; every node here gets a port of its own.
+            ("--metrics-listen", "127.0.0.1:0"),
             ("--data-dir", &path("auth")),
             ("--database-url", &database_url),
             ("--redis-url", &redis_url),
@@ -197,6 +199,7 @@ impl Cluster {
             let name = hub_name(i);
             let mut args = flags(&[
                 ("--listen", "127.0.0.1:0"),
+                ("--metrics-listen", "127.0.0.1:0"),
                 ("--data-dir", &path(&name)),
                 ("--node-id", &name),
                 ("--database-url", &database_url),

@@ -28,6 +28,8 @@ const LIFTED_LIMITS: &[(&str, &str)] = &[
 pub struct Node {
     pub addr: SocketAddr,
     pub url: String,
+    /// `http://127.0.0.1:PORT/metrics`: the node's metrics listener (a port of its own).
+    pub metrics_url: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -49,6 +51,8 @@ impl Node {
     pub async fn start_with_limits(listen: &str, flags: &[&str]) -> Self {
         let listener = TcpListener::bind(listen).await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let metrics = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
         let mut args = vec!["switchboard-auth", "--listen", listen];
         args.extend_from_slice(flags);
         let mut cfg = NodeConfig::try_parse_from(args).unwrap();
@@ -60,12 +64,18 @@ impl Node {
             cfg.redis_url = None;
         }
         let (stop, stopped) = oneshot::channel();
-        let task = tokio::spawn(node::run(listener, cfg, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(node::run_with_metrics(
+            listener,
+            Some(metrics),
+            cfg,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Self {
             addr,
             url: format!("http://{addr}"),
+            metrics_url,
             stop,
             task,
         }

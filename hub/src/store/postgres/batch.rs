@@ -96,6 +96,8 @@ pub(super) struct Counters {
     batches: AtomicU64,
     messages: AtomicU64,
     busy_micros: AtomicU64,
+    /// The node's histograms of batch size and commit time (set once, by the node).
+    pub metrics: std::sync::OnceLock<crate::metrics::StoreMetrics>,
 }
 
 impl Counters {
@@ -296,18 +298,23 @@ impl Writer {
                 self.counters
                     .messages
                     .fetch_add(written.stored, Ordering::Relaxed);
-                let took = u64::try_from(now.elapsed().as_micros()).unwrap_or(u64::MAX);
+                let elapsed = now.elapsed();
+                let took = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
                 self.counters.busy_micros.fetch_add(took, Ordering::Relaxed);
+                if let Some(metrics) = self.counters.metrics.get() {
+                    metrics.committed(written.stored as usize, elapsed);
+                }
                 tracing::debug!(jobs = jobs.len(), took_us = took, "message batch committed");
                 // In job order: a room's seqs ascend with the job index, and this writer (the
                 // room's only one) sends a batch before it takes the next, so the channel gets
                 // each room's messages in seq order.
                 let mut committed = Vec::new();
                 let mut replies = Vec::with_capacity(jobs.len());
+                let at = std::time::Instant::now();
                 for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
                     if let Ok(a) = &outcome {
                         if !a.duplicate {
-                            committed.push(Committed::new(job.msg, a.seq, a.ts));
+                            committed.push(Committed::new(job.msg, a.seq, a.ts, at));
                         }
                     }
                     replies.push((job.reply, outcome));

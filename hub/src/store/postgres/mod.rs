@@ -175,6 +175,12 @@ impl PgStore {
         &self.queues[batch::shard(room, self.queues.len())]
     }
 
+    /// Records each committed batch's size and time in `metrics` from now on (set once: a
+    /// second call changes nothing).
+    pub fn set_metrics(&self, metrics: crate::metrics::StoreMetrics) {
+        let _ = self.counters.metrics.set(metrics);
+    }
+
     /// What the batch writers have committed so far.
     pub fn stats(&self) -> BatchStats {
         self.counters.snapshot()
