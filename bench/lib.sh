@@ -10,11 +10,12 @@ SOCKUDO=${SOCKUDO:-/opt/sockudo/bin/sockudo}
 # Raised limits: the bench publishes far beyond the per-connection (20/s) and per-user (50/s)
 # defaults, and holds more connections than the default cap of 15,000, all anonymous (a quarter
 # of the cap by default), from a few loopback addresses (1,000 per address by default), opened in
-# bursts (1,024 unfinished HTTP connections by default).
+# bursts (1,024 unfinished HTTP connections by default). No drain delay: nothing balances in
+# front of a bench hub, so it stops at once.
 HUB_LIMIT_FLAGS=(--rate-per-sec 1000000 --rate-burst 1000000
   --user-rate-per-sec 1000000 --user-rate-burst 1000000 --max-connections 19500
   --max-anonymous-connections 19500 --max-connections-per-ip 19500
-  --max-http-connections 19500)
+  --max-http-connections 19500 --drain-delay-ms 0)
 
 # The sockudo configuration: one app with the bench's credentials, every limit raised, the
 # rate limiter and the metrics exporter off, memory drivers only (no Redis, no database).

@@ -51,6 +51,7 @@ openapi() {
   # The embedded hub on a free port; login limits lifted (every request comes from 127.0.0.1),
   # the room quota kept (a refusal is a documented 429).
   target/debug/switchboard-hub --listen 127.0.0.1:0 --data-dir "$work/data" \
+    --metrics-listen off --drain-delay-ms 0 \
     --login-ip-burst 100000 --login-ip-rate-per-sec 100000 \
     --register-ip-burst 100000 --register-ip-rate-per-sec 100000 \
     >"$work/hub.out" 2>"$work/hub.log" &
