@@ -333,7 +333,13 @@ mod tests {
             &doc["paths"]["/x"]["get"]["responses"]["409"]["content"]["application/json"]["schema"];
         assert_eq!(
             schema["properties"]["error"]["properties"]["code"]["enum"],
-            json!(["username_taken", "conflict", "too_many_subscriptions"])
+            json!([
+                "username_taken",
+                "conflict",
+                "too_many_subscriptions",
+                "forbidden_target",
+                "email_taken"
+            ])
         );
     }
 
