@@ -18,8 +18,17 @@ use crate::support::{
 
 #[tokio::test]
 async fn a_catch_up_longer_than_a_page_arrives_whole_and_in_order() {
-    // No hot window: every page comes from the store.
-    let server = TestServer::start_with(&["--hot-window", "0"]).await;
+    // No hot window: every page comes from the store. The 230 posts below are past the
+    // per-user send burst (100, then 50/s): lifted, as the test is not about it.
+    let server = TestServer::start_with(&[
+        "--hot-window",
+        "0",
+        "--user-rate-burst",
+        "100000",
+        "--user-rate-per-sec",
+        "100000",
+    ])
+    .await;
     let alice = server.user("alice").await;
     let room = alice.room_with(true, &[]).await;
     post_many(&alice, &room.id, 230).await;
@@ -93,7 +102,16 @@ async fn a_repeated_sub_gets_subbed_without_a_second_catch_up() {
 /// then the live ones.
 #[tokio::test]
 async fn the_reconnecting_client_pages_a_gap_over_the_catch_up_limit() {
-    let server = TestServer::start_with(&["--max-catchup-messages", "20"]).await;
+    // The 230 posts below are past the per-user send burst (100, then 50/s): lifted.
+    let server = TestServer::start_with(&[
+        "--max-catchup-messages",
+        "20",
+        "--user-rate-burst",
+        "100000",
+        "--user-rate-per-sec",
+        "100000",
+    ])
+    .await;
     let alice = server.user("alice").await;
     let room = alice.room_with(true, &[]).await;
     post_many(&alice, &room.id, 230).await;

@@ -302,6 +302,8 @@ async fn the_metrics_flag_is_bound_by_run() {
             dir.to_str().unwrap(),
             "--metrics-listen",
             &metrics,
+            "--drain-delay-ms",
+            "0",
         ])
         .unwrap();
         // Embedded whatever the environment says: the test is about the flag.
