@@ -27,7 +27,6 @@ use tempfile::TempDir;
 
 use haproxy::{hub_name, ServerStat};
 use process::{binary, Process};
-use switchboard_tests::private::free_port;
 use switchboard_tests::services::{RedisPrefix, TestDatabase, REDIS_URL};
 
 /// Upper bound on one awaited event or reply. Generous: the machine is small and busy.
@@ -183,9 +182,15 @@ impl Cluster {
         auth.await_healthy(&format!("http://{auth_addr}/readyz"), START_WAIT)
             .await;
 
-        // HAProxy's address is chosen first: it is the hubs' public URL (browser origins).
-        let lb_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
-        let stats_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        // HAProxy's address is chosen first: it is the hubs' public URL (browser origins). Its
+        // two ports stay bound here until HAProxy starts, so that no `127.0.0.1:0` bind in the
+        // meantime (the hubs' listeners, any test's sockets) is given one of them.
+        let hold = |what| {
+            std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{what}: {e}"))
+        };
+        let (lb_hold, stats_hold) = (hold("HAProxy's port"), hold("HAProxy's stats port"));
+        let lb_addr = lb_hold.local_addr().expect("a bound address");
+        let stats_addr = stats_hold.local_addr().expect("a bound address");
         let public_url = format!("http://{lb_addr}");
 
         // All hubs at once: they race for the migration lock, as real nodes do.
@@ -247,6 +252,7 @@ impl Cluster {
             "-f".to_owned(),
             config.to_str().expect("UTF-8").to_owned(),
         ];
+        drop((lb_hold, stats_hold));
         let (mut haproxy, _) = Process::spawn(
             "haproxy",
             std::path::Path::new("haproxy"),
