@@ -16,7 +16,7 @@
 //! The tables of error codes, close codes and limits are checked against the crate's constants,
 //! and every `](#anchor)` link must name a heading of the document.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
@@ -364,56 +364,5 @@ fn limits_table_matches_the_constants() {
         let r = row(&rows, &format!("`{name}`"))
             .unwrap_or_else(|| panic!("limit `{name}` missing from the table"));
         assert_eq!(r[1], value.to_string(), "value of `{name}`");
-    }
-}
-
-/// GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens, and
-/// `-1`, `-2`, ... appended to repeats.
-fn anchors(doc: &str) -> BTreeSet<String> {
-    let mut seen: HashMap<String, usize> = HashMap::new();
-    let mut out = BTreeSet::new();
-    let mut in_code = false;
-    for line in doc.lines() {
-        if line.starts_with("```") {
-            in_code = !in_code;
-            continue;
-        }
-        if in_code || !line.starts_with('#') {
-            continue;
-        }
-        let title = line.trim_start_matches('#').trim();
-        let slug: String = title
-            .to_lowercase()
-            .chars()
-            .filter_map(|c| match c {
-                ' ' => Some('-'),
-                c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-                _ => None,
-            })
-            .collect();
-        let n = seen.entry(slug.clone()).or_insert(0);
-        out.insert(if *n == 0 {
-            slug.clone()
-        } else {
-            format!("{slug}-{n}")
-        });
-        *n += 1;
-    }
-    out
-}
-
-#[test]
-fn internal_links_resolve() {
-    let doc = doc();
-    let anchors = anchors(&doc);
-    let mut rest = doc.as_str();
-    while let Some(at) = rest.find("](#") {
-        rest = &rest[at + 3..];
-        let end = rest.find(')').expect("unclosed link");
-        let target = &rest[..end];
-        assert!(
-            anchors.contains(target),
-            "PROTOCOL.md links to #{target}, which is no heading"
-        );
     }
 }

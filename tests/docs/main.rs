@@ -1,6 +1,7 @@
 //! The documentation's links: every relative link in `README.md` and `docs/*.md` names a file of
 //! the repository, and every `#section` it names is a heading of that file (GitHub's anchors),
-//! so an edit that renames or loses a section the README sends readers to fails here.
+//! so an edit that renames or loses a section the README sends readers to fails here. This
+//! includes docs/PROTOCOL.md's links to its own sections (once a test of the protocol crate).
 //!
 //! Each test collects every problem it finds and fails once, listing them all.
 
