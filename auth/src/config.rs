@@ -87,6 +87,9 @@ pub struct AuthConfig {
     /// failures): the auth node's registry, or the hub's when auth is embedded. Default: a
     /// disabled registry (nothing recorded).
     pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
+    /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
+    /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
+    pub mail: crate::mail::MailConfig,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -168,6 +171,7 @@ impl AuthConfig {
             trusted_proxies: Vec::new(),
             accounts: AccountPolicy::default(),
             metrics: switchboard_kit::metrics::Registry::disabled(),
+            mail: crate::mail::MailConfig::default(),
         }
     }
 }
@@ -194,6 +198,7 @@ impl std::fmt::Debug for AuthConfig {
             .field("register_ip_limit", &self.register_ip_limit)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("accounts", &self.accounts)
+            .field("mail", &self.mail)
             .finish()
     }
 }

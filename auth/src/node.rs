@@ -97,6 +97,10 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub accounts: AccountFlags,
 
+    /// The mail transport and sender, shared with the hub's flags.
+    #[command(flatten)]
+    pub mail: crate::mail::MailFlags,
+
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
     /// limited by the peer's own address. Default: none (the header is ignored).
@@ -235,6 +239,7 @@ impl NodeConfig {
         cfg.hash_concurrency = self.hash_concurrency;
         self.limits.apply(&mut cfg);
         self.accounts.apply(&mut cfg);
+        self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }

@@ -128,6 +128,12 @@ pub struct Config {
     #[command(flatten)]
     pub auth_accounts: switchboard_auth::node::AccountFlags,
 
+    /// The mail transport and sender of the embedded auth (the same flags as
+    /// `switchboard-auth`'s). With --auth-url the hub still reads them: its job workers send
+    /// the mails.
+    #[command(flatten)]
+    pub mail: switchboard_auth::mail::MailFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,

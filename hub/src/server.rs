@@ -59,6 +59,7 @@ async fn open_auth(
             auth_cfg.metrics = registry.clone();
             cfg.auth_limits.apply(&mut auth_cfg);
             cfg.auth_accounts.apply(&mut auth_cfg);
+            cfg.mail.apply(&mut auth_cfg);
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)

@@ -29,6 +29,7 @@ mod support;
 mod accounts;
 mod admin;
 mod key_sources;
+mod mail;
 mod node;
 mod persistence;
 mod plumbing;
