@@ -128,9 +128,9 @@ pub struct Config {
     #[command(flatten)]
     pub auth_accounts: switchboard_auth::node::AccountFlags,
 
-    /// The mail transport and sender of the embedded auth (the same flags as
-    /// `switchboard-auth`'s). With --auth-url the hub still reads them: its job workers send
-    /// the mails.
+    /// The mail transport, sender and cluster-wide rate (the same flags as
+    /// `switchboard-auth`'s): the embedded auth's, and, with `--auth-url` too, this node's (the
+    /// job workers that send mail run on every hub).
     #[command(flatten)]
     pub mail: switchboard_auth::mail::MailFlags,
 

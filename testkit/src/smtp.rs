@@ -327,7 +327,7 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         let text = String::from_utf8_lossy(&line);
         let command = text.trim_end();
         let verb = command
-            .split(|c: char| c == ' ' || c == ':')
+            .split([' ', ':'])
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();

@@ -58,9 +58,8 @@ impl SmtpUrl {
     pub fn parse(value: &str) -> Result<SmtpUrl, String> {
         let shown = crate::config::redact_url(value);
         if !(value.starts_with("smtp://") || value.starts_with("smtps://")) {
-            return Err(format!(
-                "{shown:?} is not an smtp:// or smtps:// URL (e.g. smtp://relay:25, smtp://user:pw@relay:587?tls=required, smtps://relay:465)"
-            ));
+            // Not shown: without a scheme, a password in it could not be found to hide.
+            return Err("not an smtp:// or smtps:// URL (e.g. smtp://relay:25, smtp://user:pw@relay:587?tls=required, smtps://relay:465)".to_owned());
         }
         AsyncSmtpTransport::<Tokio1Executor>::from_url(value)
             .map_err(|e| format!("{shown:?} is not a usable SMTP URL: {e}"))?;
@@ -82,6 +81,35 @@ impl std::fmt::Display for SmtpUrl {
 impl std::fmt::Debug for SmtpUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "SmtpUrl({self})")
+    }
+}
+
+/// The clap parser of `--smtp-url`: [`SmtpUrl::parse`], with an error that names the flag
+/// but, unlike clap's own, never repeats the value (it may hold the relay's password).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SmtpUrlParser;
+
+impl clap::builder::TypedValueParser for SmtpUrlParser {
+    type Value = SmtpUrl;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SmtpUrl, clap::Error> {
+        let flag = arg.map_or_else(|| "--smtp-url".to_owned(), ToString::to_string);
+        let invalid = |why: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid value for '{flag}': {why}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let value = value
+            .to_str()
+            .ok_or_else(|| invalid("not UTF-8".to_owned()))?;
+        SmtpUrl::parse(value).map_err(invalid)
     }
 }
 
@@ -117,7 +145,7 @@ pub struct MailFlags {
     /// SMTP relay for the welcome and password-reset mails: smtp://host:25 (plain),
     /// smtp://host:587?tls=required (STARTTLS), smtps://host:465 (implicit TLS), with
     /// user:password@ for AUTH. Unset: each mail is written to DATA_DIR/outbox/ as an .eml file.
-    #[arg(long, env = "SWITCHBOARD_SMTP_URL", value_parser = SmtpUrl::parse)]
+    #[arg(long, env = "SWITCHBOARD_SMTP_URL", value_parser = SmtpUrlParser)]
     pub smtp_url: Option<SmtpUrl>,
 
     /// Sender of every mail, `Name <address>`; its domain ends every Message-ID.
@@ -183,8 +211,10 @@ mod tests {
     fn the_password_never_shows() {
         let url = SmtpUrl::parse("smtp://user:hunter2@relay:587?tls=required").unwrap();
         assert!(!format!("{url} {url:?}").contains("hunter2"));
-        let err = SmtpUrl::parse("smtp://user:hunter2@relay?tls=bogus").unwrap_err();
-        assert!(!err.contains("hunter2"), "{err}");
+        for bad in ["smtp://user:hunter2@relay?tls=bogus", "user:hunter2@relay"] {
+            let err = SmtpUrl::parse(bad).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -22,8 +22,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 pub use config::{
-    parse_rate, parse_timeout, MailConfig, MailFlags, SmtpUrl, DEFAULT_MAIL_RATE_PER_SEC,
-    DEFAULT_SMTP_TIMEOUT,
+    parse_rate, parse_timeout, MailConfig, MailFlags, SmtpUrl, SmtpUrlParser,
+    DEFAULT_MAIL_RATE_PER_SEC, DEFAULT_SMTP_TIMEOUT,
 };
 pub use content::{Mail, MailFrom, DEFAULT_MAIL_FROM, MAX_ID_LEN, RESET_SUBJECT, WELCOME_SUBJECT};
 pub use error::MailError;
