@@ -1,9 +1,10 @@
 //! [`SmtpSink`]: a real SMTP server for tests, on a free port of 127.0.0.1, that records every
 //! mail it accepts and can be told to refuse, defer, hang, or be down.
 //!
-//! It speaks what an SMTP client such as lettre needs, without TLS or AUTH: the `220`
-//! greeting, `EHLO`/`HELO` (advertising `8BITMIME`, `SMTPUTF8` and `SIZE`), `MAIL FROM`,
-//! `RCPT TO`, `DATA` (dot-unstuffed, up to [`MAX_MESSAGE_BYTES`]), `RSET`, `NOOP`, `QUIT`.
+//! It speaks what an SMTP client such as lettre needs, without TLS: the `220` greeting,
+//! `EHLO`/`HELO` (advertising `8BITMIME`, `SMTPUTF8` and `SIZE`), `MAIL FROM`, `RCPT TO`,
+//! `DATA` (dot-unstuffed, up to [`MAX_MESSAGE_BYTES`]), `RSET`, `NOOP`, `QUIT`, and, once
+//! [`SmtpSink::require_auth`] is called, `AUTH PLAIN` (advertised, and required before `MAIL`).
 //! Anything else gets `502`.
 //!
 //! Scripting ([`SmtpSink::fail_next`], [`SmtpSink::fail_always`], [`SmtpSink::hang`]) changes
@@ -32,6 +33,8 @@ pub struct Received {
     pub mail_from: String,
     /// The `RCPT TO` addresses, in order.
     pub rcpt_to: Vec<String>,
+    /// The user that authenticated with `AUTH PLAIN` on the connection, if any.
+    pub auth_user: Option<String>,
     /// The message as received after `DATA`: dot-unstuffed, CRLF line ends, without the final
     /// `.` line.
     pub raw: Vec<u8>,
@@ -89,6 +92,8 @@ struct Script {
     always: Vec<(Stage, u16)>,
     /// Accept connections but never answer.
     hang: bool,
+    /// With `Some((user, password))`: `AUTH PLAIN` is advertised and required before `MAIL`.
+    auth: Option<(String, String)>,
 }
 
 impl Script {
@@ -228,7 +233,13 @@ impl SmtpSink {
         lock(&self.state.script).hang = on;
     }
 
-    /// Forgets every script: every command gets 250 again.
+    /// Advertises `AUTH PLAIN` on new sessions and requires it before `MAIL` (`530`
+    /// otherwise); these credentials get `235`, others `535`.
+    pub fn require_auth(&self, user: &str, password: &str) {
+        lock(&self.state.script).auth = Some((user.to_owned(), password.to_owned()));
+    }
+
+    /// Forgets every script: every command gets 250 again, no AUTH.
     pub fn clear_script(&self) {
         *lock(&self.state.script) = Script::default();
     }
@@ -318,6 +329,8 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
         .await?;
     let mut mail_from: Option<String> = None;
     let mut rcpt_to: Vec<String> = Vec::new();
+    let auth = lock(&state.script).auth.clone();
+    let mut auth_user: Option<String> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -332,7 +345,22 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
             .unwrap_or("")
             .to_ascii_uppercase();
         let reply: String = match verb.as_str() {
+            "EHLO" if auth.is_some() => {
+                "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-AUTH PLAIN\r\n250 SIZE 10485760"
+                    .into()
+            }
             "EHLO" => "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250 SIZE 10485760".into(),
+            "AUTH" => match (&auth, plain_credentials(command)) {
+                (Some((user, password)), Some((u, p))) if *user == u && *password == p => {
+                    auth_user = Some(u);
+                    "235 2.7.0 Authentication successful".into()
+                }
+                (Some(_), _) => "535 5.7.8 Authentication credentials invalid".into(),
+                (None, _) => "502 AUTH not offered".into(),
+            },
+            "MAIL" if auth.is_some() && auth_user.is_none() => {
+                "530 5.7.0 Authentication required".into()
+            }
             "HELO" => "250 sink.test".into(),
             "NOOP" => "250 OK".into(),
             "RSET" => {
@@ -374,6 +402,7 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                         lock(&state.received).push(Received {
                             mail_from: mail_from.take().unwrap_or_default(),
                             rcpt_to: std::mem::take(&mut rcpt_to),
+                            auth_user: auth_user.clone(),
                             raw,
                             at: Instant::now(),
                             at_system: SystemTime::now(),
@@ -401,6 +430,23 @@ fn scripted(code: u16) -> String {
         500..=599 => format!("{code} 5.7.1 Rejected (scripted)"),
         _ => format!("{code} Scripted"),
     }
+}
+
+/// The user and password of `AUTH PLAIN <base64 of "\0user\0password">`.
+fn plain_credentials(command: &str) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let mut words = command.split_ascii_whitespace();
+    let (_, mechanism, response) = (words.next()?, words.next()?, words.next()?);
+    if !mechanism.eq_ignore_ascii_case("PLAIN") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(response)
+        .ok()?;
+    let decoded = String::from_utf8(decoded).ok()?;
+    let mut parts = decoded.split('\0');
+    let (_authzid, user, password) = (parts.next()?, parts.next()?, parts.next()?);
+    Some((user.to_owned(), password.to_owned()))
 }
 
 /// The address between `<` and `>` of a `MAIL FROM:<a>` or `RCPT TO:<a>` command.

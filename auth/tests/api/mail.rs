@@ -272,3 +272,21 @@ async fn the_services_mailer_follows_its_configuration(backend: Backend) {
 }
 
 backend_tests!(the_services_mailer_follows_its_configuration);
+
+#[tokio::test]
+async fn the_urls_credentials_authenticate_and_wrong_ones_are_permanent() {
+    let sink = SmtpSink::start().await;
+    sink.require_auth("mailer", "p@ss:word");
+    let url = format!("smtp://mailer:p%40ss%3Aword@{}", sink.addr());
+    let mailer = SmtpMailer::new(&SmtpUrl::parse(&url).unwrap(), Duration::from_secs(10)).unwrap();
+    let mail = Mail::welcome(&from(), "kim@example.com", "kim", "job-12").unwrap();
+    within("the send", mailer.send(&mail)).await.unwrap();
+    assert_eq!(sink.received()[0].auth_user.as_deref(), Some("mailer"));
+
+    let url = format!("smtp://mailer:wrong@{}", sink.addr());
+    let mailer = SmtpMailer::new(&SmtpUrl::parse(&url).unwrap(), Duration::from_secs(10)).unwrap();
+    let err = within("the send", mailer.send(&mail)).await.unwrap_err();
+    assert!(matches!(err, MailError::Rejected(_)), "{err:?}");
+    assert!(!err.to_string().contains("wrong"), "{err}");
+    assert_eq!(sink.received().len(), 1);
+}
