@@ -67,8 +67,9 @@ impl std::fmt::Display for MailFrom {
 
 /// One mail, built and ready to send: the RFC 5322 message (headers `From`, `To`, `Subject`,
 /// `Date`, `Message-ID`, `MIME-Version`; a `multipart/alternative` body with a `text/plain`
-/// and a `text/html` part) and its envelope.
-#[derive(Debug, Clone)]
+/// and a `text/html` part) and its envelope. Its `Debug` shows the ids only: the body may hold
+/// a password-reset link.
+#[derive(Clone)]
 pub struct Mail {
     message: Message,
     /// `<{id}@{domain}>`.
@@ -210,6 +211,15 @@ impl Mail {
     }
 }
 
+impl std::fmt::Debug for Mail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mail")
+            .field("id", &self.id)
+            .field("message_id", &self.message_id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// `template` with each `{{name}}` of `vars` replaced by its value (HTML-escaped if `html`), in
 /// one pass: a value containing `{{...}}` is not expanded again. Unknown names stay as they are.
 fn render(template: &str, vars: &[(&str, &str)], html: bool) -> String {
@@ -317,6 +327,18 @@ mod tests {
                 "{link:?}"
             );
         }
+    }
+
+    #[test]
+    fn debug_never_shows_the_link() {
+        let link = "https://chat.example.com/#reset=secret-token";
+        let mail =
+            Mail::password_reset(&MailFrom::default(), "a@example.com", "a", link, "r-1").unwrap();
+        let shown = format!("{mail:?}");
+        assert!(
+            !shown.contains("secret-token") && shown.contains("r-1@localhost"),
+            "{shown}"
+        );
     }
 
     #[test]
