@@ -35,6 +35,9 @@ pub const DEFAULT_REGISTER_IP_LIMIT: RateLimit = RateLimit {
     per_sec: 0.17,
     burst: 3,
 };
+/// Default lifetime of a password-reset token (30 minutes).
+pub const DEFAULT_RESET_TTL: Duration = Duration::from_secs(30 * 60);
+
 /// Default `iss` and `aud` of the tokens.
 pub const DEFAULT_ISSUER: &str = "switchboard";
 /// Default prefix of every Redis key and channel (shared with the hub's `--redis-prefix`).
@@ -90,6 +93,15 @@ pub struct AuthConfig {
     /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
     /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
     pub mail: crate::mail::MailConfig,
+    /// Where browsers reach the page (`https://chat.example.com`, no trailing slash): the base
+    /// of the links in password-reset mails (`{public_url}/#reset=<token>`). `None`: reset
+    /// requests are answered as usual but no token is made and no mail sent (logged). The
+    /// embedded hub sets its first `--public-url` (or its listen address); an auth node its own
+    /// `--public-url`.
+    pub public_url: Option<String>,
+    /// Lifetime of a password-reset token. Default [`DEFAULT_RESET_TTL`] (30 minutes); tests
+    /// shorten it to see a token expire without waiting.
+    pub reset_ttl: Duration,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -148,6 +160,29 @@ pub fn parse_ip_net(value: &str) -> Result<IpNet, String> {
         .map_err(|_| format!("{value:?} is neither an IP address nor a CIDR"))
 }
 
+/// Parses a public URL (`--public-url` of the auth node): `http` or `https`, a host, no
+/// credentials, query or fragment; returned without a trailing slash, so that
+/// `{url}/#reset=...` is the page.
+///
+/// # Errors
+/// A message naming the value, for clap.
+pub fn parse_public_url(value: &str) -> Result<String, String> {
+    let bad = || format!("{value:?} is not an http(s) URL like https://chat.example.com");
+    let value = value.trim();
+    let (scheme, rest) = value.split_once("://").ok_or_else(bad)?;
+    let authority = rest.split('/').next().unwrap_or("");
+    let ok = matches!(scheme, "http" | "https")
+        && !authority.is_empty()
+        && !authority.contains('@')
+        && !rest.contains(['?', '#'])
+        && !value.chars().any(|c| c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(value.trim_end_matches('/').to_owned())
+    } else {
+        Err(bad())
+    }
+}
+
 impl AuthConfig {
     /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
     /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
@@ -172,6 +207,8 @@ impl AuthConfig {
             accounts: AccountPolicy::default(),
             metrics: switchboard_kit::metrics::Registry::disabled(),
             mail: crate::mail::MailConfig::default(),
+            public_url: None,
+            reset_ttl: DEFAULT_RESET_TTL,
         }
     }
 }
@@ -199,6 +236,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("trusted_proxies", &self.trusted_proxies)
             .field("accounts", &self.accounts)
             .field("mail", &self.mail)
+            .field("public_url", &self.public_url)
+            .field("reset_ttl", &self.reset_ttl)
             .finish()
     }
 }
@@ -222,7 +261,30 @@ pub fn redact_url(url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::redact_url;
+    use super::{parse_public_url, redact_url};
+
+    #[test]
+    fn public_urls_are_http_or_https_without_credentials() {
+        assert_eq!(
+            parse_public_url("https://chat.example.com/").unwrap(),
+            "https://chat.example.com"
+        );
+        assert_eq!(
+            parse_public_url("http://127.0.0.1:8080").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        for bad in [
+            "chat.example.com",
+            "ftp://chat.example.com",
+            "https://",
+            "https://u:p@chat.example.com",
+            "https://chat.example.com/?x=1",
+            "https://chat.example.com/#x",
+            "https://chat example.com",
+        ] {
+            assert!(parse_public_url(bad).is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn passwords_are_redacted_from_urls() {

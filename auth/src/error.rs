@@ -124,6 +124,9 @@ pub enum AuthError {
     /// A spent refresh token was presented again; its whole session has now been revoked.
     #[error("refresh token reuse detected; the session has been revoked")]
     RefreshTokenReused,
+    /// A password-reset token that is unknown, expired or spent, or whose account is gone.
+    #[error("this reset link is invalid, has expired or was already used; ask for a new one")]
+    InvalidResetToken,
     /// The token is valid but its user no longer exists.
     #[error("unknown user")]
     UnknownUser,
@@ -204,6 +207,7 @@ impl AuthError {
             Self::MissingBearer
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
+            | Self::InvalidResetToken
             | Self::UnknownUser => ErrorCode::Unauthorized,
             Self::UserNotFound => ErrorCode::UserNotFound,
             Self::Forbidden(_) => ErrorCode::Forbidden,

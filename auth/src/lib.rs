@@ -28,6 +28,7 @@
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
+//! - [`reset`]: password reset by mail (the token, the per-address limit, the confirm).
 //! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
 //!   or `data_dir/outbox`).
 //! - [`admin`]: the `admin create|promote|demote` command of the binaries (admins are made on
@@ -54,6 +55,7 @@ pub mod node;
 mod password;
 pub mod redis_feed;
 pub mod remote;
+pub mod reset;
 pub mod revocation;
 mod service;
 pub mod store;
@@ -213,7 +215,7 @@ impl Auth {
     }
 
     /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET`, `PATCH` and `DELETE
-    /// /v1/auth/me`, `POST /v1/auth/me/password`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
+    /// /v1/auth/me`, `POST /v1/auth/me/password`, `POST /v1/auth/password/reset[/confirm]`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
     /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
     /// [`node::router`]'s).

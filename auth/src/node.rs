@@ -101,6 +101,12 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub mail: crate::mail::MailFlags,
 
+    /// Where browsers reach the page (the hubs' public URL, e.g. https://chat.example.com): the
+    /// base of the links in password-reset mails (`{URL}/#reset=<token>`). Required for reset
+    /// mails: without it a reset request is answered 202 but no mail is sent (logged).
+    #[arg(long, env = "SWITCHBOARD_PUBLIC_URL", value_parser = crate::config::parse_public_url)]
+    pub public_url: Option<String>,
+
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
     /// limited by the peer's own address. Default: none (the header is ignored).
@@ -241,6 +247,7 @@ impl NodeConfig {
         self.accounts.apply(&mut cfg);
         self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
+        cfg.public_url = self.public_url.clone();
         cfg
     }
 }

@@ -8,6 +8,10 @@
 //!   refused before hashing. A GCRA cannot be read without spending, so the lock is kept in a
 //!   map of its own.
 //! - **Registrations per client address** are counted before any work.
+//! - **Password-reset requests and confirmations per client address** are counted before any
+//!   work, under the login limit per address (`--login-ip-rate-per-sec`, `--login-ip-burst`) but
+//!   in a bucket of their own. (The limit per e-mail address, 3 an hour, is counted in the store,
+//!   so it holds for the whole cluster: see `reset`.)
 //!
 //! Client addresses are keyed as the IPv4 address, or the IPv6 /64 (one host usually has a
 //! whole /64). Keys of idle entries are swept once a map has doubled since its last sweep, so
@@ -35,6 +39,7 @@ const IPV6_KEY_BITS: u8 = 64;
 pub(crate) struct Throttle {
     login_ip: Limiter<IpAddr>,
     register_ip: Limiter<IpAddr>,
+    reset_ip: Limiter<IpAddr>,
     login_account: Limiter<String>,
     /// Accounts refused until the instant (see the module doc).
     locked: DashMap<String, Instant>,
@@ -53,6 +58,7 @@ impl Throttle {
                 cfg.register_ip_limit
                     .quota("registration limit per address")?,
             ),
+            reset_ip: Limiter::new(cfg.login_ip_limit.quota("login limit per address")?),
             login_account: Limiter::new(
                 cfg.login_account_limit
                     .quota("failed-login limit per account")?,
@@ -70,6 +76,12 @@ impl Throttle {
     /// Counts a registration from `ip`; refused beyond the per-address limit.
     pub(crate) fn register_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
         self.register_ip.check(&address_key(ip))
+    }
+
+    /// Counts a password-reset request or confirmation from `ip`; refused beyond the
+    /// per-address limit.
+    pub(crate) fn reset_attempt(&self, ip: IpAddr) -> Result<(), AuthError> {
+        self.reset_ip.check(&address_key(ip))
     }
 
     /// Refused while `account` is locked by earlier failures.

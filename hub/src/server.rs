@@ -42,8 +42,22 @@ struct AuthParts {
     follower: Option<tokio::task::JoinHandle<()>>,
 }
 
+/// The base of links to the page (password-reset mails): the first `--public-url`, else the
+/// listen address (`localhost` for an unspecified one).
+fn page_base(cfg: &Config, listen: std::net::SocketAddr) -> String {
+    if let Some(first) = cfg.public_urls.first() {
+        return first.base().to_owned();
+    }
+    if listen.ip().is_unspecified() {
+        format!("http://localhost:{}", listen.port())
+    } else {
+        format!("http://{listen}")
+    }
+}
+
 async fn open_auth(
     cfg: &Config,
+    listen: std::net::SocketAddr,
     registry: &Arc<MetricsRegistry>,
     metrics: &HubMetrics,
 ) -> anyhow::Result<AuthParts> {
@@ -60,6 +74,7 @@ async fn open_auth(
             cfg.auth_limits.apply(&mut auth_cfg);
             cfg.auth_accounts.apply(&mut auth_cfg);
             cfg.mail.apply(&mut auth_cfg);
+            auth_cfg.public_url = Some(page_base(cfg, listen));
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)
@@ -223,7 +238,7 @@ async fn serve(
         .clone();
     let metrics_registry = MetricsRegistry::for_node(metrics_listener.as_ref(), "switchboard-hub");
     let metrics = HubMetrics::new(&metrics_registry);
-    let auth = open_auth(&cfg, &metrics_registry, &metrics).await?;
+    let auth = open_auth(&cfg, listener.local_addr()?, &metrics_registry, &metrics).await?;
     // What the store commits reaches the broker through this channel and the publisher below
     // (started once the broker exists); the store runs no publishing code itself.
     let (commits, committed) = tokio::sync::mpsc::channel(crate::fanout::COMMIT_QUEUE);

@@ -7,6 +7,7 @@ mod accounts;
 mod docs;
 mod error;
 mod extractor;
+mod reset;
 mod routes;
 
 use axum::Router;
@@ -32,6 +33,8 @@ fn api() -> OpenApiRouter<Auth> {
             accounts::set_my_email
         ))
         .routes(routes!(accounts::change_password))
+        .routes(routes!(reset::request_reset))
+        .routes(routes!(reset::confirm_reset))
         .routes(routes!(accounts::sessions, accounts::end_other_sessions))
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::list_users))

@@ -14,9 +14,11 @@
 //! free for a new account.
 
 mod postgres;
+mod reset;
 mod sqlite;
 
 pub use postgres::PgStore;
+pub use reset::{NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, ResetStore};
 pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
@@ -215,8 +217,10 @@ pub struct SessionRecord {
 /// reuse detection demands).
 ///
 /// [`rotate_refresh`]: AuthStore::rotate_refresh
+///
+/// Password-reset tokens are the supertrait [`ResetStore`]'s.
 #[async_trait]
-pub trait AuthStore: Send + Sync + 'static {
+pub trait AuthStore: ResetStore + Send + Sync + 'static {
     /// Stores a user unless the username is taken.
     async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError>;
 

@@ -33,6 +33,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/auth/postgres/0002_accounts.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/auth/postgres/0004_password_reset.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock held while migrating: `SBAUTHM1` in ASCII. It
@@ -74,7 +78,7 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 /// that row instead of deadlocking.
 #[derive(Clone)]
 pub struct PgStore {
-    pool: Pool,
+    pub(super) pool: Pool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -134,9 +138,10 @@ impl PgStore {
 }
 
 /// The columns [`user_from_row`] reads, in order.
-const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, role, password_hash, created_at, last_login_at";
 
-fn user_from_row(row: &tokio_postgres::Row) -> Result<UserRecord, StoreError> {
+pub(super) fn user_from_row(row: &tokio_postgres::Row) -> Result<UserRecord, StoreError> {
     Ok(UserRecord {
         id: row.get(0),
         username: row.get(1),
@@ -153,7 +158,7 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<UserRecord, StoreError> {
 
 /// The live user whose `column` equals `value`; `lock` is appended to the query (e.g.
 /// `FOR SHARE`).
-async fn user_where(
+pub(super) async fn user_where(
     client: &impl GenericClient,
     column: &str,
     value: &str,
@@ -169,7 +174,9 @@ async fn user_where(
     user_from_row(&row).map(Some)
 }
 
-fn rows_to_revoked(rows: &[tokio_postgres::Row]) -> Result<Vec<RevokedSession>, StoreError> {
+pub(super) fn rows_to_revoked(
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<RevokedSession>, StoreError> {
     rows.iter()
         .map(|row| {
             Ok(RevokedSession {

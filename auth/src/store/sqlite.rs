@@ -30,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../migrations/auth/sqlite/0003_accounts.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/auth/sqlite/0005_password_reset.sql"),
+    ),
 ];
 
 /// The auth SQLite schema. Its ledger is `schema_migrations (version, applied_at)`, `applied_at`
@@ -105,7 +109,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` with the connection on the blocking pool.
-    async fn call<T: Send + 'static>(
+    pub(super) async fn call<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
@@ -118,9 +122,10 @@ impl SqliteStore {
     }
 }
 
-const USER_COLUMNS: &str = "id, username, email, role, password_hash, created_at, last_login_at";
+pub(super) const USER_COLUMNS: &str =
+    "id, username, email, role, password_hash, created_at, last_login_at";
 
-fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64, Option<i64>)> {
+pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64, Option<i64>)> {
     Ok((
         UserRecord {
             id: row.get(0)?,
@@ -137,7 +142,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<(UserRecord, i64, Option<i64
 }
 
 /// A row of [`user_from_row`] with its times checked.
-fn user_times(
+pub(super) fn user_times(
     (mut user, created_at, last_login_at): (UserRecord, i64, Option<i64>),
 ) -> Result<UserRecord, StoreError> {
     user.created_at = from_sql(created_at, "users.created_at")?;
@@ -147,7 +152,7 @@ fn user_times(
     Ok(user)
 }
 
-fn user_where(
+pub(super) fn user_where(
     conn: &Connection,
     condition: &str,
     value: &str,
@@ -480,11 +485,13 @@ impl AuthStore for SqliteStore {
     }
 }
 
-fn revoked_from_row(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
+pub(super) fn revoked_from_row(row: &Row<'_>) -> rusqlite::Result<(String, i64)> {
     Ok((row.get(0)?, row.get(1)?))
 }
 
-fn revoked_session((id, access_exp): (String, i64)) -> Result<RevokedSession, StoreError> {
+pub(super) fn revoked_session(
+    (id, access_exp): (String, i64),
+) -> Result<RevokedSession, StoreError> {
     Ok(RevokedSession {
         id,
         access_exp: from_sql(access_exp, "sessions.access_exp")?,

@@ -36,6 +36,7 @@ mod plumbing;
 mod redis_feed;
 mod register_login;
 mod remote;
+mod reset;
 mod schema;
 mod sessions;
 mod throttle;

@@ -19,6 +19,9 @@ pub struct PublicUrl {
     host: String,
     /// The explicit port, or the scheme's default.
     port: u16,
+    /// `http(s)://authority` as given (`ws`/`wss` read as `http`/`https`): the base of links
+    /// to the page, such as those of password-reset mails.
+    base: String,
 }
 
 /// An origin broken into the parts the rule compares.
@@ -75,12 +78,25 @@ impl PublicUrl {
     /// # Errors
     /// A message for clap when the value is not such a URL.
     pub fn parse(value: &str) -> Result<Self, String> {
-        parse_authority(value.trim(), true)
-            .map(|a| Self {
-                host: a.host,
-                port: a.port,
-            })
-            .ok_or_else(|| format!("{value:?} is not an http(s) URL like https://chat.example.com"))
+        let value = value.trim();
+        let bad = || format!("{value:?} is not an http(s) URL like https://chat.example.com");
+        let a = parse_authority(value, true).ok_or_else(bad)?;
+        let (scheme, rest) = value.split_once("://").ok_or_else(bad)?;
+        let scheme = match scheme.to_ascii_lowercase().as_str() {
+            "https" | "wss" => "https",
+            _ => "http",
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        Ok(Self {
+            host: a.host,
+            port: a.port,
+            base: format!("{scheme}://{authority}"),
+        })
+    }
+
+    /// `http(s)://host[:port]`, the base of links to the page.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 }
 
@@ -203,8 +219,13 @@ mod tests {
             PublicUrl::parse("wss://Chat.Example.com/v1/ws").unwrap(),
             PublicUrl {
                 host: "chat.example.com".into(),
-                port: 443
+                port: 443,
+                base: "https://Chat.Example.com".into(),
             }
+        );
+        assert_eq!(
+            PublicUrl::parse("http://127.0.0.1:8080/").unwrap().base(),
+            "http://127.0.0.1:8080"
         );
     }
 }

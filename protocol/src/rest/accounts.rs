@@ -1,5 +1,6 @@
 //! JSON bodies of account administration (`/v1/admin/*`), self-service (`PATCH /v1/auth/me`,
-//! `POST /v1/auth/me/password`) and sessions (`/v1/auth/sessions`).
+//! `POST /v1/auth/me/password`), password reset (`/v1/auth/password/reset*`) and sessions
+//! (`/v1/auth/sessions`).
 
 use serde::{Deserialize, Serialize};
 
@@ -28,6 +29,24 @@ pub struct ChangePasswordRequest {
     pub current: String,
     /// The new password (the registration rules apply).
     pub new: String,
+}
+
+/// `POST /v1/auth/password/reset`: ask for a password-reset mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordResetRequest {
+    /// The account's e-mail address (compared ignoring ASCII case and surrounding spaces).
+    pub email: String,
+}
+
+/// `POST /v1/auth/password/reset/confirm`: set a new password with the token of a reset mail.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordResetConfirm {
+    /// The token from the mail's link (`#reset=<token>`): 43 characters of base64url.
+    pub token: String,
+    /// The new password (the registration rules apply).
+    pub password: String,
 }
 
 /// Query of `GET /v1/admin/users`.
