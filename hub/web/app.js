@@ -2,6 +2,7 @@
 // (js/socket.js), the state (js/store.js) and the view (js/ui.js) together.
 
 import { Api, ApiError } from "./js/api.js";
+import { ResetForms, takeResetToken } from "./js/reset.js";
 import { Socket, Status, newClientMsgId, socketUrl } from "./js/socket.js";
 import { PAGE_SIZE, Store, TYPING_SHOWN_MS } from "./js/store.js";
 import { View } from "./js/ui.js";
@@ -46,6 +47,7 @@ class App {
   constructor() {
     this.api = new Api({ onSessionEnded: (reason) => this.end(reason) });
     this.view = new View(this.actions());
+    this.reset = new ResetForms(this.api, (notice) => this.view.showAuth(notice));
     this.store = null;
     this.socket = null;
     this.pollTimer = null;
@@ -59,8 +61,20 @@ class App {
   }
 
   boot() {
+    if (this.openResetLink()) return;
     if (this.api.session) this.startChat();
     else this.view.showAuth();
+  }
+
+  /// A mail's reset link (`#reset=<token>`) opened: the new-password form (a session of this
+  /// tab ends: the reset ends every session anyway). False when the address has no token.
+  openResetLink() {
+    const token = takeResetToken();
+    if (!token) return false;
+    if (this.store || this.api.session) this.end(null);
+    else this.view.showAuth();
+    this.reset.showReset(token);
+    return true;
   }
 
   actions() {
@@ -224,6 +238,7 @@ class App {
   }
 
   followHash() {
+    if (this.openResetLink()) return;
     if (!this.store || !location.hash.startsWith(HASH_PREFIX)) return;
     const id = decodeURIComponent(location.hash.slice(HASH_PREFIX.length));
     if (id !== this.store.active && this.store.rooms.has(id)) this.openRoom(id, false);

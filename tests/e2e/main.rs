@@ -24,6 +24,7 @@ mod messaging;
 mod metrics;
 mod network;
 mod openapi;
+mod password_reset;
 mod plumbing;
 mod presence;
 mod presence_leave;

@@ -36,7 +36,17 @@ const AUTH_FLAGS: &[&str] = &[
     "--login-ip-burst",
     "--register-ip-rate-per-sec",
     "--register-ip-burst",
+    // Reset mails are sent by the auth node when it runs separately.
+    "--smtp-url",
 ];
+
+/// Flags that go to both the hub and the auth node: the public URL is the hub's Origin rule and
+/// the base of the auth node's reset links.
+const SHARED_FLAGS: &[&str] = &["--public-url"];
+
+/// The auth node's `--public-url` when the test gives none: reset links need a base, and a test
+/// that follows one takes only its token (the hub's port is not known yet).
+const DEFAULT_AUTH_PUBLIC_URL: &str = "http://localhost";
 
 /// Switches of the auth node (flags without a value) when it runs separately.
 const AUTH_SWITCHES: &[&str] = &["--single-session", "--free-deleted-usernames"];
@@ -53,11 +63,20 @@ pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
     while i < flags.len() {
         if AUTH_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
             auth_flags.extend(flags.drain(i..i + 2));
+        } else if SHARED_FLAGS.contains(&flags[i].as_str()) && i + 1 < flags.len() {
+            auth_flags.extend(flags[i..i + 2].iter().cloned());
+            i += 2;
         } else if AUTH_SWITCHES.contains(&flags[i].as_str()) {
             auth_flags.push(flags.remove(i));
         } else {
             i += 1;
         }
+    }
+    if !auth_flags.iter().any(|flag| flag == "--public-url") {
+        auth_flags.extend([
+            "--public-url".to_owned(),
+            DEFAULT_AUTH_PUBLIC_URL.to_owned(),
+        ]);
     }
     let env = ScaledEnv::start(&auth_flags).await;
     // A test that names its own auth node (e.g. a stand-in JWKS) keeps it.

@@ -77,6 +77,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/api.js", JAVASCRIPT),
     asset!("js/dom.js", JAVASCRIPT),
     asset!("js/messages.js", JAVASCRIPT),
+    asset!("js/reset.js", JAVASCRIPT),
     asset!("js/socket.js", JAVASCRIPT),
     asset!("js/store.js", JAVASCRIPT),
     asset!("js/ui.js", JAVASCRIPT),

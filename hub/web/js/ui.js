@@ -157,6 +157,8 @@ export class View {
     box.textContent = notice || "";
     box.hidden = !notice;
     for (const id of ["login-form", "register-form"]) $(id).reset();
+    for (const id of ["login-card", "register-card"]) $(id).hidden = false;
+    for (const id of ["forgot-card", "reset-card"]) $(id).hidden = true;
     $("login-username").focus();
   }
 
