@@ -11,5 +11,6 @@ mod support;
 mod chat;
 mod key_source;
 mod network;
+mod reset;
 mod safety;
 mod static_routes;
