@@ -21,6 +21,8 @@
 //!   (schema `auth`).
 //! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
 //! - [`remote`]: the client side of a separate auth node.
+//! - [`jobs`]: the job queue in the auth store (the welcome mail enqueued at registration),
+//!   this node's workers and their flags, the admin's list and retry.
 //! - [`metrics`]: counts of logins, registrations, refreshes, limit refusals and token failures.
 //! - `password`: argon2id hashing on the blocking pool: bounded slots, each reusing one memory
 //!   block, and a bounded queue.
@@ -45,6 +47,7 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 mod http;
+pub mod jobs;
 pub mod keys;
 pub mod metrics;
 pub mod node;
@@ -105,6 +108,11 @@ struct Inner {
     metrics: metrics::AuthMetrics,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
+    /// The job queue in the store.
+    jobs: Arc<dyn switchboard_jobs::JobStore>,
+    /// This node's job workers, until [`Auth::shutdown_jobs`] takes them (dropping the last
+    /// clone of `Auth` stops them too).
+    pool: std::sync::Mutex<Option<switchboard_jobs::Pool>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -122,6 +130,9 @@ impl Auth {
     /// restart. Users and sessions are in PostgreSQL (schema `auth`, migrated here) when
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
+    ///
+    /// It starts this node's job workers ([`AuthConfig::jobs`]) for the kinds of
+    /// [`AuthConfig::job_handlers`] (none without handlers: jobs wait, ready).
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
@@ -182,6 +193,13 @@ impl Auth {
         )
         .with_failures(metrics::TokenFailures::new(&cfg.metrics));
         let metrics = metrics::AuthMetrics::new(&cfg.metrics);
+        let jobs = store.job_store();
+        let pool = switchboard_jobs::Pool::start(
+            Arc::clone(&jobs),
+            cfg.job_handlers.clone(),
+            cfg.jobs.clone(),
+            switchboard_jobs::metrics::JobMetrics::new(&cfg.metrics),
+        );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
             store = if cfg.database_url.is_some() { "postgres" } else { "sqlite" },
             redis = cfg.redis_url.is_some(), revoked = revocations.len(), "auth opened");
@@ -197,13 +215,16 @@ impl Auth {
                 metrics,
                 announcer,
                 _follower: follower,
+                jobs,
+                pool: std::sync::Mutex::new(Some(pool)),
             }),
         })
     }
 
     /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET`, `PATCH` and `DELETE
     /// /v1/auth/me`, `POST /v1/auth/me/password`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
-    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET
+    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET /v1/admin/jobs`,
+    /// `POST /v1/admin/jobs/{id}/retry`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
     /// [`node::router`]'s).
     pub fn router(&self) -> axum::Router {

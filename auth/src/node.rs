@@ -97,6 +97,10 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub accounts: AccountFlags,
 
+    /// The job workers (the welcome mail), shared with the hub's flags.
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobFlags,
+
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
     /// limited by the peer's own address. Default: none (the header is ignored).
@@ -235,6 +239,7 @@ impl NodeConfig {
         cfg.hash_concurrency = self.hash_concurrency;
         self.limits.apply(&mut cfg);
         self.accounts.apply(&mut cfg);
+        self.jobs.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }
@@ -258,7 +263,8 @@ pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
 
 /// Opens the auth service described by `cfg` and serves it on `listener` (`cfg.listen` is
 /// ignored: the caller bound the listener, so tests can pass `127.0.0.1:0`) until `shutdown`
-/// resolves; then stops accepting, lets requests in flight finish, and returns. Metrics are
+/// resolves; then stops accepting, lets requests in flight finish, stops the job workers
+/// (`Auth::shutdown_jobs`: running jobs get a bounded time to finish), and returns. Metrics are
 /// served on `cfg.metrics_listen`.
 ///
 /// # Errors
@@ -327,6 +333,7 @@ pub async fn run_with_metrics(
     let metrics = metrics.map(|l| switchboard_kit::metrics::spawn(l, registry));
     let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
     let served = serve_with(listener, &auth, readiness, shutdown).await;
+    auth.shutdown_jobs().await;
     if let Some(server) = metrics {
         server.stop().await;
     }

@@ -128,6 +128,11 @@ pub struct Config {
     #[command(flatten)]
     pub auth_accounts: switchboard_auth::node::AccountFlags,
 
+    /// Job workers of the embedded auth (`--job-workers`, `--job-lease-ms`, ...; the same flags
+    /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
+    #[command(flatten)]
+    pub auth_jobs: switchboard_auth::jobs::JobFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,
