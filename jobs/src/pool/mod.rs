@@ -40,6 +40,10 @@ pub const DEFAULT_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 /// How often a pool samples the queue depth (metrics) and prunes done jobs.
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(15);
+/// Backoff of a worker whose claims fail (the database is unreachable): short, so the queue
+/// resumes within seconds of the database's return.
+const STORE_BACKOFF: Backoff =
+    Backoff::doubling(Duration::from_millis(100), Duration::from_secs(5));
 /// Most done jobs deleted per prune (the next sample deletes more), to keep each delete short.
 const PRUNE_BATCH: u32 = 1000;
 
@@ -189,7 +193,7 @@ impl Ctx {
     /// One worker: claim, run, repeat; sleep when idle; back off when the store fails.
     async fn work(self: Arc<Self>, worker: String) {
         let kinds: Vec<&str> = self.handlers.keys().copied().collect();
-        let mut failures = self.cfg.backoff.retries();
+        let mut failures = STORE_BACKOFF.retries();
         while !self.stop.is_cancelled() {
             let now = now_ms();
             let claimed = self

@@ -393,3 +393,81 @@ async fn three_nodes_run_each_job_once() {
     assert_eq!(counts.get(State::Done), 60);
     assert!(events.try_recv().ok().is_none_or(|e| e.1 == "end"));
 }
+
+/// Attempts, dead jobs and run time are counted as they happen; the depth by state is sampled.
+#[tokio::test(start_paused = true)]
+async fn attempts_dead_jobs_and_depth_show_in_metrics() {
+    let f = Fixture::sqlite().await;
+    let registry = Registry::new();
+    let (handler, _events) = Scripted::new("mail", &[Step::Transient, Step::Permanent]);
+    let pool = Pool::start(
+        Arc::clone(&f.store),
+        vec![handler],
+        config(),
+        JobMetrics::new(&registry),
+    );
+    let dead = enqueue(&f, NewJob::new("mail", json!({}))).await;
+    wait_state(&*f.store, &dead, State::Dead).await;
+    let done = enqueue(&f, NewJob::new("mail", json!({}))).await;
+    wait_state(&*f.store, &done, State::Done).await;
+    enqueue(&f, NewJob::new("webhook", json!({}))).await;
+    tokio::time::sleep(SAMPLE_EVERY).await;
+    let text = registry.render();
+    for line in [
+        "switchboard_job_attempts_total{result=\"transient\"} 1",
+        "switchboard_job_attempts_total{result=\"permanent\"} 1",
+        "switchboard_job_attempts_total{result=\"ok\"} 1",
+        "switchboard_jobs_dead_total 1",
+        "switchboard_jobs{state=\"dead\"} 1",
+        "switchboard_jobs{state=\"done\"} 1",
+        "switchboard_jobs{state=\"ready\"} 1",
+        "switchboard_jobs{state=\"running\"} 0",
+        "switchboard_job_duration_seconds_count 3",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line} missing from\n{text}"
+        );
+    }
+    pool.shutdown().await;
+}
+
+/// A node that loses its database keeps its workers: claims fail and back off, and the queue
+/// runs again once the database is back.
+#[tokio::test]
+async fn workers_survive_a_database_outage() {
+    let f = Fixture::postgres().await;
+    let proxy = switchboard_testkit::Proxy::start(switchboard_testkit::services::PG_ADDR).await;
+    let url = f.db.as_ref().unwrap().url_via(proxy.addr);
+    let store: Arc<dyn JobStore> =
+        Arc::new(crate::PgJobs::new(crate::store::tests::pg_pool(&url), "q"));
+    let (handler, mut events) = Scripted::new("mail", &[]);
+    let cfg = PoolConfig {
+        poll: Duration::from_millis(20),
+        ..config()
+    };
+    let pool = Pool::start(
+        store,
+        vec![handler],
+        cfg,
+        JobMetrics::new(&Registry::disabled()),
+    );
+    let first = enqueue(&f, NewJob::new("mail", json!({}))).await;
+    wait_state(&*f.store, &first, State::Done).await;
+    proxy.cut().await;
+    let second = enqueue(&f, NewJob::new("mail", json!({}))).await;
+    // Several polls fail meanwhile (their timing does not matter to the outcome).
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        f.store.get(&second).await.unwrap().unwrap().state,
+        State::Ready
+    );
+    proxy.restore();
+    wait_state(&*f.store, &second, State::Done).await;
+    let ran: Vec<_> = std::iter::from_fn(|| events.try_recv().ok())
+        .filter(|e| e.1 == "start")
+        .map(|e| e.0)
+        .collect();
+    assert_eq!(ran, [first, second]);
+    pool.shutdown().await;
+}

@@ -15,7 +15,7 @@ pub(crate) struct Fixture {
     /// For the in-transaction enqueue tests.
     pub backend: Backend,
     _dir: Option<tempfile::TempDir>,
-    _db: Option<switchboard_testkit::services::TestDatabase>,
+    pub db: Option<switchboard_testkit::services::TestDatabase>,
 }
 
 pub(crate) enum Backend {
@@ -48,7 +48,7 @@ impl Fixture {
             store: Arc::new(SqliteJobs::open(&path).await.unwrap()),
             backend: Backend::Sqlite(path),
             _dir: Some(dir),
-            _db: None,
+            db: None,
         }
     }
 
@@ -63,7 +63,7 @@ impl Fixture {
             store: Arc::new(PgJobs::new(pg_pool(&db.url), "q")),
             backend: Backend::Postgres(db.url.clone()),
             _dir: None,
-            _db: Some(db),
+            db: Some(db),
         }
     }
 
