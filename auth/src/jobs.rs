@@ -1,5 +1,5 @@
 //! The auth service's jobs: registration enqueues a welcome mail in the transaction that
-//! creates the user ([`welcome_mail`]); the node runs a [`Pool`] of workers with the handlers
+//! creates the user (`welcome_mail`); the node runs a [`Pool`] of workers with the handlers
 //! it is given ([`AuthConfig::job_handlers`](crate::AuthConfig::job_handlers)); admins list
 //! and retry jobs (`/v1/admin/jobs*`). The queue's tables live in the auth store (`auth.db`, or
 //! schema `auth`), see `switchboard_jobs`.
