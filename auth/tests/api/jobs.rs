@@ -305,3 +305,70 @@ async fn the_job_routes_refuse_bad_input(backend: Backend) {
         .await;
     assert_eq!(wrong_method.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[test]
+fn the_job_flags_map_onto_the_config_and_refuse_bad_values() {
+    use clap::Parser as _;
+    use std::time::Duration;
+    use switchboard_auth::node::NodeConfig;
+
+    let parse = |args: &[&str]| {
+        NodeConfig::try_parse_from([&["switchboard-auth"], args].concat())
+            .map(|cfg| cfg.auth_config().jobs)
+            .map_err(|e| e.to_string())
+    };
+    let jobs = parse(&[
+        "--job-workers",
+        "5",
+        "--job-lease-ms",
+        "1000",
+        "--job-timeout-ms",
+        "2000",
+        "--job-poll-ms",
+        "50",
+        "--job-retention-hours",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(jobs.workers, 5);
+    assert_eq!(
+        (jobs.lease, jobs.timeout, jobs.poll, jobs.retention),
+        (
+            Duration::from_secs(1),
+            Duration::from_secs(2),
+            Duration::from_millis(50),
+            Duration::from_secs(7200)
+        )
+    );
+    let defaults = parse(&[]).unwrap();
+    assert_eq!(defaults.workers, 2);
+    assert_eq!(
+        (
+            defaults.lease,
+            defaults.timeout,
+            defaults.poll,
+            defaults.retention
+        ),
+        (
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+            Duration::from_secs(1),
+            Duration::from_secs(168 * 3600)
+        )
+    );
+    assert_eq!(
+        defaults.lanes.get(MAIL_LANE),
+        Some(&Duration::from_secs(1)),
+        "one mail per second"
+    );
+    for (flag, value) in [
+        ("--job-lease-ms", "99"),
+        ("--job-timeout-ms", "0"),
+        ("--job-poll-ms", "9"),
+        ("--job-workers", "many"),
+        ("--job-retention-hours", "a week"),
+    ] {
+        let err = parse(&[flag, value]).unwrap_err();
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
