@@ -3,7 +3,8 @@
 use serde_json::Value;
 
 /// Attempts of a job unless [`NewJob::max_attempts`] says otherwise: with the default backoff
-/// (1 s doubling to 10 min) the last attempt comes about an hour after the first.
+/// (1 s doubling to 10 min) the last attempt comes 14 to 27 minutes after the first
+/// (the delays 1, 2, 4, ... 512 s, then 600 s, each drawn from its upper half).
 pub const DEFAULT_MAX_ATTEMPTS: u32 = 12;
 
 /// Longest `last_error` stored (bytes, cut at a character boundary): an error message is for
