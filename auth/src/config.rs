@@ -94,6 +94,9 @@ pub struct AuthConfig {
     /// [`crate::jobs::WELCOME_MAIL`]). A kind without a handler is never claimed: its jobs stay
     /// ready. Default: none.
     pub job_handlers: Vec<std::sync::Arc<dyn switchboard_jobs::Handler>>,
+    /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
+    /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
+    pub mail: crate::mail::MailConfig,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -185,6 +188,7 @@ impl AuthConfig {
                 ..switchboard_jobs::PoolConfig::default()
             },
             job_handlers: Vec::new(),
+            mail: crate::mail::MailConfig::default(),
         }
     }
 }
@@ -220,6 +224,7 @@ impl std::fmt::Debug for AuthConfig {
                     .map(|h| h.kind())
                     .collect::<Vec<_>>(),
             )
+            .field("mail", &self.mail)
             .finish()
     }
 }

@@ -30,6 +30,8 @@
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
+//! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
+//!   or `data_dir/outbox`).
 //! - [`admin`]: the `admin create|promote|demote` command of the binaries (admins are made on
 //!   the command line only, never over HTTP).
 //!
@@ -49,6 +51,7 @@ pub mod error;
 mod http;
 pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod node;
 mod password;
@@ -106,6 +109,8 @@ struct Inner {
     announcer: Option<Announcer>,
     /// Counts of the routes' outcomes.
     metrics: metrics::AuthMetrics,
+    /// Where mails go (`cfg.mail`): the SMTP relay or the outbox.
+    mailer: Arc<dyn mail::Mailer>,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
     /// The job queue in the store.
@@ -153,6 +158,11 @@ impl Auth {
                 path: dir.clone(),
                 source,
             })?;
+        let mail_cfg = cfg.mail.clone();
+        let mail_dir = dir.clone();
+        let mailer = tokio::task::spawn_blocking(move || mail::mailer(&mail_cfg, &mail_dir))
+            .await?
+            .map_err(|e| AuthError::Config(format!("mail: {e}")))?;
         let key_dir = dir.clone();
         let keys =
             tokio::task::spawn_blocking(move || LocalKeys::load_or_generate(&key_dir)).await??;
@@ -213,6 +223,7 @@ impl Auth {
                 throttle,
                 verifier,
                 metrics,
+                mailer,
                 announcer,
                 _follower: follower,
                 jobs,
@@ -254,6 +265,17 @@ impl Auth {
     /// See [`Revocations::subscribe`] for what to do on `Lagged`.
     pub fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
         self.inner.revocations.subscribe()
+    }
+
+    /// Where this service's mails go: an [`mail::SmtpMailer`] to `cfg.mail.smtp_url`, or an
+    /// [`mail::OutboxMailer`] writing `data_dir/outbox/{id}.eml`.
+    pub fn mailer(&self) -> Arc<dyn mail::Mailer> {
+        Arc::clone(&self.inner.mailer)
+    }
+
+    /// The mail configuration (sender, rate, timeout) this service was opened with.
+    pub fn mail_config(&self) -> &mail::MailConfig {
+        &self.inner.cfg.mail
     }
 
     /// The revocation set, e.g. to re-check sessions after a lagged

@@ -100,6 +100,9 @@ pub struct NodeConfig {
     /// The job workers (the welcome mail), shared with the hub's flags.
     #[command(flatten)]
     pub jobs: crate::jobs::JobFlags,
+    /// The mail transport and sender, shared with the hub's flags.
+    #[command(flatten)]
+    pub mail: crate::mail::MailFlags,
 
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
@@ -240,6 +243,7 @@ impl NodeConfig {
         self.limits.apply(&mut cfg);
         self.accounts.apply(&mut cfg);
         self.jobs.apply(&mut cfg);
+        self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }

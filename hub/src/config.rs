@@ -132,6 +132,11 @@ pub struct Config {
     /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
     #[command(flatten)]
     pub auth_jobs: switchboard_auth::jobs::JobFlags,
+    /// The mail transport, sender and cluster-wide rate (the same flags as
+    /// `switchboard-auth`'s): the embedded auth's, and, with `--auth-url` too, this node's (the
+    /// job workers that send mail run on every hub).
+    #[command(flatten)]
+    pub mail: switchboard_auth::mail::MailFlags,
 
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]

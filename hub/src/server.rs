@@ -64,6 +64,7 @@ async fn open_auth(
             cfg.auth_jobs.apply(&mut auth_cfg);
             // Running jobs get as long to finish at shutdown as connections do.
             auth_cfg.jobs.drain = Duration::from_millis(cfg.shutdown_grace_ms);
+            cfg.mail.apply(&mut auth_cfg);
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)

@@ -20,6 +20,7 @@ mod key_source;
 mod limits;
 mod liveness;
 mod log_secrets;
+mod mail_flags;
 mod messaging;
 mod metrics;
 mod network;

@@ -30,6 +30,7 @@ mod accounts;
 mod admin;
 mod jobs;
 mod key_sources;
+mod mail;
 mod node;
 mod persistence;
 mod plumbing;
