@@ -90,6 +90,13 @@ pub struct AuthConfig {
     /// failures): the auth node's registry, or the hub's when auth is embedded. Default: a
     /// disabled registry (nothing recorded).
     pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
+    /// This node's job workers (`--job-*` flags, [`crate::jobs::JobFlags`]) and the lanes'
+    /// spacings (the mail lane, [`crate::jobs::MAIL_LANE`], spaced by the mail rate).
+    pub jobs: switchboard_jobs::PoolConfig,
+    /// The handlers of the job kinds this node runs (the welcome mail:
+    /// [`crate::jobs::WELCOME_MAIL`]). A kind without a handler is never claimed: its jobs stay
+    /// ready. Default: none.
+    pub job_handlers: Vec<std::sync::Arc<dyn switchboard_jobs::Handler>>,
     /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
     /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
     pub mail: crate::mail::MailConfig,
@@ -99,6 +106,10 @@ pub struct AuthConfig {
     /// embedded hub sets its first `--public-url` (or its listen address); an auth node its own
     /// `--public-url`.
     pub public_url: Option<String>,
+    /// Run the mail jobs (welcome and password-reset mails) on this node's workers, with the
+    /// mailer above. Default on. Off: those jobs wait, ready, unless `job_handlers` has
+    /// handlers for them (tests of the queue itself use this).
+    pub mail_jobs: bool,
     /// Lifetime of a password-reset token. Default [`DEFAULT_RESET_TTL`] (30 minutes); tests
     /// shorten it to see a token expire without waiting.
     pub reset_ttl: Duration,
@@ -187,7 +198,8 @@ impl AuthConfig {
     /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
     /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
     /// concurrent password hashes with 32 waiting at most, the default login and registration
-    /// limits, no trusted proxies.
+    /// limits, no trusted proxies, the default job workers without handlers, and the mail lane
+    /// spaced by [`crate::jobs::DEFAULT_MAIL_SPACING`].
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -206,8 +218,18 @@ impl AuthConfig {
             trusted_proxies: Vec::new(),
             accounts: AccountPolicy::default(),
             metrics: switchboard_kit::metrics::Registry::disabled(),
+            jobs: switchboard_jobs::PoolConfig {
+                lanes: [(
+                    crate::jobs::MAIL_LANE.to_owned(),
+                    crate::jobs::DEFAULT_MAIL_SPACING,
+                )]
+                .into(),
+                ..switchboard_jobs::PoolConfig::default()
+            },
+            job_handlers: Vec::new(),
             mail: crate::mail::MailConfig::default(),
             public_url: None,
+            mail_jobs: true,
             reset_ttl: DEFAULT_RESET_TTL,
         }
     }
@@ -235,8 +257,18 @@ impl std::fmt::Debug for AuthConfig {
             .field("register_ip_limit", &self.register_ip_limit)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("accounts", &self.accounts)
+            .field("jobs", &self.jobs)
+            .field(
+                "job_handlers",
+                &self
+                    .job_handlers
+                    .iter()
+                    .map(|h| h.kind())
+                    .collect::<Vec<_>>(),
+            )
             .field("mail", &self.mail)
             .field("public_url", &self.public_url)
+            .field("mail_jobs", &self.mail_jobs)
             .field("reset_ttl", &self.reset_ttl)
             .finish()
     }

@@ -21,6 +21,8 @@
 //!   (schema `auth`).
 //! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
 //! - [`remote`]: the client side of a separate auth node.
+//! - [`jobs`]: the job queue in the auth store (the welcome mail enqueued at registration),
+//!   this node's workers and their flags, the admin's list and retry.
 //! - [`metrics`]: counts of logins, registrations, refreshes, limit refusals and token failures.
 //! - `password`: argon2id hashing on the blocking pool: bounded slots, each reusing one memory
 //!   block, and a bounded queue.
@@ -48,6 +50,7 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 mod http;
+pub mod jobs;
 pub mod keys;
 pub mod mail;
 pub mod metrics;
@@ -62,6 +65,7 @@ pub mod store;
 mod throttle;
 pub mod tokens;
 mod validate;
+mod welcome;
 
 use std::sync::Arc;
 
@@ -112,6 +116,11 @@ struct Inner {
     mailer: Arc<dyn mail::Mailer>,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
+    /// The job queue in the store.
+    jobs: Arc<dyn switchboard_jobs::JobStore>,
+    /// This node's job workers, until [`Auth::shutdown_jobs`] takes them (dropping the last
+    /// clone of `Auth` stops them too).
+    pool: std::sync::Mutex<Option<switchboard_jobs::Pool>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -129,6 +138,9 @@ impl Auth {
     /// restart. Users and sessions are in PostgreSQL (schema `auth`, migrated here) when
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
+    ///
+    /// It starts this node's job workers ([`AuthConfig::jobs`]) for the kinds of
+    /// [`AuthConfig::job_handlers`] (none without handlers: jobs wait, ready).
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
@@ -194,6 +206,28 @@ impl Auth {
         )
         .with_failures(metrics::TokenFailures::new(&cfg.metrics));
         let metrics = metrics::AuthMetrics::new(&cfg.metrics);
+        let jobs = store.job_store();
+        // The mail handlers first, so that one given in `job_handlers` replaces its kind's.
+        let mut handlers: Vec<Arc<dyn switchboard_jobs::Handler>> = Vec::new();
+        if cfg.mail_jobs {
+            handlers.push(Arc::new(welcome::WelcomeMailHandler::new(
+                Arc::clone(&mailer),
+                cfg.mail.from.clone(),
+            )));
+            handlers.push(Arc::new(reset::ResetMailHandler::new(
+                Arc::clone(&store),
+                Arc::clone(&mailer),
+                cfg.mail.from.clone(),
+                cfg.public_url.clone(),
+            )));
+        }
+        handlers.extend(cfg.job_handlers.iter().cloned());
+        let pool = switchboard_jobs::Pool::start(
+            Arc::clone(&jobs),
+            handlers,
+            cfg.jobs.clone(),
+            switchboard_jobs::metrics::JobMetrics::new(&cfg.metrics),
+        );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
             store = if cfg.database_url.is_some() { "postgres" } else { "sqlite" },
             redis = cfg.redis_url.is_some(), revoked = revocations.len(), "auth opened");
@@ -210,13 +244,16 @@ impl Auth {
                 mailer,
                 announcer,
                 _follower: follower,
+                jobs,
+                pool: std::sync::Mutex::new(Some(pool)),
             }),
         })
     }
 
     /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET`, `PATCH` and `DELETE
-    /// /v1/auth/me`, `POST /v1/auth/me/password`, `POST /v1/auth/password/reset[/confirm]`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
-    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET
+    /// /v1/auth/me`, `POST /v1/auth/me/password`, `POST /v1/auth/password/reset[/confirm]`, `GET`
+    /// and `DELETE /v1/auth/sessions[/{sid}]`, `GET /v1/admin/users`, `PATCH` and `DELETE
+    /// /v1/admin/users/{id}`, `GET /v1/admin/jobs`, `POST /v1/admin/jobs/{id}/retry`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
     /// [`node::router`]'s).
     pub fn router(&self) -> axum::Router {

@@ -97,6 +97,9 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub accounts: AccountFlags,
 
+    /// The job workers (the welcome mail), shared with the hub's flags.
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobFlags,
     /// The mail transport and sender, shared with the hub's flags.
     #[command(flatten)]
     pub mail: crate::mail::MailFlags,
@@ -245,6 +248,7 @@ impl NodeConfig {
         cfg.hash_concurrency = self.hash_concurrency;
         self.limits.apply(&mut cfg);
         self.accounts.apply(&mut cfg);
+        self.jobs.apply(&mut cfg);
         self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg.public_url = self.public_url.clone();
@@ -270,7 +274,8 @@ pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
 
 /// Opens the auth service described by `cfg` and serves it on `listener` (`cfg.listen` is
 /// ignored: the caller bound the listener, so tests can pass `127.0.0.1:0`) until `shutdown`
-/// resolves; then stops accepting, lets requests in flight finish, and returns. Metrics are
+/// resolves; then stops accepting, lets requests in flight finish, stops the job workers
+/// (`Auth::shutdown_jobs`: running jobs get a bounded time to finish), and returns. Metrics are
 /// served on `cfg.metrics_listen`.
 ///
 /// # Errors
@@ -339,6 +344,7 @@ pub async fn run_with_metrics(
     let metrics = metrics.map(|l| switchboard_kit::metrics::spawn(l, registry));
     let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
     let served = serve_with(listener, &auth, readiness, shutdown).await;
+    auth.shutdown_jobs().await;
     if let Some(server) = metrics {
         server.stop().await;
     }

@@ -9,7 +9,18 @@
 //!   the address and its expiry (`cfg.reset_ttl`, 30 minutes). The count is in the store, so
 //!   the limit holds for the whole cluster. Beyond it nothing is stored or sent (still 202).
 //! - **The mail** carries `{public_url}/#reset=<token>`: a fragment, which browsers never send
-//!   to a server, so the token stays out of access logs and `Referer`.
+//!   to a server, so the token stays out of access logs and `Referer`. It is a
+//!   [`PASSWORD_RESET_MAIL`] job in the `mail` lane (paced with every other mail, cluster-wide),
+//!   enqueued in the transaction that stores the token, run by [`ResetMailHandler`] on any
+//!   node; the job id is the mail's `Message-ID`, so a repeated delivery is recognisable.
+//! - **What the database holds.** The token row holds only the SHA-256. The job's payload must
+//!   carry the token itself (the mail is built later, maybe on another node), so someone who can
+//!   read the database sees the tokens of mails still queued or sent recently (done jobs are
+//!   kept for `--job-retention-hours`). Such a token is worth no more than the mail: it expires
+//!   30 minutes after the request, dies when used or when another reset of the account
+//!   succeeds, and a worker sends nothing for a token that is no longer live. A database
+//!   reader could as well read the password hashes; the hash-only row protects against a
+//!   leaked backup of the token table, not against a live reader of the job queue.
 //! - **Confirm.** A token that is not 43 base64url characters is `bad_request`; a new password
 //!   breaking the registration rules is `bad_request` and the token stays unspent; an unknown,
 //!   expired or spent token is `unauthorized`. Otherwise, in one transaction: the password is
@@ -21,7 +32,12 @@
 //!   live token, so an attacker guessing tokens (2^256 of them) costs one indexed lookup each.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::json;
+use switchboard_jobs::{Handler, Job, JobFailure, NewJob};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -30,8 +46,11 @@ use sha2::{Digest as _, Sha256};
 use switchboard_protocol::rest::{PasswordResetConfirm, PasswordResetRequest};
 
 use crate::error::AuthError;
-use crate::mail::{Mail, MailError};
-use crate::store::{NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, StoreError};
+use crate::jobs::MAIL_LANE;
+use crate::mail::{Mail, MailError, MailFrom, Mailer};
+use crate::store::{
+    AuthStore, NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, StoreError,
+};
 use crate::{unix_now, validate, Auth};
 
 /// Random bytes in a reset token.
@@ -42,6 +61,9 @@ pub const TOKEN_CHARS: usize = 43;
 pub const RESET_WINDOW: Duration = Duration::from_secs(60 * 60);
 /// Most reset tokens (so mails) per e-mail address per [`RESET_WINDOW`].
 pub const MAX_RESETS_PER_WINDOW: u32 = 3;
+/// Kind of the reset mail's job. Payload: `{"token": "<the token>"}` (see the module docs for
+/// what that means for someone who can read the database).
+pub const PASSWORD_RESET_MAIL: &str = "password_reset_mail";
 
 /// A new token and the SHA-256 of its string.
 fn new_token() -> (String, [u8; 32]) {
@@ -101,9 +123,73 @@ impl ResetMailError {
     }
 }
 
+/// Runs the [`PASSWORD_RESET_MAIL`] jobs: the mail of the job's token, to the address the
+/// account has now, with the job id as its `Message-ID`. Nothing is sent for a token that has
+/// been spent, voided or has expired since (the job succeeds). Every node's pool has it.
+pub(crate) struct ResetMailHandler {
+    store: Arc<dyn AuthStore>,
+    mailer: Arc<dyn Mailer>,
+    from: MailFrom,
+    public_url: Option<String>,
+}
+
+impl ResetMailHandler {
+    pub(crate) fn new(
+        store: Arc<dyn AuthStore>,
+        mailer: Arc<dyn Mailer>,
+        from: MailFrom,
+        public_url: Option<String>,
+    ) -> Self {
+        Self {
+            store,
+            mailer,
+            from,
+            public_url,
+        }
+    }
+
+    /// Sends the mail of `token` as mail `id`.
+    ///
+    /// # Errors
+    /// [`ResetMailError`], transient or permanent ([`ResetMailError::is_permanent`]).
+    async fn send(&self, token: &str, id: &str) -> Result<(), ResetMailError> {
+        let public_url = self
+            .public_url
+            .as_deref()
+            .ok_or(ResetMailError::NoPublicUrl)?;
+        let hash = token_hash(token).ok_or(ResetMailError::MalformedToken)?;
+        let Some(user) = self.store.password_reset_user(hash, unix_now()).await? else {
+            tracing::info!(id, "reset token spent or expired before its mail: not sent");
+            return Ok(());
+        };
+        let link = reset_link(public_url, token);
+        let mail = Mail::password_reset(&self.from, &user.email, &user.username, &link, id)?;
+        Ok(self.mailer.send(&mail).await?)
+    }
+}
+
+#[async_trait]
+impl Handler for ResetMailHandler {
+    fn kind(&self) -> &'static str {
+        PASSWORD_RESET_MAIL
+    }
+
+    async fn run(&self, job: &Job) -> Result<(), JobFailure> {
+        let token = job.payload["token"].as_str().unwrap_or_default();
+        self.send(token, &job.id).await.map_err(|e| {
+            let message = e.to_string();
+            if e.is_permanent() {
+                JobFailure::Permanent(message)
+            } else {
+                JobFailure::Transient(message)
+            }
+        })
+    }
+}
+
 impl Auth {
     /// `POST /v1/auth/password/reset`: see the module docs. `Ok` whether or not a token was
-    /// made. The mail is sent after the answer, on its own task.
+    /// made. The mail is a job, enqueued with the token.
     pub(crate) async fn request_password_reset(
         &self,
         req: PasswordResetRequest,
@@ -119,6 +205,7 @@ impl Auth {
         }
         let now = unix_now();
         let (token, hash) = new_token();
+        let mail = NewJob::new(PASSWORD_RESET_MAIL, json!({ "token": token })).in_lane(MAIL_LANE);
         let outcome = self
             .inner
             .store
@@ -129,18 +216,13 @@ impl Auth {
                 expires_at: now + self.inner.cfg.reset_ttl.as_secs(),
                 window_start: now.saturating_sub(RESET_WINDOW.as_secs()),
                 max_in_window: MAX_RESETS_PER_WINDOW,
+                jobs: vec![mail],
             })
             .await?;
         match outcome {
             ResetRequested::Issued(user) => {
                 tracing::info!(user = %user.id, "password reset requested");
-                let auth = self.clone();
-                let id = uuid::Uuid::now_v7().to_string();
-                tokio::spawn(async move {
-                    if let Err(e) = auth.send_password_reset_mail(&token, &id).await {
-                        tracing::warn!(error = %e, "password-reset mail not sent");
-                    }
-                });
+                self.nudge_jobs();
             }
             ResetRequested::Throttled => {
                 tracing::info!("password reset refused: 3 already asked in the last hour");
@@ -148,44 +230,6 @@ impl Auth {
             ResetRequested::NoAccount => {}
         }
         Ok(())
-    }
-
-    /// Sends the mail of reset token `token` as mail `id` (its `Message-ID`), to the address
-    /// the account has now. Nothing is sent for a token that has meanwhile been spent, voided
-    /// or expired, nor without a public URL.
-    ///
-    /// # Errors
-    /// [`ResetMailError`], transient or permanent ([`ResetMailError::is_permanent`]).
-    pub async fn send_password_reset_mail(
-        &self,
-        token: &str,
-        id: &str,
-    ) -> Result<(), ResetMailError> {
-        let public_url = self
-            .inner
-            .cfg
-            .public_url
-            .as_deref()
-            .ok_or(ResetMailError::NoPublicUrl)?;
-        let hash = token_hash(token).ok_or(ResetMailError::MalformedToken)?;
-        let user = self
-            .inner
-            .store
-            .password_reset_user(hash, unix_now())
-            .await?;
-        let Some(user) = user else {
-            tracing::info!(id, "reset token spent or expired before its mail: not sent");
-            return Ok(());
-        };
-        let cfg = &self.inner.cfg.mail;
-        let mail = Mail::password_reset(
-            &cfg.from,
-            &user.email,
-            &user.username,
-            &reset_link(public_url, token),
-            id,
-        )?;
-        Ok(self.inner.mailer.send(&mail).await?)
     }
 
     /// `POST /v1/auth/password/reset/confirm`: see the module docs.

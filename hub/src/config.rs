@@ -128,6 +128,10 @@ pub struct Config {
     #[command(flatten)]
     pub auth_accounts: switchboard_auth::node::AccountFlags,
 
+    /// Job workers of the embedded auth (`--job-workers`, `--job-lease-ms`, ...; the same flags
+    /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
+    #[command(flatten)]
+    pub auth_jobs: switchboard_auth::jobs::JobFlags,
     /// The mail transport, sender and cluster-wide rate (the same flags as
     /// `switchboard-auth`'s): the embedded auth's, and, with `--auth-url` too, this node's (the
     /// job workers that send mail run on every hub).

@@ -40,6 +40,8 @@ struct AuthParts {
     revocations: Revocations,
     /// The Redis revocation follower of a remote-auth node, stopped at shutdown.
     follower: Option<tokio::task::JoinHandle<()>>,
+    /// The embedded auth service, whose job workers stop at shutdown.
+    embedded: Option<Auth>,
 }
 
 /// The base of links to the page (password-reset mails): the first `--public-url`, else the
@@ -73,6 +75,9 @@ async fn open_auth(
             auth_cfg.metrics = registry.clone();
             cfg.auth_limits.apply(&mut auth_cfg);
             cfg.auth_accounts.apply(&mut auth_cfg);
+            cfg.auth_jobs.apply(&mut auth_cfg);
+            // Running jobs get as long to finish at shutdown as connections do.
+            auth_cfg.jobs.drain = Duration::from_millis(cfg.shutdown_grace_ms);
             cfg.mail.apply(&mut auth_cfg);
             auth_cfg.public_url = Some(page_base(cfg, listen));
             // No trusted proxies: the hub's accept loop decides the client address
@@ -86,6 +91,7 @@ async fn open_auth(
                 router: auth.router(),
                 revocations: auth.revocations(),
                 follower: None,
+                embedded: Some(auth),
             })
         }
         Some(url) => {
@@ -112,6 +118,7 @@ async fn open_auth(
                 router: crate::http::proxy::router(url, timeout),
                 revocations,
                 follower,
+                embedded: None,
             })
         }
     }
@@ -449,6 +456,9 @@ async fn serve(
     }
     if let Some(follower) = &auth.follower {
         follower.abort();
+    }
+    if let Some(embedded) = &auth.embedded {
+        embedded.shutdown_jobs().await;
     }
     if let Some(server) = metrics_server {
         server.stop().await;

@@ -248,3 +248,6 @@ pub struct PresenceList {
 
 mod accounts;
 pub use accounts::*;
+
+mod jobs;
+pub use jobs::*;

@@ -15,6 +15,7 @@ mod direct;
 mod errors;
 mod fragments;
 mod history;
+mod jobs;
 mod key_source;
 mod limits;
 mod liveness;

@@ -7,6 +7,7 @@ mod accounts;
 mod docs;
 mod error;
 mod extractor;
+mod jobs;
 mod reset;
 mod routes;
 
@@ -39,6 +40,8 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::list_users))
         .routes(routes!(accounts::set_user_email, accounts::delete_user))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::retry_job))
         .routes(routes!(routes::user))
         .routes(routes!(routes::jwks))
 }

@@ -28,6 +28,7 @@ mod support;
 
 mod accounts;
 mod admin;
+mod jobs;
 mod key_sources;
 mod mail;
 mod node;

@@ -24,6 +24,8 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     let expected: Vec<(String, String)> = [
+        "job_lanes",
+        "jobs",
         "password_resets",
         "refresh_tokens",
         "schema_migrations",
@@ -43,8 +45,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    // Version 3 is the job queue's (another branch); 4 the password-reset tokens.
-    assert_eq!(versions, [1, 2, 4]);
+    assert_eq!(versions, [1, 2, 3, 4]);
 }
 
 #[tokio::test]
@@ -61,7 +62,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 3, "each migration once");
+    assert_eq!(count, 4, "each migration once");
 }
 
 #[tokio::test]
@@ -158,8 +159,7 @@ async fn sqlite_adopts_a_file_migrated_the_old_way() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    // Version 4 is the job queue's (another branch); 5 the password-reset tokens.
-    assert_eq!(versions, [1, 2, 3, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
     let counted: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
@@ -202,5 +202,5 @@ async fn postgres_accepts_a_database_migrated_the_old_way() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows[0], (1, 7), "version 1 kept as it was");
-    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 4]);
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
 }

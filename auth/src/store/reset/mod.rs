@@ -9,6 +9,7 @@ mod postgres;
 mod sqlite;
 
 use async_trait::async_trait;
+use switchboard_jobs::NewJob;
 
 use super::{RevokedSession, StoreError, UserRecord};
 
@@ -28,16 +29,21 @@ pub struct NewPasswordReset {
     pub window_start: u64,
     /// Most tokens per address per window; beyond, nothing is stored.
     pub max_in_window: u32,
+    /// Enqueued in the same transaction when (and only when) the token is stored: the reset
+    /// mail.
+    pub jobs: Vec<NewJob>,
 }
 
 /// What [`ResetStore::request_password_reset`] did. Expected outcomes, not errors.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ResetRequested {
-    /// The token is stored for this live user (the oldest live account with the address).
+    /// The token (and the jobs) are stored for this live user (the oldest live account with
+    /// the address).
     Issued(UserRecord),
-    /// The address already had `max_in_window` tokens in the window; nothing stored.
+    /// The address already had `max_in_window` tokens in the window; nothing stored or
+    /// enqueued.
     Throttled,
-    /// No live account has the address; nothing stored.
+    /// No live account has the address; nothing stored or enqueued.
     NoAccount,
 }
 
@@ -81,7 +87,7 @@ pub enum PasswordReset {
 pub trait ResetStore: Send + Sync + 'static {
     /// Looks the address up (the oldest live account whose address equals it ignoring ASCII
     /// case), counts its tokens in the window, and stores the token when there is an account
-    /// and the count is below the limit. The lookup and the count run whatever the outcome, so
+    /// and the count is below the limit, with `req.jobs` in the same transaction. The lookup and the count run whatever the outcome, so
     /// the work done does not depend on whether the account exists.
     async fn request_password_reset(
         &self,

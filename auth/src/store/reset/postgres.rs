@@ -4,9 +4,12 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use switchboard_jobs::enqueue_pg;
 
 use super::{NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, ResetStore};
-use crate::store::postgres::{rows_to_revoked, user_from_row, user_where, USER_COLUMNS};
+use crate::store::postgres::{
+    rows_to_revoked, user_from_row, user_where, JOBS_SCHEMA, USER_COLUMNS,
+};
 use crate::store::{to_sql, PgStore, StoreError, UserRecord};
 
 /// First key of the per-address advisory lock (`SBPR` in ASCII); the second is the hash of the
@@ -86,6 +89,9 @@ impl ResetStore for PgStore {
             ],
         )
         .await?;
+        for job in &req.jobs {
+            enqueue_pg(&*tx, JOBS_SCHEMA, job).await?;
+        }
         tx.commit().await?;
         Ok(ResetRequested::Issued(user))
     }

@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension as _, TransactionBehavior};
+use switchboard_jobs::enqueue_sqlite;
 
 use super::{NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, ResetStore};
 use crate::store::sqlite::{
@@ -76,6 +77,9 @@ impl ResetStore for SqliteStore {
                     to_sql(req.expires_at)
                 ],
             )?;
+            for job in &req.jobs {
+                enqueue_sqlite(&tx, job)?;
+            }
             tx.commit()?;
             Ok(ResetRequested::Issued(user))
         })
