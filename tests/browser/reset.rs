@@ -31,7 +31,7 @@ fn token_of(raw: &[u8]) -> String {
 async fn forgot_password_mail_link_new_password_and_login() {
     let _turn = turn().await;
     let sink = SmtpSink::start().await;
-    let hub = Hub::start_with(&["--smtp-url", &sink.url()]).await;
+    let hub = Hub::start_with(&["--smtp-url", &sink.url(), "--mail-rate-per-sec", "1000"]).await;
     let driver = Driver::start().await;
     let alice = driver.browser("alice", 1280, 800).await;
     let name = unique_name("alice");
@@ -62,9 +62,15 @@ async fn forgot_password_mail_link_new_password_and_login() {
         .await
         .starts_with("If an account has this address"));
 
-    let mails = sink.wait_for(1, WAIT).await;
-    assert_eq!(mails[0].rcpt_to, [format!("{name}@example.com")]);
-    let token = token_of(&mails[0].raw);
+    // The welcome mail of the registration, then the reset mail (the mail lane keeps order).
+    let mails = sink.wait_for(2, WAIT).await;
+    let reset = &mails[1];
+    assert_eq!(
+        reset.header("subject").as_deref(),
+        Some(switchboard_auth::mail::RESET_SUBJECT)
+    );
+    assert_eq!(reset.rcpt_to, [format!("{name}@example.com")]);
+    let token = token_of(&reset.raw);
     let link = format!("{}/#reset={token}", hub.http_url());
 
     alice.open(&link).await;

@@ -1,6 +1,7 @@
 //! The job queue's admin routes through the hub, in both configurations (embedded: auth mounted
 //! in the hub; scaled: forwarded to the auth node): a registration's welcome mail is listed as
-//! ready (no mail handler runs it yet), and the refusals keep their codes.
+//! ready (the hub runs no job workers here, `--job-workers 0`), and the refusals keep their
+//! codes.
 
 use reqwest::Method;
 use serde_json::json;
@@ -10,7 +11,7 @@ use crate::support::TestServer;
 
 #[tokio::test]
 async fn admins_see_the_welcome_mail_of_a_registration() {
-    let server = TestServer::start().await;
+    let server = TestServer::start_with(&["--job-workers", "0"]).await;
     let root = admin(&server).await;
     let bob = server.user("bob").await;
     let (status, page) = call(

@@ -72,15 +72,40 @@ fn token_of(mail: &Received) -> (String, String) {
     (mail.rcpt_to.join(","), token)
 }
 
+/// A hub (and auth node) mailing to `sink`, links on [`PUBLIC_URL`], mails unpaced.
+async fn start(sink: &SmtpSink) -> TestServer {
+    TestServer::start_with(&[
+        "--smtp-url",
+        &sink.url(),
+        "--public-url",
+        PUBLIC_URL,
+        "--mail-rate-per-sec",
+        "1000",
+    ])
+    .await
+}
+
+fn is_reset(mail: &Received) -> bool {
+    mail.header("subject").as_deref() == Some(switchboard_auth::mail::RESET_SUBJECT)
+}
+
+/// The `n`th reset mail (the registrations' welcome mails are skipped): recipient and token.
 async fn nth_mail(sink: &SmtpSink, n: usize) -> (String, String) {
-    token_of(&sink.wait_for(n, Duration::from_secs(10)).await[n - 1])
+    let mut total = n;
+    loop {
+        let got = sink.wait_for(total, Duration::from_secs(10)).await;
+        let resets: Vec<&Received> = got.iter().filter(|m| is_reset(m)).collect();
+        if resets.len() >= n {
+            return token_of(resets[n - 1]);
+        }
+        total = got.len() + 1;
+    }
 }
 
 #[tokio::test]
 async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
     let sink = SmtpSink::start().await;
-    let server =
-        TestServer::start_with(&["--smtp-url", &sink.url(), "--public-url", PUBLIC_URL]).await;
+    let server = start(&sink).await;
     let alice = server.user("alice").await;
     let bob = server.user("bob").await;
     let alice_email = format!("{}@example.com", alice.username);
@@ -130,8 +155,7 @@ async fn a_mailed_link_resets_the_password_once_and_ends_every_session() {
 #[tokio::test]
 async fn bad_tokens_are_refused_through_the_hub() {
     let sink = SmtpSink::start().await;
-    let server =
-        TestServer::start_with(&["--smtp-url", &sink.url(), "--public-url", PUBLIC_URL]).await;
+    let server = start(&sink).await;
     let carol = server.user("carol").await;
     for (token, status, code) in [
         ("not-a-token", 400, "bad_request"),
@@ -161,5 +185,5 @@ async fn bad_tokens_are_refused_through_the_hub() {
         .login(&carol.username, PASSWORD)
         .await
         .expect("the old password still works");
-    assert!(sink.received().is_empty());
+    assert!(!sink.received().iter().any(is_reset));
 }

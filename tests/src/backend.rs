@@ -36,8 +36,10 @@ const AUTH_FLAGS: &[&str] = &[
     "--login-ip-burst",
     "--register-ip-rate-per-sec",
     "--register-ip-burst",
-    // Reset mails are sent by the auth node when it runs separately.
+    // Mails (and every job) are the auth node's when it runs separately.
     "--smtp-url",
+    "--mail-rate-per-sec",
+    "--job-workers",
 ];
 
 /// Flags that go to both the hub and the auth node: the public URL is the hub's Origin rule and
