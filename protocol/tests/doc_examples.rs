@@ -202,6 +202,8 @@ fn rest_fixtures_round_trip() {
             "set_email" => round_trip::<rest::SetEmailRequest>(&name, &value),
             "user" => round_trip::<rest::UserResponse>(&name, &value),
             "change_password" => round_trip::<rest::ChangePasswordRequest>(&name, &value),
+            "password_reset" => round_trip::<rest::PasswordResetRequest>(&name, &value),
+            "password_reset_confirm" => round_trip::<rest::PasswordResetConfirm>(&name, &value),
             "admin_user_list" => round_trip::<rest::AdminUserList>(&name, &value),
             "admin_user" => round_trip::<rest::AdminUserResponse>(&name, &value),
             "session_list" => round_trip::<rest::SessionList>(&name, &value),
