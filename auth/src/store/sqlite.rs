@@ -186,7 +186,8 @@ impl AuthStore for SqliteStore {
         jobs: Vec<NewJob>,
     ) -> Result<CreateUser, StoreError> {
         self.call(move |conn| {
-            let tx = conn.transaction()?;
+            // Immediate, as every write here: the job queue writes the file too.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let inserted = tx.execute(
                 "INSERT INTO users (id, username, email, role, password_hash, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
@@ -228,7 +229,9 @@ impl AuthStore for SqliteStore {
 
     async fn create_session(&self, s: NewSession) -> Result<bool, StoreError> {
         self.call(move |conn| {
-            let tx = conn.transaction()?;
+            // Immediate: a deferred transaction that reads, then writes, fails at once with
+            // SQLITE_BUSY (no busy wait) when the job queue's connection wrote in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if user_where(&tx, "id", &s.user_id)?.is_none() {
                 return Ok(false);
             }
