@@ -28,8 +28,8 @@
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
-//! - [`admin`]: the `admin create|promote|demote` command of the binaries (admins are made on
-//!   the command line only, never over HTTP).
+//! - [`admin`]: the `admin create|promote|demote` command of the binaries (the first admin is
+//!   made on the command line only; then admins promote and demote others over HTTP).
 //!
 //! **Invariants:** passwords and refresh tokens are never stored in the clear (argon2id PHC
 //! strings and SHA-256 hashes). Verifying an access token never touches the database: it needs

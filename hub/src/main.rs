@@ -25,8 +25,8 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Makes and unmakes admins of the embedded auth (never over HTTP). With --auth-url the
-    /// accounts are the auth node's: use `switchboard-auth admin` there.
+    /// Makes and unmakes admins of the embedded auth (the first admin is made only here). With
+    /// --auth-url the accounts are the auth node's: use `switchboard-auth admin` there.
     Admin(AdminArgs),
 }
 

@@ -204,6 +204,7 @@ fn rest_fixtures_round_trip() {
             "change_password" => round_trip::<rest::ChangePasswordRequest>(&name, &value),
             "admin_user_list" => round_trip::<rest::AdminUserList>(&name, &value),
             "admin_user" => round_trip::<rest::AdminUserResponse>(&name, &value),
+            "set_role" => round_trip::<rest::SetRoleRequest>(&name, &value),
             "session_list" => round_trip::<rest::SessionList>(&name, &value),
             other => panic!("rest/{name}: no type for prefix {other:?}; add it to this test"),
         }

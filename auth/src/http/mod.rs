@@ -36,6 +36,7 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::list_users))
         .routes(routes!(accounts::set_user_email, accounts::delete_user))
+        .routes(routes!(accounts::set_user_role))
         .routes(routes!(routes::user))
         .routes(routes!(routes::jwks))
 }

@@ -185,6 +185,25 @@ pub enum SetEmail {
     Taken,
 }
 
+/// How a live user is named: by id (the API) or by username (the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKey<'a> {
+    /// The user id.
+    Id(&'a str),
+    /// The username.
+    Username(&'a str),
+}
+
+impl UserKey<'_> {
+    /// The column of `users` this key is compared with, and the value.
+    pub(crate) fn column(&self) -> (&'static str, &str) {
+        match self {
+            Self::Id(id) => ("id", id),
+            Self::Username(name) => ("username", name),
+        }
+    }
+}
+
 /// Which sessions of a user [`AuthStore::revoke_user_sessions`] revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sessions {
@@ -192,6 +211,21 @@ pub enum Sessions {
     One(String),
     /// Every session of the user but this one.
     AllBut(String),
+    /// Every session of the user.
+    All,
+}
+
+impl Sessions {
+    /// The condition on `sessions.id` (`=` or `<>`) and its operand. [`Sessions::All`] is
+    /// "every id but the empty one": no session id is empty (they are uuids), and one statement
+    /// shape serves all three.
+    pub(crate) fn id_condition(&self) -> (&'static str, &str) {
+        match self {
+            Self::One(sid) => ("=", sid),
+            Self::AllBut(sid) => ("<>", sid),
+            Self::All => ("<>", ""),
+        }
+    }
 }
 
 /// A live session as its owner sees it in the list.
@@ -251,9 +285,13 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn tombstone_by_username(&self, username: &str)
         -> Result<Option<UserRecord>, StoreError>;
 
-    /// Sets the role of the live user called `username`; returns the updated user, or `None`
-    /// if there is none.
-    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Sets the role of the live user `who`; returns the updated user, or `None` if there is
+    /// none.
+    async fn set_role(
+        &self,
+        who: UserKey<'_>,
+        role: &str,
+    ) -> Result<Option<UserRecord>, StoreError>;
 
     /// At most `limit` live users with an id above `after` (byte order; ids are uuid v7, so
     /// this is registration order), in that order; with `contains`, only those whose username

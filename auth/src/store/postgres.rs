@@ -14,7 +14,7 @@ use tokio_postgres::NoTls;
 use super::{
     freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
     RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
-    UserRecord,
+    UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
 
@@ -412,16 +412,21 @@ impl AuthStore for PgStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn set_role(
+        &self,
+        who: UserKey<'_>,
+        role: &str,
+    ) -> Result<Option<UserRecord>, StoreError> {
+        let (column, value) = who.column();
         let sql = format!(
-            "UPDATE auth.users SET role = $1 WHERE username = $2 AND deleted_at IS NULL
+            "UPDATE auth.users SET role = $1 WHERE {column} = $2 AND deleted_at IS NULL
              RETURNING {USER_COLUMNS}"
         );
         let row = self
             .pool
             .get()
             .await?
-            .query_opt(&sql, &[&role, &username])
+            .query_opt(&sql, &[&role, &value])
             .await?;
         row.as_ref().map(user_from_row).transpose()
     }
@@ -533,20 +538,17 @@ impl AuthStore for PgStore {
         which: Sessions,
         now: u64,
     ) -> Result<Vec<RevokedSession>, StoreError> {
-        let (condition, sid) = match &which {
-            Sessions::One(sid) => ("id = $3", sid),
-            Sessions::AllBut(sid) => ("id <> $3", sid),
-        };
+        let (op, sid) = which.id_condition();
         let sql = format!(
             "UPDATE auth.sessions SET revoked_at = $1
-             WHERE user_id = $2 AND revoked_at IS NULL AND {condition}
+             WHERE user_id = $2 AND revoked_at IS NULL AND id {op} $3
              RETURNING id, access_exp"
         );
         let rows = self
             .pool
             .get()
             .await?
-            .query(&sql, &[&to_sql(now), &user_id, sid])
+            .query(&sql, &[&to_sql(now), &user_id, &sid])
             .await?;
         rows_to_revoked(&rows)
     }
