@@ -131,6 +131,8 @@ async fn start_nodes(dir: &Path) -> (Option<(TestDatabase, RedisPrefix)>, Vec<No
         prefix.0.clone(),
         "--trusted-proxies".to_owned(),
         "127.0.0.1".to_owned(),
+        "--drain-delay-ms".to_owned(),
+        "0".to_owned(),
     ];
     auth_args.extend(lifted_limits());
     let auth = Node::start("switchboard-auth", &auth_args, dir, "/readyz").await;

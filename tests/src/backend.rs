@@ -110,6 +110,9 @@ impl ScaledEnv {
             // The hub in front forwards the client's address (X-Forwarded-For).
             "--trusted-proxies",
             "127.0.0.1",
+            // Stopped at the end of the test: no need to let a load balancer notice.
+            "--drain-delay-ms",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string())

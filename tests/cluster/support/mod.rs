@@ -168,6 +168,8 @@ impl Cluster {
             // The hubs forward the client's address; every test client is 127.0.0.1, so the
             // login and registration limits are lifted (tested in the e2e suite).
             ("--trusted-proxies", "127.0.0.1"),
+            // A SIGTERMed auth node stops at once (the hubs' drain is what the tests time).
+            ("--drain-delay-ms", "0"),
             ("--hash-queue", "100000"),
             ("--login-account-rate-per-sec", "100000"),
             ("--login-account-burst", "100000"),
