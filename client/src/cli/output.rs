@@ -68,6 +68,39 @@ pub fn message_line(message: &Message) -> String {
     )
 }
 
+/// Left-aligned columns (right-aligned where `right`), separated by two spaces.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[bool; N]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let pad = " ".repeat(widths[i] - cell.chars().count());
+                if right[i] {
+                    format!("{pad}{cell}")
+                } else if i + 1 == N {
+                    cell.to_string()
+                } else {
+                    format!("{cell}{pad}")
+                }
+            })
+            .collect();
+        padded.join("  ")
+    };
+    let mut lines = vec![line(header)];
+    lines.extend(
+        rows.iter()
+            .map(|row| line(row.each_ref().map(String::as_str))),
+    );
+    lines.join("\n")
+}
+
 /// `text` with every control character replaced, so it cannot move the cursor, clear the
 /// screen or change the terminal's settings: a newline becomes `↵`, a tab a space, anything
 /// else (ESC, CR, BEL, DEL, C1 controls) `�`. The result is one line.
