@@ -17,7 +17,7 @@ use switchboard_protocol::rest::{
 use switchboard_protocol::Millis;
 
 use crate::error::AuthError;
-use crate::store::{Sessions, SetEmail, UserKey, UserRecord};
+use crate::store::{Sessions, SetEmail, SetRole, UserKey, UserRecord};
 use crate::tokens::{Claims, ROLE_ADMIN};
 use crate::{unix_now, validate, Auth};
 
@@ -135,9 +135,10 @@ impl Auth {
     }
 
     /// `PUT /v1/admin/users/{id}/role` by the admin of `claims`: `forbidden_target` when they
-    /// demote themself (so the accounts always keep an admin: the last one cannot leave, and
-    /// two admins demoting each other at once leave one of them, as each request checks its
-    /// caller's stored role first); `user_not_found` for no live account. A **demotion ends
+    /// demote themself; `forbidden` when the caller is no longer an admin as the change is made
+    /// (checked in the store's transaction with the change: two admins demoting each other at
+    /// once leave one of them). So the accounts always keep an admin. `user_not_found` for no
+    /// live account. A **demotion ends
     /// every session of the user** (their sockets close, their tokens stop working), so the
     /// `role` claim of a live token is never stale in the direction that matters: nobody keeps
     /// moderating on an old token. A promotion ends nothing; the new role reaches the tokens at
@@ -152,10 +153,14 @@ impl Auth {
             return Err(AuthError::SelfDemotion);
         }
         let store = &self.inner.store;
-        let user = store
-            .set_role(UserKey::Id(user_id), role.as_str())
+        let user = match store
+            .set_role(UserKey::Id(user_id), role.as_str(), Some(&claims.sub))
             .await?
-            .ok_or(AuthError::UserNotFound)?;
+        {
+            SetRole::Updated(user) => user,
+            SetRole::NotFound => return Err(AuthError::UserNotFound),
+            SetRole::NotAdmin => return Err(AuthError::Forbidden("admins only")),
+        };
         if role == Role::User {
             let ended = store
                 .revoke_user_sessions(&user.id, Sessions::All, unix_now())

@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 use crate::error::AuthError;
 use crate::password::Passwords;
-use crate::store::{AuthStore, CreateUser, PgStore, SqliteStore, UserKey, UserRecord};
+use crate::store::{AuthStore, CreateUser, PgStore, SetRole, SqliteStore, UserKey, UserRecord};
 use crate::tokens::{ROLE_ADMIN, ROLE_USER};
 use crate::{datadir, unix_now, validate, DATABASE_FILE};
 
@@ -115,9 +115,14 @@ pub async fn run(
 }
 
 async fn set_role(store: &dyn AuthStore, username: &str, role: &str) -> Result<String, AuthError> {
-    match store.set_role(UserKey::Username(username), role).await? {
-        Some(user) => Ok(format!("{} is now {role} (id {})", user.username, user.id)),
-        None => Err(AuthError::UserNotFound),
+    match store
+        .set_role(UserKey::Username(username), role, None)
+        .await?
+    {
+        SetRole::Updated(user) => Ok(format!("{} is now {role} (id {})", user.username, user.id)),
+        SetRole::NotFound => Err(AuthError::UserNotFound),
+        // Only with a caller, and the command line has none.
+        SetRole::NotAdmin => Err(AuthError::Forbidden("admins only")),
     }
 }
 

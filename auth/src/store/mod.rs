@@ -174,6 +174,17 @@ pub enum Deleted {
     Admin,
 }
 
+/// Outcome of [`AuthStore::set_role`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetRole {
+    /// Stored; the updated user.
+    Updated(UserRecord),
+    /// No live user is `who`; nothing changed.
+    NotFound,
+    /// `by` is no longer a live admin; nothing changed.
+    NotAdmin,
+}
+
 /// Outcome of [`AuthStore::set_email`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetEmail {
@@ -285,13 +296,16 @@ pub trait AuthStore: Send + Sync + 'static {
     async fn tombstone_by_username(&self, username: &str)
         -> Result<Option<UserRecord>, StoreError>;
 
-    /// Sets the role of the live user `who`; returns the updated user, or `None` if there is
-    /// none.
+    /// Sets the role of the live user `who`, if `by` (the id of the admin asking; `None` for
+    /// the operator's command line) is a live admin **at that moment**: the check and the
+    /// change are one transaction that holds both rows, so two admins demoting each other at
+    /// once cannot both succeed (the second finds its caller demoted).
     async fn set_role(
         &self,
         who: UserKey<'_>,
         role: &str,
-    ) -> Result<Option<UserRecord>, StoreError>;
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError>;
 
     /// At most `limit` live users with an id above `after` (byte order; ids are uuid v7, so
     /// this is registration order), in that order; with `contains`, only those whose username

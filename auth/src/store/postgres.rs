@@ -13,8 +13,8 @@ use tokio_postgres::NoTls;
 
 use super::{
     freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
-    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
-    UserKey, UserRecord,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, SetRole,
+    StoreError, UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
 
@@ -416,19 +416,35 @@ impl AuthStore for PgStore {
         &self,
         who: UserKey<'_>,
         role: &str,
-    ) -> Result<Option<UserRecord>, StoreError> {
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError> {
         let (column, value) = who.column();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(by) = by {
+            // Both rows locked in id order in one statement (no deadlock between two admins
+            // changing each other), then the caller's role read as it is now.
+            let sql = format!(
+                "SELECT id, role FROM auth.users
+                 WHERE deleted_at IS NULL AND (id = $1 OR {column} = $2)
+                 ORDER BY id COLLATE \"C\" FOR UPDATE"
+            );
+            let rows = tx.query(&sql, &[&by, &value]).await?;
+            let caller_is_admin = rows
+                .iter()
+                .any(|row| row.get::<_, &str>(0) == by && row.get::<_, &str>(1) == ROLE_ADMIN);
+            if !caller_is_admin {
+                return Ok(SetRole::NotAdmin);
+            }
+        }
         let sql = format!(
             "UPDATE auth.users SET role = $1 WHERE {column} = $2 AND deleted_at IS NULL
              RETURNING {USER_COLUMNS}"
         );
-        let row = self
-            .pool
-            .get()
-            .await?
-            .query_opt(&sql, &[&role, &value])
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let row = tx.query_opt(&sql, &[&role, &value]).await?;
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        tx.commit().await?;
+        Ok(user.map_or(SetRole::NotFound, SetRole::Updated))
     }
 
     async fn list_users(

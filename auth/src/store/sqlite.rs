@@ -10,8 +10,8 @@ use switchboard_kit::migrate::{Ledger, Schema};
 
 use super::{
     freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
-    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
-    UserKey, UserRecord,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, SetRole,
+    StoreError, UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
 
@@ -323,18 +323,26 @@ impl AuthStore for SqliteStore {
         &self,
         who: UserKey<'_>,
         role: &str,
-    ) -> Result<Option<UserRecord>, StoreError> {
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError> {
         let (column, value) = who.column();
-        let (value, role) = (value.to_owned(), role.to_owned());
+        let (value, role, by) = (value.to_owned(), role.to_owned(), by.map(str::to_owned));
         self.call(move |conn| {
+            // IMMEDIATE: the write lock first, so the caller's role read below is the latest.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(by) = &by {
+                let caller = user_where(&tx, "id", by)?;
+                if caller.is_none_or(|c| c.role != ROLE_ADMIN) {
+                    return Ok(SetRole::NotAdmin);
+                }
+            }
             tx.execute(
                 &format!("UPDATE users SET role = ?1 WHERE {column} = ?2 AND deleted_at IS NULL"),
                 params![role, value],
             )?;
             let user = user_where(&tx, column, &value)?;
             tx.commit()?;
-            Ok(user)
+            Ok(user.map_or(SetRole::NotFound, SetRole::Updated))
         })
         .await
     }

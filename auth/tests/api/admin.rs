@@ -507,7 +507,57 @@ async fn admins_promote_and_demote_over_http(backend: Backend) {
     );
 }
 
+/// Two admins demoting each other at the same moment: the caller's role is checked in the
+/// transaction of the change, so one succeeds and the other is refused, and one admin remains,
+/// whatever the interleaving.
+async fn admins_demoting_each_other_at_once_leave_one_admin(backend: Backend) {
+    let h = Harness::new(backend).await;
+    for round in 0..5 {
+        let (a, b) = (format!("amy{round}"), format!("ben{round}"));
+        let amy = h.admin_user(&a).await;
+        let ben = h.admin_user(&b).await;
+        let demote = |target: &str, token: &str| {
+            let (path, token) = (format!("/v1/admin/users/{target}/role"), token.to_owned());
+            let h = &h;
+            async move {
+                h.request("PUT", &path, Some(&token), Some(r#"{"role":"user"}"#))
+                    .await
+            }
+        };
+        let (by_amy, by_ben) = tokio::join!(
+            demote(&ben.user.id, &amy.access_token),
+            demote(&amy.user.id, &ben.access_token)
+        );
+        // The loser is refused: 403 when its role is checked after the winner's change, 401
+        // when the winner's demotion had already revoked its session.
+        let mut statuses = [by_amy.status, by_ben.status];
+        statuses.sort();
+        assert!(
+            matches!(
+                statuses,
+                [
+                    StatusCode::OK,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ]
+            ),
+            "{} {}",
+            by_amy.json,
+            by_ben.json
+        );
+        let roles = [
+            h.auth.user_by_username(&a).await.unwrap().unwrap().role,
+            h.auth.user_by_username(&b).await.unwrap().unwrap().role,
+        ];
+        assert_eq!(
+            roles.iter().filter(|r| *r == "admin").count(),
+            1,
+            "{roles:?}"
+        );
+    }
+}
+
 backend_tests!(
+    admins_demoting_each_other_at_once_leave_one_admin,
     admins_promote_and_demote_over_http,
     the_admin_command_creates_promotes_and_demotes,
     admin_routes_refuse_anonymous_callers_and_users,
