@@ -4,10 +4,12 @@
 //! people. Needs the Debian packages `chromium` and `chromium-driver`.
 //!
 //! The screenshot of the conversation view is written to `target/screenshots/conversation.png`
-//! (and a phone-sized one to `conversation-375.png`).
+//! (and a phone-sized one to `conversation-375.png`); those of the account menu's session list
+//! and of the admin view to `sessions.png` (and `sessions-375.png`) and `admin.png`.
 
 mod support;
 
+mod accounts;
 mod chat;
 mod key_source;
 mod network;
