@@ -64,8 +64,17 @@ pub fn message_line(message: &Message) -> String {
         "#{} {} {}: {body}",
         message.seq,
         utc(message.ts),
-        sanitise(&message.from)
+        author(message)
     )
+}
+
+/// The author as printed: the username, or `name [bot]` for a bot's message (server API).
+pub fn author(message: &Message) -> String {
+    if message.bot {
+        format!("{} [bot]", sanitise(&message.from))
+    } else {
+        sanitise(&message.from)
+    }
 }
 
 /// `text` with every control character replaced, so it cannot move the cursor, clear the
@@ -155,6 +164,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         };
         assert_eq!(
             message_line(&message),
@@ -162,6 +172,8 @@ mod tests {
         );
         message.edited_ts = Some(1);
         assert!(message_line(&message).ends_with("two↵lines (edited)"));
+        message.bot = true;
+        assert!(message_line(&message).contains(" bob [bot]: "));
         message.deleted = true;
         assert!(message_line(&message).ends_with("bob: (deleted)"));
     }

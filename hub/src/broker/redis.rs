@@ -170,7 +170,7 @@ impl Broker for RedisBroker {
 
 /// Payload on a room channel: `{node}\n` then either `D\n{kind}\n{skip_user}\n` and the
 /// frame's JSON (deliver; kind `m{seq}`, `r` rewrite or `n` notice; skip_user `-` for none), or
-/// `E\n{user}` (evict). A target of one local connection is node-local and crosses as the room.
+/// `E\n{user}` (evict), or `X\n{user}` (disconnect, on the control channel). A target of one local connection is node-local and crosses as the room.
 fn encode(node: &str, command: &Command) -> Vec<u8> {
     match command {
         Command::Deliver(ev) => {
@@ -190,6 +190,7 @@ fn encode(node: &str, command: &Command) -> Vec<u8> {
             out
         }
         Command::Evict { user, .. } => format!("{node}\nE\n{user}").into_bytes(),
+        Command::Disconnect { user, .. } => format!("{node}\nX\n{user}").into_bytes(),
     }
 }
 
@@ -200,6 +201,16 @@ fn decode(room: &str, payload: &[u8]) -> Option<(String, Command)> {
     let node = text(parts.next()?)?;
     let rest = parts.next()?;
     let room: Arc<str> = room.into();
+    if let Some(user) = rest.strip_prefix(b"X\n") {
+        let user = text(user).filter(|u| !u.is_empty())?;
+        return Some((
+            node,
+            Command::Disconnect {
+                room,
+                user: user.into(),
+            },
+        ));
+    }
     if let Some(user) = rest.strip_prefix(b"E\n") {
         let user = text(user).filter(|u| !u.is_empty())?;
         return Some((
@@ -399,6 +410,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         };
         let sent = Command::Deliver(Arc::new(Event::message(message)));
         let Some((_, received)) = decode("r", &encode("hub-1", &sent)) else {

@@ -16,6 +16,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/hub/sqlite/0002_direct_hidden.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/hub/sqlite/0003_api_keys.sql"),
+    ),
 ];
 
 /// The ledger of both hub stores: `schema_migrations (version, applied_ts)`, `applied_ts` in

@@ -362,7 +362,7 @@ impl Session {
             self.slot.authenticated();
             self.app
                 .registry
-                .identify(self.conn, who.id.clone(), session.clone());
+                .identify(self.conn, who.id.clone(), who.username.clone(), session.clone());
         }
         self.greeted = true;
         let user = identity.as_ref().map(|i| User {
