@@ -124,7 +124,9 @@ fn key_id(key: &str) -> Option<&str> {
     let rest = key.strip_prefix(KEY_PREFIX)?;
     let (id, secret) = rest.split_at_checked(ID_LEN)?;
     let secret = secret.strip_prefix('_')?;
-    let hex = id.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let hex = id
+        .bytes()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
     (hex && !secret.is_empty()).then_some(id)
 }
 
@@ -223,7 +225,10 @@ fn rfc3339(ms: Millis) -> String {
 ///
 /// # Errors
 /// When the store cannot be opened or migrated.
-pub async fn open_store(data_dir: &Path, database_url: Option<&str>) -> anyhow::Result<Arc<dyn Store>> {
+pub async fn open_store(
+    data_dir: &Path,
+    database_url: Option<&str>,
+) -> anyhow::Result<Arc<dyn Store>> {
     use anyhow::Context as _;
     // Nothing is appended: commits have no receiver.
     let commits = tokio::sync::mpsc::channel(1).0;
@@ -267,7 +272,15 @@ mod tests {
         assert_eq!(made.key.len(), 4 + 16 + 1 + 43);
         assert_eq!(key_id(&made.key), Some(made.record.id.as_str()));
         assert_eq!(made.record.hash, hash(&made.key));
-        for bad in ["", "sbk_", "sbk_0123456789abcdef", "sbk_0123456789abcdef_", "xbk_0123456789abcdef_x", "sbk_0123456789ABCDEF_x", "sbk_é123456789abcdef_x"] {
+        for bad in [
+            "",
+            "sbk_",
+            "sbk_0123456789abcdef",
+            "sbk_0123456789abcdef_",
+            "xbk_0123456789abcdef_x",
+            "sbk_0123456789ABCDEF_x",
+            "sbk_é123456789abcdef_x",
+        ] {
             assert_eq!(key_id(bad), None, "{bad:?}");
         }
     }
@@ -275,7 +288,10 @@ mod tests {
     #[test]
     fn dates_print_in_utc() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_767_225_600_000 + 3_661_000), "2026-01-01T01:01:01Z");
+        assert_eq!(
+            rfc3339(1_767_225_600_000 + 3_661_000),
+            "2026-01-01T01:01:01Z"
+        );
         assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00Z");
     }
 }

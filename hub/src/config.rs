@@ -168,7 +168,11 @@ pub struct Config {
     /// Sustained requests per second per API key to the server API (`/v1/server/*`) on this
     /// node; beyond it 429 `rate_limited` (0: the burst is never refilled). A bot's posts also
     /// count against the per-user send limit, keyed by the bot.
-    #[arg(long, env = "SWITCHBOARD_SERVER_API_RATE_PER_SEC", default_value_t = 100)]
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SERVER_API_RATE_PER_SEC",
+        default_value_t = 100
+    )]
     pub server_api_rate_per_sec: u32,
 
     /// Burst of server API requests per API key.

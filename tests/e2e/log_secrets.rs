@@ -292,9 +292,13 @@ async fn passwords_and_tokens_never_appear_in_the_logs() {
         secrets.0.push((what, k[21..].to_owned()));
     }
     let server_call = |credential: String| {
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let url = format!("{}/v1/server/publish", hub.base);
-        let body = serde_json::json!({"room": room.id, "body": "from a bot", "idempotency_key": "log-1"});
+        let body =
+            serde_json::json!({"room": room.id, "body": "from a bot", "idempotency_key": "log-1"});
         async move {
             let response = http.post(url).bearer_auth(credential).json(&body).send();
             within("a server API call", response)

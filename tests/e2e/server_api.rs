@@ -56,7 +56,10 @@ async fn call(
     path: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let mut request = http.request(method, format!("{}{path}", server.http_url()));
     if let Some(key) = key {
         request = request.bearer_auth(key);
@@ -132,7 +135,10 @@ async fn server_api_keys_are_made_listed_and_revoked_by_the_binary() {
         .find(|l| l.starts_with("backend\t"))
         .expect("backend's line");
     assert!(line.contains(id), "{line}");
-    assert!(!line.ends_with("never"), "a used key has a last use: {line}");
+    assert!(
+        !line.ends_with("never"),
+        "a used key has a last use: {line}"
+    );
 
     // Refusals of the command: a taken or invalid name, an unknown key to revoke.
     for args in [
@@ -308,10 +314,7 @@ async fn server_api_publish_reaches_subscribers_as_a_bot_once_per_idempotency_ke
     assert_eq!(page["messages"][0]["bot"], true);
     let members = alice.api.room(&room.id).await.expect("room").members;
     assert!(
-        members
-            .iter()
-            .flatten()
-            .any(|m| m.as_str() == "backend"),
+        members.iter().flatten().any(|m| m.as_str() == "backend"),
         "{members:?}"
     );
     // A user's own message carries no marker.
@@ -366,7 +369,10 @@ async fn server_api_manages_rooms_members_and_reads_history_and_presence() {
     let rooms = alice.api.rooms().await.expect("rooms");
     assert!(rooms.iter().any(|r| r.id == id), "alice is in the room");
     let seen = alice.api.room(&id).await.expect("room").members;
-    assert_eq!(seen, Some(vec!["support-bot".to_owned(), alice.username.clone()]));
+    assert_eq!(
+        seen,
+        Some(vec!["support-bot".to_owned(), alice.username.clone()])
+    );
 
     let mut conn = server.connect(&alice).await;
     subscribe(&mut conn, &id).await;
@@ -515,44 +521,218 @@ async fn server_api_refuses_bad_input_with_a_code() {
     let post = Method::POST;
     let cases: Vec<(Method, String, Option<Value>, u16, &str)> = vec![
         // 400
-        (post.clone(), "/v1/server/publish".into(), Some(json!({"room": room.id})), 400, "bad_request"),
-        (post.clone(), "/v1/server/publish".into(), publish(&room.id, "  ", "k"), 400, "bad_request"),
-        (post.clone(), "/v1/server/publish".into(), publish(&room.id, "hi", ""), 400, "bad_request"),
-        (post.clone(), "/v1/server/publish".into(), publish(&room.id, "hi", &"k".repeat(65)), 400, "bad_request"),
-        (post.clone(), "/v1/server/publish".into(), Some(json!({"room": room.id, "body": "hi", "idempotency_key": "k", "as": "Bad Bot"})), 400, "bad_request"),
-        (post.clone(), "/v1/server/publish".into(), Some(json!({"room": room.id, "body": "hi", "idempotency_key": "k", "extra": 1})), 400, "bad_request"),
-        (post.clone(), "/v1/server/rooms".into(), Some(json!({"name": " "})), 400, "bad_request"),
-        (post.clone(), "/v1/server/rooms".into(), Some(json!({"name": "x".repeat(81)})), 400, "bad_request"),
-        (post.clone(), format!("/v1/server/rooms/{}/members", room.id), Some(json!({})), 400, "bad_request"),
-        (Method::GET, format!("/v1/server/rooms/{}/messages?limit=0", room.id), None, 400, "bad_request"),
-        (Method::GET, format!("/v1/server/rooms/{}/messages?limit=101", room.id), None, 400, "bad_request"),
-        (Method::GET, format!("/v1/server/rooms/{}/messages?before=x", room.id), None, 400, "bad_request"),
-        (post.clone(), "/v1/server/disconnect".into(), Some(json!({"who": "x"})), 400, "bad_request"),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            Some(json!({"room": room.id})),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&room.id, "  ", "k"),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&room.id, "hi", ""),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&room.id, "hi", &"k".repeat(65)),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            Some(json!({"room": room.id, "body": "hi", "idempotency_key": "k", "as": "Bad Bot"})),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            Some(json!({"room": room.id, "body": "hi", "idempotency_key": "k", "extra": 1})),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/rooms".into(),
+            Some(json!({"name": " "})),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/rooms".into(),
+            Some(json!({"name": "x".repeat(81)})),
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            format!("/v1/server/rooms/{}/members", room.id),
+            Some(json!({})),
+            400,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            format!("/v1/server/rooms/{}/messages?limit=0", room.id),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            format!("/v1/server/rooms/{}/messages?limit=101", room.id),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            Method::GET,
+            format!("/v1/server/rooms/{}/messages?before=x", room.id),
+            None,
+            400,
+            "bad_request",
+        ),
+        (
+            post.clone(),
+            "/v1/server/disconnect".into(),
+            Some(json!({"who": "x"})),
+            400,
+            "bad_request",
+        ),
         // 403: direct rooms are their users'.
-        (post.clone(), "/v1/server/publish".into(), publish(&direct.id, "hi", "k"), 403, "forbidden"),
-        (Method::GET, format!("/v1/server/rooms/{}/messages", direct.id), None, 403, "forbidden"),
-        (Method::GET, format!("/v1/server/rooms/{}/presence", direct.id), None, 403, "forbidden"),
-        (post.clone(), format!("/v1/server/rooms/{}/members", direct.id), Some(json!({"username": alice.username})), 403, "forbidden"),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&direct.id, "hi", "k"),
+            403,
+            "forbidden",
+        ),
+        (
+            Method::GET,
+            format!("/v1/server/rooms/{}/messages", direct.id),
+            None,
+            403,
+            "forbidden",
+        ),
+        (
+            Method::GET,
+            format!("/v1/server/rooms/{}/presence", direct.id),
+            None,
+            403,
+            "forbidden",
+        ),
+        (
+            post.clone(),
+            format!("/v1/server/rooms/{}/members", direct.id),
+            Some(json!({"username": alice.username})),
+            403,
+            "forbidden",
+        ),
         // 404
-        (post.clone(), "/v1/server/publish".into(), publish("no-such-room", "hi", "k"), 404, "not_found"),
-        (Method::GET, "/v1/server/rooms/no-such-room/messages".into(), None, 404, "not_found"),
-        (Method::GET, "/v1/server/rooms/no-such-room/presence".into(), None, 404, "not_found"),
-        (post.clone(), "/v1/server/rooms/no-such-room/members".into(), Some(json!({"username": alice.username})), 404, "not_found"),
-        (Method::DELETE, "/v1/server/rooms/no-such-room/members".into(), Some(json!({"username": alice.username})), 404, "not_found"),
-        (post.clone(), format!("/v1/server/rooms/{}/members", room.id), Some(json!({"username": unique_name("nobody")})), 404, "user_not_found"),
-        (Method::DELETE, format!("/v1/server/rooms/{}/members", room.id), Some(json!({"username": unique_name("nobody")})), 404, "user_not_found"),
-        (Method::GET, "/v1/server/nothing".into(), None, 404, "not_found"),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish("no-such-room", "hi", "k"),
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/server/rooms/no-such-room/messages".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/server/rooms/no-such-room/presence".into(),
+            None,
+            404,
+            "not_found",
+        ),
+        (
+            post.clone(),
+            "/v1/server/rooms/no-such-room/members".into(),
+            Some(json!({"username": alice.username})),
+            404,
+            "not_found",
+        ),
+        (
+            Method::DELETE,
+            "/v1/server/rooms/no-such-room/members".into(),
+            Some(json!({"username": alice.username})),
+            404,
+            "not_found",
+        ),
+        (
+            post.clone(),
+            format!("/v1/server/rooms/{}/members", room.id),
+            Some(json!({"username": unique_name("nobody")})),
+            404,
+            "user_not_found",
+        ),
+        (
+            Method::DELETE,
+            format!("/v1/server/rooms/{}/members", room.id),
+            Some(json!({"username": unique_name("nobody")})),
+            404,
+            "user_not_found",
+        ),
+        (
+            Method::GET,
+            "/v1/server/nothing".into(),
+            None,
+            404,
+            "not_found",
+        ),
         // 413
-        (post.clone(), "/v1/server/publish".into(), publish(&room.id, &"x".repeat(4097), "k"), 413, "too_large"),
-        (post.clone(), "/v1/server/publish".into(), publish(&room.id, &"x".repeat(3 << 20), "k"), 413, "too_large"),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&room.id, &"x".repeat(4097), "k"),
+            413,
+            "too_large",
+        ),
+        (
+            post.clone(),
+            "/v1/server/publish".into(),
+            publish(&room.id, &"x".repeat(3 << 20), "k"),
+            413,
+            "too_large",
+        ),
     ];
     for (method, path, body, status, code) in cases {
-        let what = format!("{method} {path} {}", body.as_ref().map_or(String::new(), |b| b.to_string().chars().take(120).collect()));
+        let what = format!(
+            "{method} {path} {}",
+            body.as_ref()
+                .map_or(String::new(), |b| b.to_string().chars().take(120).collect())
+        );
         let (got, answer) = call(&server, k, method, &path, body).await;
-        assert_eq!((got, answer["error"]["code"].as_str()), (status, Some(code)), "{what}: {answer}");
+        assert_eq!(
+            (got, answer["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{what}: {answer}"
+        );
     }
     // Nothing was stored by any of them.
-    let history = alice.api.messages(&room.id, Default::default()).await.expect("history");
+    let history = alice
+        .api
+        .messages(&room.id, Default::default())
+        .await
+        .expect("history");
     assert!(history.is_empty(), "{history:?}");
 }
 

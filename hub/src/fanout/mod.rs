@@ -40,8 +40,8 @@ use switchboard_protocol::limits::MAX_HISTORY_LIMIT;
 use tokio::sync::mpsc;
 
 pub use event::{Command, Event, Kind, Target, CONTROL_ROOM};
-use switchboard_protocol::close;
 pub use registry::{ConnHandle, ConnId, Evicted, KillSwitch, Out, Registry};
+use switchboard_protocol::close;
 
 use crate::broker::{Broker, BrokerError};
 use crate::store::{Committed, Page, Store};

@@ -40,10 +40,14 @@ impl FromRequestParts<AppState> for ServerCaller {
     async fn from_request_parts(parts: &mut Parts, app: &AppState) -> Result<Self, Response> {
         let refuse = |why| Error::Unauthorized(why).into_response();
         let Some(key) = bearer_token(&parts.headers)? else {
-            return Err(refuse("the server API needs an API key (Authorization: Bearer)"));
+            return Err(refuse(
+                "the server API needs an API key (Authorization: Bearer)",
+            ));
         };
         if !key.starts_with(crate::apikeys::KEY_PREFIX) {
-            return Err(refuse("the server API takes API keys only, not access tokens"));
+            return Err(refuse(
+                "the server API takes API keys only, not access tokens",
+            ));
         }
         let record = app
             .service
@@ -89,7 +93,10 @@ pub async fn publish(
     caller: ServerCaller,
     AppJson(req): AppJson<ServerPublishRequest>,
 ) -> Result<Response> {
-    let bot = Service::bot(req.as_bot.as_deref().unwrap_or(&caller.name), &caller.key_id)?;
+    let bot = Service::bot(
+        req.as_bot.as_deref().unwrap_or(&caller.name),
+        &caller.key_id,
+    )?;
     let ack = app
         .service
         .server_publish(&bot, &req.room, req.body, req.idempotency_key.clone())
@@ -151,7 +158,10 @@ pub async fn create_room(
     caller: ServerCaller,
     AppJson(req): AppJson<ServerCreateRoomRequest>,
 ) -> Result<Response> {
-    let bot = Service::bot(req.as_bot.as_deref().unwrap_or(&caller.name), &caller.key_id)?;
+    let bot = Service::bot(
+        req.as_bot.as_deref().unwrap_or(&caller.name),
+        &caller.key_id,
+    )?;
     let room = app
         .service
         .server_create_room(&bot, &req.name, req.public)

@@ -9,9 +9,8 @@ use switchboard_kit::metrics::{Counter, Histogram, Registry};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use crate::store::{
-    ApiKeyRecord,
-    MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord,
-    Store, StoreError, StoreResult, UserRef,
+    ApiKeyRecord, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage,
+    RoomRecord, Store, StoreError, StoreResult, UserRef,
 };
 
 /// Handles of the store's metrics. Cheap to clone.
@@ -180,7 +179,8 @@ impl Store for Metered {
         self.metrics.count(self.inner.api_key(id).await)
     }
     async fn revoke_api_key(&self, name_or_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
-        self.metrics.count(self.inner.revoke_api_key(name_or_id).await)
+        self.metrics
+            .count(self.inner.revoke_api_key(name_or_id).await)
     }
     async fn touch_api_key(&self, id: &str, ts: Millis) -> StoreResult<()> {
         self.metrics.count(self.inner.touch_api_key(id, ts).await)

@@ -35,9 +35,11 @@ impl UserDirectory for switchboard_auth::Auth {
     }
 
     async fn find_without_token(&self, username: &str) -> Result<Option<Option<UserRef>>> {
-        Ok(Some(self.user_by_username(username).await?.map(|u| UserRef {
-            id: u.id,
-            username: u.username,
+        Ok(Some(self.user_by_username(username).await?.map(|u| {
+            UserRef {
+                id: u.id,
+                username: u.username,
+            }
         })))
     }
 }

@@ -105,7 +105,12 @@ impl Service {
     ///
     /// # Errors
     /// As [`Service::create_room`] (the room quota is the bot's).
-    pub async fn server_create_room(&self, bot: &Identity, name: &str, public: bool) -> Result<Room> {
+    pub async fn server_create_room(
+        &self,
+        bot: &Identity,
+        name: &str,
+        public: bool,
+    ) -> Result<Room> {
         self.create_room(bot, name, public).await
     }
 
@@ -196,7 +201,8 @@ impl Service {
     pub fn server_request(&self, key_id: &str) -> Result<()> {
         if let Some(limits) = &self.server_limits {
             if !limits.take(&key_id.into()) {
-                self.metrics().rate_limited(crate::metrics::Limit::ServerApi);
+                self.metrics()
+                    .rate_limited(crate::metrics::Limit::ServerApi);
                 return Err(Error::RateLimited);
             }
         }

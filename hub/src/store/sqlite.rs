@@ -15,12 +15,12 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
+use super::{is_bot_id, ApiKeyRecord};
 use super::{
     migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
     NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
     UserRef, KIND_DIRECT, KIND_GROUP,
 };
-use super::{is_bot_id, ApiKeyRecord};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]

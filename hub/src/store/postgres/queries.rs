@@ -11,8 +11,9 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    ApiKeyRecord, seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend,
-    RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    seq_bound, seq_key, ApiKeyRecord, MemberRoom, MessageRecord, NewMessage, NewRoom, Page,
+    PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT,
+    KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -520,9 +521,8 @@ impl Store for PgStore {
         let which = name_or_id.to_owned();
         self.call(move |c| {
             Box::pin(async move {
-                let sql = format!(
-                    "DELETE FROM api_keys WHERE name = $1 OR id = $1 RETURNING {KEY_COLS}"
-                );
+                let sql =
+                    format!("DELETE FROM api_keys WHERE name = $1 OR id = $1 RETURNING {KEY_COLS}");
                 Ok(c.query_opt(&sql, &[&which]).await?.as_ref().map(key_row))
             })
         })
