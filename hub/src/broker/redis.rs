@@ -480,6 +480,19 @@ mod tests {
             }
             other => panic!("an evict command, got {other:?}"),
         }
+        let disconnect = Command::Disconnect {
+            room: crate::fanout::CONTROL_ROOM.into(),
+            user: "alice".into(),
+        };
+        match decode(crate::fanout::CONTROL_ROOM, &encode("hub-3", &disconnect)) {
+            Some((node, Command::Disconnect { room, user })) => {
+                assert_eq!(
+                    (&*node, &*room, &*user),
+                    ("hub-3", crate::fanout::CONTROL_ROOM, "alice")
+                );
+            }
+            other => panic!("a disconnect command, got {other:?}"),
+        }
         for garbage in [&b"garbage"[..], b"n\nD\nmx\n-\n{}", b"n\nE\n", b"n\nX\n"] {
             assert!(decode("r", garbage).is_none(), "{garbage:?}");
         }
