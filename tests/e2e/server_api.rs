@@ -775,3 +775,40 @@ async fn server_api_requests_are_limited_per_key() {
     let (status, _) = call(&server, Some(&other), Method::GET, &presence, None).await;
     assert_eq!(status, 200);
 }
+
+/// A repeated `idempotency_key` is answered from the store: after a restart too, and the key
+/// and the key's bot survive it.
+#[tokio::test]
+async fn server_api_idempotency_survives_a_restart() {
+    let mut server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(true, &[]).await;
+    let key = create_key(&server, "backend");
+    let body = json!({"room": room.id, "body": "once", "idempotency_key": "restart-1"});
+    let (status, first) = call(
+        &server,
+        Some(&key),
+        Method::POST,
+        "/v1/server/publish",
+        Some(body.clone()),
+    )
+    .await;
+    assert_eq!(status, 201, "{first}");
+    server.restart().await;
+    let (status, again) = call(
+        &server,
+        Some(&key),
+        Method::POST,
+        "/v1/server/publish",
+        Some(body),
+    )
+    .await;
+    assert_eq!(status, 201, "{again}");
+    assert_eq!((&again["seq"], &again["ts"]), (&first["seq"], &first["ts"]));
+    let history = alice
+        .api
+        .messages(&room.id, Default::default())
+        .await
+        .expect("history");
+    assert_eq!(history.len(), 1, "{history:?}");
+}
