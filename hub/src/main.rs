@@ -72,8 +72,14 @@ struct AdminArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { command, cfg } = Cli::parse();
+    // `api-key` prints a key a script may capture: no progress lines (migrations) around it.
+    let quiet = matches!(command, Some(Command::ApiKey(_)));
     switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
-        default_filter: "info,tower_http=warn",
+        default_filter: if quiet {
+            "warn"
+        } else {
+            "info,tower_http=warn"
+        },
         format: cfg.log_format,
     });
     if let Some(Command::ApiKey(args)) = &command {
