@@ -175,6 +175,6 @@ mod tests {
         message.bot = true;
         assert!(message_line(&message).contains(" bob [bot]: "));
         message.deleted = true;
-        assert!(message_line(&message).ends_with("bob: (deleted)"));
+        assert!(message_line(&message).ends_with("bob [bot]: (deleted)"));
     }
 }
