@@ -165,6 +165,20 @@ pub struct Config {
     #[arg(long, env = "SWITCHBOARD_USER_RATE_BURST", default_value_t = 100)]
     pub user_rate_burst: u32,
 
+    /// Sustained requests per second per API key to the server API (`/v1/server/*`) on this
+    /// node; beyond it 429 `rate_limited` (0: the burst is never refilled). A bot's posts also
+    /// count against the per-user send limit, keyed by the bot.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SERVER_API_RATE_PER_SEC",
+        default_value_t = 100
+    )]
+    pub server_api_rate_per_sec: u32,
+
+    /// Burst of server API requests per API key.
+    #[arg(long, env = "SWITCHBOARD_SERVER_API_RATE_BURST", default_value_t = 200)]
+    pub server_api_rate_burst: u32,
+
     /// Group rooms one user may create per hour on this node: a burst of this many, refilled
     /// at this many per hour; beyond it `POST /v1/rooms` gets 429 `rate_limited` with
     /// `Retry-After`. 0: no limit.

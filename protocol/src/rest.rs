@@ -248,3 +248,5 @@ pub struct PresenceList {
 
 mod accounts;
 pub use accounts::*;
+mod server;
+pub use server::*;

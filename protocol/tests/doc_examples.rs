@@ -320,6 +320,7 @@ fn close_code_table_is_complete() {
         close::RESTARTING,
         close::TRY_AGAIN_LATER,
         close::SLOW_CONSUMER,
+        close::DISCONNECTED,
     ] {
         assert!(
             row(&rows, &code.to_string()).is_some(),

@@ -17,6 +17,9 @@
 //! - `auth_outage`: a hub restarted while the auth node is down says "try again later" (1013,
 //!   503), never "unauthorized"; clients retry with the same token and are back without a new
 //!   login once the auth node is.
+//! - `server_api`: the server API's disconnect closes a user's sockets on every node within a
+//!   second; a bot's post through one node reaches a subscriber on another with `bot: true`; a
+//!   revoked API key is refused at once by every node.
 //! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
 //!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
@@ -30,3 +33,4 @@ mod faults;
 mod logout;
 mod proxy;
 mod readiness;
+mod server_api;

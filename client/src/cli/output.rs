@@ -64,7 +64,7 @@ pub fn message_line(message: &Message) -> String {
         "#{} {} {}: {body}",
         message.seq,
         utc(message.ts),
-        sanitise(&message.from)
+        author(message)
     )
 }
 
@@ -99,6 +99,15 @@ pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[b
             .map(|row| line(row.each_ref().map(String::as_str))),
     );
     lines.join("\n")
+}
+
+/// The author as printed: the username, or `name [bot]` for a bot's message (server API).
+pub fn author(message: &Message) -> String {
+    if message.bot {
+        format!("{} [bot]", sanitise(&message.from))
+    } else {
+        sanitise(&message.from)
+    }
 }
 
 /// `text` with every control character replaced, so it cannot move the cursor, clear the
@@ -188,6 +197,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         };
         assert_eq!(
             message_line(&message),
@@ -195,7 +205,9 @@ mod tests {
         );
         message.edited_ts = Some(1);
         assert!(message_line(&message).ends_with("two↵lines (edited)"));
+        message.bot = true;
+        assert!(message_line(&message).contains(" bob [bot]: "));
         message.deleted = true;
-        assert!(message_line(&message).ends_with("bob: (deleted)"));
+        assert!(message_line(&message).ends_with("bob [bot]: (deleted)"));
     }
 }

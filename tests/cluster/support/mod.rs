@@ -481,6 +481,24 @@ impl Cluster {
             .expect("admin promote");
     }
 
+    /// Runs `switchboard-hub api-key ARGS` on the cluster's hub store (its PostgreSQL
+    /// database), as an operator does; its standard output.
+    ///
+    /// # Panics
+    /// If the command fails.
+    pub fn api_key(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(binary("switchboard-hub"))
+            .arg("api-key")
+            .args(args)
+            .args(["--database-url", &self.database_url])
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run switchboard-hub api-key");
+        assert!(out.status.success(), "api-key {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
     /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).
     pub async fn user(&self, prefix: &str, base: &str) -> TestUser {
         let api = Api::new(base);
