@@ -136,20 +136,24 @@ impl Auth {
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
     ///
-    /// It starts this node's job workers ([`AuthConfig::jobs`]) for the kinds of
-    /// [`AuthConfig::job_handlers`] (none without handlers: jobs wait, ready).
+    /// It starts this node's job workers ([`AuthConfig::jobs`], the mail lane spaced by
+    /// `cfg.mail.rate_per_sec`: [`jobs::pool_config`]) with the welcome mail's handler
+    /// ([`mail::WelcomeMailHandler`] over this service's mailer) and those of
+    /// [`AuthConfig::job_handlers`]. So every process that opens the service sends the welcome
+    /// mails: the hub with embedded auth, and each auth node.
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::Config`] if a limit is out of range;
+    /// [`AuthError::Config`] if a limit or the mail rate is out of range;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let throttle = Throttle::new(&cfg)?;
+        let pool_cfg = jobs::pool_config(&cfg)?;
         let dir = cfg.data_dir.clone();
         let private_dir = dir.clone();
         tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
@@ -204,10 +208,18 @@ impl Auth {
         .with_failures(metrics::TokenFailures::new(&cfg.metrics));
         let metrics = metrics::AuthMetrics::new(&cfg.metrics);
         let jobs = store.job_store();
+        let welcome: Arc<dyn switchboard_jobs::Handler> = Arc::new(mail::WelcomeMailHandler::new(
+            Arc::clone(&mailer),
+            cfg.mail.from.clone(),
+        ));
+        // A configured handler of the same kind comes later, so it replaces the default.
+        let handlers = std::iter::once(welcome)
+            .chain(cfg.job_handlers.iter().cloned())
+            .collect();
         let pool = switchboard_jobs::Pool::start(
             Arc::clone(&jobs),
-            cfg.job_handlers.clone(),
-            cfg.jobs.clone(),
+            handlers,
+            pool_cfg,
             switchboard_jobs::metrics::JobMetrics::new(&cfg.metrics),
         );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
