@@ -132,9 +132,10 @@ pub struct Config {
     /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
     #[command(flatten)]
     pub auth_jobs: switchboard_auth::jobs::JobFlags,
-    /// The mail transport, sender and cluster-wide rate (the same flags as
-    /// `switchboard-auth`'s): the embedded auth's, and, with `--auth-url` too, this node's (the
-    /// job workers that send mail run on every hub).
+    /// The mail transport, sender and cluster-wide rate of the embedded auth (the same flags as
+    /// `switchboard-auth`'s): the hub process sends the welcome mails. With `--auth-url` they
+    /// are not used: the auth nodes run the mail jobs with their own mail flags (a hub given
+    /// `--smtp-url` as well as `--auth-url` says so in a warning at start).
     #[command(flatten)]
     pub mail: switchboard_auth::mail::MailFlags,
 

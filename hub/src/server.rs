@@ -80,6 +80,11 @@ async fn open_auth(
             })
         }
         Some(url) => {
+            if cfg.mail.smtp_url.is_some() {
+                tracing::warn!(
+                    "--smtp-url is not used with --auth-url: the auth node sends the mails (give it the mail flags)"
+                );
+            }
             let revocations = Revocations::new();
             let follower = match &cfg.redis_url {
                 Some(redis_url) => Some(switchboard_auth::redis_feed::follow(

@@ -17,6 +17,9 @@
 //! - `auth_outage`: a hub restarted while the auth node is down says "try again later" (1013,
 //!   503), never "unauthorized"; clients retry with the same token and are back without a new
 //!   login once the auth node is.
+//! - `mail`: the welcome mail from three auth nodes on one database to a real SMTP sink: the
+//!   mail rate holds for the cluster (5/s and the default 1/s), in registration order, and a
+//!   node SIGKILLed while it holds a mail leaves it to another once the lease runs out.
 //! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
 //!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
@@ -28,5 +31,6 @@ mod chat;
 mod failover;
 mod faults;
 mod logout;
+mod mail;
 mod proxy;
 mod readiness;
