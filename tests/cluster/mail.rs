@@ -164,6 +164,9 @@ async fn three_nodes_together_send_at_most_the_mail_rate_in_order() {
         nodes.start(&sink, &["--mail-rate-per-sec", "5"]).await;
     }
     let got = register_and_check(&nodes, &sink, 12, Duration::from_millis(200)).await;
+    // --mail-rate-per-sec took effect: at the default (1/s) no gap would be under a second.
+    let span = got[11].at.duration_since(got[0].at);
+    assert!(span < Duration::from_secs(11), "12 mails took {span:?}");
     // The rate is the cluster's: more than one node sent (that all 12 come from one node of
     // three, each polling every 50 ms, is vanishingly unlikely).
     let senders: HashSet<_> = got.iter().map(|mail| mail.helo.clone()).collect();
