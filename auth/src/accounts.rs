@@ -30,7 +30,7 @@ fn millis(secs: u64) -> Millis {
 }
 
 /// The page size of a query: 1..=`MAX_ACCOUNT_PAGE`, default `DEFAULT_ACCOUNT_PAGE`.
-fn page_size(limit: Option<u32>) -> Result<u32, AuthError> {
+pub(crate) fn page_size(limit: Option<u32>) -> Result<u32, AuthError> {
     match limit.unwrap_or(DEFAULT_ACCOUNT_PAGE) {
         n @ 1..=MAX_ACCOUNT_PAGE => Ok(n),
         _ => Err(AuthError::BadRequest(format!(
@@ -40,7 +40,7 @@ fn page_size(limit: Option<u32>) -> Result<u32, AuthError> {
 }
 
 /// A cursor as given, if it can be one of ours (an id, at most `MAX_CURSOR_BYTES`).
-fn cursor(cursor: Option<&str>) -> Result<Option<&str>, AuthError> {
+pub(crate) fn cursor(cursor: Option<&str>) -> Result<Option<&str>, AuthError> {
     match cursor {
         Some(c) if c.is_empty() || c.len() > MAX_CURSOR_BYTES => Err(AuthError::BadRequest(
             "cursor is not one this server made".to_owned(),

@@ -98,7 +98,8 @@ pub async fn run(
                 created_at: unix_now(),
                 last_login_at: None,
             };
-            match store.create_user(user.clone()).await? {
+            // An admin made on the command line gets no welcome mail.
+            match store.create_user(user.clone(), Vec::new()).await? {
                 CreateUser::Created => {
                     Ok(format!("created admin {} (id {})", user.username, user.id))
                 }

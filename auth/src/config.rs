@@ -87,6 +87,19 @@ pub struct AuthConfig {
     /// failures): the auth node's registry, or the hub's when auth is embedded. Default: a
     /// disabled registry (nothing recorded).
     pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
+    /// This node's job workers (`--job-*` flags, [`crate::jobs::JobFlags`]) and the lanes'
+    /// spacings. The mail lane's ([`crate::jobs::MAIL_LANE`]) is not read from here:
+    /// [`crate::Auth::open`] sets it from [`mail`](Self::mail)'s rate
+    /// ([`crate::jobs::pool_config`]).
+    pub jobs: switchboard_jobs::PoolConfig,
+    /// Handlers of job kinds, besides the welcome mail's ([`crate::mail::WelcomeMailHandler`],
+    /// which [`crate::Auth::open`] always registers, sending through the service's mailer). A
+    /// handler here of the same kind replaces it (tests). A kind without a handler is never
+    /// claimed: its jobs stay ready. Default: none.
+    pub job_handlers: Vec<std::sync::Arc<dyn switchboard_jobs::Handler>>,
+    /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
+    /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
+    pub mail: crate::mail::MailConfig,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -149,7 +162,8 @@ impl AuthConfig {
     /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
     /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
     /// concurrent password hashes with 32 waiting at most, the default login and registration
-    /// limits, no trusted proxies.
+    /// limits, no trusted proxies, the default job workers and no extra job handlers, and mail
+    /// to the outbox at one per second.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -168,6 +182,9 @@ impl AuthConfig {
             trusted_proxies: Vec::new(),
             accounts: AccountPolicy::default(),
             metrics: switchboard_kit::metrics::Registry::disabled(),
+            jobs: switchboard_jobs::PoolConfig::default(),
+            job_handlers: Vec::new(),
+            mail: crate::mail::MailConfig::default(),
         }
     }
 }
@@ -194,6 +211,16 @@ impl std::fmt::Debug for AuthConfig {
             .field("register_ip_limit", &self.register_ip_limit)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("accounts", &self.accounts)
+            .field("jobs", &self.jobs)
+            .field(
+                "job_handlers",
+                &self
+                    .job_handlers
+                    .iter()
+                    .map(|h| h.kind())
+                    .collect::<Vec<_>>(),
+            )
+            .field("mail", &self.mail)
             .finish()
     }
 }

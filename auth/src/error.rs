@@ -147,6 +147,10 @@ pub enum AuthError {
     /// The named thing (e.g. a session of the caller) does not exist.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The target is not in a state that allows the change (retrying a job that is not dead);
+    /// the message says which.
+    #[error("{0}")]
+    Conflict(String),
     /// A login or registration limit was reached (per account or per client address); one more
     /// is allowed after `retry_after`.
     #[error("too many attempts; retry later")]
@@ -163,6 +167,9 @@ pub enum AuthError {
     /// The database failed.
     #[error("auth store failed")]
     Store(#[from] StoreError),
+    /// The job queue's storage failed.
+    #[error("job queue failed")]
+    Jobs(#[from] switchboard_jobs::JobError),
     /// The signing key could not be loaded, written or used.
     #[error("signing key failure")]
     Keys(#[from] KeyError),
@@ -214,6 +221,7 @@ impl AuthError {
             Self::ForbiddenTarget | Self::SelfDemotion => ErrorCode::ForbiddenTarget,
             Self::EmailTaken => ErrorCode::EmailTaken,
             Self::NotFound(_) => ErrorCode::NotFound,
+            Self::Conflict(_) => ErrorCode::Conflict,
             Self::RateLimited { .. } => ErrorCode::RateLimited,
             Self::Busy => ErrorCode::Unavailable,
             // The auth node's own failure is our dependency failing.
@@ -221,7 +229,9 @@ impl AuthError {
             Self::Upstream { code, .. } => *code,
             Self::Remote(_) => ErrorCode::Unavailable,
             Self::Store(e) if e.is_unavailable() => ErrorCode::Unavailable,
+            Self::Jobs(e) if e.is_unavailable() => ErrorCode::Unavailable,
             Self::Store(_)
+            | Self::Jobs(_)
             | Self::Redis(_)
             | Self::Keys(_)
             | Self::PasswordHash(_)

@@ -21,6 +21,8 @@
 //!   (schema `auth`).
 //! - [`redis_feed`]: revocations across nodes (the follower; `announce` is the publisher).
 //! - [`remote`]: the client side of a separate auth node.
+//! - [`jobs`]: the job queue in the auth store (the welcome mail enqueued at registration),
+//!   this node's workers and their flags, the admin's list and retry.
 //! - [`metrics`]: counts of logins, registrations, refreshes, limit refusals and token failures.
 //! - `password`: argon2id hashing on the blocking pool: bounded slots, each reusing one memory
 //!   block, and a bounded queue.
@@ -28,6 +30,8 @@
 //! - `service`: the operations (register, login, refresh, logout, me, account deletion, user
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
+//! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
+//!   or `data_dir/outbox`).
 //! - [`admin`]: the `admin create|promote|demote` command of the binaries (the first admin is
 //!   made on the command line only; then admins promote and demote others over HTTP).
 //!
@@ -45,7 +49,9 @@ pub mod config;
 pub mod datadir;
 pub mod error;
 mod http;
+pub mod jobs;
 pub mod keys;
+pub mod mail;
 pub mod metrics;
 pub mod node;
 mod password;
@@ -103,8 +109,15 @@ struct Inner {
     announcer: Option<Announcer>,
     /// Counts of the routes' outcomes.
     metrics: metrics::AuthMetrics,
+    /// Where mails go (`cfg.mail`): the SMTP relay or the outbox.
+    mailer: Arc<dyn mail::Mailer>,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
+    /// The job queue in the store.
+    jobs: Arc<dyn switchboard_jobs::JobStore>,
+    /// This node's job workers, until [`Auth::shutdown_jobs`] takes them (dropping the last
+    /// clone of `Auth` stops them too).
+    pool: std::sync::Mutex<Option<switchboard_jobs::Pool>>,
 }
 
 impl std::fmt::Debug for Auth {
@@ -123,17 +136,24 @@ impl Auth {
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
     ///
+    /// It starts this node's job workers ([`AuthConfig::jobs`], the mail lane spaced by
+    /// `cfg.mail.rate_per_sec`: [`jobs::pool_config`]) with the welcome mail's handler
+    /// ([`mail::WelcomeMailHandler`] over this service's mailer) and those of
+    /// [`AuthConfig::job_handlers`]. So every process that opens the service sends the welcome
+    /// mails: the hub with embedded auth, and each auth node.
+    ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::Config`] if a limit is out of range;
+    /// [`AuthError::Config`] if a limit or the mail rate is out of range;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let throttle = Throttle::new(&cfg)?;
+        let pool_cfg = jobs::pool_config(&cfg)?;
         let dir = cfg.data_dir.clone();
         let private_dir = dir.clone();
         tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
@@ -142,6 +162,11 @@ impl Auth {
                 path: dir.clone(),
                 source,
             })?;
+        let mail_cfg = cfg.mail.clone();
+        let mail_dir = dir.clone();
+        let mailer = tokio::task::spawn_blocking(move || mail::mailer(&mail_cfg, &mail_dir))
+            .await?
+            .map_err(|e| AuthError::Config(format!("mail: {e}")))?;
         let key_dir = dir.clone();
         let keys =
             tokio::task::spawn_blocking(move || LocalKeys::load_or_generate(&key_dir)).await??;
@@ -182,6 +207,21 @@ impl Auth {
         )
         .with_failures(metrics::TokenFailures::new(&cfg.metrics));
         let metrics = metrics::AuthMetrics::new(&cfg.metrics);
+        let jobs = store.job_store();
+        let welcome: Arc<dyn switchboard_jobs::Handler> = Arc::new(mail::WelcomeMailHandler::new(
+            Arc::clone(&mailer),
+            cfg.mail.from.clone(),
+        ));
+        // A configured handler of the same kind comes later, so it replaces the default.
+        let handlers = std::iter::once(welcome)
+            .chain(cfg.job_handlers.iter().cloned())
+            .collect();
+        let pool = switchboard_jobs::Pool::start(
+            Arc::clone(&jobs),
+            handlers,
+            pool_cfg,
+            switchboard_jobs::metrics::JobMetrics::new(&cfg.metrics),
+        );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),
             store = if cfg.database_url.is_some() { "postgres" } else { "sqlite" },
             redis = cfg.redis_url.is_some(), revoked = revocations.len(), "auth opened");
@@ -195,15 +235,19 @@ impl Auth {
                 throttle,
                 verifier,
                 metrics,
+                mailer,
                 announcer,
                 _follower: follower,
+                jobs,
+                pool: std::sync::Mutex::new(Some(pool)),
             }),
         })
     }
 
     /// The routes `POST /v1/auth/{register,login,refresh,logout}`, `GET`, `PATCH` and `DELETE
     /// /v1/auth/me`, `POST /v1/auth/me/password`, `GET` and `DELETE /v1/auth/sessions[/{sid}]`,
-    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET
+    /// `GET /v1/admin/users`, `PATCH` and `DELETE /v1/admin/users/{id}`, `GET /v1/admin/jobs`,
+    /// `POST /v1/admin/jobs/{id}/retry`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
     /// [`node::router`]'s).
     pub fn router(&self) -> axum::Router {
@@ -233,6 +277,17 @@ impl Auth {
     /// See [`Revocations::subscribe`] for what to do on `Lagged`.
     pub fn subscribe_revocations(&self) -> broadcast::Receiver<String> {
         self.inner.revocations.subscribe()
+    }
+
+    /// Where this service's mails go: an [`mail::SmtpMailer`] to `cfg.mail.smtp_url`, or an
+    /// [`mail::OutboxMailer`] writing `data_dir/outbox/{id}.eml`.
+    pub fn mailer(&self) -> Arc<dyn mail::Mailer> {
+        Arc::clone(&self.inner.mailer)
+    }
+
+    /// The mail configuration (sender, rate, timeout) this service was opened with.
+    pub fn mail_config(&self) -> &mail::MailConfig {
+        &self.inner.cfg.mail
     }
 
     /// The revocation set, e.g. to re-check sessions after a lagged

@@ -97,6 +97,13 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub accounts: AccountFlags,
 
+    /// The job workers (the welcome mail), shared with the hub's flags.
+    #[command(flatten)]
+    pub jobs: crate::jobs::JobFlags,
+    /// The mail transport and sender, shared with the hub's flags.
+    #[command(flatten)]
+    pub mail: crate::mail::MailFlags,
+
     /// Peers whose X-Forwarded-For header is believed: the hubs in front of this node, as IP
     /// addresses or CIDRs, comma-separated (e.g. 10.0.0.0/8). A request from any other peer is
     /// limited by the peer's own address. Default: none (the header is ignored).
@@ -247,6 +254,8 @@ impl NodeConfig {
         cfg.hash_concurrency = self.hash_concurrency;
         self.limits.apply(&mut cfg);
         self.accounts.apply(&mut cfg);
+        self.jobs.apply(&mut cfg);
+        self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg
     }
@@ -271,7 +280,8 @@ pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
 /// Opens the auth service described by `cfg` and serves it on `listener` (`cfg.listen` is
 /// ignored: the caller bound the listener, so tests can pass `127.0.0.1:0`) until `shutdown`
 /// resolves; then drains (see [`serve_with`]) for `cfg.drain_delay_ms`, stops accepting, lets
-/// requests in flight finish, and returns. Metrics are served on `cfg.metrics_listen`.
+/// requests in flight finish, stops the job workers (`Auth::shutdown_jobs`: running jobs get a
+/// bounded time to finish), and returns. Metrics are served on `cfg.metrics_listen`.
 ///
 /// # Errors
 /// Fails if the data directory, the database, Redis or the signing key cannot be opened, or
@@ -343,6 +353,7 @@ pub async fn run_with_metrics(
         hurry: std::future::pending(),
     };
     let served = serve_with(listener, &auth, readiness, shutdown, drain).await;
+    auth.shutdown_jobs().await;
     if let Some(server) = metrics {
         server.stop().await;
     }

@@ -31,7 +31,8 @@ impl Auth {
         &self.inner.metrics
     }
 
-    /// Validates and stores a new user; counts against the registrations of `ip`.
+    /// Validates and stores a new user, with its welcome mail job (`jobs::welcome_mail`) in the
+    /// same transaction; counts against the registrations of `ip`.
     pub(crate) async fn register(
         &self,
         req: RegisterRequest,
@@ -56,8 +57,12 @@ impl Auth {
             created_at: unix_now(),
             last_login_at: None,
         };
-        match store.create_user(user.clone()).await? {
-            CreateUser::Created => Ok(user.to_user()),
+        let jobs = crate::jobs::welcome_mail(&user).into_iter().collect();
+        match store.create_user(user.clone(), jobs).await? {
+            CreateUser::Created => {
+                self.nudge_jobs();
+                Ok(user.to_user())
+            }
             CreateUser::UsernameTaken => Err(AuthError::UsernameTaken),
         }
     }

@@ -128,6 +128,17 @@ pub struct Config {
     #[command(flatten)]
     pub auth_accounts: switchboard_auth::node::AccountFlags,
 
+    /// Job workers of the embedded auth (`--job-workers`, `--job-lease-ms`, ...; the same flags
+    /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
+    #[command(flatten)]
+    pub auth_jobs: switchboard_auth::jobs::JobFlags,
+    /// The mail transport, sender and cluster-wide rate of the embedded auth (the same flags as
+    /// `switchboard-auth`'s): the hub process sends the welcome mails. With `--auth-url` they
+    /// are not used: the auth nodes run the mail jobs with their own mail flags (a hub given
+    /// `--smtp-url` as well as `--auth-url` says so in a warning at start).
+    #[command(flatten)]
+    pub mail: switchboard_auth::mail::MailFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,

@@ -40,6 +40,8 @@ struct AuthParts {
     revocations: Revocations,
     /// The Redis revocation follower of a remote-auth node, stopped at shutdown.
     follower: Option<tokio::task::JoinHandle<()>>,
+    /// The embedded auth service, whose job workers stop at shutdown.
+    embedded: Option<Auth>,
 }
 
 async fn open_auth(
@@ -59,6 +61,10 @@ async fn open_auth(
             auth_cfg.metrics = registry.clone();
             cfg.auth_limits.apply(&mut auth_cfg);
             cfg.auth_accounts.apply(&mut auth_cfg);
+            cfg.auth_jobs.apply(&mut auth_cfg);
+            // Running jobs get as long to finish at shutdown as connections do.
+            auth_cfg.jobs.drain = Duration::from_millis(cfg.shutdown_grace_ms);
+            cfg.mail.apply(&mut auth_cfg);
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
             let auth = Auth::open(auth_cfg)
@@ -70,9 +76,15 @@ async fn open_auth(
                 router: auth.router(),
                 revocations: auth.revocations(),
                 follower: None,
+                embedded: Some(auth),
             })
         }
         Some(url) => {
+            if cfg.mail.smtp_url.is_some() {
+                tracing::warn!(
+                    "--smtp-url is not used with --auth-url: the auth node sends the mails (give it the mail flags)"
+                );
+            }
             let revocations = Revocations::new();
             let follower = match &cfg.redis_url {
                 Some(redis_url) => Some(switchboard_auth::redis_feed::follow(
@@ -96,6 +108,7 @@ async fn open_auth(
                 router: crate::http::proxy::router(url, timeout),
                 revocations,
                 follower,
+                embedded: None,
             })
         }
     }
@@ -436,6 +449,9 @@ async fn serve(
     }
     if let Some(follower) = &auth.follower {
         follower.abort();
+    }
+    if let Some(embedded) = &auth.embedded {
+        embedded.shutdown_jobs().await;
     }
     if let Some(server) = metrics_server {
         server.stop().await;

@@ -29,9 +29,10 @@ pub const MAX_ROOM_NAME_CHARS: usize = 80;
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password, in bytes (bounds the cost of hashing).
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-/// Largest page of `GET /v1/admin/users` and `GET /v1/auth/sessions`.
+/// Largest page of `GET /v1/admin/users`, `GET /v1/admin/jobs` and `GET /v1/auth/sessions`.
 pub const MAX_ACCOUNT_PAGE: u32 = 100;
-/// `GET /v1/admin/users` and `GET /v1/auth/sessions` page size when the request names none.
+/// `GET /v1/admin/users`, `GET /v1/admin/jobs` and `GET /v1/auth/sessions` page size when the
+/// request names none.
 pub const DEFAULT_ACCOUNT_PAGE: u32 = 50;
 /// Longest `User-Agent` kept for a session, in bytes; a longer one is cut (at a character
 /// boundary).

@@ -250,3 +250,6 @@ mod accounts;
 pub use accounts::*;
 mod server;
 pub use server::*;
+
+mod jobs;
+pub use jobs::*;

@@ -206,6 +206,8 @@ fn rest_fixtures_round_trip() {
             "admin_user" => round_trip::<rest::AdminUserResponse>(&name, &value),
             "set_role" => round_trip::<rest::SetRoleRequest>(&name, &value),
             "session_list" => round_trip::<rest::SessionList>(&name, &value),
+            "admin_job_list" => round_trip::<rest::AdminJobList>(&name, &value),
+            "admin_job" => round_trip::<rest::AdminJobResponse>(&name, &value),
             other => panic!("rest/{name}: no type for prefix {other:?}; add it to this test"),
         }
         seen += 1;

@@ -6,6 +6,8 @@
 //! - [`private`]: servers of a test's own ([`PrivatePostgres`], [`PrivateRedis`]) that it may
 //!   stop, restart or pause.
 //! - [`proxy`]: a TCP proxy that can cut its connections or go silent ([`Proxy`]).
+//! - [`smtp`]: an SMTP sink ([`SmtpSink`]) that records mails and can defer, refuse, hang or
+//!   be down.
 //! - [`binary`]: the workspace's binaries and their processes.
 //!
 //! **Why a crate of its own.** `switchboard-tests` depends on the hub and auth (its harness runs
@@ -21,7 +23,9 @@ pub mod binary;
 pub mod private;
 pub mod proxy;
 pub mod services;
+pub mod smtp;
 
 pub use private::{PrivatePostgres, PrivateRedis};
 pub use proxy::Proxy;
 pub use services::{RedisPrefix, TestDatabase};
+pub use smtp::SmtpSink;

@@ -36,6 +36,15 @@ const AUTH_FLAGS: &[&str] = &[
     "--login-ip-burst",
     "--register-ip-rate-per-sec",
     "--register-ip-burst",
+    "--job-workers",
+    "--job-lease-ms",
+    "--job-timeout-ms",
+    "--job-poll-ms",
+    "--job-retention-hours",
+    "--smtp-url",
+    "--mail-from",
+    "--mail-rate-per-sec",
+    "--smtp-timeout-secs",
 ];
 
 /// Switches of the auth node (flags without a value) when it runs separately.
@@ -79,7 +88,8 @@ pub struct ScaledEnv {
     pub auth_addr: SocketAddr,
     /// The auth node's metrics listener.
     pub auth_metrics_addr: SocketAddr,
-    _auth_dir: TempDir,
+    /// The auth node's data dir (its `outbox/`).
+    pub auth_dir: TempDir,
     _auth_stop: oneshot::Sender<()>,
 }
 
@@ -136,7 +146,7 @@ impl ScaledEnv {
             prefix,
             auth_addr,
             auth_metrics_addr,
-            _auth_dir: dir,
+            auth_dir: dir,
             _auth_stop: tx,
         }
     }

@@ -7,6 +7,7 @@ mod accounts;
 mod docs;
 mod error;
 mod extractor;
+mod jobs;
 mod routes;
 
 use axum::Router;
@@ -37,6 +38,8 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(accounts::list_users))
         .routes(routes!(accounts::set_user_email, accounts::delete_user))
         .routes(routes!(accounts::set_user_role))
+        .routes(routes!(jobs::list_jobs))
+        .routes(routes!(jobs::retry_job))
         .routes(routes!(routes::user))
         .routes(routes!(routes::jwks))
 }

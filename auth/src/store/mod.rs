@@ -19,7 +19,10 @@ mod sqlite;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
+use switchboard_jobs::{JobStore, NewJob};
 use switchboard_protocol::rest::User;
 
 /// Times are u64 in Rust and 64-bit signed integers in both databases; they stay far below
@@ -262,8 +265,17 @@ pub struct SessionRecord {
 /// [`rotate_refresh`]: AuthStore::rotate_refresh
 #[async_trait]
 pub trait AuthStore: Send + Sync + 'static {
-    /// Stores a user unless the username is taken.
-    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError>;
+    /// Stores a user unless the username is taken, and enqueues `jobs` (the welcome mail) in
+    /// the same transaction: they exist exactly when the user was created.
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        jobs: Vec<NewJob>,
+    ) -> Result<CreateUser, StoreError>;
+
+    /// The job queue in this store (tables `jobs` and `job_lanes`), for the workers and the
+    /// admin routes.
+    fn job_store(&self) -> Arc<dyn JobStore>;
 
     /// The user with this username.
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError>;
@@ -364,6 +376,9 @@ pub enum StoreError {
     /// release than this one (`MigrateError::SchemaTooNew`): refuse to touch it.
     #[error("migration")]
     Migration(#[from] switchboard_kit::migrate::MigrateError),
+    /// The job queue's connection could not be opened.
+    #[error("job queue")]
+    Jobs(#[source] switchboard_jobs::JobError),
     /// The database file could not be created private (mode 0600) before opening it.
     #[error("cannot create the database file")]
     Io(#[source] std::io::Error),

@@ -2,12 +2,14 @@
 //! `auth`, so that every auth node (and every hub with in-process auth) uses the same users and
 //! sessions, and the auth tables can live in the hub's database without clashing with it.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool_postgres::{
     GenericClient, ManagerConfig, Pool, PoolConfig, RecyclingMethod, Runtime, Timeouts,
 };
+use switchboard_jobs::{enqueue_pg, JobStore, NewJob, PgJobs};
 use switchboard_kit::migrate::{Ledger, Schema};
 use tokio_postgres::NoTls;
 
@@ -17,6 +19,9 @@ use super::{
     StoreError, UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
+
+/// The schema of the job queue's tables (`auth.jobs`, `auth.job_lanes`).
+pub(crate) const JOBS_SCHEMA: &str = "auth";
 
 /// Key of the transaction-level advisory lock taken by [`AuthStore::set_email`] (`SBAUTHEM` in
 /// ASCII), so that two changes to the same address cannot both pass the "taken" check.
@@ -32,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         2,
         include_str!("../../../migrations/auth/postgres/0002_accounts.sql"),
+    ),
+    (
+        3,
+        include_str!("../../../migrations/auth/postgres/0003_jobs.sql"),
     ),
 ];
 
@@ -75,6 +84,8 @@ const POOL_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct PgStore {
     pool: Pool,
+    /// The job queue in schema `auth`, on the same pool.
+    jobs: PgJobs,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -108,8 +119,10 @@ impl PgStore {
             pool: Some(pool_cfg),
             ..deadpool_postgres::Config::default()
         };
+        let pool = cfg.create_pool(Some(Runtime::Tokio1), NoTls)?;
         let store = Self {
-            pool: cfg.create_pool(Some(Runtime::Tokio1), NoTls)?,
+            jobs: PgJobs::new(pool.clone(), JOBS_SCHEMA),
+            pool,
         };
         store.migrate().await?;
         store
@@ -199,11 +212,14 @@ async fn revoke(
 
 #[async_trait]
 impl AuthStore for PgStore {
-    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError> {
-        let inserted = self
-            .pool
-            .get()
-            .await?
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        jobs: Vec<NewJob>,
+    ) -> Result<CreateUser, StoreError> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
             .execute(
                 "INSERT INTO auth.users (id, username, email, role, password_hash, created_at)
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (username) DO NOTHING",
@@ -217,11 +233,18 @@ impl AuthStore for PgStore {
                 ],
             )
             .await?;
-        Ok(if inserted == 1 {
-            CreateUser::Created
-        } else {
-            CreateUser::UsernameTaken
-        })
+        if inserted != 1 {
+            return Ok(CreateUser::UsernameTaken);
+        }
+        for job in &jobs {
+            enqueue_pg(&*tx, JOBS_SCHEMA, job).await?;
+        }
+        tx.commit().await?;
+        Ok(CreateUser::Created)
+    }
+
+    fn job_store(&self) -> Arc<dyn JobStore> {
+        Arc::new(self.jobs.clone())
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension as _, Row, TransactionBehavior};
+use switchboard_jobs::{enqueue_sqlite, JobStore, NewJob, SqliteJobs};
 use switchboard_kit::migrate::{Ledger, Schema};
 
 use super::{
@@ -29,6 +30,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (
         3,
         include_str!("../../../migrations/auth/sqlite/0003_accounts.sql"),
+    ),
+    (
+        4,
+        include_str!("../../../migrations/auth/sqlite/0004_jobs.sql"),
     ),
 ];
 
@@ -64,6 +69,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Clone)]
 pub struct SqliteStore {
     conn: Arc<Mutex<Connection>>,
+    /// The job queue on a connection of its own to the same file (claims take the file's
+    /// write lock with `BEGIN IMMEDIATE`, not this mutex).
+    jobs: SqliteJobs,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -82,7 +90,9 @@ impl SqliteStore {
     pub async fn open(path: &Path) -> Result<Self, StoreError> {
         let path = path.to_owned();
         let now = crate::unix_now();
+        let file = path.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
+            let path = file;
             // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
             crate::datadir::secure_file(&path).map_err(StoreError::Io)?;
             let mut conn = Connection::open(&path)?;
@@ -99,8 +109,10 @@ impl SqliteStore {
             Ok(conn)
         })
         .await??;
+        let jobs = SqliteJobs::open(&path).await.map_err(StoreError::Jobs)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
+            jobs,
         })
     }
 
@@ -163,9 +175,14 @@ fn user_where(
 
 #[async_trait]
 impl AuthStore for SqliteStore {
-    async fn create_user(&self, user: UserRecord) -> Result<CreateUser, StoreError> {
+    async fn create_user(
+        &self,
+        user: UserRecord,
+        jobs: Vec<NewJob>,
+    ) -> Result<CreateUser, StoreError> {
         self.call(move |conn| {
-            let inserted = conn.execute(
+            let tx = conn.transaction()?;
+            let inserted = tx.execute(
                 "INSERT INTO users (id, username, email, role, password_hash, created_at)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (username) DO NOTHING",
                 params![
@@ -177,13 +194,20 @@ impl AuthStore for SqliteStore {
                     to_sql(user.created_at)
                 ],
             )?;
-            Ok(if inserted == 1 {
-                CreateUser::Created
-            } else {
-                CreateUser::UsernameTaken
-            })
+            if inserted != 1 {
+                return Ok(CreateUser::UsernameTaken);
+            }
+            for job in &jobs {
+                enqueue_sqlite(&tx, job)?;
+            }
+            tx.commit()?;
+            Ok(CreateUser::Created)
         })
         .await
+    }
+
+    fn job_store(&self) -> Arc<dyn JobStore> {
+        Arc::new(self.jobs.clone())
     }
 
     async fn user_by_username(&self, username: &str) -> Result<Option<UserRecord>, StoreError> {

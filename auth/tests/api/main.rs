@@ -28,7 +28,9 @@ mod support;
 
 mod accounts;
 mod admin;
+mod jobs;
 mod key_sources;
+mod mail;
 mod node;
 mod persistence;
 mod plumbing;
@@ -40,3 +42,4 @@ mod sessions;
 mod throttle;
 mod tokens;
 mod users;
+mod welcome_mail;

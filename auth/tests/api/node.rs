@@ -415,3 +415,87 @@ async fn the_binary_prints_its_address_and_stops_on_sigterm() {
     let status = within("the binary to exit", child.wait()).await.unwrap();
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn mail_flags_map_onto_the_mail_config() {
+    use switchboard_auth::mail::{MailConfig, MailFrom, SmtpUrl};
+    let defaults = NodeConfig::try_parse_from(["switchboard-auth"])
+        .unwrap()
+        .auth_config();
+    assert_eq!(defaults.mail, MailConfig::default());
+    assert_eq!(defaults.mail.smtp_url, None);
+    assert_eq!(
+        defaults.mail.from.to_string(),
+        "Switchboard <noreply@localhost>"
+    );
+    assert_eq!(defaults.mail.rate_per_sec, 1.0);
+    assert_eq!(defaults.mail.send_timeout, Duration::from_secs(30));
+
+    let cfg = NodeConfig::try_parse_from([
+        "switchboard-auth",
+        "--smtp-url",
+        "smtp://mailer:s3cret@relay.example.com:587?tls=required",
+        "--mail-from",
+        "Chat <chat@example.com>",
+        "--mail-rate-per-sec",
+        "0.5",
+        "--smtp-timeout-secs",
+        "5",
+    ])
+    .unwrap()
+    .auth_config();
+    assert_eq!(
+        cfg.mail.smtp_url,
+        Some(SmtpUrl::parse("smtp://mailer:s3cret@relay.example.com:587?tls=required").unwrap())
+    );
+    assert_eq!(
+        cfg.mail.from,
+        MailFrom::parse("Chat <chat@example.com>").unwrap()
+    );
+    assert_eq!(cfg.mail.rate_per_sec, 0.5);
+    assert_eq!(cfg.mail.send_timeout, Duration::from_secs(5));
+    assert!(!format!("{cfg:?}").contains("s3cret"), "{cfg:?}");
+
+    for (flag, value) in [
+        ("--smtp-url", "relay.example.com:25"),
+        ("--smtp-url", "smtp://relay?tls=maybe"),
+        ("--mail-from", "nobody"),
+        ("--mail-rate-per-sec", "0"),
+        ("--mail-rate-per-sec", "fast"),
+        ("--smtp-timeout-secs", "0"),
+    ] {
+        let err = NodeConfig::try_parse_from(["switchboard-auth", flag, value])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(flag), "{flag} {value}: {err}");
+    }
+}
+
+/// A malformed mail flag stops the binary at start with an error naming the flag, and the
+/// relay's password is not repeated.
+#[tokio::test]
+async fn a_bad_mail_flag_is_a_start_up_error_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    for (flag, value) in [
+        ("--smtp-url", "smtp://mailer:s3cret@relay?tls=bogus"),
+        ("--smtp-url", "mailer:s3cret@relay"),
+        ("--mail-from", "not an address"),
+        ("--mail-rate-per-sec", "0"),
+    ] {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_switchboard-auth"))
+            .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args([flag, value])
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .kill_on_drop(true)
+            .output();
+        let out = within("the binary to exit", out).await.unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+        assert!(!stderr.contains("s3cret"), "{flag} {value}: {stderr}");
+        assert!(out.stdout.is_empty(), "it never started");
+    }
+}

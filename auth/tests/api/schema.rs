@@ -23,10 +23,16 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-    let expected: Vec<(String, String)> =
-        ["refresh_tokens", "schema_migrations", "sessions", "users"]
-            .map(|t| ("auth".to_owned(), t.to_owned()))
-            .into();
+    let expected: Vec<(String, String)> = [
+        "job_lanes",
+        "jobs",
+        "refresh_tokens",
+        "schema_migrations",
+        "sessions",
+        "users",
+    ]
+    .map(|t| ("auth".to_owned(), t.to_owned()))
+    .into();
     assert_eq!(tables, expected, "nothing outside schema auth");
     let versions: Vec<i64> = db
         .query(
@@ -38,7 +44,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2]);
+    assert_eq!(versions, [1, 2, 3]);
 }
 
 #[tokio::test]
@@ -55,7 +61,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 2, "each migration once");
+    assert_eq!(count, 3, "each migration once");
 }
 
 #[tokio::test]
@@ -77,7 +83,7 @@ async fn postgres_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 2
+                known: 3
             })
         ),
         "{err:?}"
@@ -107,7 +113,7 @@ async fn sqlite_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 3
+                known: 4
             })
         ),
         "{err:?}"
@@ -152,11 +158,11 @@ async fn sqlite_adopts_a_file_migrated_the_old_way() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     let counted: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(counted, 3);
+    assert_eq!(counted, 4);
 }
 
 /// A database migrated before the shared runner (its own loop, the same ledger) opens without
@@ -195,5 +201,5 @@ async fn postgres_accepts_a_database_migrated_the_old_way() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows[0], (1, 7), "version 1 kept as it was");
-    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2]);
+    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3]);
 }
