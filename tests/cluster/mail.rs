@@ -71,6 +71,9 @@ impl MailNodes {
             // Idle workers look for due mails often, so the test's time goes to the spacing.
             "--job-poll-ms",
             "50",
+            // Stopped at the end of the test: no drain delay.
+            "--drain-delay-ms",
+            "0",
             // Every test client is 127.0.0.1.
             "--hash-queue",
             "100000",
