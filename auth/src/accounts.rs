@@ -11,13 +11,13 @@
 
 use switchboard_protocol::limits::{DEFAULT_ACCOUNT_PAGE, MAX_ACCOUNT_PAGE, MAX_PASSWORD_BYTES};
 use switchboard_protocol::rest::{
-    AdminUser, AdminUserList, AdminUsersQuery, ChangePasswordRequest, Session, SessionList,
+    AdminUser, AdminUserList, AdminUsersQuery, ChangePasswordRequest, Role, Session, SessionList,
     SessionsQuery, User,
 };
 use switchboard_protocol::Millis;
 
 use crate::error::AuthError;
-use crate::store::{Sessions, SetEmail, UserRecord};
+use crate::store::{Sessions, SetEmail, SetRole, UserKey, UserRecord};
 use crate::tokens::{Claims, ROLE_ADMIN};
 use crate::{unix_now, validate, Auth};
 
@@ -132,6 +132,45 @@ impl Auth {
         email: &str,
     ) -> Result<AdminUser, AuthError> {
         Ok(admin_user(&self.set_email(user_id, email).await?))
+    }
+
+    /// `PUT /v1/admin/users/{id}/role` by the admin of `claims`: `forbidden_target` when they
+    /// demote themself; `forbidden` when the caller is no longer an admin as the change is made
+    /// (checked in the store's transaction with the change: two admins demoting each other at
+    /// once leave one of them). So the accounts always keep an admin. `user_not_found` for no
+    /// live account. A **demotion ends
+    /// every session of the user** (their sockets close, their tokens stop working), so the
+    /// `role` claim of a live token is never stale in the direction that matters: nobody keeps
+    /// moderating on an old token. A promotion ends nothing; the new role reaches the tokens at
+    /// the next refresh or login (the admin routes read the stored role, so they open at once).
+    pub(crate) async fn admin_set_role(
+        &self,
+        claims: &Claims,
+        user_id: &str,
+        role: Role,
+    ) -> Result<AdminUser, AuthError> {
+        if role == Role::User && user_id == claims.sub {
+            return Err(AuthError::SelfDemotion);
+        }
+        let store = &self.inner.store;
+        let user = match store
+            .set_role(UserKey::Id(user_id), role.as_str(), Some(&claims.sub))
+            .await?
+        {
+            SetRole::Updated(user) => user,
+            SetRole::NotFound => return Err(AuthError::UserNotFound),
+            SetRole::NotAdmin => return Err(AuthError::Forbidden("admins only")),
+        };
+        if role == Role::User {
+            let ended = store
+                .revoke_user_sessions(&user.id, Sessions::All, unix_now())
+                .await?;
+            self.revoke_sessions(&ended).await;
+            tracing::info!(user = %user.id, ended = ended.len(), by = %claims.sub, "user demoted");
+        } else {
+            tracing::info!(user = %user.id, by = %claims.sub, "user promoted");
+        }
+        Ok(admin_user(&user))
     }
 
     /// `PATCH /v1/auth/me`.

@@ -1,16 +1,19 @@
 //! The `admin` subcommand of `switchboard-auth` and of the hub binary (embedded auth): making
-//! and unmaking admins from the command line. **Never over HTTP:** no route creates an admin or
-//! changes a role, so a leaked user token or a bug in a handler cannot grant admin rights; only
-//! someone who can reach the database (the operator) can.
+//! and unmaking admins from the command line. **The first admin is made here only:** no route
+//! creates an account with the admin role, and the one route that changes roles
+//! (`PUT /v1/admin/users/{id}/role`) needs an admin already, so a leaked user token or a bug in a
+//! non-admin handler cannot grant admin rights; the first of them comes from someone who can
+//! reach the database (the operator).
 //!
 //! - `admin create USERNAME --email E [--password-stdin]`: a **new** account with the admin
 //!   role (the registration rules apply; an existing username is refused: use `promote`).
 //! - `admin promote USERNAME` / `admin demote USERNAME`: changes the role of a live account.
 //!
 //! The command opens the auth store directly (SQLite in the data dir, or PostgreSQL with
-//! `--database-url`), beside a running server if there is one. A role change reaches the
+//! `--database-url`), beside a running server if there is one. A role change here reaches the
 //! user's tokens at their next refresh (at most the access-token lifetime later); the admin
-//! routes of auth read the stored role, so they see it at once.
+//! routes of auth read the stored role, so they see it at once. (A demotion over HTTP also
+//! ends the user's sessions, so it applies everywhere at once; see `accounts`.)
 
 use std::io::{BufRead, IsTerminal as _};
 use std::path::Path;
@@ -18,7 +21,7 @@ use std::sync::Arc;
 
 use crate::error::AuthError;
 use crate::password::Passwords;
-use crate::store::{AuthStore, CreateUser, PgStore, SqliteStore, UserRecord};
+use crate::store::{AuthStore, CreateUser, PgStore, SetRole, SqliteStore, UserKey, UserRecord};
 use crate::tokens::{ROLE_ADMIN, ROLE_USER};
 use crate::{datadir, unix_now, validate, DATABASE_FILE};
 
@@ -113,9 +116,14 @@ pub async fn run(
 }
 
 async fn set_role(store: &dyn AuthStore, username: &str, role: &str) -> Result<String, AuthError> {
-    match store.set_role(username, role).await? {
-        Some(user) => Ok(format!("{} is now {role} (id {})", user.username, user.id)),
-        None => Err(AuthError::UserNotFound),
+    match store
+        .set_role(UserKey::Username(username), role, None)
+        .await?
+    {
+        SetRole::Updated(user) => Ok(format!("{} is now {role} (id {})", user.username, user.id)),
+        SetRole::NotFound => Err(AuthError::UserNotFound),
+        // Only with a caller, and the command line has none.
+        SetRole::NotAdmin => Err(AuthError::Forbidden("admins only")),
     }
 }
 

@@ -91,11 +91,14 @@ pub struct AuthConfig {
     /// disabled registry (nothing recorded).
     pub metrics: std::sync::Arc<switchboard_kit::metrics::Registry>,
     /// This node's job workers (`--job-*` flags, [`crate::jobs::JobFlags`]) and the lanes'
-    /// spacings (the mail lane, [`crate::jobs::MAIL_LANE`], spaced by the mail rate).
+    /// spacings. The mail lane's ([`crate::jobs::MAIL_LANE`]) is not read from here:
+    /// [`crate::Auth::open`] sets it from [`mail`](Self::mail)'s rate
+    /// ([`crate::jobs::pool_config`]).
     pub jobs: switchboard_jobs::PoolConfig,
-    /// The handlers of the job kinds this node runs (the welcome mail:
-    /// [`crate::jobs::WELCOME_MAIL`]). A kind without a handler is never claimed: its jobs stay
-    /// ready. Default: none.
+    /// Handlers of job kinds, besides the welcome mail's ([`crate::mail::WelcomeMailHandler`],
+    /// which [`crate::Auth::open`] always registers, sending through the service's mailer). A
+    /// handler here of the same kind replaces it (tests). A kind without a handler is never
+    /// claimed: its jobs stay ready. Default: none.
     pub job_handlers: Vec<std::sync::Arc<dyn switchboard_jobs::Handler>>,
     /// How mail leaves (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
     /// `--smtp-timeout-secs`). Default: the outbox in `data_dir/outbox`.
@@ -198,8 +201,8 @@ impl AuthConfig {
     /// A configuration with the defaults: SQLite in `data_dir`, no Redis (prefix `sb:`), issuer
     /// and audience `switchboard`, access tokens for 15 minutes, refresh tokens for 30 days, 2
     /// concurrent password hashes with 32 waiting at most, the default login and registration
-    /// limits, no trusted proxies, the default job workers without handlers, and the mail lane
-    /// spaced by [`crate::jobs::DEFAULT_MAIL_SPACING`].
+    /// limits, no trusted proxies, the default job workers and no extra job handlers, and mail
+    /// to the outbox at one per second.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -218,14 +221,7 @@ impl AuthConfig {
             trusted_proxies: Vec::new(),
             accounts: AccountPolicy::default(),
             metrics: switchboard_kit::metrics::Registry::disabled(),
-            jobs: switchboard_jobs::PoolConfig {
-                lanes: [(
-                    crate::jobs::MAIL_LANE.to_owned(),
-                    crate::jobs::DEFAULT_MAIL_SPACING,
-                )]
-                .into(),
-                ..switchboard_jobs::PoolConfig::default()
-            },
+            jobs: switchboard_jobs::PoolConfig::default(),
             job_handlers: Vec::new(),
             mail: crate::mail::MailConfig::default(),
             public_url: None,

@@ -137,9 +137,13 @@ pub enum AuthError {
     #[error("{0}")]
     Forbidden(&'static str),
     /// An admin account named as the target of an HTTP deletion: admins are never deleted
-    /// over HTTP (demote them from the command line first).
-    #[error("an admin account cannot be deleted over HTTP; demote it from the command line first")]
+    /// over HTTP (demote them first).
+    #[error("an admin account cannot be deleted over HTTP; demote it first")]
     ForbiddenTarget,
+    /// An admin demoting themself over HTTP: refused, so the accounts always keep an admin
+    /// (another admin, or the command line, may demote them).
+    #[error("an admin cannot demote themself; another admin or the command line must")]
+    SelfDemotion,
     /// An e-mail address another live account uses.
     #[error("this e-mail address is used by another account")]
     EmailTaken,
@@ -218,7 +222,7 @@ impl AuthError {
             | Self::UnknownUser => ErrorCode::Unauthorized,
             Self::UserNotFound => ErrorCode::UserNotFound,
             Self::Forbidden(_) => ErrorCode::Forbidden,
-            Self::ForbiddenTarget => ErrorCode::ForbiddenTarget,
+            Self::ForbiddenTarget | Self::SelfDemotion => ErrorCode::ForbiddenTarget,
             Self::EmailTaken => ErrorCode::EmailTaken,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::Conflict(_) => ErrorCode::Conflict,

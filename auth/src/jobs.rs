@@ -1,6 +1,7 @@
 //! The auth service's jobs: registration enqueues a welcome mail in the transaction that
 //! creates the user (`welcome_mail`); the node runs a [`Pool`] of workers with the handlers
-//! it is given ([`AuthConfig::job_handlers`](crate::AuthConfig::job_handlers)); admins list
+//! it is given (the welcome mail's, [`crate::mail::WelcomeMailHandler`], and any in
+//! [`AuthConfig::job_handlers`](crate::AuthConfig::job_handlers)); admins list
 //! and retry jobs (`/v1/admin/jobs*`). The queue's tables live in the auth store (`auth.db`, or
 //! schema `auth`), see `switchboard_jobs`.
 
@@ -23,9 +24,29 @@ pub const WELCOME_MAIL: &str = "welcome_mail";
 /// The lane of every mail job: mails go out one at a time, in queue order, spaced by the mail
 /// rate (`PoolConfig::lanes`).
 pub const MAIL_LANE: &str = "mail";
-/// Default spacing of [`MAIL_LANE`]: one mail per second for the whole cluster (the reference
-/// systems' rate). [`AuthConfig::new`] sets it; a mail-rate setting replaces it.
-pub const DEFAULT_MAIL_SPACING: Duration = Duration::from_secs(1);
+/// The pool configuration a node runs with: `cfg.jobs`, with the spacing of [`MAIL_LANE`] set
+/// to `1 / cfg.mail.rate_per_sec` (so `--mail-rate-per-sec` is the one setting of the mail
+/// rate; any mail-lane entry already in `cfg.jobs.lanes` is replaced). The lane's spacing is
+/// stored with each finished mail in the shared store, so the rate holds for the whole
+/// cluster, not per node, provided every node is given the same rate.
+///
+/// # Errors
+/// [`AuthError::Config`] if the rate is not a finite number above 0, or so high or low that its
+/// spacing is not a duration.
+pub fn pool_config(cfg: &AuthConfig) -> Result<switchboard_jobs::PoolConfig, AuthError> {
+    let rate = cfg.mail.rate_per_sec;
+    let spacing = (rate.is_finite() && rate > 0.0)
+        .then(|| Duration::try_from_secs_f64(1.0 / rate).ok())
+        .flatten()
+        .ok_or_else(|| {
+            AuthError::Config(format!(
+                "the mail rate must be a number of mails per second above 0 (got {rate})"
+            ))
+        })?;
+    let mut jobs = cfg.jobs.clone();
+    jobs.lanes.insert(MAIL_LANE.to_owned(), spacing);
+    Ok(jobs)
+}
 
 /// The welcome mail of a new user, or `None` for an address under the `.invalid` top-level
 /// domain (RFC 2606: never deliverable; the CLI's placeholder is `USER@users.switchboard.invalid`).

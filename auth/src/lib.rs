@@ -33,8 +33,8 @@
 //! - [`reset`]: password reset by mail (the token, the per-address limit, the confirm).
 //! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
 //!   or `data_dir/outbox`).
-//! - [`admin`]: the `admin create|promote|demote` command of the binaries (admins are made on
-//!   the command line only, never over HTTP).
+//! - [`admin`]: the `admin create|promote|demote` command of the binaries (the first admin is
+//!   made on the command line only; then admins promote and demote others over HTTP).
 //!
 //! **Invariants:** passwords and refresh tokens are never stored in the clear (argon2id PHC
 //! strings and SHA-256 hashes). Verifying an access token never touches the database: it needs
@@ -65,7 +65,6 @@ pub mod store;
 mod throttle;
 pub mod tokens;
 mod validate;
-mod welcome;
 
 use std::sync::Arc;
 
@@ -139,20 +138,24 @@ impl Auth {
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
     ///
-    /// It starts this node's job workers ([`AuthConfig::jobs`]) for the kinds of
-    /// [`AuthConfig::job_handlers`] (none without handlers: jobs wait, ready).
+    /// It starts this node's job workers ([`AuthConfig::jobs`], the mail lane spaced by
+    /// `cfg.mail.rate_per_sec`: [`jobs::pool_config`]) with the welcome mail's handler
+    /// ([`mail::WelcomeMailHandler`] over this service's mailer) and those of
+    /// [`AuthConfig::job_handlers`]. So every process that opens the service sends the welcome
+    /// mails: the hub with embedded auth, and each auth node.
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::Config`] if a limit is out of range;
+    /// [`AuthError::Config`] if a limit or the mail rate is out of range;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let throttle = Throttle::new(&cfg)?;
+        let pool_cfg = jobs::pool_config(&cfg)?;
         let dir = cfg.data_dir.clone();
         let private_dir = dir.clone();
         tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
@@ -210,7 +213,7 @@ impl Auth {
         // The mail handlers first, so that one given in `job_handlers` replaces its kind's.
         let mut handlers: Vec<Arc<dyn switchboard_jobs::Handler>> = Vec::new();
         if cfg.mail_jobs {
-            handlers.push(Arc::new(welcome::WelcomeMailHandler::new(
+            handlers.push(Arc::new(mail::WelcomeMailHandler::new(
                 Arc::clone(&mailer),
                 cfg.mail.from.clone(),
             )));
@@ -225,7 +228,7 @@ impl Auth {
         let pool = switchboard_jobs::Pool::start(
             Arc::clone(&jobs),
             handlers,
-            cfg.jobs.clone(),
+            pool_cfg,
             switchboard_jobs::metrics::JobMetrics::new(&cfg.metrics),
         );
         tracing::info!(data_dir = %dir.display(), kid = keys.kid(),

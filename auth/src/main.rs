@@ -38,11 +38,16 @@ async fn main() -> anyhow::Result<()> {
         "switchboard-auth listening on http://{}",
         listener.local_addr()?
     );
+    let drain = node::Drain {
+        delay: std::time::Duration::from_millis(cfg.drain_delay_ms),
+        hurry: switchboard_kit::shutdown::signal(),
+    };
     node::serve_with(
         listener,
         &auth,
         readiness,
         switchboard_kit::shutdown::signal(),
+        drain,
     )
     .await
 }

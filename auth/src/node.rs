@@ -126,6 +126,13 @@ pub struct NodeConfig {
     #[arg(long, env = "SWITCHBOARD_LOG_FORMAT", value_enum, default_value_t)]
     pub log_format: switchboard_kit::logging::LogFormat,
 
+    /// On SIGTERM, how long the node keeps serving while `/readyz` answers 503 `draining`,
+    /// before it stops accepting, in milliseconds: long enough for the load balancer (or the
+    /// hubs' health checks) to stop sending it requests first. A second signal ends the wait
+    /// at once. 0: stop at once.
+    #[arg(long, env = "SWITCHBOARD_DRAIN_DELAY_MS", default_value_t = DEFAULT_DRAIN_DELAY_MS)]
+    pub drain_delay_ms: u64,
+
     /// Without a command: serve.
     #[command(subcommand)]
     pub command: Option<NodeCommand>,
@@ -144,11 +151,16 @@ pub struct NodeConfig {
 /// Commands of `switchboard-auth` besides serving.
 #[derive(Debug, Clone, clap::Subcommand)]
 pub enum NodeCommand {
-    /// Makes and unmakes admins, on the store of --data-dir or --database-url (never over
-    /// HTTP). See docs/OPERATIONS.md.
+    /// Makes and unmakes admins, on the store of --data-dir or --database-url (the first admin
+    /// is made only here). See docs/OPERATIONS.md.
     #[command(subcommand)]
     Admin(crate::admin::AdminCommand),
 }
+
+/// Default `--drain-delay-ms`, the hub's: HAProxy's checks (`inter 1s fall 2`,
+/// deploy/haproxy.cfg) mark a node down about 2 s after it starts failing them; 5 s leaves room
+/// for a slow check.
+pub const DEFAULT_DRAIN_DELAY_MS: u64 = 5_000;
 
 /// The auth node's name in the spans of its requests (`node`), and the prefix of their ids.
 const NODE_NAME: &str = "auth";
@@ -274,9 +286,9 @@ pub fn router(auth: &Auth, readiness: Arc<Readiness>) -> Router {
 
 /// Opens the auth service described by `cfg` and serves it on `listener` (`cfg.listen` is
 /// ignored: the caller bound the listener, so tests can pass `127.0.0.1:0`) until `shutdown`
-/// resolves; then stops accepting, lets requests in flight finish, stops the job workers
-/// (`Auth::shutdown_jobs`: running jobs get a bounded time to finish), and returns. Metrics are
-/// served on `cfg.metrics_listen`.
+/// resolves; then drains (see [`serve_with`]) for `cfg.drain_delay_ms`, stops accepting, lets
+/// requests in flight finish, stops the job workers (`Auth::shutdown_jobs`: running jobs get a
+/// bounded time to finish), and returns. Metrics are served on `cfg.metrics_listen`.
 ///
 /// # Errors
 /// Fails if the data directory, the database, Redis or the signing key cannot be opened, or
@@ -343,7 +355,11 @@ pub async fn run_with_metrics(
     let auth = open(&cfg, &registry).await?;
     let metrics = metrics.map(|l| switchboard_kit::metrics::spawn(l, registry));
     let readiness = readiness(&auth, cfg.redis_url.as_deref())?;
-    let served = serve_with(listener, &auth, readiness, shutdown).await;
+    let drain = Drain {
+        delay: Duration::from_millis(cfg.drain_delay_ms),
+        hurry: std::future::pending(),
+    };
+    let served = serve_with(listener, &auth, readiness, shutdown, drain).await;
     auth.shutdown_jobs().await;
     if let Some(server) = metrics {
         server.stop().await;
@@ -384,7 +400,27 @@ pub async fn open(cfg: &NodeConfig, metrics: &Arc<Registry>) -> anyhow::Result<A
     })
 }
 
-/// [`serve_with`] with only the store checked by `/readyz`.
+/// What [`serve_with`] does between the shutdown signal and closing the listener.
+pub struct Drain<H> {
+    /// How long `/readyz` answers 503 `draining` while everything is still served.
+    pub delay: Duration,
+    /// Ends the delay early (the binary passes a second signal). First polled once the
+    /// shutdown future has resolved, so a lazy signal future waits for a signal after the
+    /// first.
+    pub hurry: H,
+}
+
+impl Drain<std::future::Pending<()>> {
+    /// No delay: stop accepting as soon as the shutdown future resolves.
+    pub fn none() -> Self {
+        Self {
+            delay: Duration::ZERO,
+            hurry: std::future::pending(),
+        }
+    }
+}
+
+/// [`serve_with`] with only the store checked by `/readyz`, and no drain delay.
 ///
 /// # Errors
 /// If the listener fails.
@@ -393,11 +429,20 @@ pub async fn serve(
     auth: &Auth,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    serve_with(listener, auth, readiness(auth, None)?, shutdown).await
+    serve_with(
+        listener,
+        auth,
+        readiness(auth, None)?,
+        shutdown,
+        Drain::none(),
+    )
+    .await
 }
 
-/// The second half of [`run`]: serves [`router`] on `listener` until `shutdown` resolves;
-/// from then on `/readyz` answers 503 `draining` while requests in flight finish.
+/// The second half of [`run`]: serves [`router`] on `listener` until `shutdown` resolves.
+/// From then on `/readyz` answers 503 `draining`, and the node goes on serving every route for
+/// `drain.delay` (or until `drain.hurry` resolves), so the hubs and load balancers that probe
+/// it stop sending it requests before it stops accepting; then requests in flight finish.
 ///
 /// # Errors
 /// If the listener fails.
@@ -406,6 +451,7 @@ pub async fn serve_with(
     auth: &Auth,
     readiness: Readiness,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    drain: Drain<impl Future<Output = ()> + Send + 'static>,
 ) -> anyhow::Result<()> {
     let addr = listener
         .local_addr()
@@ -419,6 +465,16 @@ pub async fn serve_with(
         .with_graceful_shutdown(async move {
             shutdown.await;
             readiness.drain();
+            if !drain.delay.is_zero() {
+                tracing::info!(
+                    delay_ms = drain.delay.as_millis(),
+                    "draining: /readyz answers 503; the listener closes after the delay"
+                );
+                tokio::select! {
+                    () = tokio::time::sleep(drain.delay) => {}
+                    () = drain.hurry => tracing::info!("second signal: the drain ends early"),
+                }
+            }
         })
         .await
         .context("serving HTTP")?;

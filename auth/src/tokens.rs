@@ -22,8 +22,10 @@ pub const EXP_LEEWAY_SECS: u64 = 5;
 
 /// Role given to every registered user.
 pub const ROLE_USER: &str = "user";
-/// Role of an administrator: made from the command line only (`admin create|promote`), never
-/// over HTTP. Carried in the `role` claim, so hubs allow moderation without asking auth.
+/// Role of an administrator: the first is made from the command line only (`admin
+/// create|promote`); later ones by an admin (`PUT /v1/admin/users/{id}/role`). Carried in the
+/// `role` claim, so hubs allow moderation without asking auth (a demotion over HTTP ends the
+/// user's sessions, so the claim does not outlive it).
 pub const ROLE_ADMIN: &str = "admin";
 
 /// The claims of an access token. All are required when verifying.

@@ -5,9 +5,11 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::rest::{
-    AddMemberRequest, CreateRoomRequest, EditMessageRequest, LoginRequest, MeResponse, MessagePage,
+    AddMemberRequest, AdminUser, AdminUserList, AdminUserResponse, AdminUsersQuery,
+    CreateRoomRequest, EditMessageRequest, LoginRequest, MeResponse, MessagePage,
     PostMessageRequest, PostMessageResponse, ReadRequest, RefreshRequest, RegisterRequest,
-    RegisterResponse, Room, RoomList, RoomsQuery, TokenPair,
+    RegisterResponse, Role, Room, RoomList, RoomsQuery, SessionList, SessionsQuery,
+    SetEmailRequest, SetRoleRequest, TokenPair,
 };
 use switchboard_protocol::ws::Message;
 use switchboard_protocol::Seq;
@@ -149,6 +151,67 @@ impl Api {
     pub async fn jwks(&self) -> Result<serde_json::Value, ClientError> {
         self.json(self.request(Method::GET, "/.well-known/jwks.json"))
             .await
+    }
+
+    // --- sessions (the caller's own) ----------------------------------------------------
+
+    /// `GET /v1/auth/sessions?limit=&cursor=`: one page of the caller's live sessions, newest
+    /// first, the current one marked.
+    pub async fn sessions_page(&self, query: &SessionsQuery) -> Result<SessionList, ClientError> {
+        self.json(self.request(Method::GET, "/v1/auth/sessions").query(query))
+            .await
+    }
+
+    /// `DELETE /v1/auth/sessions/{sid}`: ends one session of the caller (the current one too,
+    /// like a logout); `not_found` if it is not a live session of theirs.
+    pub async fn end_session(&self, sid: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/auth/sessions/{}", segment(sid));
+        self.empty(self.request(Method::DELETE, &path)).await
+    }
+
+    /// `DELETE /v1/auth/sessions`: ends every session of the caller but the current one.
+    pub async fn end_other_sessions(&self) -> Result<(), ClientError> {
+        self.empty(self.request(Method::DELETE, "/v1/auth/sessions"))
+            .await
+    }
+
+    // --- administration (admins only) ---------------------------------------------------
+
+    /// `GET /v1/admin/users?limit=&cursor=&q=`: one page of live accounts, oldest first.
+    pub async fn admin_users(&self, query: &AdminUsersQuery) -> Result<AdminUserList, ClientError> {
+        self.json(self.request(Method::GET, "/v1/admin/users").query(query))
+            .await
+    }
+
+    /// `PATCH /v1/admin/users/{id}`: changes an account's e-mail address.
+    pub async fn admin_set_email(&self, id: &str, email: &str) -> Result<AdminUser, ClientError> {
+        let body = SetEmailRequest {
+            email: email.into(),
+        };
+        let path = format!("/v1/admin/users/{}", segment(id));
+        let answer: AdminUserResponse = self
+            .json(self.request(Method::PATCH, &path).json(&body))
+            .await?;
+        Ok(answer.user)
+    }
+
+    /// `PUT /v1/admin/users/{id}/role`: promotes or demotes an account (a demotion ends its
+    /// sessions; demoting oneself is refused with `forbidden_target`).
+    pub async fn admin_set_role(&self, id: &str, role: Role) -> Result<AdminUser, ClientError> {
+        let path = format!("/v1/admin/users/{}/role", segment(id));
+        let answer: AdminUserResponse = self
+            .json(
+                self.request(Method::PUT, &path)
+                    .json(&SetRoleRequest { role }),
+            )
+            .await?;
+        Ok(answer.user)
+    }
+
+    /// `DELETE /v1/admin/users/{id}`: deletes an account (never an admin: `forbidden_target`).
+    pub async fn admin_delete_user(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/admin/users/{}", segment(id));
+        self.empty(self.request(Method::DELETE, &path)).await
     }
 
     // --- rooms ----------------------------------------------------------------------------
@@ -316,6 +379,22 @@ impl Api {
     }
 }
 
+/// `value` as one path segment: RFC 3986 unreserved characters as they are, every other byte
+/// percent-encoded, so `/`, `?` and `#` in an argument stay inside the segment. (A segment that
+/// is all dots, `.` or `..`, is still a dot segment to the URL parser, encoded or not: callers
+/// that take ids from people refuse those first, as the CLI does.)
+fn segment(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
 /// Sends `request`; a non-2xx answer becomes an error.
 async fn send(request: RequestBuilder) -> Result<reqwest::Response, ClientError> {
     let response = request.send().await?;
@@ -323,5 +402,20 @@ async fn send(request: RequestBuilder) -> Result<reqwest::Response, ClientError>
         Ok(response)
     } else {
         Err(ClientError::from_response(response).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::segment;
+
+    #[test]
+    fn path_segments_are_escaped() {
+        assert_eq!(
+            segment("0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"),
+            "0190a1b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b"
+        );
+        assert_eq!(segment("a/b?c#d e"), "a%2Fb%3Fc%23d%20e");
+        assert_eq!(segment("é"), "%C3%A9");
     }
 }

@@ -88,6 +88,7 @@ impl Room {
                 client_msg_id: Some(format!("c-{seq}")),
                 edited_ts: None,
                 deleted: false,
+                bot: false,
             },
             Instant::now(),
         ))

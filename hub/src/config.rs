@@ -132,9 +132,10 @@ pub struct Config {
     /// as `switchboard-auth`'s; with `--auth-url` the auth node runs the jobs).
     #[command(flatten)]
     pub auth_jobs: switchboard_auth::jobs::JobFlags,
-    /// The mail transport, sender and cluster-wide rate (the same flags as
-    /// `switchboard-auth`'s): the embedded auth's, and, with `--auth-url` too, this node's (the
-    /// job workers that send mail run on every hub).
+    /// The mail transport, sender and cluster-wide rate of the embedded auth (the same flags as
+    /// `switchboard-auth`'s): the hub process sends the welcome mails. With `--auth-url` they
+    /// are not used: the auth nodes run the mail jobs with their own mail flags (a hub given
+    /// `--smtp-url` as well as `--auth-url` says so in a warning at start).
     #[command(flatten)]
     pub mail: switchboard_auth::mail::MailFlags,
 
@@ -174,6 +175,20 @@ pub struct Config {
     /// Burst of sends per user.
     #[arg(long, env = "SWITCHBOARD_USER_RATE_BURST", default_value_t = 100)]
     pub user_rate_burst: u32,
+
+    /// Sustained requests per second per API key to the server API (`/v1/server/*`) on this
+    /// node; beyond it 429 `rate_limited` (0: the burst is never refilled). A bot's posts also
+    /// count against the per-user send limit, keyed by the bot.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_SERVER_API_RATE_PER_SEC",
+        default_value_t = 100
+    )]
+    pub server_api_rate_per_sec: u32,
+
+    /// Burst of server API requests per API key.
+    #[arg(long, env = "SWITCHBOARD_SERVER_API_RATE_BURST", default_value_t = 200)]
+    pub server_api_rate_burst: u32,
 
     /// Group rooms one user may create per hour on this node: a burst of this many, refilled
     /// at this many per hour; beyond it `POST /v1/rooms` gets 429 `rate_limited` with

@@ -14,6 +14,9 @@ pub enum Error {
     BadRequest(String),
     #[error("{0}")]
     Forbidden(&'static str),
+    /// No valid credentials for this route (the server API's key check).
+    #[error("{0}")]
+    Unauthorized(&'static str),
     #[error("{0}")]
     NotFound(&'static str),
     #[error("no user named {0:?}")]
@@ -55,6 +58,7 @@ impl Error {
         match self {
             Self::BadRequest(_) => ErrorCode::BadRequest,
             Self::Forbidden(_) => ErrorCode::Forbidden,
+            Self::Unauthorized(_) => ErrorCode::Unauthorized,
             Self::NotFound(_) => ErrorCode::NotFound,
             Self::UserNotFound(_) => ErrorCode::UserNotFound,
             Self::Conflict(_) => ErrorCode::Conflict,

@@ -1,6 +1,7 @@
 //! The Switchboard hub node.
 //!
 //! # Layout
+//! - `apikeys`: API keys of the server API (`switchboard-hub api-key ...`, the key check).
 //! - `server`: assembles a node from its [`Config`] and serves it ([`run`]).
 //! - `listener`: the accept loop (timeouts, connection caps, PROXY protocol, client IP).
 //! - `http`: REST routes and extractors (thin adapters over `service`).
@@ -17,6 +18,7 @@
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
 
+pub mod apikeys;
 mod broker;
 mod clock;
 mod config;

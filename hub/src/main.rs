@@ -1,6 +1,8 @@
 //! `switchboard-hub`: with no flags, a complete chat server on 127.0.0.1:8080.
 //! `switchboard-hub admin create|promote|demote USERNAME`: manages the admins of the embedded
 //! auth (see `switchboard_auth::admin`).
+//! `switchboard-hub api-key create|list|revoke`: the server API's keys (see
+//! `switchboard_hub::apikeys`).
 
 use anyhow::Context;
 use clap::Parser;
@@ -25,9 +27,29 @@ struct Cli {
 
 #[derive(Debug, clap::Subcommand)]
 enum Command {
-    /// Makes and unmakes admins of the embedded auth (never over HTTP). With --auth-url the
-    /// accounts are the auth node's: use `switchboard-auth admin` there.
+    /// Makes and unmakes admins of the embedded auth (the first admin is made only here). With
+    /// --auth-url the accounts are the auth node's: use `switchboard-auth admin` there.
     Admin(AdminArgs),
+    /// Makes, lists and revokes the API keys of the server API (`/v1/server/*`), in the hub's
+    /// store (never over HTTP).
+    ApiKey(ApiKeyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ApiKeyArgs {
+    #[command(subcommand)]
+    command: switchboard_hub::apikeys::ApiKeyCommand,
+    /// The hub's data directory (the keys are in hub.db there without --database-url).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_DATA_DIR",
+        default_value = "./switchboard-data",
+        global = true
+    )]
+    data_dir: std::path::PathBuf,
+    /// The hub's PostgreSQL URL, when its store lives there.
+    #[arg(long, env = "DATABASE_URL", global = true)]
+    database_url: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -50,10 +72,29 @@ struct AdminArgs {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { command, cfg } = Cli::parse();
+    // `api-key` prints a key a script may capture: no progress lines (migrations) around it.
+    let quiet = matches!(command, Some(Command::ApiKey(_)));
     switchboard_kit::logging::init(&switchboard_kit::logging::Logging {
-        default_filter: "info,tower_http=warn",
+        default_filter: if quiet {
+            "warn"
+        } else {
+            "info,tower_http=warn"
+        },
         format: cfg.log_format,
     });
+    if let Some(Command::ApiKey(args)) = &command {
+        let store =
+            switchboard_hub::apikeys::open_store(&args.data_dir, args.database_url.as_deref())
+                .await?;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_millis() as i64;
+        let done = switchboard_hub::apikeys::run(&args.command, &*store, now)
+            .await
+            .context("api-key")?;
+        println!("{done}");
+        return Ok(());
+    }
     if let Some(Command::Admin(args)) = command {
         let at = StoreLocation {
             data_dir: &args.data_dir,

@@ -95,6 +95,11 @@ async fn open_auth(
             })
         }
         Some(url) => {
+            if cfg.mail.smtp_url.is_some() {
+                tracing::warn!(
+                    "--smtp-url is not used with --auth-url: the auth node sends the mails (give it the mail flags)"
+                );
+            }
             let revocations = Revocations::new();
             let follower = match &cfg.redis_url {
                 Some(redis_url) => Some(switchboard_auth::redis_feed::follow(
@@ -303,9 +308,12 @@ async fn serve(
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
     // Ends by itself once the store (the channel's sender) is dropped with the node.
     drop(fanout.spawn_commits(committed));
+    // Node-wide commands (the server API's disconnects) reach this node from now on.
+    fanout.follow_control().await;
     let service = Service::new(store, fanout, auth.users.clone(), presence)
         .with_frame_limits(cfg.rate_per_sec, cfg.rate_burst)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
+        .with_server_limits(cfg.server_api_rate_per_sec, cfg.server_api_rate_burst)
         .with_room_quota(cfg.rooms_per_hour)
         .with_sub_limits(SubLimits {
             max_subscriptions: cfg.max_subscriptions,

@@ -1,6 +1,8 @@
 // Switchboard's browser client: wires the REST API (js/api.js), the realtime link
 // (js/socket.js), the state (js/store.js) and the view (js/ui.js) together.
 
+import { AccountPanel } from "./js/account.js";
+import { AdminView } from "./js/admin.js";
 import { Api, ApiError } from "./js/api.js";
 import { ResetForms, takeResetToken } from "./js/reset.js";
 import { Socket, Status, newClientMsgId, socketUrl } from "./js/socket.js";
@@ -21,6 +23,8 @@ const RESYNC_LIMIT = 100;
 const MAX_POLICY_CLOSES = 3;
 
 const HASH_PREFIX = "#room=";
+/// The admin view's address (a non-admin who opens it sees the server's refusal).
+const ADMIN_HASH = "#admin";
 
 /// A readable message for an error from the server or the network.
 function explain(err) {
@@ -48,6 +52,8 @@ class App {
     this.api = new Api({ onSessionEnded: (reason) => this.end(reason) });
     this.view = new View(this.actions());
     this.reset = new ResetForms(this.api, (notice) => this.view.showAuth(notice));
+    this.account = new AccountPanel({ api: this.api, explain, openAdmin: () => this.openAdmin() });
+    this.admin = new AdminView({ api: this.api, explain, onClose: () => this.closeAdmin() });
     this.store = null;
     this.socket = null;
     this.pollTimer = null;
@@ -123,6 +129,8 @@ class App {
     this.pollTimer = null;
     this.store = null;
     this.api.forget();
+    this.account.reset();
+    this.admin.reset();
     history.replaceState(null, "", location.pathname);
     this.view.showAuth(notice);
   }
@@ -138,6 +146,7 @@ class App {
       onPolicyClose: (reason, count) => this.onPolicyClose(reason, count),
     });
     this.view.showChat(store);
+    this.account.setUser(this.api.user);
     store.subscribe(() => this.seen());
     this.refreshRooms(true).finally(() => {
       if (this.store !== store) return;
@@ -239,9 +248,34 @@ class App {
 
   followHash() {
     if (this.openResetLink()) return;
-    if (!this.store || !location.hash.startsWith(HASH_PREFIX)) return;
+    if (!this.store) return;
+    if (location.hash === ADMIN_HASH) {
+      if (!this.admin.isOpen()) this.openAdmin();
+      return;
+    }
+    if (!location.hash.startsWith(HASH_PREFIX)) return;
+    if (this.admin.isOpen()) this.closeAdmin();
     const id = decodeURIComponent(location.hash.slice(HASH_PREFIX.length));
     if (id !== this.store.active && this.store.rooms.has(id)) this.openRoom(id, false);
+  }
+
+  // --- administration ------------------------------------------------------------------------
+
+  /// Shows the admin view in place of the chat (which goes on underneath: the socket stays up).
+  openAdmin() {
+    if (!this.store) return;
+    this.account.close(false);
+    history.replaceState(null, "", ADMIN_HASH);
+    this.admin.show();
+  }
+
+  closeAdmin() {
+    this.admin.hide();
+    document.getElementById("chat-view").hidden = false;
+    const active = this.store && this.store.active;
+    history.replaceState(null, "", active ? HASH_PREFIX + encodeURIComponent(active) : location.pathname);
+    if (active) this.view.focusComposer();
+    else this.view.showPane("rooms");
   }
 
   /// Shows a room: its newest page first, then members and who is online.

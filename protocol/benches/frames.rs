@@ -53,6 +53,7 @@ fn message_frame() -> ServerFrame {
         client_msg_id: Some("c-7f3a".to_owned()),
         edited_ts: None,
         deleted: false,
+        bot: false,
     })
 }
 

@@ -31,3 +31,7 @@ pub const TRY_AGAIN_LATER: u16 = 1013;
 /// The client did not read fast enough: its outbound queue filled up. Reconnect and resume with
 /// `since`; nothing acknowledged is lost.
 pub const SLOW_CONSUMER: u16 = 4000;
+/// A backend closed the user's connections through the server API (`POST
+/// /v1/server/disconnect`), on every node. The session is not revoked: a client may reconnect
+/// with its credentials (keeping a user out is revoking their sessions or deleting the account).
+pub const DISCONNECTED: u16 = 4001;

@@ -40,8 +40,8 @@ pub enum ErrorCode {
     /// `sub` of a new room on a connection that holds the most subscriptions allowed
     /// (`--max-subscriptions`): the room is not subscribed.
     TooManySubscriptions,
-    /// An admin operation whose target may not be changed over HTTP (e.g. deleting an admin
-    /// account: demote it from the command line first).
+    /// An admin operation whose target may not be changed over HTTP: deleting an admin account
+    /// (demote it first), or an admin demoting themself (so there is always an admin).
     ForbiddenTarget,
     /// An e-mail address that another live account already uses.
     EmailTaken,

@@ -18,6 +18,8 @@ use crate::ErrorCode;
 
 /// The name of the bearer security scheme: `security(("bearer" = []))` in an annotation.
 pub const BEARER: &str = "bearer";
+/// The name of the server API's scheme: `security(("api_key" = []))` in an annotation.
+pub const API_KEY: &str = "api_key";
 
 /// What a document is about.
 #[derive(Debug, Clone, Copy)]
@@ -86,6 +88,12 @@ pub fn finish(api: &utoipa::openapi::OpenApi, info: Info<'_>) -> Value {
         "scheme": "bearer",
         "bearerFormat": "JWT",
         "description": "An access token from `POST /v1/auth/login` or `POST /v1/auth/refresh`."
+    });
+    doc["components"]["securitySchemes"][API_KEY] = json!({
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "sbk_<id>_<secret>",
+        "description": "An API key from `switchboard-hub api-key create NAME` (the server API, `/v1/server/*`, only)."
     });
     doc["components"]["schemas"]["ErrorCode"] =
         serde_json::to_value(<ErrorCode as utoipa::PartialSchema>::schema())

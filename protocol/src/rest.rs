@@ -248,6 +248,8 @@ pub struct PresenceList {
 
 mod accounts;
 pub use accounts::*;
+mod server;
+pub use server::*;
 
 mod jobs;
 pub use jobs::*;

@@ -217,6 +217,10 @@ pub struct Message {
     /// Deleted by its author: the seq stays, the body is gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub deleted: bool,
+    /// Posted by a bot through the server API (`POST /v1/server/publish`): `from` is the bot's
+    /// name, not a user's. Absent (false) for users' messages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub bot: bool,
 }
 
 /// A frame sent by the server: a reply (echoing the request `id`) or an event.

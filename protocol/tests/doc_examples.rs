@@ -206,6 +206,7 @@ fn rest_fixtures_round_trip() {
             "password_reset_confirm" => round_trip::<rest::PasswordResetConfirm>(&name, &value),
             "admin_user_list" => round_trip::<rest::AdminUserList>(&name, &value),
             "admin_user" => round_trip::<rest::AdminUserResponse>(&name, &value),
+            "set_role" => round_trip::<rest::SetRoleRequest>(&name, &value),
             "session_list" => round_trip::<rest::SessionList>(&name, &value),
             "admin_job_list" => round_trip::<rest::AdminJobList>(&name, &value),
             "admin_job" => round_trip::<rest::AdminJobResponse>(&name, &value),
@@ -323,6 +324,7 @@ fn close_code_table_is_complete() {
         close::RESTARTING,
         close::TRY_AGAIN_LATER,
         close::SLOW_CONSUMER,
+        close::DISCONNECTED,
     ] {
         assert!(
             row(&rows, &code.to_string()).is_some(),

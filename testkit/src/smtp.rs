@@ -35,6 +35,8 @@ pub struct Received {
     pub rcpt_to: Vec<String>,
     /// The user that authenticated with `AUTH PLAIN` on the connection, if any.
     pub auth_user: Option<String>,
+    /// The name the client gave in `EHLO`/`HELO` on the connection (tells senders apart).
+    pub helo: Option<String>,
     /// The message as received after `DATA`: dot-unstuffed, CRLF line ends, without the final
     /// `.` line.
     pub raw: Vec<u8>,
@@ -331,6 +333,7 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut rcpt_to: Vec<String> = Vec::new();
     let auth = lock(&state.script).auth.clone();
     let mut auth_user: Option<String> = None;
+    let mut helo: Option<String> = None;
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -344,6 +347,9 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
             .next()
             .unwrap_or("")
             .to_ascii_uppercase();
+        if verb == "EHLO" || verb == "HELO" {
+            helo = command.split_ascii_whitespace().nth(1).map(str::to_owned);
+        }
         let reply: String = match verb.as_str() {
             "EHLO" if auth.is_some() => {
                 "250-sink.test\r\n250-8BITMIME\r\n250-SMTPUTF8\r\n250-AUTH PLAIN\r\n250 SIZE 10485760"
@@ -403,6 +409,7 @@ async fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
                             mail_from: mail_from.take().unwrap_or_default(),
                             rcpt_to: std::mem::take(&mut rcpt_to),
                             auth_user: auth_user.clone(),
+                            helo: helo.clone(),
                             raw,
                             at: Instant::now(),
                             at_system: SystemTime::now(),

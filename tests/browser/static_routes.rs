@@ -6,9 +6,11 @@ use reqwest::StatusCode;
 
 use crate::support::hub::Hub;
 
-const FILES: [(&str, &str); 10] = [
+const FILES: [(&str, &str); 12] = [
     ("/", "text/html; charset=utf-8"),
     ("/web/app.js", "text/javascript; charset=utf-8"),
+    ("/web/js/account.js", "text/javascript; charset=utf-8"),
+    ("/web/js/admin.js", "text/javascript; charset=utf-8"),
     ("/web/js/api.js", "text/javascript; charset=utf-8"),
     ("/web/js/dom.js", "text/javascript; charset=utf-8"),
     ("/web/js/messages.js", "text/javascript; charset=utf-8"),

@@ -8,9 +8,11 @@
 mod support;
 
 mod account;
+mod admin;
 mod chat;
 mod errors;
 mod messages;
 mod refresh;
 mod rooms;
+mod sessions;
 mod tail;

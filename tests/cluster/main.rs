@@ -17,6 +17,12 @@
 //! - `auth_outage`: a hub restarted while the auth node is down says "try again later" (1013,
 //!   503), never "unauthorized"; clients retry with the same token and are back without a new
 //!   login once the auth node is.
+//! - `server_api`: the server API's disconnect closes a user's sockets on every node within a
+//!   second; a bot's post through one node reaches a subscriber on another with `bot: true`; a
+//!   revoked API key is refused at once by every node.
+//! - `mail`: the welcome mail from three auth nodes on one database to a real SMTP sink: the
+//!   mail rate holds for the cluster (5/s and the default 1/s), in registration order, and a
+//!   node SIGKILLed while it holds a mail leaves it to another once the lease runs out.
 //! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
 //!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
@@ -28,5 +34,7 @@ mod chat;
 mod failover;
 mod faults;
 mod logout;
+mod mail;
 mod proxy;
 mod readiness;
+mod server_api;

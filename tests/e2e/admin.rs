@@ -198,6 +198,103 @@ async fn deleting_oneself_closes_every_socket_of_the_user() {
     );
 }
 
+/// `PUT /v1/admin/users/{id}/role` through the hub (proxied to the auth node when scaled): a
+/// promotion gives moderation at the next login; a demotion closes every socket of the user
+/// within a second and their old tokens stop working; an admin never demotes themself.
+#[tokio::test]
+async fn admins_promote_and_demote_over_http_and_a_demotion_closes_the_sockets() {
+    let server = TestServer::start().await;
+    let root = admin(&server).await;
+    let bob = server.user("bob").await;
+    let path = format!("/v1/admin/users/{}/role", bob.user.id);
+
+    // Refusals: anonymous 401, a user 403, oneself 409, a bad role 400, nobody 404.
+    let (status, _) = call(
+        &server.api(),
+        Method::PUT,
+        &path,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 401);
+    let (status, body) = call(&bob.api, Method::PUT, &path, Some(json!({"role": "admin"}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (403, Some("forbidden"))
+    );
+    let own = format!("/v1/admin/users/{}/role", root.user.id);
+    let (status, body) = call(&root.api, Method::PUT, &own, Some(json!({"role": "user"}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (409, Some("forbidden_target"))
+    );
+    let (status, body) = call(&root.api, Method::PUT, &path, Some(json!({"role": "god"}))).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("bad_request"))
+    );
+    let (status, body) = call(
+        &root.api,
+        Method::PUT,
+        "/v1/admin/users/no-such-id/role",
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (404, Some("user_not_found"))
+    );
+
+    // Promoted: a new login carries the role.
+    let (status, body) = call(
+        &root.api,
+        Method::PUT,
+        &path,
+        Some(json!({"role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "admin");
+    let tokens = server
+        .api()
+        .login(&bob.username, PASSWORD)
+        .await
+        .expect("login");
+    assert_eq!(tokens.user.role, "admin");
+    let promoted = TestUser {
+        api: server.api().with_token(&tokens.access_token),
+        tokens,
+        ..bob
+    };
+    let mut first = server.connect(&promoted).await;
+    let mut second = server.connect(&promoted).await;
+
+    // Demoted: both sockets close with 1008 within a second; the token is dead.
+    let (status, body) = call(&root.api, Method::PUT, &path, Some(json!({"role": "user"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["user"]["role"], "user");
+    let demoted_at = Instant::now();
+    for socket in [&mut first, &mut second] {
+        let (_, code) = closed(socket).await;
+        assert_eq!(code, Some(close::POLICY));
+    }
+    assert!(
+        demoted_at.elapsed() <= REVOCATION_DEADLINE,
+        "sockets closed after {:?}",
+        demoted_at.elapsed()
+    );
+    assert_eq!(
+        api_err(promoted.api.me().await),
+        (401, ErrorCode::Unauthorized)
+    );
+    let again = server
+        .api()
+        .login(&promoted.username, PASSWORD)
+        .await
+        .expect("login");
+    assert_eq!(again.user.role, "user");
+}
+
 #[tokio::test]
 async fn admins_delete_any_message_and_subscribers_see_moderation() {
     let server = TestServer::start().await;

@@ -2,7 +2,8 @@
 //! embedded; the auth node and a hub on PostgreSQL and Redis when scaled) with `RUST_LOG=debug`
 //! and `--log-format json`, their whole output captured; the test drives registration, a
 //! failed and a good login, a refresh, REST calls, WebSocket `hello` (token in the frame and in
-//! the upgrade's `Authorization` header), a refused forged token and a logout, then searches
+//! the upgrade's `Authorization` header), a refused forged token, a server API key (used,
+//! presented with a wrong secret, revoked) and a logout, then searches
 //! the captured logs for every password and token it used. It also checks that the logs are
 //! JSON lines carrying the request and connection spans, so that an empty or broken capture
 //! cannot pass.
@@ -131,6 +132,8 @@ async fn start_nodes(dir: &Path) -> (Option<(TestDatabase, RedisPrefix)>, Vec<No
         prefix.0.clone(),
         "--trusted-proxies".to_owned(),
         "127.0.0.1".to_owned(),
+        "--drain-delay-ms".to_owned(),
+        "0".to_owned(),
     ];
     auth_args.extend(lifted_limits());
     let auth = Node::start("switchboard-auth", &auth_args, dir, "/readyz").await;
@@ -146,6 +149,27 @@ async fn start_nodes(dir: &Path) -> (Option<(TestDatabase, RedisPrefix)>, Vec<No
     ]);
     let hub = Node::start("switchboard-hub", &hub_args, dir, "/readyz").await;
     (Some((db, prefix)), vec![auth, hub])
+}
+
+/// Runs `switchboard-hub api-key ARGS` on the store of the hub of `start_nodes`; its output.
+fn api_key(dir: &Path, services: Option<&(TestDatabase, RedisPrefix)>, args: &[&str]) -> String {
+    let mut command = Command::new(switchboard_tests::binary::binary(
+        "switchboard-hub",
+        "switchboard-hub",
+    ));
+    command
+        .arg("api-key")
+        .args(args)
+        .arg("--data-dir")
+        .arg(dir.join("hub-data"))
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::null());
+    if let Some((db, _)) = services {
+        command.args(["--database-url", &db.url]);
+    }
+    let out = command.output().expect("run switchboard-hub api-key");
+    assert!(out.status.success(), "api-key {args:?}: {out:?}");
+    String::from_utf8(out.stdout).expect("UTF-8")
 }
 
 /// The secrets of one run and where they must not appear.
@@ -166,7 +190,7 @@ impl Secrets {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn passwords_and_tokens_never_appear_in_the_logs() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let (_services, mut nodes) = start_nodes(dir.path()).await;
+    let (services, mut nodes) = start_nodes(dir.path()).await;
     let hub = nodes.last().expect("a hub");
     let api = Api::new(&hub.base);
     let ws_url = format!("{}/v1/ws", hub.base.replacen("http", "ws", 1));
@@ -252,6 +276,44 @@ async fn passwords_and_tokens_never_appear_in_the_logs() {
     assert!(within("me with a forged token", forged_rest.me())
         .await
         .is_err());
+
+    // An API key of the server API: used, presented with a wrong secret, revoked, used again.
+    let key = api_key(dir.path(), services.as_ref(), &["create", "logbackend"]);
+    let key = key
+        .lines()
+        .find(|l| l.starts_with("sbk_"))
+        .expect("a key printed")
+        .to_owned();
+    let mut wrong_key = key.clone();
+    let last = if wrong_key.ends_with('A') { 'B' } else { 'A' };
+    wrong_key.pop();
+    wrong_key.push(last);
+    for (what, k) in [("API key", &key), ("wrong API key", &wrong_key)] {
+        secrets.0.push((what, k.clone()));
+        // The secret part alone (after `sbk_<id>_`) is enough to find it.
+        secrets.0.push((what, k[21..].to_owned()));
+    }
+    let server_call = |credential: String| {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let url = format!("{}/v1/server/publish", hub.base);
+        let body =
+            serde_json::json!({"room": room.id, "body": "from a bot", "idempotency_key": "log-1"});
+        async move {
+            let response = http.post(url).bearer_auth(credential).json(&body).send();
+            within("a server API call", response)
+                .await
+                .expect("send")
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(server_call(key.clone()).await, 201);
+    assert_eq!(server_call(wrong_key.clone()).await, 401);
+    api_key(dir.path(), services.as_ref(), &["revoke", "logbackend"]);
+    assert_eq!(server_call(key.clone()).await, 401);
 
     within("logout", authed.logout()).await.expect("logout");
 

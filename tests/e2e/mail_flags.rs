@@ -1,7 +1,8 @@
 //! The hub's mail flags (`--smtp-url`, `--mail-from`, `--mail-rate-per-sec`,
 //! `--smtp-timeout-secs`): their defaults, the configuration they make, and a malformed value
-//! as a start-up error of the binary naming the flag. (The mail itself is tested in auth's
-//! `api` suite, against a real SMTP sink.)
+//! as a start-up error of the binary naming the flag; with `--auth-url`, a warning that
+//! `--smtp-url` is not used. (The mail itself: `jobs.rs` here, auth's `api` suite and the
+//! cluster suite, against a real SMTP sink.)
 
 use std::time::Duration;
 
@@ -71,4 +72,44 @@ async fn a_bad_smtp_url_stops_the_hub_at_start_naming_the_flag() {
         assert!(!stderr.contains("s3cret"), "{value}: {stderr}");
         assert!(!dir.path().join("data").exists(), "it never started");
     }
+}
+
+/// With `--auth-url` the auth node sends the mails: a hub given `--smtp-url` too says at start
+/// that it is not used (without the URL's password).
+#[tokio::test]
+async fn a_hub_with_an_auth_url_warns_that_its_smtp_url_is_not_used() {
+    use tokio::io::AsyncBufReadExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let hub = switchboard_tests::binary::binary("switchboard-hub", "switchboard-hub");
+    let mut child = tokio::process::Command::new(&hub)
+        .args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .args(["--auth-url", "http://127.0.0.1:9"])
+        .args(["--smtp-url", "smtp://mailer:s3cret@127.0.0.1:2525"])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let warning = within("the warning about --smtp-url", async {
+        loop {
+            let line = lines
+                .next_line()
+                .await
+                .unwrap()
+                .expect("the hub's log goes on");
+            if line.contains("--smtp-url is not used with --auth-url") {
+                return line;
+            }
+        }
+    })
+    .await;
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(!warning.contains("s3cret"), "{warning}");
 }

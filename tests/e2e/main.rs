@@ -35,6 +35,7 @@ mod resume;
 mod room_list;
 mod rooms;
 mod seqs;
+mod server_api;
 mod slowloris;
 mod sub_limits;
 mod transport;

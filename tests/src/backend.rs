@@ -37,9 +37,15 @@ const AUTH_FLAGS: &[&str] = &[
     "--register-ip-rate-per-sec",
     "--register-ip-burst",
     // Mails (and every job) are the auth node's when it runs separately.
-    "--smtp-url",
-    "--mail-rate-per-sec",
     "--job-workers",
+    "--job-lease-ms",
+    "--job-timeout-ms",
+    "--job-poll-ms",
+    "--job-retention-hours",
+    "--smtp-url",
+    "--mail-from",
+    "--mail-rate-per-sec",
+    "--smtp-timeout-secs",
 ];
 
 /// Flags that go to both the hub and the auth node: the public URL is the hub's Origin rule and
@@ -100,7 +106,8 @@ pub struct ScaledEnv {
     pub auth_addr: SocketAddr,
     /// The auth node's metrics listener.
     pub auth_metrics_addr: SocketAddr,
-    _auth_dir: TempDir,
+    /// The auth node's data dir (its `outbox/`).
+    pub auth_dir: TempDir,
     _auth_stop: oneshot::Sender<()>,
 }
 
@@ -131,6 +138,9 @@ impl ScaledEnv {
             // The hub in front forwards the client's address (X-Forwarded-For).
             "--trusted-proxies",
             "127.0.0.1",
+            // Stopped at the end of the test: no need to let a load balancer notice.
+            "--drain-delay-ms",
+            "0",
         ]
         .iter()
         .map(|s| s.to_string())
@@ -154,7 +164,7 @@ impl ScaledEnv {
             prefix,
             auth_addr,
             auth_metrics_addr,
-            _auth_dir: dir,
+            auth_dir: dir,
             _auth_stop: tx,
         }
     }

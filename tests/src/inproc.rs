@@ -199,6 +199,15 @@ impl InProcessHub {
         self.data_dir.path()
     }
 
+    /// The data directory of the process that runs auth (and so sends the mails: its
+    /// `outbox/`): the hub's when embedded, the auth node's when scaled.
+    pub fn auth_data_dir(&self) -> &std::path::Path {
+        match &self.scaled {
+            Some(env) => env.auth_dir.path(),
+            None => self.data_dir(),
+        }
+    }
+
     /// With the scaled backend, the database the hub and its auth node share.
     pub fn database_url(&self) -> Option<&str> {
         self.scaled.as_ref().map(|env| env.db.url.as_str())

@@ -6,7 +6,7 @@
 //!   (`SWITCHBOARD_TEST_BACKEND=embedded|scaled`).
 //! - [`wait`]: bounded waits and test users' names.
 //! - [`jwks`]: a fake JWKS server that answers what a test tells it to.
-//! - [`services`], [`private`], [`proxy`], [`binary`]: the shared test services, from
+//! - [`services`], [`private`], [`proxy`], [`binary`], [`smtp`]: the shared test services, from
 //!   `switchboard-testkit` (a crate of its own so that the hub's and auth's own tests can use
 //!   them without depending on this crate, which depends on them; see its documentation).
 
@@ -15,4 +15,4 @@ pub mod inproc;
 pub mod jwks;
 pub mod wait;
 
-pub use switchboard_testkit::{binary, private, proxy, services};
+pub use switchboard_testkit::{binary, private, proxy, services, smtp};

@@ -3,6 +3,9 @@
 //! the operations in `accounts`, answer. Every route needs a Bearer token (401 without); the
 //! admin routes also an admin account (403 `forbidden` otherwise), checked before the body or
 //! query is looked at.
+//!
+//! **Bounds:** every body is a small JSON object (the kit's `AppJson` caps it); each request is
+//! a bounded number of indexed statements (lists are pages of at most 100).
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -10,7 +13,7 @@ use axum::Json;
 use switchboard_kit::http::{AppJson, AppPath, AppQuery};
 use switchboard_protocol::rest::{
     AdminUserList, AdminUserResponse, AdminUsersQuery, ChangePasswordRequest, SessionList,
-    SessionsQuery, SetEmailRequest, UserResponse,
+    SessionsQuery, SetEmailRequest, SetRoleRequest, UserResponse,
 };
 
 use super::extractor::{Admin, Bearer};
@@ -89,6 +92,35 @@ pub(super) async fn delete_user(
 ) -> Result<StatusCode, AuthError> {
     auth.delete_user(&id, None).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// `PUT /v1/admin/users/{id}/role` `{role}` (admin) → 200 `{user}`; a demotion ends the user's
+/// sessions; 409 `forbidden_target` for demoting oneself.
+#[utoipa::path(
+    put,
+    path = "/v1/admin/users/{id}/role",
+    tag = "admin",
+    security(("bearer" = [])),
+    params(("id" = String, Path, description = "The user id.")),
+    request_body = SetRoleRequest,
+    responses(
+        (status = 200, description = "The account with its new role. A demotion (`user`) also revokes every session of the account and closes its sockets (1008); a promotion reaches the account's tokens at their next refresh.", body = AdminUserResponse),
+        (status = 400, description = "`bad_request`: a role other than `user` or `admin`, or a malformed body."),
+        (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
+        (status = 403, description = "`forbidden`: the caller is not an admin."),
+        (status = 404, description = "`user_not_found`: no live account has this id."),
+        (status = 409, description = "`forbidden_target`: an admin demoting themself (so there is always an admin)."),
+        (status = 413, description = "`too_large`: a body over 2 MiB."),
+    )
+)]
+pub(super) async fn set_user_role(
+    State(auth): State<Auth>,
+    Admin(claims): Admin,
+    AppPath(id): AppPath<String>,
+    AppJson(req): AppJson<SetRoleRequest>,
+) -> Result<Json<AdminUserResponse>, AuthError> {
+    let user = auth.admin_set_role(&claims, &id, req.role).await?;
+    Ok(Json(AdminUserResponse { user }))
 }
 
 /// `PATCH /v1/auth/me` `{email}` (Bearer) → 200 `{user}`.

@@ -99,9 +99,9 @@ impl FromRequestParts<Auth> for Bearer {
     }
 }
 
-/// An admin's verified Bearer token: 401 as [`Bearer`], then 403 `forbidden` unless the
+/// An admin's verified Bearer claims: 401 as [`Bearer`], then 403 `forbidden` unless the
 /// account's stored role is admin ([`Auth::require_admin`]).
-pub(crate) struct Admin;
+pub(crate) struct Admin(pub(crate) Claims);
 
 impl FromRequestParts<Auth> for Admin {
     type Rejection = AuthError;
@@ -109,7 +109,7 @@ impl FromRequestParts<Auth> for Admin {
     async fn from_request_parts(parts: &mut Parts, auth: &Auth) -> Result<Self, Self::Rejection> {
         let Bearer(claims) = Bearer::from_request_parts(parts, auth).await?;
         auth.require_admin(&claims).await?;
-        Ok(Self)
+        Ok(Self(claims))
     }
 }
 

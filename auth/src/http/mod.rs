@@ -40,6 +40,7 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(accounts::end_session))
         .routes(routes!(accounts::list_users))
         .routes(routes!(accounts::set_user_email, accounts::delete_user))
+        .routes(routes!(accounts::set_user_role))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::retry_job))
         .routes(routes!(routes::user))

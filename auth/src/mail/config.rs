@@ -173,16 +173,10 @@ impl MailFlags {
         }
     }
 
-    /// Writes these settings into `cfg.mail`, and the mail rate into the spacing of the job
-    /// queue's mail lane (`cfg.jobs.lanes`).
+    /// Writes these settings into `cfg.mail` (the mail lane's spacing is derived from the rate
+    /// when the service opens: `jobs::pool_config`).
     pub fn apply(&self, cfg: &mut crate::AuthConfig) {
         cfg.mail = self.config();
-        // The job queue paces the mail lane: one mail per `1 / rate` seconds, cluster-wide.
-        let spacing = std::time::Duration::try_from_secs_f64(1.0 / cfg.mail.rate_per_sec)
-            .unwrap_or(std::time::Duration::MAX);
-        cfg.jobs
-            .lanes
-            .insert(crate::jobs::MAIL_LANE.to_owned(), spacing);
     }
 }
 

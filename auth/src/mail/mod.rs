@@ -6,6 +6,8 @@
 //! - `outbox`: [`OutboxMailer`], one `.eml` file per mail in `DATA_DIR/outbox/` (no relay).
 //! - `config`: [`MailConfig`], [`SmtpUrl`] and the flags ([`MailFlags`]).
 //! - `error`: [`MailError`], transient or permanent.
+//! - `handler`: [`WelcomeMailHandler`], the `welcome_mail` job's handler (registered by
+//!   [`crate::Auth::open`] on every node that opens the service).
 //!
 //! **Invariant:** this module sends one mail when asked and says whether a failure is worth
 //! retrying; it never retries, paces or queues. The job queue does (at-least-once, the cluster's
@@ -15,6 +17,7 @@
 mod config;
 mod content;
 mod error;
+mod handler;
 mod outbox;
 mod smtp;
 
@@ -27,6 +30,7 @@ pub use config::{
 };
 pub use content::{Mail, MailFrom, DEFAULT_MAIL_FROM, MAX_ID_LEN, RESET_SUBJECT, WELCOME_SUBJECT};
 pub use error::MailError;
+pub use handler::WelcomeMailHandler;
 pub use outbox::{OutboxMailer, OUTBOX_DIR};
 pub use smtp::SmtpMailer;
 

@@ -179,6 +179,17 @@ pub enum Deleted {
     Admin,
 }
 
+/// Outcome of [`AuthStore::set_role`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetRole {
+    /// Stored; the updated user.
+    Updated(UserRecord),
+    /// No live user is `who`; nothing changed.
+    NotFound,
+    /// `by` is no longer a live admin; nothing changed.
+    NotAdmin,
+}
+
 /// Outcome of [`AuthStore::set_email`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SetEmail {
@@ -190,6 +201,25 @@ pub enum SetEmail {
     Taken,
 }
 
+/// How a live user is named: by id (the API) or by username (the command line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserKey<'a> {
+    /// The user id.
+    Id(&'a str),
+    /// The username.
+    Username(&'a str),
+}
+
+impl UserKey<'_> {
+    /// The column of `users` this key is compared with, and the value.
+    pub(crate) fn column(&self) -> (&'static str, &str) {
+        match self {
+            Self::Id(id) => ("id", id),
+            Self::Username(name) => ("username", name),
+        }
+    }
+}
+
 /// Which sessions of a user [`AuthStore::revoke_user_sessions`] revokes.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Sessions {
@@ -197,6 +227,21 @@ pub enum Sessions {
     One(String),
     /// Every session of the user but this one.
     AllBut(String),
+    /// Every session of the user.
+    All,
+}
+
+impl Sessions {
+    /// The condition on `sessions.id` (`=` or `<>`) and its operand. [`Sessions::All`] is
+    /// "every id but the empty one": no session id is empty (they are uuids), and one statement
+    /// shape serves all three.
+    pub(crate) fn id_condition(&self) -> (&'static str, &str) {
+        match self {
+            Self::One(sid) => ("=", sid),
+            Self::AllBut(sid) => ("<>", sid),
+            Self::All => ("<>", ""),
+        }
+    }
 }
 
 /// A live session as its owner sees it in the list.
@@ -267,9 +312,16 @@ pub trait AuthStore: ResetStore + Send + Sync + 'static {
     async fn tombstone_by_username(&self, username: &str)
         -> Result<Option<UserRecord>, StoreError>;
 
-    /// Sets the role of the live user called `username`; returns the updated user, or `None`
-    /// if there is none.
-    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError>;
+    /// Sets the role of the live user `who`, if `by` (the id of the admin asking; `None` for
+    /// the operator's command line) is a live admin **at that moment**: the check and the
+    /// change are one transaction that holds both rows, so two admins demoting each other at
+    /// once cannot both succeed (the second finds its caller demoted).
+    async fn set_role(
+        &self,
+        who: UserKey<'_>,
+        role: &str,
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError>;
 
     /// At most `limit` live users with an id above `after` (byte order; ids are uuid v7, so
     /// this is registration order), in that order; with `contains`, only those whose username

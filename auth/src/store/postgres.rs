@@ -15,8 +15,8 @@ use tokio_postgres::NoTls;
 
 use super::{
     freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
-    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
-    UserRecord,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, SetRole,
+    StoreError, UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
 
@@ -442,18 +442,39 @@ impl AuthStore for PgStore {
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError> {
+    async fn set_role(
+        &self,
+        who: UserKey<'_>,
+        role: &str,
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError> {
+        let (column, value) = who.column();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        if let Some(by) = by {
+            // Both rows locked in id order in one statement (no deadlock between two admins
+            // changing each other), then the caller's role read as it is now.
+            let sql = format!(
+                "SELECT id, role FROM auth.users
+                 WHERE deleted_at IS NULL AND (id = $1 OR {column} = $2)
+                 ORDER BY id COLLATE \"C\" FOR UPDATE"
+            );
+            let rows = tx.query(&sql, &[&by, &value]).await?;
+            let caller_is_admin = rows
+                .iter()
+                .any(|row| row.get::<_, &str>(0) == by && row.get::<_, &str>(1) == ROLE_ADMIN);
+            if !caller_is_admin {
+                return Ok(SetRole::NotAdmin);
+            }
+        }
         let sql = format!(
-            "UPDATE auth.users SET role = $1 WHERE username = $2 AND deleted_at IS NULL
+            "UPDATE auth.users SET role = $1 WHERE {column} = $2 AND deleted_at IS NULL
              RETURNING {USER_COLUMNS}"
         );
-        let row = self
-            .pool
-            .get()
-            .await?
-            .query_opt(&sql, &[&role, &username])
-            .await?;
-        row.as_ref().map(user_from_row).transpose()
+        let row = tx.query_opt(&sql, &[&role, &value]).await?;
+        let user = row.as_ref().map(user_from_row).transpose()?;
+        tx.commit().await?;
+        Ok(user.map_or(SetRole::NotFound, SetRole::Updated))
     }
 
     async fn list_users(
@@ -563,20 +584,17 @@ impl AuthStore for PgStore {
         which: Sessions,
         now: u64,
     ) -> Result<Vec<RevokedSession>, StoreError> {
-        let (condition, sid) = match &which {
-            Sessions::One(sid) => ("id = $3", sid),
-            Sessions::AllBut(sid) => ("id <> $3", sid),
-        };
+        let (op, sid) = which.id_condition();
         let sql = format!(
             "UPDATE auth.sessions SET revoked_at = $1
-             WHERE user_id = $2 AND revoked_at IS NULL AND {condition}
+             WHERE user_id = $2 AND revoked_at IS NULL AND id {op} $3
              RETURNING id, access_exp"
         );
         let rows = self
             .pool
             .get()
             .await?
-            .query(&sql, &[&to_sql(now), &user_id, sid])
+            .query(&sql, &[&to_sql(now), &user_id, &sid])
             .await?;
         rows_to_revoked(&rows)
     }

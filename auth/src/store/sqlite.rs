@@ -11,8 +11,8 @@ use switchboard_kit::migrate::{Ledger, Schema};
 
 use super::{
     freed_username, from_sql, to_sql, AuthStore, CreateUser, DeleteUser, Deleted, NewSession,
-    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, StoreError,
-    UserRecord,
+    RevokedSession, RotateOutcome, Rotation, SessionRecord, Sessions, SetEmail, SetRole,
+    StoreError, UserKey, UserRecord,
 };
 use crate::tokens::ROLE_ADMIN;
 
@@ -351,17 +351,30 @@ impl AuthStore for SqliteStore {
         .await
     }
 
-    async fn set_role(&self, username: &str, role: &str) -> Result<Option<UserRecord>, StoreError> {
-        let (username, role) = (username.to_owned(), role.to_owned());
+    async fn set_role(
+        &self,
+        who: UserKey<'_>,
+        role: &str,
+        by: Option<&str>,
+    ) -> Result<SetRole, StoreError> {
+        let (column, value) = who.column();
+        let (value, role, by) = (value.to_owned(), role.to_owned(), by.map(str::to_owned));
         self.call(move |conn| {
+            // IMMEDIATE: the write lock first, so the caller's role read below is the latest.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let Some(by) = &by {
+                let caller = user_where(&tx, "id", by)?;
+                if caller.is_none_or(|c| c.role != ROLE_ADMIN) {
+                    return Ok(SetRole::NotAdmin);
+                }
+            }
             tx.execute(
-                "UPDATE users SET role = ?1 WHERE username = ?2 AND deleted_at IS NULL",
-                params![role, username],
+                &format!("UPDATE users SET role = ?1 WHERE {column} = ?2 AND deleted_at IS NULL"),
+                params![role, value],
             )?;
-            let user = user_where(&tx, "username", &username)?;
+            let user = user_where(&tx, column, &value)?;
             tx.commit()?;
-            Ok(user)
+            Ok(user.map_or(SetRole::NotFound, SetRole::Updated))
         })
         .await
     }
@@ -474,13 +487,10 @@ impl AuthStore for SqliteStore {
     ) -> Result<Vec<RevokedSession>, StoreError> {
         let user_id = user_id.to_owned();
         self.call(move |conn| {
-            let (condition, sid) = match &which {
-                Sessions::One(sid) => ("id = ?3", sid),
-                Sessions::AllBut(sid) => ("id <> ?3", sid),
-            };
+            let (op, sid) = which.id_condition();
             let sql = format!(
                 "UPDATE sessions SET revoked_at = ?1
-                 WHERE user_id = ?2 AND revoked_at IS NULL AND {condition}
+                 WHERE user_id = ?2 AND revoked_at IS NULL AND id {op} ?3
                  RETURNING id, access_exp"
             );
             let mut stmt = conn.prepare_cached(&sql)?;

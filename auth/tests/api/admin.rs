@@ -101,6 +101,11 @@ async fn admin_routes_refuse_anonymous_callers_and_users(backend: Backend) {
             Some(r#"{"email":"hijacked@example.com"}"#),
         ),
         ("DELETE", format!("/v1/admin/users/{bob_id}"), None),
+        (
+            "PUT",
+            format!("/v1/admin/users/{bob_id}/role"),
+            Some(r#"{"role":"admin"}"#),
+        ),
     ];
     for (method, path, body) in &routes {
         let anonymous = h.request(method, path, None, *body).await;
@@ -115,6 +120,7 @@ async fn admin_routes_refuse_anonymous_callers_and_users(backend: Backend) {
     // Nothing changed.
     let me = h.me(&bob.access_token).await;
     assert_eq!(me.json["user"]["email"], "bob@example.com");
+    assert_eq!(me.json["user"]["role"], "user");
 
     // The stored role decides: a demoted admin's token no longer opens the routes.
     let ok = h
@@ -375,7 +381,184 @@ async fn deleted_usernames_are_freed_only_when_the_operator_says_so(backend: Bac
     assert_eq!(fresh.user.id, newcomer["user"]["id"].as_str().unwrap());
 }
 
+/// `PUT /v1/admin/users/{id}/role`: an admin promotes and demotes; a demotion ends every
+/// session of the account at once; the refusals; an admin never demotes themself.
+async fn admins_promote_and_demote_over_http(backend: Backend) {
+    let h = Harness::new(backend).await;
+    let root = h.admin_user("root").await;
+    let (bob, sid1) = h.user("bob").await;
+    let second = h.login("bob").await;
+    let sid2 = sid_of(&second);
+    let mut revoked = h.auth.subscribe_revocations();
+    let put = |id: &str, body: &str, token: &str| {
+        let (path, body, token) = (
+            format!("/v1/admin/users/{id}/role"),
+            body.to_owned(),
+            token.to_owned(),
+        );
+        let h = &h;
+        async move { h.request("PUT", &path, Some(&token), Some(&body)).await }
+    };
+
+    // Promoted: the answer is the account as an admin sees it; no session ends; the admin
+    // routes open at once (stored role) and the next refresh carries the role.
+    let ok = put(&bob.user.id, r#"{"role":"admin"}"#, &root.access_token).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    assert_eq!(ok.json["user"]["id"], json!(bob.user.id));
+    assert_eq!(ok.json["user"]["username"], "bob");
+    assert_eq!(ok.json["user"]["email"], "bob@example.com");
+    assert_eq!(ok.json["user"]["role"], "admin");
+    assert!(revoked.try_recv().is_err(), "a promotion ends no session");
+    let list = h
+        .request("GET", "/v1/admin/users", Some(&bob.access_token), None)
+        .await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.json);
+    let refreshed = h.refresh(&second.refresh_token).await;
+    assert_eq!(refreshed.json["user"]["role"], "admin");
+    let second_access = refreshed.json["access_token"].as_str().unwrap().to_owned();
+    // Promoting an admin again changes nothing and is no error.
+    let again = put(&bob.user.id, r#"{"role":"admin"}"#, &root.access_token).await;
+    assert_eq!(again.status, StatusCode::OK, "{}", again.json);
+
+    // Demoted by another admin: every session of the account ends (tokens revoked, refresh
+    // refused, sockets closed by the broadcast), so the old `role` claim dies with them.
+    let ok = put(&bob.user.id, r#"{"role":"user"}"#, &root.access_token).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    assert_eq!(ok.json["user"]["role"], "user");
+    let announced = BTreeSet::from([
+        next_revocation(&mut revoked).await,
+        next_revocation(&mut revoked).await,
+    ]);
+    assert_eq!(announced, BTreeSet::from([sid1, sid2]));
+    for token in [&bob.access_token, &second_access] {
+        let err = h.auth.verifier().verify(token).await;
+        assert!(matches!(err, Err(TokenError::Revoked)), "{err:?}");
+    }
+    assert_error(
+        &h.refresh(refreshed.json["refresh_token"].as_str().unwrap())
+            .await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    let back = h.login("bob").await;
+    assert_eq!(back.user.role, "user");
+    assert_error(
+        &h.request("GET", "/v1/admin/users", Some(&back.access_token), None)
+            .await,
+        StatusCode::FORBIDDEN,
+        "forbidden",
+    );
+
+    // Refusals: a bad role or body (400), an unknown id (404), oneself (409).
+    for body in [
+        r#"{"role":"root"}"#,
+        r#"{"role":"Admin"}"#,
+        r#"{"role":null}"#,
+        r#"{}"#,
+        "not json",
+    ] {
+        assert_error(
+            &put(&bob.user.id, body, &root.access_token).await,
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+        );
+    }
+    assert_error(
+        &put("no-such-id", r#"{"role":"admin"}"#, &root.access_token).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    let (gone, gone_sid) = h.user("gone").await;
+    let deleted = h
+        .request("DELETE", "/v1/auth/me", Some(&gone.access_token), None)
+        .await;
+    assert_eq!(deleted.status, StatusCode::NO_CONTENT);
+    assert_eq!(next_revocation(&mut revoked).await, gone_sid);
+    assert_error(
+        &put(&gone.user.id, r#"{"role":"admin"}"#, &root.access_token).await,
+        StatusCode::NOT_FOUND,
+        "user_not_found",
+    );
+    assert_error(
+        &put(&root.user.id, r#"{"role":"user"}"#, &root.access_token).await,
+        StatusCode::CONFLICT,
+        "forbidden_target",
+    );
+    // "Promoting" oneself is harmless (already an admin).
+    let me = put(&root.user.id, r#"{"role":"admin"}"#, &root.access_token).await;
+    assert_eq!(me.status, StatusCode::OK, "{}", me.json);
+    assert_eq!(h.me(&root.access_token).await.json["user"]["role"], "admin");
+    // None of the refusals ended a session.
+    assert!(revoked.try_recv().is_err(), "no session revoked");
+
+    // Two admins: one may demote the other, never the last one themself.
+    let boss = h.admin_user("boss").await;
+    let ok = put(&root.user.id, r#"{"role":"user"}"#, &boss.access_token).await;
+    assert_eq!(ok.status, StatusCode::OK, "{}", ok.json);
+    assert_error(
+        &put(&boss.user.id, r#"{"role":"user"}"#, &root.access_token).await,
+        StatusCode::UNAUTHORIZED,
+        "unauthorized",
+    );
+    assert_error(
+        &put(&boss.user.id, r#"{"role":"user"}"#, &boss.access_token).await,
+        StatusCode::CONFLICT,
+        "forbidden_target",
+    );
+}
+
+/// Two admins demoting each other at the same moment: the caller's role is checked in the
+/// transaction of the change, so one succeeds and the other is refused, and one admin remains,
+/// whatever the interleaving.
+async fn admins_demoting_each_other_at_once_leave_one_admin(backend: Backend) {
+    let h = Harness::new(backend).await;
+    for round in 0..5 {
+        let (a, b) = (format!("amy{round}"), format!("ben{round}"));
+        let amy = h.admin_user(&a).await;
+        let ben = h.admin_user(&b).await;
+        let demote = |target: &str, token: &str| {
+            let (path, token) = (format!("/v1/admin/users/{target}/role"), token.to_owned());
+            let h = &h;
+            async move {
+                h.request("PUT", &path, Some(&token), Some(r#"{"role":"user"}"#))
+                    .await
+            }
+        };
+        let (by_amy, by_ben) = tokio::join!(
+            demote(&ben.user.id, &amy.access_token),
+            demote(&amy.user.id, &ben.access_token)
+        );
+        // The loser is refused: 403 when its role is checked after the winner's change, 401
+        // when the winner's demotion had already revoked its session.
+        let mut statuses = [by_amy.status, by_ben.status];
+        statuses.sort();
+        assert!(
+            matches!(
+                statuses,
+                [
+                    StatusCode::OK,
+                    StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN
+                ]
+            ),
+            "{} {}",
+            by_amy.json,
+            by_ben.json
+        );
+        let roles = [
+            h.auth.user_by_username(&a).await.unwrap().unwrap().role,
+            h.auth.user_by_username(&b).await.unwrap().unwrap().role,
+        ];
+        assert_eq!(
+            roles.iter().filter(|r| *r == "admin").count(),
+            1,
+            "{roles:?}"
+        );
+    }
+}
+
 backend_tests!(
+    admins_demoting_each_other_at_once_leave_one_admin,
+    admins_promote_and_demote_over_http,
     the_admin_command_creates_promotes_and_demotes,
     admin_routes_refuse_anonymous_callers_and_users,
     admins_list_users_in_pages,

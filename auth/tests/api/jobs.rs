@@ -1,5 +1,6 @@
 //! The job queue in the auth store: registration enqueues the welcome mail in the user's
-//! transaction; a handler given in the config runs it; admins list and retry jobs
+//! transaction; a handler given in the config runs it (in place of the default, which sends
+//! it: `welcome_mail`); admins list and retry jobs
 //! (`/v1/admin/jobs*`), and every refusal has its code.
 
 use std::sync::Arc;
@@ -97,6 +98,7 @@ async fn a_handler_in_the_config_runs_the_welcome_mail(backend: Backend) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let h = Harness::with_config(backend, |cfg| {
         cfg.job_handlers = vec![Arc::new(Recorder(tx))];
+        cfg.jobs.workers = 1;
         // Registration nudges a worker: a poll this long proves it.
         cfg.jobs.poll = std::time::Duration::from_secs(3600);
     })
@@ -314,7 +316,7 @@ fn the_job_flags_map_onto_the_config_and_refuse_bad_values() {
 
     let parse = |args: &[&str]| {
         NodeConfig::try_parse_from([&["switchboard-auth"], args].concat())
-            .map(|cfg| cfg.auth_config().jobs)
+            .map(|cfg| switchboard_auth::jobs::pool_config(&cfg.auth_config()).unwrap())
             .map_err(|e| e.to_string())
     };
     let jobs = parse(&[
@@ -361,6 +363,15 @@ fn the_job_flags_map_onto_the_config_and_refuse_bad_values() {
         Some(&Duration::from_secs(1)),
         "one mail per second"
     );
+    // --mail-rate-per-sec is what spaces the mail lane.
+    for (rate, spacing) in [("4", 250), ("0.5", 2000)] {
+        let jobs = parse(&["--mail-rate-per-sec", rate]).unwrap();
+        assert_eq!(
+            jobs.lanes.get(MAIL_LANE),
+            Some(&Duration::from_millis(spacing)),
+            "{rate}"
+        );
+    }
     for (flag, value) in [
         ("--job-lease-ms", "99"),
         ("--job-timeout-ms", "0"),

@@ -43,3 +43,4 @@ mod sessions;
 mod throttle;
 mod tokens;
 mod users;
+mod welcome_mail;

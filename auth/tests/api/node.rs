@@ -13,7 +13,7 @@ use tokio::io::AsyncBufReadExt as _;
 
 use crate::support::node::{Http, Node};
 use crate::support::services::{RedisPrefix, REDIS_URL};
-use crate::support::{within, TestDatabase};
+use crate::support::{within, TestDatabase, PASSWORD};
 
 #[test]
 fn flags_map_onto_the_auth_config() {
@@ -92,6 +92,15 @@ fn flags_map_onto_the_auth_config() {
     assert_eq!(defaults.login_ip_limit, limit(0.5, 10));
     assert_eq!(defaults.register_ip_limit, limit(0.17, 3));
     assert!(defaults.trusted_proxies.is_empty());
+    let drain = |args: &[&str]| {
+        NodeConfig::try_parse_from([&["switchboard-auth"], args].concat())
+            .map(|cfg| cfg.drain_delay_ms)
+            .map_err(|e| e.to_string())
+    };
+    assert_eq!(drain(&[]), Ok(5_000));
+    assert_eq!(drain(&["--drain-delay-ms", "0"]), Ok(0));
+    let err = drain(&["--drain-delay-ms", "soon"]).unwrap_err();
+    assert!(err.contains("--drain-delay-ms"), "{err}");
     let metrics = |args: &[&str]| {
         NodeConfig::try_parse_from([&["switchboard-auth"], args].concat())
             .map(|cfg| cfg.metrics_listen.to_string())
@@ -285,6 +294,71 @@ async fn the_metrics_listener_counts_the_routes_outcomes() {
     node.stop().await;
 }
 
+/// `GET /readyz` until `done(status, body)`, polling every 20 ms (bounded by [`within`]).
+async fn readyz_until(http: &Http, done: impl Fn(u16, &Value) -> bool) -> (u16, Value) {
+    within("the /readyz answer wanted", async {
+        loop {
+            let (status, body) = http.call(Method::GET, "/readyz", None, None).await;
+            if done(status, &body) {
+                return (status, body);
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Shut down, the node answers `/readyz` with 503 `draining` at once and goes on serving every
+/// route for `--drain-delay-ms`; only then does it stop.
+#[tokio::test]
+async fn a_draining_node_answers_503_and_serves_until_the_delay_ends() {
+    const DRAIN: Duration = Duration::from_millis(700);
+    let drain = DRAIN.as_millis().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap();
+    let node = Node::start(
+        "127.0.0.1:0",
+        &["--data-dir", data_dir, "--drain-delay-ms", &drain],
+    )
+    .await;
+    let http = Http::new(&node.url);
+    let alice = http.user("drainer").await;
+    assert_eq!(readyz_until(&http, |_, _| true).await.0, 200);
+
+    let observed = async {
+        let started = std::time::Instant::now();
+        let (status, body) = readyz_until(&http, |status, _| status == 503).await;
+        assert_eq!(
+            (status, body),
+            (503, serde_json::json!({"status": "draining", "checks": {}}))
+        );
+        // Still serving: liveness, a token check, a login.
+        let (health, _) = http.call(Method::GET, "/healthz", None, None).await;
+        assert_eq!(health, 200);
+        let (me, body) = http
+            .call(Method::GET, "/v1/auth/me", Some(&alice.access_token), None)
+            .await;
+        assert_eq!(me, 200, "{body}");
+        let credentials = serde_json::json!({"username": "drainer", "password": PASSWORD});
+        let (login, body) = http
+            .call(Method::POST, "/v1/auth/login", None, Some(credentials))
+            .await;
+        assert_eq!(login, 200, "{body}");
+        started
+    };
+    let stopped = async {
+        node.stop().await;
+        std::time::Instant::now()
+    };
+    let (started, stopped_at) = tokio::join!(observed, stopped);
+    // The draining answer came at once; the stop waited for the delay.
+    assert!(
+        stopped_at.duration_since(started) + Duration::from_millis(100) >= DRAIN,
+        "stopped {:?} after the drain began, before the {DRAIN:?} delay",
+        stopped_at.duration_since(started)
+    );
+}
+
 #[tokio::test]
 async fn the_binary_prints_its_address_and_stops_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
@@ -294,6 +368,9 @@ async fn the_binary_prints_its_address_and_stops_on_sigterm() {
             "127.0.0.1:0",
             "--metrics-listen",
             "off",
+            // Far longer than the test waits: the second signal must end it.
+            "--drain-delay-ms",
+            "600000",
             "--data-dir",
         ])
         // Created by the node (0700): an existing looser dir would be tightened with a warning.
@@ -317,17 +394,24 @@ async fn the_binary_prints_its_address_and_stops_on_sigterm() {
         url.starts_with("http://127.0.0.1:") && !url.ends_with(":0"),
         "{url}"
     );
-    let (status, _) = Http::new(url)
-        .call(Method::GET, "/healthz", None, None)
-        .await;
+    let http = Http::new(url);
+    let (status, _) = http.call(Method::GET, "/healthz", None, None).await;
     assert_eq!(status, 200);
 
     let pid = child.id().unwrap().to_string();
-    let kill = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .unwrap();
-    assert!(kill.success());
+    let term = || {
+        let kill = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+    };
+    // The first SIGTERM starts the drain; the second ends it at once.
+    term();
+    let (status, body) = readyz_until(&http, |status, _| status == 503).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["status"], "draining");
+    term();
     let status = within("the binary to exit", child.wait()).await.unwrap();
     assert!(status.success(), "{status:?}");
 }

@@ -30,10 +30,11 @@ async fn harness(
     let url = SmtpUrl::parse(&sink.url()).unwrap();
     Harness::with_config(backend, |cfg| {
         cfg.mail.smtp_url = Some(url);
-        cfg.mail_jobs = true;
+        // The auth test harness starts no workers; these tests send their mails.
+        cfg.jobs.workers = 2;
         cfg.public_url = Some(PUBLIC_URL.to_owned());
-        // No pacing between mails here (the queue's own tests check the spacing).
-        cfg.jobs.lanes.clear();
+        // No pacing to speak of between mails here (the queue's own tests check the spacing).
+        cfg.mail.rate_per_sec = 1000.0;
         tweak(cfg);
     })
     .await

@@ -27,7 +27,7 @@ use tokio::sync::mpsc;
 
 use super::error::CliError;
 use super::messages::connect;
-use super::output::{clock, sanitise};
+use super::output::{author, clock, sanitise};
 use super::session::Session;
 use super::stop::Stop;
 use super::Context;
@@ -219,7 +219,7 @@ fn chat_line(message: &Message) -> String {
     } else {
         sanitise(&message.body)
     };
-    format!("{} {}: {body}", clock(message.ts), sanitise(&message.from))
+    format!("{} {}: {body}", clock(message.ts), author(message))
 }
 
 /// Raw mode while alive: keys arrive one by one and unechoed, Ctrl-C as a key. Dropping it

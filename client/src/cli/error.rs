@@ -14,7 +14,7 @@
 //! | 5 | forbidden | `forbidden`, removed from the room while following it |
 //! | 6 | server unreachable or unavailable | connection errors, timeouts, `unavailable` |
 //! | 7 | rate limited | `rate_limited` |
-//! | 8 | conflict | `username_taken`, `conflict` |
+//! | 8 | conflict | `username_taken`, `conflict`, `email_taken`, `forbidden_target` (deleting an admin, demoting oneself) |
 //!
 //! An error code the CLI does not know (protocol v1 may add codes) counts as 1, as the protocol
 //! asks for unknown codes (`internal`).

@@ -9,7 +9,7 @@
 //!   expire, and once after a 401), and room names resolved to ids.
 //! - `password`: where a password comes from (stdin, environment, a prompt without echo).
 //! - `output`: human and `--json` output, times, sanitising text for the terminal.
-//! - `account`, `rooms`, `messages`, `tail`, `chat`: the commands.
+//! - `account`, `rooms`, `messages`, `tail`, `chat`, `sessions`, `admin`: the commands.
 //!
 //! Everything goes through the library ([`switchboard_client::Api`],
 //! [`switchboard_client::ReconnectingClient`]); the CLI adds no wire types of its own.
@@ -19,8 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use switchboard_client::protocol::rest::Role;
 
 mod account;
+mod admin;
 mod chat;
 mod credentials;
 mod error;
@@ -29,6 +31,7 @@ mod output;
 mod password;
 mod rooms;
 mod session;
+mod sessions;
 mod stop;
 mod tail;
 
@@ -50,7 +53,8 @@ Exit codes (stable; scripts may rely on them):
   5  forbidden: not a member of the room, or not allowed
   6  server unreachable or unavailable (connection refused, timeout, 503)
   7  rate limited (429): slow down and retry
-  8  conflict: the username is taken, or a direct room with yourself
+  8  conflict: the username is taken, or a direct room with yourself, or an admin command
+     on a target it may not change (deleting an admin, demoting yourself)
 
 Errors are one line on stderr: `switchboard: <message> (<code>)`, where <code> is the server's
 error code (e.g. forbidden) or the CLI's own (unreachable, not_logged_in, usage, ...). With
@@ -62,7 +66,8 @@ default $XDG_CONFIG_HOME/switchboard/credentials.json (~/.config/switchboard/...
 mode 0600 and keyed by server URL, so one file holds logins to several servers. Access tokens
 are refreshed automatically before they expire and the rotated pair is saved.
 
-ROOM is a room id or the name of a room you are a member of.";
+ROOM is a room id or the name of a room you are a member of. USER in `admin` commands is a
+username or a user id.";
 
 /// Command-line client for a Switchboard chat hub.
 #[derive(Debug, Parser)]
@@ -179,6 +184,71 @@ enum Command {
         /// A room id, or the name of one of your rooms.
         room: String,
     },
+    /// Your sessions (logins): without a subcommand, list them (`*` marks this one).
+    Sessions {
+        #[command(subcommand)]
+        command: Option<SessionsCommand>,
+    },
+    /// Account administration (admins only; the first admin is made on the server's command
+    /// line: `switchboard-auth admin create`).
+    Admin {
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsCommand {
+    /// End one of your sessions (its tokens stop working, its sockets close). Ending this
+    /// one logs out.
+    End {
+        /// The session id, as `switchboard sessions` lists it.
+        sid: String,
+    },
+    /// End every session but this one ("log out other devices").
+    EndOthers,
+}
+
+#[derive(Debug, Subcommand)]
+enum AdminCommand {
+    /// List accounts, oldest first: username, id, role, e-mail, created, last login.
+    Users {
+        /// Only usernames containing this text.
+        #[arg(long)]
+        query: Option<String>,
+        /// Page size, 1-100 [default: 50].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+        limit: Option<u32>,
+        /// Every page, not just the first.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Change an account's e-mail address.
+    SetEmail {
+        /// A username or user id.
+        user: String,
+        /// The new address.
+        email: String,
+    },
+    /// Delete an account (never an admin: demote first). Its sessions end, its sockets
+    /// close, its messages stay. Asks for confirmation unless --yes.
+    Delete {
+        /// A username or user id.
+        user: String,
+        /// Do not ask (needed when stdin is not a terminal).
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Give an account the admin role.
+    Promote {
+        /// A username or user id.
+        user: String,
+    },
+    /// Give an admin the user role again; their sessions end. Not yourself.
+    Demote {
+        /// A username or user id.
+        user: String,
+    },
 }
 
 /// What every command gets: where the server is, where the credentials are, how to print.
@@ -263,6 +333,20 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             "chat is interactive and has no JSON output; use `tail --json` and `send`".into(),
         )),
         Command::Chat { room } => chat::run(&ctx, &room).await,
+        Command::Sessions { command } => match command {
+            None => sessions::list(&ctx).await,
+            Some(SessionsCommand::End { sid }) => sessions::end(&ctx, &sid).await,
+            Some(SessionsCommand::EndOthers) => sessions::end_others(&ctx).await,
+        },
+        Command::Admin { command } => match command {
+            AdminCommand::Users { query, limit, all } => {
+                admin::users(&ctx, query, limit, all).await
+            }
+            AdminCommand::SetEmail { user, email } => admin::set_email(&ctx, &user, &email).await,
+            AdminCommand::Delete { user, yes } => admin::delete(&ctx, &user, yes).await,
+            AdminCommand::Promote { user } => admin::set_role(&ctx, &user, Role::Admin).await,
+            AdminCommand::Demote { user } => admin::set_role(&ctx, &user, Role::User).await,
+        },
     }
 }
 

@@ -64,8 +64,50 @@ pub fn message_line(message: &Message) -> String {
         "#{} {} {}: {body}",
         message.seq,
         utc(message.ts),
-        sanitise(&message.from)
+        author(message)
     )
+}
+
+/// Left-aligned columns (right-aligned where `right`), separated by two spaces.
+pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[bool; N]) -> String {
+    let mut widths = header.map(|h| h.chars().count());
+    for row in rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let line = |cells: [&str; N]| {
+        let padded: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, cell)| {
+                let pad = " ".repeat(widths[i] - cell.chars().count());
+                if right[i] {
+                    format!("{pad}{cell}")
+                } else if i + 1 == N {
+                    cell.to_string()
+                } else {
+                    format!("{cell}{pad}")
+                }
+            })
+            .collect();
+        padded.join("  ")
+    };
+    let mut lines = vec![line(header)];
+    lines.extend(
+        rows.iter()
+            .map(|row| line(row.each_ref().map(String::as_str))),
+    );
+    lines.join("\n")
+}
+
+/// The author as printed: the username, or `name [bot]` for a bot's message (server API).
+pub fn author(message: &Message) -> String {
+    if message.bot {
+        format!("{} [bot]", sanitise(&message.from))
+    } else {
+        sanitise(&message.from)
+    }
 }
 
 /// `text` with every control character replaced, so it cannot move the cursor, clear the
@@ -155,6 +197,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         };
         assert_eq!(
             message_line(&message),
@@ -162,7 +205,9 @@ mod tests {
         );
         message.edited_ts = Some(1);
         assert!(message_line(&message).ends_with("two↵lines (edited)"));
+        message.bot = true;
+        assert!(message_line(&message).contains(" bob [bot]: "));
         message.deleted = true;
-        assert!(message_line(&message).ends_with("bob: (deleted)"));
+        assert!(message_line(&message).ends_with("bob [bot]: (deleted)"));
     }
 }

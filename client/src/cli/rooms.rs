@@ -7,7 +7,7 @@ use switchboard_client::protocol::Millis;
 use switchboard_client::{Api, ClientError, HistoryQuery};
 
 use super::error::CliError;
-use super::output::{sanitise, utc};
+use super::output::{sanitise, table, utc};
 use super::session::Session;
 use super::Context;
 
@@ -70,39 +70,6 @@ async fn last_activity(api: &Api, room: &Room) -> Result<Option<Millis>, ClientE
     };
     let page = api.messages(&room.id, query).await?;
     Ok(page.last().map(|message| message.ts))
-}
-
-/// Left-aligned columns (right-aligned where `right`), separated by two spaces.
-fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[bool; N]) -> String {
-    let mut widths = header.map(|h| h.chars().count());
-    for row in rows {
-        for (width, cell) in widths.iter_mut().zip(row) {
-            *width = (*width).max(cell.chars().count());
-        }
-    }
-    let line = |cells: [&str; N]| {
-        let padded: Vec<String> = cells
-            .iter()
-            .enumerate()
-            .map(|(i, cell)| {
-                let pad = " ".repeat(widths[i] - cell.chars().count());
-                if right[i] {
-                    format!("{pad}{cell}")
-                } else if i + 1 == N {
-                    cell.to_string()
-                } else {
-                    format!("{cell}{pad}")
-                }
-            })
-            .collect();
-        padded.join("  ")
-    };
-    let mut lines = vec![line(header)];
-    lines.extend(
-        rows.iter()
-            .map(|row| line(row.each_ref().map(String::as_str))),
-    );
-    lines.join("\n")
 }
 
 /// `create NAME [--private]`.

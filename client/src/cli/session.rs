@@ -70,6 +70,26 @@ impl Session {
         &self.credentials.username
     }
 
+    /// The id of this session on the server (the `sid` of its tokens: the part of the refresh
+    /// token before the dot).
+    pub fn sid(&self) -> &str {
+        let token = &self.credentials.refresh_token;
+        token.split_once('.').map_or(token.as_str(), |(sid, _)| sid)
+    }
+
+    /// Forgets the stored session (after the server ended it), unless another process has
+    /// replaced it meanwhile with a login of its own.
+    pub async fn forget(&self) -> Result<(), CliError> {
+        let lock = self.store.lock_async().await?;
+        let stored = self.store.get(&self.server)?;
+        if stored.is_some_and(|c| {
+            c.refresh_token.split_once('.').map(|(sid, _)| sid) == Some(self.sid())
+        }) {
+            self.store.put(&lock, &self.server, None)?;
+        }
+        Ok(())
+    }
+
     /// A current access token, refreshed first if it is about to expire.
     pub async fn access_token(&mut self) -> Result<String, CliError> {
         if expiring(&self.credentials) {

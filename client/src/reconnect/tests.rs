@@ -145,6 +145,7 @@ fn message(room: &str, seq: Seq) -> ServerFrame {
         client_msg_id: None,
         edited_ts: None,
         deleted: false,
+        bot: false,
     })
 }
 

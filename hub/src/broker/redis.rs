@@ -170,7 +170,7 @@ impl Broker for RedisBroker {
 
 /// Payload on a room channel: `{node}\n` then either `D\n{kind}\n{skip_user}\n` and the
 /// frame's JSON (deliver; kind `m{seq}`, `r` rewrite or `n` notice; skip_user `-` for none), or
-/// `E\n{user}` (evict). A target of one local connection is node-local and crosses as the room.
+/// `E\n{user}` (evict), or `X\n{user}` (disconnect, on the control channel). A target of one local connection is node-local and crosses as the room.
 fn encode(node: &str, command: &Command) -> Vec<u8> {
     match command {
         Command::Deliver(ev) => {
@@ -190,6 +190,7 @@ fn encode(node: &str, command: &Command) -> Vec<u8> {
             out
         }
         Command::Evict { user, .. } => format!("{node}\nE\n{user}").into_bytes(),
+        Command::Disconnect { user, .. } => format!("{node}\nX\n{user}").into_bytes(),
     }
 }
 
@@ -200,6 +201,16 @@ fn decode(room: &str, payload: &[u8]) -> Option<(String, Command)> {
     let node = text(parts.next()?)?;
     let rest = parts.next()?;
     let room: Arc<str> = room.into();
+    if let Some(user) = rest.strip_prefix(b"X\n") {
+        let user = text(user).filter(|u| !u.is_empty())?;
+        return Some((
+            node,
+            Command::Disconnect {
+                room,
+                user: user.into(),
+            },
+        ));
+    }
     if let Some(user) = rest.strip_prefix(b"E\n") {
         let user = text(user).filter(|u| !u.is_empty())?;
         return Some((
@@ -399,6 +410,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         };
         let sent = Command::Deliver(Arc::new(Event::message(message)));
         let Some((_, received)) = decode("r", &encode("hub-1", &sent)) else {
@@ -467,6 +479,19 @@ mod tests {
                 assert_eq!((&*node, &*room, &*user), ("hub-2", "r", "u2"));
             }
             other => panic!("an evict command, got {other:?}"),
+        }
+        let disconnect = Command::Disconnect {
+            room: crate::fanout::CONTROL_ROOM.into(),
+            user: "alice".into(),
+        };
+        match decode(crate::fanout::CONTROL_ROOM, &encode("hub-3", &disconnect)) {
+            Some((node, Command::Disconnect { room, user })) => {
+                assert_eq!(
+                    (&*node, &*room, &*user),
+                    ("hub-3", crate::fanout::CONTROL_ROOM, "alice")
+                );
+            }
+            other => panic!("a disconnect command, got {other:?}"),
         }
         for garbage in [&b"garbage"[..], b"n\nD\nmx\n-\n{}", b"n\nE\n", b"n\nX\n"] {
             assert!(decode("r", garbage).is_none(), "{garbage:?}");

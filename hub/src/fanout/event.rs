@@ -141,14 +141,21 @@ pub enum Command {
     Deliver(Arc<Event>),
     /// End a user's subscriptions to the room (they left a private room).
     Evict { room: Arc<str>, user: Arc<str> },
+    /// Close every connection of the user with this username (the server API's
+    /// `disconnect`). Always sent on [`CONTROL_ROOM`], which every node follows.
+    Disconnect { room: Arc<str>, user: Arc<str> },
 }
+
+/// The channel of node-wide commands ([`Command::Disconnect`]): every node holds it from start
+/// to shutdown. No room can have this id (the service makes room ids, UUIDs).
+pub const CONTROL_ROOM: &str = "!nodes";
 
 impl Command {
     /// The room the command is about.
     pub fn room(&self) -> &Arc<str> {
         match self {
             Self::Deliver(ev) => &ev.room,
-            Self::Evict { room, .. } => room,
+            Self::Evict { room, .. } | Self::Disconnect { room, .. } => room,
         }
     }
 }
@@ -167,6 +174,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         }
     }
 

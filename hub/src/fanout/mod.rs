@@ -39,8 +39,9 @@ use std::time::Duration;
 use switchboard_protocol::limits::MAX_HISTORY_LIMIT;
 use tokio::sync::mpsc;
 
-pub use event::{Command, Event, Kind, Target};
+pub use event::{Command, Event, Kind, Target, CONTROL_ROOM};
 pub use registry::{ConnHandle, ConnId, Evicted, KillSwitch, Out, Registry};
+use switchboard_protocol::close;
 
 use crate::broker::{Broker, BrokerError};
 use crate::store::{Committed, Page, Store};
@@ -206,6 +207,28 @@ impl Fanout {
             .publish(&Command::Evict { room, user });
     }
 
+    /// Closes every connection of the user named `username` with `4001`, on this node at once
+    /// and on the others through the broker's control channel ([`CONTROL_ROOM`]); returns how
+    /// many this node closed.
+    pub fn disconnect(&self, username: &str) -> usize {
+        let user: Arc<str> = username.into();
+        let n = self.inner.registry.kill_user(&user, close::DISCONNECTED);
+        self.inner.holds.broker.publish(&Command::Disconnect {
+            room: CONTROL_ROOM.into(),
+            user,
+        });
+        n
+    }
+
+    /// Follows the broker's control channel ([`CONTROL_ROOM`]) for the node's life, so that
+    /// commands for every node ([`Command::Disconnect`]) reach this one. If the broker cannot
+    /// confirm it now, it keeps trying (a Redis broker re-subscribes what is held).
+    pub async fn follow_control(&self) {
+        if let Err(e) = self.inner.holds.broker.acquire(&CONTROL_ROOM.into()).await {
+            tracing::warn!(error = %e, "control channel not confirmed yet; the broker retries");
+        }
+    }
+
     /// Takes a hold on `room` for a new local subscription. Resolves once the room's events from
     /// every node reach this node in seq order, so that a store read after it misses nothing: a
     /// message the read does not see is delivered live after it.
@@ -269,6 +292,10 @@ impl Fanout {
                 Inbound::Command(Command::Deliver(event)) => self.offer(event),
                 Inbound::Command(Command::Evict { room, user }) => {
                     self.inner.registry.evict_user(&room, &user);
+                }
+                Inbound::Command(Command::Disconnect { user, .. }) => {
+                    let n = self.inner.registry.kill_user(&user, close::DISCONNECTED);
+                    tracing::info!(user = %user, closed = n, "disconnected by the server API");
                 }
                 Inbound::Resumed(room) => {
                     if self.inner.holds.sequencer.is_ready(&room) {

@@ -284,9 +284,10 @@ impl Registry {
     }
 
     /// Records who a connection belongs to, once it has said `hello`.
-    pub fn identify(&self, id: ConnId, user: Arc<str>, session: Arc<str>) {
+    pub fn identify(&self, id: ConnId, user: Arc<str>, username: Arc<str>, session: Arc<str>) {
         if let Some(mut h) = self.conns.get_mut(&id) {
             h.user = Some(user);
+            h.username = Some(username);
             h.session = session;
         }
     }
@@ -467,6 +468,20 @@ impl Registry {
     /// Kills every connection of `session` with `code`; returns how many.
     pub fn kill_session(&self, session: &str, code: u16) -> usize {
         self.kill_sessions_where(|s| s == session, code)
+    }
+
+    /// Kills every connection of the user named `username` with `code`; returns how many. A scan
+    /// of all connections, like [`kill_sessions_where`](Self::kill_sessions_where): the server
+    /// API's disconnects are rare.
+    pub fn kill_user(&self, username: &str, code: u16) -> usize {
+        let mut n = 0;
+        for entry in self.conns.iter() {
+            if entry.username.as_deref() == Some(username) {
+                entry.kill.kill(code);
+                n += 1;
+            }
+        }
+        n
     }
 
     /// Kills every connection whose session matches `pred` with `code`; returns how many.

@@ -209,6 +209,7 @@ mod tests {
             client_msg_id: None,
             edited_ts: None,
             deleted: false,
+            bot: false,
         }
     }
 

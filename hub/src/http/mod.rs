@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod proxy;
 pub mod rooms;
+pub mod server;
 pub mod web;
 
 use axum::extract::State;
@@ -40,6 +41,12 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(rooms::messages, rooms::post_message))
         .routes(routes!(rooms::edit_message, rooms::delete_message))
         .routes(routes!(rooms::direct))
+        .routes(routes!(server::publish))
+        .routes(routes!(server::disconnect))
+        .routes(routes!(server::create_room))
+        .routes(routes!(server::add_member, server::remove_member))
+        .routes(routes!(server::messages))
+        .routes(routes!(server::presence))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -74,6 +74,8 @@ pub static INDEX: Asset = asset!("index.html", HTML);
 /// Every file under `/web/`, explicitly.
 pub static ASSETS: &[Asset] = &[
     asset!("app.js", JAVASCRIPT),
+    asset!("js/account.js", JAVASCRIPT),
+    asset!("js/admin.js", JAVASCRIPT),
     asset!("js/api.js", JAVASCRIPT),
     asset!("js/dom.js", JAVASCRIPT),
     asset!("js/messages.js", JAVASCRIPT),

@@ -175,16 +175,19 @@ pub enum Limit {
     Rooms,
     /// WebSocket connections per client IP (`--max-connections-per-ip`).
     ConnectionsPerIp,
+    /// Server API requests per API key (`--server-api-rate-per-sec`, `--server-api-rate-burst`).
+    ServerApi,
 }
 
 impl Limit {
     /// Every value, in discriminant order.
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 6] = [
         Self::Frames,
         Self::Sends,
         Self::Typing,
         Self::Rooms,
         Self::ConnectionsPerIp,
+        Self::ServerApi,
     ];
 
     /// The label value.
@@ -195,13 +198,14 @@ impl Limit {
             Self::Typing => "typing",
             Self::Rooms => "rooms",
             Self::ConnectionsPerIp => "connections_per_ip",
+            Self::ServerApi => "server_api",
         }
     }
 }
 
 /// The close codes the hub sends, with their labels; any other is counted as `other` (the
 /// index after the last).
-pub const CLOSE_CODES: [(u16, &str); 10] = [
+pub const CLOSE_CODES: [(u16, &str); 11] = [
     (close::NORMAL, "1000"),
     (close::GOING_AWAY, "1001"),
     (close::PROTOCOL_ERROR, "1002"),
@@ -212,6 +216,7 @@ pub const CLOSE_CODES: [(u16, &str); 10] = [
     (close::RESTARTING, "1012"),
     (close::TRY_AGAIN_LATER, "1013"),
     (close::SLOW_CONSUMER, "4000"),
+    (close::DISCONNECTED, "4001"),
 ];
 
 /// The index of `code`'s handle.

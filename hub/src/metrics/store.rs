@@ -9,8 +9,8 @@ use switchboard_kit::metrics::{Counter, Histogram, Registry};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use crate::store::{
-    MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord,
-    Store, StoreError, StoreResult, UserRef,
+    ApiKeyRecord, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage,
+    RoomRecord, Store, StoreError, StoreResult, UserRef,
 };
 
 /// Handles of the store's metrics. Cheap to clone.
@@ -165,6 +165,25 @@ impl Store for Metered {
     }
     async fn first_seq(&self, room: &str) -> StoreResult<Option<Seq>> {
         self.metrics.count(self.inner.first_seq(room).await)
+    }
+    async fn known_user(&self, username: &str) -> StoreResult<Option<UserRef>> {
+        self.metrics.count(self.inner.known_user(username).await)
+    }
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<bool> {
+        self.metrics.count(self.inner.create_api_key(key).await)
+    }
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.metrics.count(self.inner.api_keys().await)
+    }
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.metrics.count(self.inner.api_key(id).await)
+    }
+    async fn revoke_api_key(&self, name_or_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        self.metrics
+            .count(self.inner.revoke_api_key(name_or_id).await)
+    }
+    async fn touch_api_key(&self, id: &str, ts: Millis) -> StoreResult<()> {
+        self.metrics.count(self.inner.touch_api_key(id, ts).await)
     }
 }
 

@@ -16,6 +16,13 @@ pub trait UserDirectory: Send + Sync + 'static {
     /// The user with this username, if any. `caller` is who asks (a remote directory
     /// authenticates the lookup with the caller's token).
     async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>>;
+
+    /// The user with this username, looked up for the server API, which has no user's token
+    /// to present: `Some(answer)` from a directory that can look users up without one (the
+    /// in-process auth service), `None` from one that cannot (a remote auth node, whose lookup
+    /// route wants a user's token); the caller then falls back to the users the hub knows
+    /// (`Store::known_user`).
+    async fn find_without_token(&self, username: &str) -> Result<Option<Option<UserRef>>>;
 }
 
 #[async_trait::async_trait]
@@ -25,6 +32,15 @@ impl UserDirectory for switchboard_auth::Auth {
             id: u.id,
             username: u.username,
         }))
+    }
+
+    async fn find_without_token(&self, username: &str) -> Result<Option<Option<UserRef>>> {
+        Ok(Some(self.user_by_username(username).await?.map(|u| {
+            UserRef {
+                id: u.id,
+                username: u.username,
+            }
+        })))
     }
 }
 
@@ -42,6 +58,10 @@ impl UserDirectory for RemoteUsers {
                 id: u.id,
                 username: u.username,
             }))
+    }
+
+    async fn find_without_token(&self, _username: &str) -> Result<Option<Option<UserRef>>> {
+        Ok(None)
     }
 }
 

@@ -16,6 +16,7 @@ use switchboard_protocol::{Millis, Seq};
 mod directory;
 mod presence;
 mod rooms;
+mod server;
 mod subscribe;
 
 pub use subscribe::{SinkClosed, SubLimits, SubRequest, SubSink, Subscribed};
@@ -93,6 +94,8 @@ pub struct Service {
     room_quota: Option<RoomQuota>,
     /// Bounds on `sub`.
     sub_limits: SubLimits,
+    /// Server API requests per API key (none: unlimited).
+    server_limits: Option<crate::ratelimit::PerUser>,
 }
 
 impl Service {
@@ -116,6 +119,7 @@ impl Service {
             typing: crate::ratelimit::Typing::default(),
             room_quota: None,
             sub_limits: SubLimits::default(),
+            server_limits: None,
         }
     }
 
@@ -151,6 +155,13 @@ impl Service {
         &self.frames
     }
 
+    /// Limits each API key to `rate` server API requests per second with bursts of `burst` on
+    /// this node.
+    pub fn with_server_limits(mut self, rate: u32, burst: u32) -> Self {
+        self.server_limits = Some(crate::ratelimit::PerUser::new(rate, burst));
+        self
+    }
+
     /// Limits each user to `rate` sends per second with bursts of `burst` on this node.
     pub fn with_user_limits(mut self, rate: u32, burst: u32) -> Self {
         self.user_limits = Some(crate::ratelimit::PerUser::new(rate, burst));
@@ -162,6 +173,9 @@ impl Service {
     /// (`ratelimit::spawn_sweeper`); no request walks these maps.
     pub fn sweep_limits(&self) {
         if let Some(limits) = &self.user_limits {
+            limits.sweep();
+        }
+        if let Some(limits) = &self.server_limits {
             limits.sweep();
         }
         self.frames.sweep();

@@ -190,7 +190,7 @@ impl Service {
 
     /// Publishes `member_left` for `who`, ending `evict_user`'s subscriptions to the room on
     /// every node, and not delivered to `skip_user`'s connections.
-    fn publish_member_left(
+    pub(super) fn publish_member_left(
         &self,
         room: &str,
         who: &Identity,

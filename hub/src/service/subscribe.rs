@@ -189,7 +189,12 @@ impl Service {
                 sink.ready().await.map_err(closing)?;
                 sink.page(page.to_vec()).await.map_err(closing)?;
             }
-            return Ok(hot.upto);
+            // The ring holds what this node has delivered, which may lag the store (a
+            // sequencer still filling a gap after another node died): its `upto` can then be
+            // below `since`. The client has everything up to `since` (at most the stored last
+            // seq), so the writer must drop a late live event at or below it, not just at or
+            // below the ring's newest: else a resume replays those seqs.
+            return Ok(hot.upto.max(since.min(last_seq)));
         }
         self.check_retained(room, since).await?;
         let mut upto = since.min(last_seq);

@@ -16,6 +16,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         2,
         include_str!("../../../migrations/hub/sqlite/0002_direct_hidden.sql"),
     ),
+    (
+        3,
+        include_str!("../../../migrations/hub/sqlite/0003_api_keys.sql"),
+    ),
 ];
 
 /// The ledger of both hub stores: `schema_migrations (version, applied_ts)`, `applied_ts` in
@@ -90,6 +94,10 @@ mod tests {
             .unwrap()
             .collect::<rusqlite::Result<_>>()
             .unwrap();
-        assert_eq!(stamps, [7, 7], "the old rows are kept");
+        assert_eq!(
+            stamps,
+            vec![7; SQLITE_MIGRATIONS.len()],
+            "the old rows are kept"
+        );
     }
 }

@@ -119,6 +119,15 @@ pub(crate) fn seq_key(seq: Seq) -> Option<i64> {
     i64::try_from(seq).ok()
 }
 
+/// The prefix of a bot's id (`bot:<name>`). User ids are UUIDs (auth makes them), which
+/// never hold a `:`, so a bot's id never equals a user's even when its name equals a username.
+pub const BOT_ID_PREFIX: &str = "bot:";
+
+/// Whether a sender id is a bot's (see [`BOT_ID_PREFIX`]).
+pub fn is_bot_id(id: &str) -> bool {
+    id.starts_with(BOT_ID_PREFIX)
+}
+
 /// `group` or `direct`.
 pub const KIND_GROUP: &str = "group";
 /// A room of exactly two users, created by `POST /v1/direct/{username}`.
@@ -245,6 +254,7 @@ impl Committed {
                 client_msg_id: msg.client_msg_id,
                 edited_ts: None,
                 deleted: false,
+                bot: is_bot_id(&msg.sender.id),
             },
         }
     }
@@ -337,4 +347,30 @@ pub trait Store: Send + Sync + 'static {
     async fn purge_before(&self, cutoff: Millis) -> StoreResult<u64>;
     /// The oldest seq still stored in the room, if any.
     async fn first_seq(&self, room: &str) -> StoreResult<Option<Seq>>;
+    /// The id of a user known to the hub by `username` (a member, or once a member, of a
+    /// room), never a bot's. Usernames are never reused (a deleted account's stays reserved),
+    /// so a hit names the right account, which may have been deleted since.
+    async fn known_user(&self, username: &str) -> StoreResult<Option<UserRef>>;
+    /// Stores a new API key; false (nothing stored) when its name or id is taken.
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<bool>;
+    /// Every API key, oldest first.
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>>;
+    /// The API key with this id, if it exists (is not revoked).
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Deletes the API key with this name or id; returns it, `None` if there is none.
+    async fn revoke_api_key(&self, name_or_id: &str) -> StoreResult<Option<ApiKeyRecord>>;
+    /// Records that the key with this id was used at `ts`.
+    async fn touch_api_key(&self, id: &str, ts: Millis) -> StoreResult<()>;
+}
+
+/// An API key as stored: never the key, only its SHA-256 (see `crate::apikeys`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyRecord {
+    /// The key's public id (part of the key, not secret).
+    pub id: String,
+    pub name: String,
+    /// SHA-256 of the whole key.
+    pub hash: Vec<u8>,
+    pub created_ts: Millis,
+    pub last_used_ts: Option<Millis>,
 }

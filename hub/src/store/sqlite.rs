@@ -15,6 +15,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
+use super::{is_bot_id, ApiKeyRecord};
 use super::{
     migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
     NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
@@ -297,6 +298,7 @@ fn msg_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         client_msg_id: r.get(5)?,
         edited_ts: r.get(6)?,
         deleted: r.get(7)?,
+        bot: is_bot_id(&r.get::<_, String>(8)?),
     })
 }
 
@@ -616,6 +618,98 @@ impl Store for SqliteStore {
         })
         .await
     }
+
+    async fn known_user(&self, username: &str) -> StoreResult<Option<UserRef>> {
+        let username = username.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                "SELECT user_id, username FROM members
+                 WHERE username = ?1 AND user_id NOT LIKE 'bot:%' LIMIT 1",
+                [&username],
+                |r| {
+                    Ok(UserRef {
+                        id: r.get(0)?,
+                        username: r.get(1)?,
+                    })
+                },
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<bool> {
+        self.call(move |conn| {
+            conn.execute(
+                "INSERT INTO api_keys (id, name, hash, created_ts) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT DO NOTHING",
+                params![key.id, key.name, key.hash, key.created_ts],
+            )
+            .map(|n| n == 1)
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.call(move |conn| {
+            let mut stmt = conn.prepare(&format!(
+                "SELECT {KEY_COLS} FROM api_keys ORDER BY created_ts, name"
+            ))?;
+            let rows = stmt.query_map([], key_row)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("SELECT {KEY_COLS} FROM api_keys WHERE id = ?1"),
+                [&id],
+                key_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, name_or_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let which = name_or_id.to_owned();
+        self.call(move |conn| {
+            conn.query_row(
+                &format!("DELETE FROM api_keys WHERE name = ?1 OR id = ?1 RETURNING {KEY_COLS}"),
+                [&which],
+                key_row,
+            )
+            .optional()
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, ts: Millis) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.call(move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET last_used_ts = ?2 WHERE id = ?1",
+                params![id, ts],
+            )
+            .map(drop)
+        })
+        .await
+    }
+}
+
+const KEY_COLS: &str = "id, name, hash, created_ts, last_used_ts";
+
+fn key_row(r: &Row<'_>) -> rusqlite::Result<ApiKeyRecord> {
+    Ok(ApiKeyRecord {
+        id: r.get(0)?,
+        name: r.get(1)?,
+        hash: r.get(2)?,
+        created_ts: r.get(3)?,
+        last_used_ts: r.get(4)?,
+    })
 }
 
 #[cfg(test)]

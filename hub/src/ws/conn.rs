@@ -360,9 +360,12 @@ impl Session {
             .map_or_else(|| self.anon_session.clone(), |i| i.session.clone());
         if let Some(who) = &identity {
             self.slot.authenticated();
-            self.app
-                .registry
-                .identify(self.conn, who.id.clone(), session.clone());
+            self.app.registry.identify(
+                self.conn,
+                who.id.clone(),
+                who.username.clone(),
+                session.clone(),
+            );
         }
         self.greeted = true;
         let user = identity.as_ref().map(|i| User {

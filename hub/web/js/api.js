@@ -14,6 +14,8 @@ const REFRESH_MARGIN_MS = 60_000;
 const MIN_REFRESH_DELAY_MS = 1_000;
 /// Wait before retrying a refresh that failed for a reason other than a refused token.
 const REFRESH_RETRY_MS = 5_000;
+/// The session list reads at most this many pages (of 50): a bound on what the menu holds.
+const SESSION_PAGES = 4;
 
 /// An error answered by the server: HTTP status plus the protocol's error code.
 export class ApiError extends Error {
@@ -191,6 +193,49 @@ export class Api {
     } finally {
       this.forget();
     }
+  }
+
+  /// The account's role as of the last login or refresh: `user` or `admin`. The page shows the
+  /// admin view only to an admin; the server checks the role on every admin request anyway.
+  get role() {
+    return (this.session && this.session.user && this.session.user.role) || "user";
+  }
+
+  // Sessions (PROTOCOL.md `GET /v1/auth/sessions`).
+  /// Every page of the caller's live sessions, newest first, at most `maxPages` pages.
+  async sessions(maxPages = SESSION_PAGES) {
+    const sessions = [];
+    let cursor = null;
+    for (let pages = 0; pages < maxPages; pages++) {
+      const query = cursor === null ? "" : `?cursor=${encodeURIComponent(cursor)}`;
+      const page = await this.authed("GET", `/v1/auth/sessions${query}`);
+      sessions.push(...page.sessions);
+      cursor = page.next_cursor ?? null;
+      if (cursor === null) break;
+    }
+    return sessions;
+  }
+  async endSession(sid) {
+    return this.authed("DELETE", `/v1/auth/sessions/${encodeURIComponent(sid)}`);
+  }
+  async endOtherSessions() {
+    return this.authed("DELETE", "/v1/auth/sessions");
+  }
+
+  // Administration (admins only; PROTOCOL.md "Administration").
+  /// One page of accounts: `{users, next_cursor}`. `q`: part of a username, or empty for all.
+  async adminUsers({ q, cursor, limit }) {
+    const query = new URLSearchParams();
+    if (q) query.set("q", q);
+    if (cursor) query.set("cursor", cursor);
+    if (limit !== undefined) query.set("limit", String(limit));
+    return this.authed("GET", `/v1/admin/users?${query}`);
+  }
+  async adminSetEmail(id, email) {
+    return (await this.authed("PATCH", `/v1/admin/users/${encodeURIComponent(id)}`, { email })).user;
+  }
+  async adminDeleteUser(id) {
+    return this.authed("DELETE", `/v1/admin/users/${encodeURIComponent(id)}`);
   }
 
   // Rooms.

@@ -15,6 +15,7 @@ export function messageItem(m, mine, editing, confirming) {
     "div",
     { class: "meta" },
     el("span", { class: "author", text: m.from }),
+    m.bot ? el("span", { class: "bot-badge", title: "Posted by a bot through the server API", text: "bot" }) : null,
     " ",
     timeOf(m.ts),
     m.edited_ts && !m.deleted ? el("span", { class: "edited", text: " (edited)" }) : null,

@@ -154,6 +154,7 @@ export class Store {
       ts: m.ts,
       edited_ts: m.edited_ts,
       deleted: !!m.deleted,
+      bot: !!m.bot,
       client_msg_id: m.client_msg_id,
       rev: old ? old.rev + 1 : 0,
     };
@@ -163,7 +164,7 @@ export class Store {
     room.messages.set(m.seq, message);
     if (room.oldest === null || m.seq < room.oldest) room.oldest = m.seq;
     if (m.seq > room.last_seq) room.last_seq = m.seq;
-    if (m.from === this.me && m.client_msg_id) this.pending.delete(m.client_msg_id);
+    if (m.from === this.me && !m.bot && m.client_msg_id) this.pending.delete(m.client_msg_id);
   }
 
   /// A `message` frame (live or catch-up): already deduplicated by the socket.

@@ -357,7 +357,7 @@ export class View {
     const keep = new Set();
     for (const m of store.messagesOf(room)) {
       const key = `m:${m.seq}`;
-      const mine = m.from === store.me;
+      const mine = m.from === store.me && !m.bot;
       const sig = `${m.rev}|${this.editing === m.seq}|${this.confirming === m.seq}`;
       nodes.push(this.item(key, sig, () => messageItem(m, mine, this.editing === m.seq, this.confirming === m.seq)));
       keep.add(key);

@@ -96,11 +96,39 @@ pub struct AdminUserList {
     pub next_cursor: Option<String>,
 }
 
-/// `PATCH /v1/admin/users/{id}` answer.
+/// `PATCH /v1/admin/users/{id}` and `PUT /v1/admin/users/{id}/role` answer.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AdminUserResponse {
     pub user: AdminUser,
+}
+
+/// A role an account can have.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// An ordinary account.
+    User,
+    /// May use `/v1/admin/*` and delete any message.
+    Admin,
+}
+
+impl Role {
+    /// The role as the API spells it (`user`, `admin`), as in [`User::role`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::User => "user",
+            Self::Admin => "admin",
+        }
+    }
+}
+
+/// `PUT /v1/admin/users/{id}/role`: the account's new role.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct SetRoleRequest {
+    pub role: Role,
 }
 
 /// Query of `GET /v1/auth/sessions`.

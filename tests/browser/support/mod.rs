@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use tokio::sync::{Semaphore, SemaphorePermit};
 
+pub mod account;
 pub mod driver;
 pub mod hub;
 pub mod page;

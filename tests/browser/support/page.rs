@@ -165,6 +165,18 @@ impl Browser {
         self.until_online().await;
     }
 
+    /// Logs `username` in through the form and waits for the chat.
+    pub async fn login(&self, username: &str) {
+        self.fill("login-username", username).await;
+        self.fill("login-password", PASSWORD).await;
+        self.click("#login-form button[type=submit]").await;
+        self.until(&format!("{username} to be logged in"), async || {
+            (self.visible("chat-view").await && self.text("me").await == username).then_some(())
+        })
+        .await;
+        self.until_online().await;
+    }
+
     /// The connection indicator's state: connecting, online, reconnecting or stopped.
     pub async fn connection(&self) -> String {
         self.js(

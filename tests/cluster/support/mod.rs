@@ -168,6 +168,8 @@ impl Cluster {
             // The hubs forward the client's address; every test client is 127.0.0.1, so the
             // login and registration limits are lifted (tested in the e2e suite).
             ("--trusted-proxies", "127.0.0.1"),
+            // A SIGTERMed auth node stops at once (the hubs' drain is what the tests time).
+            ("--drain-delay-ms", "0"),
             ("--hash-queue", "100000"),
             ("--login-account-rate-per-sec", "100000"),
             ("--login-account-burst", "100000"),
@@ -477,6 +479,24 @@ impl Cluster {
         switchboard_auth::admin::run(&promote, at, &mut std::io::empty())
             .await
             .expect("admin promote");
+    }
+
+    /// Runs `switchboard-hub api-key ARGS` on the cluster's hub store (its PostgreSQL
+    /// database), as an operator does; its standard output.
+    ///
+    /// # Panics
+    /// If the command fails.
+    pub fn api_key(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new(binary("switchboard-hub"))
+            .arg("api-key")
+            .args(args)
+            .args(["--database-url", &self.database_url])
+            .env_remove("DATABASE_URL")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run switchboard-hub api-key");
+        assert!(out.status.success(), "api-key {args:?}: {out:?}");
+        String::from_utf8(out.stdout).expect("UTF-8")
     }
 
     /// Registers and logs in a new user through the HTTP API at `base` (a hub or HAProxy).

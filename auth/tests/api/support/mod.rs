@@ -56,7 +56,8 @@ impl Env {
 
     /// The default configuration on this environment, with the login, registration and
     /// hashing-queue limits lifted (every request here comes from one client; `throttle` tests
-    /// them).
+    /// them), and no job workers: a registration's welcome mail stays ready for the test to
+    /// look at (the mail tests, `welcome_mail`, set workers).
     pub fn config(&self) -> AuthConfig {
         let mut cfg = AuthConfig::new(self.data_dir());
         let lifted = RateLimit {
@@ -67,9 +68,7 @@ impl Env {
         cfg.login_account_limit = lifted;
         cfg.login_ip_limit = lifted;
         cfg.register_ip_limit = lifted;
-        // Jobs wait, ready, unless a test runs them (the queue's tests look at them there;
-        // `reset` turns the mail jobs on).
-        cfg.mail_jobs = false;
+        cfg.jobs.workers = 0;
         cfg.database_url = self.db.as_ref().map(|db| db.url.clone());
         if let Some(prefix) = &self.redis {
             cfg.redis_url = Some(services::REDIS_URL.to_owned());

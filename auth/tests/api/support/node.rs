@@ -55,6 +55,10 @@ impl Node {
         let metrics_url = format!("http://{}/metrics", metrics.local_addr().unwrap());
         let mut args = vec!["switchboard-auth", "--listen", listen];
         args.extend_from_slice(flags);
+        // A stop is quick unless the test is about draining.
+        if !flags.contains(&"--drain-delay-ms") {
+            args.extend(["--drain-delay-ms", "0"]);
+        }
         let mut cfg = NodeConfig::try_parse_from(args).unwrap();
         // Hermetic: a DATABASE_URL or REDIS_URL in the environment must not change the test.
         if !flags.contains(&"--database-url") {

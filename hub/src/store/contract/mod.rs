@@ -8,6 +8,7 @@
 
 mod checks;
 mod commits;
+mod server;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -32,6 +33,7 @@ use commits::{
     commits_carry_the_stored_message, many_rooms_keep_their_order_with_concurrent_writers,
     refused_and_failed_appends_send_nothing,
 };
+use server::{api_keys_are_stored_found_and_revoked, bots_are_marked_and_never_known_users};
 
 /// For each listed check, a module of the same name with the tests `sqlite` and `postgres`.
 /// A check missing from the list is dead code, which the lints refuse.
@@ -56,6 +58,8 @@ macro_rules! store_contract {
 }
 
 store_contract!(
+    api_keys_are_stored_found_and_revoked,
+    bots_are_marked_and_never_known_users,
     seqs_are_dense_and_idempotent,
     pages_are_ascending,
     membership_and_read_marks,

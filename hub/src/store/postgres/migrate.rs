@@ -21,6 +21,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../../migrations/hub/postgres/0003_messages_room_check.sql"),
     ),
+    (
+        4,
+        include_str!("../../../../migrations/hub/postgres/0004_api_keys.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises hub migrations across nodes: the ASCII bytes of

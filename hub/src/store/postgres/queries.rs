@@ -11,8 +11,9 @@ use tokio_postgres::Row;
 
 use super::{batch, PgStore};
 use crate::store::{
-    seq_bound, seq_key, MemberRoom, MessageRecord, NewMessage, NewRoom, Page, PendingAppend,
-    RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
+    seq_bound, seq_key, ApiKeyRecord, MemberRoom, MessageRecord, NewMessage, NewRoom, Page,
+    PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult, UserRef, KIND_DIRECT,
+    KIND_GROUP,
 };
 
 /// PostgreSQL `text` cannot hold NUL: refuse it here, with an error naming the field.
@@ -69,6 +70,7 @@ fn msg_row(r: &Row) -> Message {
         client_msg_id: r.get(5),
         edited_ts: r.get(6),
         deleted: r.get(7),
+        bot: super::super::is_bot_id(r.get::<_, &str>(8)),
     }
 }
 
@@ -455,5 +457,102 @@ impl Store for PgStore {
             })
         })
         .await
+    }
+
+    async fn known_user(&self, username: &str) -> StoreResult<Option<UserRef>> {
+        let username = username.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let row = c
+                    .query_opt(
+                        "SELECT user_id, username FROM members
+                         WHERE username = $1 AND user_id NOT LIKE 'bot:%' LIMIT 1",
+                        &[&username],
+                    )
+                    .await?;
+                Ok(row.map(|r| UserRef {
+                    id: r.get(0),
+                    username: r.get(1),
+                }))
+            })
+        })
+        .await
+    }
+
+    async fn create_api_key(&self, key: ApiKeyRecord) -> StoreResult<bool> {
+        self.call(move |c| {
+            Box::pin(async move {
+                let n = c
+                    .execute(
+                        "INSERT INTO api_keys (id, name, hash, created_ts) VALUES ($1, $2, $3, $4)
+                         ON CONFLICT DO NOTHING",
+                        &[&key.id, &key.name, &key.hash, &key.created_ts],
+                    )
+                    .await?;
+                Ok(n == 1)
+            })
+        })
+        .await
+    }
+
+    async fn api_keys(&self) -> StoreResult<Vec<ApiKeyRecord>> {
+        self.call(move |c| {
+            Box::pin(async move {
+                let sql = format!("SELECT {KEY_COLS} FROM api_keys ORDER BY created_ts, name");
+                Ok(c.query(&sql, &[]).await?.iter().map(key_row).collect())
+            })
+        })
+        .await
+    }
+
+    async fn api_key(&self, id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE id = $1");
+                let stmt = c.prepare_cached(&sql).await?;
+                Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(key_row))
+            })
+        })
+        .await
+    }
+
+    async fn revoke_api_key(&self, name_or_id: &str) -> StoreResult<Option<ApiKeyRecord>> {
+        let which = name_or_id.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                let sql =
+                    format!("DELETE FROM api_keys WHERE name = $1 OR id = $1 RETURNING {KEY_COLS}");
+                Ok(c.query_opt(&sql, &[&which]).await?.as_ref().map(key_row))
+            })
+        })
+        .await
+    }
+
+    async fn touch_api_key(&self, id: &str, ts: Millis) -> StoreResult<()> {
+        let id = id.to_owned();
+        self.call(move |c| {
+            Box::pin(async move {
+                c.execute(
+                    "UPDATE api_keys SET last_used_ts = $2 WHERE id = $1",
+                    &[&id, &ts],
+                )
+                .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+}
+
+const KEY_COLS: &str = "id, name, hash, created_ts, last_used_ts";
+
+fn key_row(r: &Row) -> ApiKeyRecord {
+    ApiKeyRecord {
+        id: r.get(0),
+        name: r.get(1),
+        hash: r.get(2),
+        created_ts: r.get(3),
+        last_used_ts: r.get(4),
     }
 }
