@@ -49,17 +49,22 @@ async fn harness(backend: Backend, sink: &SmtpSink) -> Harness {
     .await
 }
 
-/// The job of `username`'s welcome mail.
+/// The job of `username`'s welcome mail. The lists are read one state after another while
+/// workers move the job (a retry takes it from `running` back to `ready`), so a pass may miss it:
+/// a few passes are made before giving up.
 async fn job_of(h: &Harness, username: &str) -> Job {
     let store = h.auth.job_store();
-    for state in State::ALL {
-        let jobs = store.list(state, None, 100).await.unwrap();
-        if let Some(job) = jobs
-            .into_iter()
-            .find(|j| j.kind == WELCOME_MAIL && j.payload["username"] == username)
-        {
-            return job;
+    for _pass in 0..50 {
+        for state in State::ALL {
+            let jobs = store.list(state, None, 100).await.unwrap();
+            if let Some(job) = jobs
+                .into_iter()
+                .find(|j| j.kind == WELCOME_MAIL && j.payload["username"] == username)
+            {
+                return job;
+            }
         }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     panic!("no welcome mail job for {username}");
 }
