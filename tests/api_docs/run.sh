@@ -5,8 +5,9 @@
 #   asyncapi  docs/asyncapi.yaml through a real AsyncAPI parser (npm @asyncapi/parser, Node 20),
 #             and every protocol fixture against its schemas (check_asyncapi.mjs)
 #   openapi   schemathesis (PyPI) against a fresh embedded hub's /v1/openapi.json, at most
-#             $API_DOCS_EXAMPLES (50) examples per operation, as a registered user with a token:
-#             no 5xx, no answer the document does not allow
+#             $API_DOCS_EXAMPLES (50) examples per operation, in three passes: as a registered
+#             user with a token, as an admin (the `admin` operations), with an API key (the
+#             `server` operations): no 5xx, no answer the document does not allow
 #
 #   tests/api_docs/run.sh [asyncapi|openapi]...   (both when none is named)
 set -euo pipefail
@@ -68,9 +69,9 @@ openapi() {
   # message, and a room for `leave` alone: the path values of schemathesis.toml.
   local password=api-docs-password token
   for name in apidocs apidocs-peer; do
-    curl -sf -o /dev/null -H 'content-type: application/json' \
+    curl -sf -H 'content-type: application/json' \
       -d "{\"username\":\"$name\",\"email\":\"$name@example.com\",\"password\":\"$password\"}" \
-      "$base/v1/auth/register"
+      "$base/v1/auth/register" >"$work/$name.json"
   done
   token=$(curl -sf -H 'content-type: application/json' \
     -d "{\"username\":\"apidocs\",\"password\":\"$password\"}" "$base/v1/auth/login" |
@@ -84,20 +85,37 @@ openapi() {
   API_DOCS_LEAVE_ROOM=$(room api-docs-leave)
   curl -sf -o /dev/null -H 'content-type: application/json' -H "authorization: Bearer $token" \
     -d '{"body":"first"}' "$base/v1/rooms/$API_DOCS_ROOM/messages"
-  export API_DOCS_ROOM API_DOCS_LEAVE_ROOM API_DOCS_PEER=apidocs-peer
+  API_DOCS_PEER_ID=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["user"]["id"])' \
+    "$work/apidocs-peer.json")
+  export API_DOCS_ROOM API_DOCS_LEAVE_ROOM API_DOCS_PEER=apidocs-peer API_DOCS_PEER_ID
   # Logging out or deleting the account would end the token for the rest of the run; both are
   # covered by the e2e suite. Run from the cache, where schemathesis keeps its own files.
   local config=$PWD/$here/schemathesis.toml st=$PWD/$venv/bin/schemathesis
-  (cd "$cache" && "$st" --config-file "$config" run "$base/v1/openapi.json" \
-    --url "$base" \
-    --header "Authorization: Bearer $token" \
-    --checks not_a_server_error,response_schema_conformance,content_type_conformance \
-    --max-examples "$examples" \
-    --seed 1 \
-    --generation-database none \
+  # Three passes, each with the credential its operations take: the user's token for the public
+  # API; an admin's token for the `admin` operations (the peer's id as `{id}`: it may be changed,
+  # demoted or deleted, after the first pass no longer needs it); an API key for `server`.
+  schemathesis() {
+    (cd "$cache" && "$st" --config-file "$config" run "$base/v1/openapi.json" \
+      --url "$base" \
+      --checks not_a_server_error,response_schema_conformance,content_type_conformance \
+      --max-examples "$examples" \
+      --seed 1 \
+      --generation-database none \
+      --no-color "$@")
+  }
+  echo "-- as a user"
+  schemathesis --header "Authorization: Bearer $token" \
+    --exclude-tag admin --exclude-tag server \
     --exclude-operation-id logout \
-    --exclude-operation-id delete_me \
-    --no-color)
+    --exclude-operation-id delete_me
+  echo "-- as an admin: the admin operations"
+  target/debug/switchboard-hub admin promote apidocs --data-dir "$work/data" >/dev/null
+  schemathesis --header "Authorization: Bearer $token" --include-tag admin
+  echo "-- with an API key: the server API"
+  local key
+  key=$(target/debug/switchboard-hub api-key create apidocs --data-dir "$work/data" 2>/dev/null |
+    grep '^sbk_')
+  schemathesis --header "Authorization: Bearer $key" --include-tag server
   echo "schemathesis: $((SECONDS - started)) s"
 }
 
