@@ -235,11 +235,7 @@ impl Service {
         room: &str,
         page: Page,
     ) -> Result<Vec<Message>> {
-        if page.limit == 0 || page.limit > MAX_HISTORY_LIMIT {
-            return Err(Error::BadRequest(format!(
-                "limit must be 1 to {MAX_HISTORY_LIMIT}"
-            )));
-        }
+        check_history_limit(page.limit)?;
         self.readable_room(actor, room).await?;
         Ok(self.store.messages(room, page).await?)
     }
@@ -461,6 +457,17 @@ fn validate_body(body: &str) -> Result<()> {
         return Err(Error::BadRequest(
             "message body contains a NUL character".into(),
         ));
+    }
+    Ok(())
+}
+
+/// A history page's `limit` must be 1..=[`MAX_HISTORY_LIMIT`] (the user's and the server API's
+/// history alike).
+pub(super) fn check_history_limit(limit: u32) -> Result<()> {
+    if limit == 0 || limit > MAX_HISTORY_LIMIT {
+        return Err(Error::BadRequest(format!(
+            "limit must be 1 to {MAX_HISTORY_LIMIT}"
+        )));
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use switchboard_protocol::{Millis, Seq};
 use super::{now_ms, Identity, Service};
 use crate::error::{Error, Result};
 use crate::fanout::Target;
-use crate::store::{NewRoom, RoomPage, RoomRecord, KIND_DIRECT};
+use crate::store::{NewRoom, RoomPage, RoomRecord, UserRef, KIND_DIRECT};
 
 /// Group rooms a user may create per hour on this node (`--rooms-per-hour`): a burst of `n`,
 /// refilled at `n` per hour, one key per user id (governor's GCRA). Beyond it `create_room`
@@ -160,10 +160,15 @@ impl Service {
             .find(username, who)
             .await?
             .ok_or_else(|| Error::UserNotFound(username.to_owned()))?;
-        if self.store.add_member(room, &user, now_ms()).await? {
+        self.join_as_member(room, &user).await
+    }
+
+    /// Adds `user` to `room` and announces it (`member_joined`) when they were not a member.
+    pub(super) async fn join_as_member(&self, room: &str, user: &UserRef) -> Result<()> {
+        if self.store.add_member(room, user, now_ms()).await? {
             let frame = ServerFrame::MemberJoined {
                 room: room.to_owned(),
-                user: user.username,
+                user: user.username.clone(),
             };
             self.publish(room, &frame, Target::Room);
         }

@@ -15,7 +15,7 @@
 
 use switchboard_protocol::rest::Room;
 
-use super::{now_ms, Ack, Identity, Service};
+use super::{check_history_limit, Ack, Identity, Service};
 use crate::error::{Error, Result};
 use crate::store::{Page, RoomRecord, UserRef, BOT_ID_PREFIX, KIND_DIRECT};
 
@@ -74,18 +74,6 @@ impl Service {
             self.join_as_member(room, &bot.user_ref()).await?;
         }
         self.post(bot, room, body, Some(idempotency_key)).await
-    }
-
-    /// Adds `user` to `room` and announces it when they were not a member.
-    async fn join_as_member(&self, room: &str, user: &UserRef) -> Result<()> {
-        if self.store.add_member(room, user, now_ms()).await? {
-            let frame = switchboard_protocol::ws::ServerFrame::MemberJoined {
-                room: room.to_owned(),
-                user: user.username.clone(),
-            };
-            self.publish(room, &frame, crate::fanout::Target::Room);
-        }
-        Ok(())
     }
 
     /// The user named `username`, for the server API (which has no user token to present to a
@@ -154,7 +142,7 @@ impl Service {
         room: &str,
         page: Page,
     ) -> Result<Vec<switchboard_protocol::ws::Message>> {
-        check_limit(page.limit)?;
+        check_history_limit(page.limit)?;
         self.server_room(room).await?;
         Ok(self.store.messages(room, page).await?)
     }
@@ -208,14 +196,4 @@ impl Service {
         }
         Ok(())
     }
-}
-
-fn check_limit(limit: u32) -> Result<()> {
-    use switchboard_protocol::limits::MAX_HISTORY_LIMIT;
-    if limit == 0 || limit > MAX_HISTORY_LIMIT {
-        return Err(Error::BadRequest(format!(
-            "limit must be 1 to {MAX_HISTORY_LIMIT}"
-        )));
-    }
-    Ok(())
 }
