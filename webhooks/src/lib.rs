@@ -9,6 +9,8 @@
 //! - [`event`]: [`Event`] and [`EventType`], the wire shape of a delivery's body.
 //! - [`registry`]: [`Endpoint`] and [`Registry`], the endpoints a node knows, and the jobs an
 //!   event makes.
+//! - [`policy`]: [`AddrPolicy`] and [`validate_url`], which URLs and addresses deliveries may
+//!   reach (SSRF).
 //! - [`sign`]: the `X-Switchboard-Signature` header (HMAC-SHA256 over the timestamp and the
 //!   body) and its verification.
 //!
@@ -25,9 +27,11 @@
 
 mod error;
 pub mod event;
+pub mod policy;
 pub mod registry;
 pub mod sign;
 
 pub use error::WebhookError;
 pub use event::{Event, EventType};
-pub use registry::{Endpoint, Registry, JOB_KIND};
+pub use policy::{validate_url, AddrPolicy};
+pub use registry::{Disabler, Endpoint, Registry, JOB_KIND};

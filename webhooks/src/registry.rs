@@ -103,6 +103,18 @@ impl Registry {
     }
 }
 
+/// What the delivery handler calls when a receiver answers 410 Gone: marks the endpoint
+/// disabled wherever endpoints are stored (the auth store, directly or through the auth node),
+/// for every node. Implemented by the auth service and by its remote client.
+#[async_trait::async_trait]
+pub trait Disabler: Send + Sync + 'static {
+    /// Disables `endpoint`, remembering `reason`.
+    ///
+    /// # Errors
+    /// A message when the store or the auth node could not be told (the delivery is retried).
+    async fn disable(&self, endpoint: &str, reason: &str) -> Result<(), String>;
+}
+
 /// The lane of deliveries to `endpoint` of events in `scope`.
 pub fn lane(endpoint: &str, scope: &str) -> String {
     format!("webhook:{endpoint}:{scope}")
