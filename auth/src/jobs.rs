@@ -128,47 +128,65 @@ fn admin_job(job: Job) -> AdminJob {
     }
 }
 
+/// One page of `store`'s jobs in the state asked for (default dead), oldest first: the admin
+/// list of any component's queue (the auth service's, the hub's).
+///
+/// # Errors
+/// [`AuthError::BadRequest`]-like errors for a bad limit or cursor; a store failure.
+pub async fn list_jobs_in(
+    store: &dyn switchboard_jobs::JobStore,
+    q: &AdminJobsQuery,
+) -> Result<AdminJobList, AuthError> {
+    let limit = page_size(q.limit)?;
+    let after = cursor(q.cursor.as_deref())?;
+    let state = match q.state.unwrap_or_default() {
+        JobState::Ready => State::Ready,
+        JobState::Running => State::Running,
+        JobState::Done => State::Done,
+        JobState::Dead => State::Dead,
+    };
+    // One more than asked, to know whether a next page exists.
+    let mut jobs = store.list(state, after, limit + 1).await?;
+    let next_cursor = (jobs.len() > limit as usize).then(|| {
+        jobs.truncate(limit as usize);
+        jobs.last().map(|j| j.id.clone()).unwrap_or_default()
+    });
+    Ok(AdminJobList {
+        jobs: jobs.into_iter().map(admin_job).collect(),
+        next_cursor,
+    })
+}
+
+/// Makes a dead job of `store` ready again, its attempts reset (the caller nudges its workers).
+///
+/// # Errors
+/// [`AuthError::NotFound`] for no such job, [`AuthError::Conflict`] for one that is not dead; a
+/// store failure.
+pub async fn retry_job_in(
+    store: &dyn switchboard_jobs::JobStore,
+    id: &str,
+) -> Result<AdminJob, AuthError> {
+    match store.retry(id, switchboard_jobs::clock::now_ms()).await? {
+        Retried::Retried(job) => Ok(admin_job(*job)),
+        Retried::NotFound => Err(AuthError::NotFound("no such job")),
+        Retried::NotDead(state) => Err(AuthError::Conflict(format!(
+            "only a dead job can be retried; this one is {}",
+            state.as_str()
+        ))),
+    }
+}
+
 impl Auth {
     /// One page of jobs in the state asked for (default dead), oldest first.
     pub(crate) async fn list_jobs(&self, q: &AdminJobsQuery) -> Result<AdminJobList, AuthError> {
-        let limit = page_size(q.limit)?;
-        let after = cursor(q.cursor.as_deref())?;
-        let state = match q.state.unwrap_or_default() {
-            JobState::Ready => State::Ready,
-            JobState::Running => State::Running,
-            JobState::Done => State::Done,
-            JobState::Dead => State::Dead,
-        };
-        // One more than asked, to know whether a next page exists.
-        let mut jobs = self.inner.jobs.list(state, after, limit + 1).await?;
-        let next_cursor = (jobs.len() > limit as usize).then(|| {
-            jobs.truncate(limit as usize);
-            jobs.last().map(|j| j.id.clone()).unwrap_or_default()
-        });
-        Ok(AdminJobList {
-            jobs: jobs.into_iter().map(admin_job).collect(),
-            next_cursor,
-        })
+        list_jobs_in(&*self.inner.jobs, q).await
     }
 
     /// Makes a dead job ready again, its attempts reset.
     pub(crate) async fn retry_job(&self, id: &str) -> Result<AdminJob, AuthError> {
-        match self
-            .inner
-            .jobs
-            .retry(id, switchboard_jobs::clock::now_ms())
-            .await?
-        {
-            Retried::Retried(job) => {
-                self.nudge_jobs();
-                Ok(admin_job(*job))
-            }
-            Retried::NotFound => Err(AuthError::NotFound("no such job")),
-            Retried::NotDead(state) => Err(AuthError::Conflict(format!(
-                "only a dead job can be retried; this one is {}",
-                state.as_str()
-            ))),
-        }
+        let job = retry_job_in(&*self.inner.jobs, id).await?;
+        self.nudge_jobs();
+        Ok(job)
     }
 
     /// Wakes an idle worker of this node (a job was just enqueued or revived).

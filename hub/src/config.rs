@@ -139,6 +139,19 @@ pub struct Config {
     #[command(flatten)]
     pub mail: switchboard_auth::mail::MailFlags,
 
+    /// The secret the hubs and the auth node share (at least 16 bytes): with `--auth-url`, the
+    /// hub presents it to the auth node's internal routes to read the webhook endpoints and to
+    /// look users up for the server API. Give every hub and the auth node the same value.
+    /// Without it, a hub with `--auth-url` delivers no webhooks of its events, and the server
+    /// API finds only users the hub has seen. Not used without `--auth-url`.
+    #[arg(long, env = "SWITCHBOARD_SERVICE_TOKEN", hide_env_values = true)]
+    pub service_token: Option<String>,
+
+    /// Webhook delivery (`--webhook-timeout-ms`, `--webhook-allow-link-local`): the same flags
+    /// as `switchboard-auth`'s; this node delivers the hub's events.
+    #[command(flatten)]
+    pub webhook: switchboard_webhooks::flags::WebhookFlags,
+
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]
     pub node_id: Option<String>,

@@ -33,6 +33,7 @@ mod server;
 mod service;
 mod state;
 mod store;
+mod webhooks;
 mod ws;
 
 pub use config::Config;

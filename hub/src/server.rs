@@ -29,7 +29,10 @@ use crate::service::{now_ms, RemoteUsers, Service, SubLimits, UserDirectory};
 use crate::state::AppState;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
+use crate::store::events::Webhooks;
 use crate::store::{CommitSender, Store};
+use crate::webhooks;
+use switchboard_jobs::{JobStore, SqliteJobs};
 use switchboard_kit::metrics::Registry as MetricsRegistry;
 
 /// How this node reaches auth.
@@ -119,7 +122,10 @@ async fn open_auth(
             Ok(AuthParts {
                 verifier: Verifier::new(keys, revocations.clone(), issuer, issuer)
                     .with_failures(metrics.token_failures()),
-                users: Arc::new(RemoteUsers(RemoteDirectory::new(url))),
+                users: Arc::new(match &cfg.service_token {
+                    Some(token) => RemoteUsers::new(RemoteDirectory::new(url)).with_service_token(token),
+                    None => RemoteUsers::new(RemoteDirectory::new(url)),
+                }),
                 router: crate::http::proxy::router(url, timeout),
                 revocations,
                 follower,
@@ -129,14 +135,22 @@ async fn open_auth(
     }
 }
 
-/// Opens the configured store, which sends what it commits through `commits`, its batches and
-/// failures counted in `metrics`.
+/// The configured store (which sends what it commits through `commits`, its batches and
+/// failures counted in `metrics`), the webhook events it causes, and the job queue in it.
+struct Opened {
+    store: Arc<dyn Store>,
+    webhooks: Webhooks,
+    jobs: Arc<dyn JobStore>,
+}
+
+/// Opens the configured store (see [`Opened`]).
 async fn open_store(
     cfg: &Config,
     commits: CommitSender,
     metrics: &StoreMetrics,
-) -> anyhow::Result<Arc<dyn Store>> {
-    let store: Arc<dyn Store> = match &cfg.database_url {
+) -> anyhow::Result<Opened> {
+    let (store, webhooks, jobs): (Arc<dyn Store>, Webhooks, Arc<dyn JobStore>) =
+        match &cfg.database_url {
         Some(url) => {
             let pg = PgConfig {
                 pool_size: cfg.db_pool_size,
@@ -149,7 +163,8 @@ async fn open_store(
                 .await
                 .context("connecting to PostgreSQL")?;
             store.set_metrics(metrics.clone());
-            Arc::new(store)
+            let (webhooks, jobs) = (store.webhooks().clone(), Arc::new(store.job_store()));
+            (Arc::new(store), webhooks, jobs)
         }
         None => {
             let path = cfg.data_dir.join("hub.db");
@@ -160,10 +175,21 @@ async fn open_store(
                 .await
                 .context("opening the hub store")?;
             store.set_metrics(metrics.clone());
-            Arc::new(store)
+            let jobs = SqliteJobs::open(&path)
+                .await
+                .context("opening the hub's job queue")?;
+            (Arc::new(store), store_webhooks(&store), Arc::new(jobs))
         }
     };
-    Ok(Metered::wrap(store, metrics.clone()))
+    Ok(Opened {
+        store: Metered::wrap(store, metrics.clone()),
+        webhooks,
+        jobs,
+    })
+}
+
+fn store_webhooks(store: &SqliteStore) -> Webhooks {
+    store.webhooks().clone()
 }
 
 /// Serves the hub on `listener` until `shutdown` resolves. Then it drains: `/readyz` answers
@@ -254,7 +280,29 @@ async fn serve(
     // What the store commits reaches the broker through this channel and the publisher below
     // (started once the broker exists); the store runs no publishing code itself.
     let (commits, committed) = tokio::sync::mpsc::channel(crate::fanout::COMMIT_QUEUE);
-    let store = open_store(&cfg, commits, metrics.store()).await?;
+    let Opened {
+        store,
+        webhooks: store_webhooks,
+        jobs,
+    } = open_store(&cfg, commits, metrics.store()).await?;
+    let source = match (&auth.embedded, &cfg.auth_url, &cfg.service_token) {
+        (Some(auth), _, _) => webhooks::Source::Embedded(auth.clone()),
+        (None, Some(url), Some(token)) => webhooks::Source::Remote(
+            switchboard_auth::remote::RemoteWebhooks::new(url, token),
+        ),
+        (None, _, _) => {
+            tracing::warn!("--auth-url without --service-token: this hub cannot read the webhook endpoints, so its events (messages, members, rooms) are not delivered");
+            webhooks::Source::None
+        }
+    };
+    let hub_webhooks = webhooks::HubWebhooks::start(
+        source,
+        jobs,
+        webhooks::pool_config(&cfg.auth_jobs, &node, Duration::from_millis(cfg.shutdown_grace_ms)),
+        cfg.webhook.delivery_config(),
+        switchboard_jobs::metrics::JobMetrics::for_queue(&metrics_registry, "hub"),
+    );
+    store_webhooks.set(hub_webhooks.registry.clone(), hub_webhooks.nudger());
     let mut ready_redis = None;
 
     let registry = Arc::new(
@@ -333,6 +381,8 @@ async fn serve(
         registry: registry.clone(),
         verifier: auth.verifier.clone(),
         conns: TaskTracker::new(),
+        jobs: hub_webhooks.jobs.clone(),
+        job_nudge: hub_webhooks.nudger(),
     };
 
     // Revoked sessions lose their sockets at once.
@@ -465,6 +515,7 @@ async fn serve(
     if let Some(follower) = &auth.follower {
         follower.abort();
     }
+    hub_webhooks.shutdown().await;
     if let Some(embedded) = &auth.embedded {
         embedded.shutdown_jobs().await;
     }

@@ -22,6 +22,10 @@ pub struct AppState {
     /// Tracks WebSocket connection tasks, which outlive their HTTP request, so shutdown can
     /// wait for them.
     pub conns: TaskTracker,
+    /// The hub's job queue (webhook deliveries), for the admin routes.
+    pub jobs: Arc<dyn switchboard_jobs::JobStore>,
+    /// Wakes this node's job workers (after an admin's retry).
+    pub job_nudge: Arc<tokio::sync::Notify>,
 }
 
 impl AppState {

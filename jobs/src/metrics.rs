@@ -30,25 +30,46 @@ pub struct JobMetrics {
 }
 
 impl JobMetrics {
-    /// The handles, registered on `registry`.
+    /// The handles of the auth service's queue (label `queue="auth"`), registered on
+    /// `registry`.
     pub fn new(registry: &Registry) -> Self {
+        Self::for_queue(registry, "auth")
+    }
+
+    /// The handles of one component's queue, labelled `queue` (`auth`, `hub`: in the embedded
+    /// configuration one process runs both queues on one registry), registered on `registry`.
+    pub fn for_queue(registry: &Registry, queue: &'static str) -> Self {
         const ATTEMPTS_HELP: &str =
             "Job attempts run on this node, by result (ok, transient, permanent, timeout).";
-        let attempt = |result| registry.counter(ATTEMPTS, ATTEMPTS_HELP, &[("result", result)]);
+        let attempt = |result| {
+            registry.counter(
+                ATTEMPTS,
+                ATTEMPTS_HELP,
+                &[("queue", queue), ("result", result)],
+            )
+        };
         Self {
             depth: Arc::new(State::ALL.map(|state| {
                 registry.gauge(
                     JOBS,
                     "Jobs in the queue by state, as last sampled (the same on every node).",
-                    &[("state", state.as_str())],
+                    &[("queue", queue), ("state", state.as_str())],
                 )
             })),
             ok: attempt("ok"),
             transient: attempt("transient"),
             permanent: attempt("permanent"),
             timeout: attempt("timeout"),
-            dead: registry.counter(DEAD, "Jobs that went dead on this node.", &[]),
-            duration: registry.histogram(DURATION, "Time a job handler ran, per attempt.", &[]),
+            dead: registry.counter(
+                DEAD,
+                "Jobs that went dead on this node.",
+                &[("queue", queue)],
+            ),
+            duration: registry.histogram(
+                DURATION,
+                "Time a job handler ran, per attempt.",
+                &[("queue", queue)],
+            ),
         }
     }
 

@@ -8,6 +8,8 @@
 //! - [`proxy`]: a TCP proxy that can cut its connections or go silent ([`Proxy`]).
 //! - [`smtp`]: an SMTP sink ([`SmtpSink`]) that records mails and can defer, refuse, hang or
 //!   be down.
+//! - [`webhook`]: an HTTP receiver ([`WebhookSink`]) that records webhook requests and answers
+//!   as scripted (a status, a sequence of them, or never).
 //! - [`binary`]: the workspace's binaries and their processes.
 //!
 //! **Why a crate of its own.** `switchboard-tests` depends on the hub and auth (its harness runs
@@ -24,8 +26,10 @@ pub mod private;
 pub mod proxy;
 pub mod services;
 pub mod smtp;
+pub mod webhook;
 
 pub use private::{PrivatePostgres, PrivateRedis};
 pub use proxy::Proxy;
 pub use services::{RedisPrefix, TestDatabase};
 pub use smtp::SmtpSink;
+pub use webhook::WebhookSink;

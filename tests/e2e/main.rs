@@ -40,3 +40,4 @@ mod slowloris;
 mod sub_limits;
 mod transport;
 mod unread;
+mod webhooks;

@@ -36,21 +36,34 @@ const AUTH_FLAGS: &[&str] = &[
     "--login-ip-burst",
     "--register-ip-rate-per-sec",
     "--register-ip-burst",
-    // Mails (and every job) are the auth node's when it runs separately.
+    // Mails are the auth node's when it runs separately.
+    "--smtp-url",
+    "--mail-from",
+    "--mail-rate-per-sec",
+    "--smtp-timeout-secs",
+    // Webhook endpoints live in the auth store.
+    "--webhooks-file",
+];
+
+/// Flags that go to both the hub and the auth node: the public URL is the hub's Origin rule and
+/// the base of the auth node's reset links.
+const SHARED_FLAGS: &[&str] = &[
+    "--public-url",
+    // Both run a job queue: the auth node's (mails, user events), the hub's (its events).
     "--job-workers",
     "--job-lease-ms",
     "--job-timeout-ms",
     "--job-poll-ms",
     "--job-retention-hours",
-    "--smtp-url",
-    "--mail-from",
-    "--mail-rate-per-sec",
-    "--smtp-timeout-secs",
+    // Both deliver webhooks.
+    "--webhook-timeout-ms",
 ];
 
-/// Flags that go to both the hub and the auth node: the public URL is the hub's Origin rule and
-/// the base of the auth node's reset links.
-const SHARED_FLAGS: &[&str] = &["--public-url"];
+/// Switches that go to both the hub and the auth node.
+const SHARED_SWITCHES: &[&str] = &["--webhook-allow-link-local"];
+
+/// The secret the hubs and the auth node share in scaled tests (`--service-token`).
+pub const SERVICE_TOKEN: &str = "service-token-of-the-scaled-tests";
 
 /// The auth node's `--public-url` when the test gives none: reset links need a base, and a test
 /// that follows one takes only its token (the hub's port is not known yet).
@@ -76,6 +89,9 @@ pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
             i += 2;
         } else if AUTH_SWITCHES.contains(&flags[i].as_str()) {
             auth_flags.push(flags.remove(i));
+        } else if SHARED_SWITCHES.contains(&flags[i].as_str()) {
+            auth_flags.push(flags[i].clone());
+            i += 1;
         } else {
             i += 1;
         }
@@ -141,6 +157,8 @@ impl ScaledEnv {
             // Stopped at the end of the test: no need to let a load balancer notice.
             "--drain-delay-ms",
             "0",
+            "--service-token",
+            SERVICE_TOKEN,
         ]
         .iter()
         .map(|s| s.to_string())
@@ -180,6 +198,8 @@ impl ScaledEnv {
             self.prefix.0.clone(),
             "--auth-url".into(),
             format!("http://{}", self.auth_addr),
+            "--service-token".into(),
+            SERVICE_TOKEN.into(),
         ]
     }
 }

@@ -15,4 +15,4 @@ pub mod inproc;
 pub mod jwks;
 pub mod wait;
 
-pub use switchboard_testkit::{binary, private, proxy, services, smtp};
+pub use switchboard_testkit::{binary, private, proxy, services, smtp, webhook};

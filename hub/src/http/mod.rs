@@ -8,6 +8,7 @@
 pub mod docs;
 pub mod extract;
 pub mod health;
+mod admin;
 pub mod proxy;
 pub mod rooms;
 pub mod server;
@@ -47,6 +48,8 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(server::add_member, server::remove_member))
         .routes(routes!(server::messages))
         .routes(routes!(server::presence))
+        .routes(routes!(admin::jobs))
+        .routes(routes!(admin::retry_job))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -44,24 +44,60 @@ impl UserDirectory for switchboard_auth::Auth {
     }
 }
 
-/// A remote auth node's user directory, behind the hub's seam.
-pub struct RemoteUsers(pub RemoteDirectory);
+/// A remote auth node's user directory, behind the hub's seam. With the service token
+/// ([`RemoteUsers::with_service_token`]), it also answers lookups without a user's token (the
+/// server API's), through the auth node's internal route.
+pub struct RemoteUsers {
+    dir: RemoteDirectory,
+    service: bool,
+}
+
+impl RemoteUsers {
+    /// The directory of the auth node `dir` talks to, for users' lookups only.
+    pub fn new(dir: RemoteDirectory) -> Self {
+        Self {
+            dir,
+            service: false,
+        }
+    }
+
+    /// The same, also answering lookups without a user's token, presenting `token` (the
+    /// auth node's `--service-token`).
+    pub fn with_service_token(self, token: &str) -> Self {
+        Self {
+            dir: self.dir.with_service_token(token),
+            service: true,
+        }
+    }
+}
+
+fn user_ref(u: switchboard_protocol::rest::User) -> UserRef {
+    UserRef {
+        id: u.id,
+        username: u.username,
+    }
+}
 
 #[async_trait::async_trait]
 impl UserDirectory for RemoteUsers {
     async fn find(&self, username: &str, caller: &Identity) -> Result<Option<UserRef>> {
         Ok(self
-            .0
+            .dir
             .user_by_username(&caller.token, username)
             .await?
-            .map(|u| UserRef {
-                id: u.id,
-                username: u.username,
-            }))
+            .map(user_ref))
     }
 
-    async fn find_without_token(&self, _username: &str) -> Result<Option<Option<UserRef>>> {
-        Ok(None)
+    async fn find_without_token(&self, username: &str) -> Result<Option<Option<UserRef>>> {
+        if !self.service {
+            return Ok(None);
+        }
+        Ok(Some(
+            self.dir
+                .user_by_username_as_service(username)
+                .await?
+                .map(user_ref),
+        ))
     }
 }
 
@@ -83,6 +119,8 @@ mod contract {
     use crate::store::UserRef;
 
     const PASSWORD: &str = "correct horse battery";
+    /// The auth service's `--service-token` in these tests.
+    const SERVICE_TOKEN: &str = "a-service-token-of-the-tests";
 
     /// An auth service with users `alice` and `bob`, served over HTTP; `caller` is bob.
     struct Fixture {
@@ -103,6 +141,7 @@ mod contract {
                 burst: 100_000,
             };
             (cfg.login_ip_limit, cfg.register_ip_limit) = (lifted, lifted);
+            cfg.service_token = Some(SERVICE_TOKEN.into());
             let auth = Auth::open(cfg).await.expect("open auth");
             let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
             let url = format!("http://{}", listener.local_addr().expect("address"));
@@ -178,8 +217,10 @@ mod contract {
                 #[tokio::test]
                 async fn remote() {
                     let f = super::Fixture::start().await;
-                    let users: Arc<dyn super::UserDirectory> =
-                        Arc::new(super::RemoteUsers(super::RemoteDirectory::new(&f.url)));
+                    let users: Arc<dyn super::UserDirectory> = Arc::new(
+                        super::RemoteUsers::new(super::RemoteDirectory::new(&f.url))
+                            .with_service_token(super::SERVICE_TOKEN),
+                    );
                     super::$check(&*users, &f).await;
                 }
             }
@@ -198,11 +239,15 @@ mod contract {
         assert_eq!(found.as_ref(), Some(&f.alice));
         let me = users.find("bob", &f.caller).await.expect("a lookup");
         assert_eq!(me.map(|u| u.id), Some(f.caller.id.to_string()), "oneself");
+        let server = users.find_without_token("alice").await.expect("a lookup");
+        assert_eq!(server, Some(Some(f.alice.clone())), "the server API's lookup");
     }
 
     async fn a_username_nobody_has_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {
         let found = users.find("carol", &f.caller).await.expect("a lookup");
         assert_eq!(found, None);
+        let server = users.find_without_token("carol").await.expect("a lookup");
+        assert_eq!(server, Some(None), "the server API's lookup");
     }
 
     /// A deleted account (whose name stays reserved, and which the auth node's lookup answers
@@ -243,6 +288,8 @@ mod contract {
         assert_eq!(resp.status(), 204);
         let found = users.find("carol", &f.caller).await.expect("a lookup");
         assert_eq!(found, None);
+        let server = users.find_without_token("carol").await.expect("a lookup");
+        assert_eq!(server, Some(None), "the server API's lookup");
     }
 
     /// Usernames are 3–32 of `[a-z0-9_.-]`: anything else, a path or another case included,
@@ -262,6 +309,8 @@ mod contract {
         ] {
             let found = users.find(name, &f.caller).await.expect("a lookup");
             assert_eq!(found, None, "{name:?}");
+            let server = users.find_without_token(name).await.expect("a lookup");
+            assert_eq!(server, Some(None), "{name:?}, the server API's lookup");
         }
     }
 }

@@ -20,6 +20,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../../migrations/hub/sqlite/0003_api_keys.sql"),
     ),
+    (
+        4,
+        include_str!("../../../migrations/hub/sqlite/0004_jobs.sql"),
+    ),
 ];
 
 /// The ledger of both hub stores: `schema_migrations (version, applied_ts)`, `applied_ts` in

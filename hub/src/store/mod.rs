@@ -20,6 +20,7 @@
 
 #[cfg(test)]
 mod contract;
+pub mod events;
 pub mod migrate;
 pub mod postgres;
 pub mod sqlite;

@@ -15,7 +15,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_protocol::{ws::Message, Millis, Seq};
 
+use super::events::Webhooks;
 use super::{is_bot_id, ApiKeyRecord};
+use switchboard_jobs::{enqueue_sqlite, NewJob};
 use super::{
     migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
     NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
@@ -30,6 +32,8 @@ pub struct SqliteStore {
     appends: tokio::sync::mpsc::Sender<AppendJob>,
     /// The node's histograms of batch size and commit time, read by the append writer.
     metrics: Arc<std::sync::OnceLock<crate::metrics::StoreMetrics>>,
+    /// The webhook events it causes (shared with the append writer).
+    webhooks: Webhooks,
 }
 
 /// Most appends queued for the writer before senders wait.
@@ -62,15 +66,19 @@ fn append_writer(
     mut jobs: tokio::sync::mpsc::Receiver<AppendJob>,
     commits: CommitSender,
     metrics: Arc<std::sync::OnceLock<crate::metrics::StoreMetrics>>,
+    webhooks: Webhooks,
 ) {
     let mut batch = Vec::with_capacity(APPEND_BATCH);
     while jobs.blocking_recv_many(&mut batch, APPEND_BATCH) > 0 {
         let started = std::time::Instant::now();
         let mut guard = conn.lock().unwrap_or_else(|p| p.into_inner());
-        let outcomes = write_batch(&mut guard, &batch);
+        let outcomes = write_batch(&mut guard, &batch, &webhooks);
         drop(guard);
         match outcomes {
-            Ok(outcomes) => {
+            Ok((outcomes, enqueued)) => {
+                if enqueued {
+                    webhooks.enqueued();
+                }
                 let at = std::time::Instant::now();
                 let mut committed = Vec::new();
                 let mut replies = Vec::with_capacity(batch.len());
@@ -104,12 +112,15 @@ fn append_writer(
     }
 }
 
-/// Appends `jobs` in one transaction, a savepoint each; `Err` if the transaction as a whole
-/// failed (nothing stored).
+/// Appends `jobs` in one transaction, a savepoint each, with their webhook deliveries; `Err` if
+/// the transaction as a whole failed (nothing stored). The flag: whether it inserted any
+/// delivery job.
 fn write_batch(
     conn: &mut Connection,
     jobs: &[AppendJob],
-) -> rusqlite::Result<Vec<StoreResult<Appended>>> {
+    webhooks: &Webhooks,
+) -> rusqlite::Result<(Vec<StoreResult<Appended>>, bool)> {
+    let mut enqueued = false;
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
@@ -121,6 +132,11 @@ fn write_batch(
         let sp = tx.savepoint()?;
         match append_one(&sp, &job.msg) {
             Ok(Ok(appended)) => {
+                if !appended.duplicate {
+                    let deliveries = webhooks.message_created(&job.msg, appended.seq, appended.ts);
+                    enqueue_all(&sp, &deliveries)?;
+                    enqueued |= !deliveries.is_empty();
+                }
                 sp.commit()?;
                 outcomes.push(Ok(appended));
             }
@@ -130,7 +146,12 @@ fn write_batch(
         }
     }
     tx.commit()?;
-    Ok(outcomes)
+    Ok((outcomes, enqueued))
+}
+
+/// Inserts delivery jobs on `conn` (a transaction or savepoint of the change causing them).
+fn enqueue_all(conn: &Connection, jobs: &[NewJob]) -> rusqlite::Result<()> {
+    jobs.iter().try_for_each(|job| enqueue_sqlite(conn, job))
 }
 
 /// One append inside the writer's transaction: membership, key check, seq, insert, read mark.
@@ -244,14 +265,50 @@ impl SqliteStore {
         let writer_conn = conn.clone();
         let metrics = Arc::new(std::sync::OnceLock::new());
         let writer_metrics = metrics.clone();
+        let webhooks = Webhooks::default();
+        let writer_webhooks = webhooks.clone();
         std::thread::Builder::new()
             .name("sqlite-appends".into())
-            .spawn(move || append_writer(writer_conn, jobs, commits, writer_metrics))?;
+            .spawn(move || {
+                append_writer(writer_conn, jobs, commits, writer_metrics, writer_webhooks);
+            })?;
         Ok(Self {
             conn,
             appends,
             metrics,
+            webhooks,
         })
+    }
+
+    /// The webhook events this store causes (set their endpoints once, see [`Webhooks::set`]).
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
+    /// Runs `f` in a transaction that may insert delivery jobs (`f` returns them with its
+    /// value), committing both together, then raises the webhooks' signal if it inserted any.
+    async fn call_tx<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>, &Webhooks) -> rusqlite::Result<(T, Vec<NewJob>)>
+            + Send
+            + 'static,
+    {
+        let webhooks = self.webhooks.clone();
+        let signal = webhooks.clone();
+        let (out, enqueued) = self
+            .call(move |conn| {
+                let tx = conn.transaction()?;
+                let (out, jobs) = f(&tx, &webhooks)?;
+                enqueue_all(&tx, &jobs)?;
+                tx.commit()?;
+                Ok((out, !jobs.is_empty()))
+            })
+            .await?;
+        if enqueued {
+            signal.enqueued();
+        }
+        Ok(out)
     }
 
     /// Records each committed batch's size and time in `metrics` from now on (set once: a
@@ -328,8 +385,7 @@ fn insert_member(
 #[async_trait]
 impl Store for SqliteStore {
     async fn create_room(&self, room: NewRoom) -> StoreResult<RoomRecord> {
-        self.call(move |conn| {
-            let tx = conn.transaction()?;
+        self.call_tx(move |tx, webhooks| {
             tx.execute(
                 "INSERT INTO rooms (id, name, public, kind, created_by, created_ts, last_ts)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -342,10 +398,10 @@ impl Store for SqliteStore {
                     room.ts
                 ],
             )?;
-            insert_member(&tx, &room.id, &room.creator, room.ts)?;
-            let rec = get_room(&tx, &room.id)?.expect("room just inserted");
-            tx.commit()?;
-            Ok(rec)
+            insert_member(tx, &room.id, &room.creator, room.ts)?;
+            let rec = get_room(tx, &room.id)?.expect("room just inserted");
+            let jobs = webhooks.room_created(&rec, &[&room.creator], room.ts);
+            Ok((rec, jobs))
         })
         .await
     }
@@ -367,16 +423,19 @@ impl Store for SqliteStore {
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
-        self.call(move |conn| {
+        self.call_tx(move |tx, webhooks| {
             let key = format!("{}:{}", a.id, b.id);
-            let tx = conn.transaction()?;
+            let mut jobs = Vec::new();
             let existing: Option<String> = tx
                 .query_row("SELECT id FROM rooms WHERE direct_key = ?1", [&key], |r| r.get(0))
                 .optional()?;
             let id = match existing {
                 Some(id) => {
-                    insert_member(&tx, &id, &a, ts)?;
-                    insert_member(&tx, &id, &b, ts)?;
+                    for user in [&a, &b] {
+                        if insert_member(tx, &id, user, ts)? {
+                            jobs.extend(webhooks.member_joined(&id, user, ts));
+                        }
+                    }
                     tx.execute(
                         "UPDATE members SET hidden = 0 WHERE room_id = ?1 AND user_id = ?2",
                         [&id, &caller],
@@ -391,14 +450,15 @@ impl Store for SqliteStore {
                          VALUES (?1, ?2, 0, ?3, ?4, ?5, ?5, ?6)",
                         params![new_id, names.join(","), KIND_DIRECT, a.username, ts, key],
                     )?;
-                    insert_member(&tx, &new_id, &a, ts)?;
-                    insert_member(&tx, &new_id, &b, ts)?;
+                    insert_member(tx, &new_id, &a, ts)?;
+                    insert_member(tx, &new_id, &b, ts)?;
+                    let rec = get_room(tx, &new_id)?.expect("direct room just inserted");
+                    jobs.extend(webhooks.room_created(&rec, &[&a, &b], ts));
                     new_id
                 }
             };
-            let rec = get_room(&tx, &id)?.expect("direct room exists");
-            tx.commit()?;
-            Ok(rec)
+            let rec = get_room(tx, &id)?.expect("direct room exists");
+            Ok((rec, jobs))
         })
         .await
     }
@@ -418,18 +478,39 @@ impl Store for SqliteStore {
 
     async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool> {
         let (room, user) = (room.to_owned(), user.clone());
-        self.call(move |conn| insert_member(conn, &room, &user, ts))
-            .await
+        self.call_tx(move |tx, webhooks| {
+            let added = insert_member(tx, &room, &user, ts)?;
+            let jobs = if added {
+                webhooks.member_joined(&room, &user, ts)
+            } else {
+                Vec::new()
+            };
+            Ok((added, jobs))
+        })
+        .await
     }
 
     async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
-        self.call(move |conn| {
-            let n = conn.execute(
-                "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2",
-                [&room, &user_id],
-            )?;
-            Ok(n == 1)
+        self.call_tx(move |tx, webhooks| {
+            let username: Option<String> = tx
+                .query_row(
+                    "DELETE FROM members WHERE room_id = ?1 AND user_id = ?2 RETURNING username",
+                    [&room, &user_id],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            let jobs = match &username {
+                Some(username) => {
+                    let user = UserRef {
+                        id: user_id.clone(),
+                        username: username.clone(),
+                    };
+                    webhooks.member_left(&room, &user, switchboard_jobs::clock::now_ms())
+                }
+                None => Vec::new(),
+            };
+            Ok((username.is_some(), jobs))
         })
         .await
     }
@@ -555,30 +636,42 @@ impl Store for SqliteStore {
 
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         let (room, body) = (room.to_owned(), body.to_owned());
+        let wire_seq = seq;
         let Some(seq) = seq_key(seq) else {
             return Ok(());
         };
-        self.call(move |conn| {
-            conn.execute(
+        self.call_tx(move |tx, webhooks| {
+            let n = tx.execute(
                 "UPDATE messages SET body = ?3, edited_ts = ?4 WHERE room_id = ?1 AND seq = ?2",
                 params![room, seq, body, ts],
-            )
-            .map(drop)
+            )?;
+            let jobs = if n == 1 {
+                webhooks.message_edited(&room, wire_seq, &body, ts)
+            } else {
+                Vec::new()
+            };
+            Ok(((), jobs))
         })
         .await
     }
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
+        let wire_seq = seq;
         let Some(seq) = seq_key(seq) else {
             return Ok(());
         };
-        self.call(move |conn| {
-            conn.execute(
+        self.call_tx(move |tx, webhooks| {
+            let n = tx.execute(
                 "UPDATE messages SET body = '', deleted = 1, edited_ts = ?3 WHERE room_id = ?1 AND seq = ?2",
                 params![room, seq, ts],
-            )
-            .map(drop)
+            )?;
+            let jobs = if n == 1 {
+                webhooks.message_deleted(&room, wire_seq, ts)
+            } else {
+                Vec::new()
+            };
+            Ok(((), jobs))
         })
         .await
     }

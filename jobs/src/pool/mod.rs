@@ -93,7 +93,7 @@ struct Ctx {
     handlers: HashMap<&'static str, Arc<dyn Handler>>,
     cfg: PoolConfig,
     metrics: JobMetrics,
-    nudge: Notify,
+    nudge: Arc<Notify>,
     stop: CancellationToken,
 }
 
@@ -132,7 +132,7 @@ impl Pool {
             handlers,
             cfg,
             metrics,
-            nudge: Notify::new(),
+            nudge: Arc::new(Notify::new()),
             stop: CancellationToken::new(),
         });
         let workers = (0..workers)
@@ -153,6 +153,12 @@ impl Pool {
     /// its next poll.
     pub fn nudge(&self) {
         self.ctx.nudge.notify_one();
+    }
+
+    /// What [`Pool::nudge`] notifies, for code that cannot hold the pool (a store's writer
+    /// thread): `notify_one` on it is a nudge.
+    pub fn nudger(&self) -> Arc<Notify> {
+        Arc::clone(&self.ctx.nudge)
     }
 
     /// Stops claiming, waits up to [`PoolConfig::drain`] for running jobs, then drops what is

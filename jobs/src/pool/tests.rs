@@ -414,15 +414,15 @@ async fn attempts_dead_jobs_and_depth_show_in_metrics() {
     tokio::time::sleep(SAMPLE_EVERY).await;
     let text = registry.render();
     for line in [
-        "switchboard_job_attempts_total{result=\"transient\"} 1",
-        "switchboard_job_attempts_total{result=\"permanent\"} 1",
-        "switchboard_job_attempts_total{result=\"ok\"} 1",
-        "switchboard_jobs_dead_total 1",
-        "switchboard_jobs{state=\"dead\"} 1",
-        "switchboard_jobs{state=\"done\"} 1",
-        "switchboard_jobs{state=\"ready\"} 1",
-        "switchboard_jobs{state=\"running\"} 0",
-        "switchboard_job_duration_seconds_count 3",
+        "switchboard_job_attempts_total{queue=\"auth\",result=\"transient\"} 1",
+        "switchboard_job_attempts_total{queue=\"auth\",result=\"permanent\"} 1",
+        "switchboard_job_attempts_total{queue=\"auth\",result=\"ok\"} 1",
+        "switchboard_jobs_dead_total{queue=\"auth\"} 1",
+        "switchboard_jobs{queue=\"auth\",state=\"dead\"} 1",
+        "switchboard_jobs{queue=\"auth\",state=\"done\"} 1",
+        "switchboard_jobs{queue=\"auth\",state=\"ready\"} 1",
+        "switchboard_jobs{queue=\"auth\",state=\"running\"} 0",
+        "switchboard_job_duration_seconds_count{queue=\"auth\"} 3",
     ] {
         assert!(
             text.lines().any(|l| l == line),

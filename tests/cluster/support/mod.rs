@@ -58,6 +58,9 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
+/// The secret the hubs and the auth node share (`--service-token`).
+pub const SERVICE_TOKEN: &str = "service-token-of-the-cluster-tests";
+
 /// How to start a [`Cluster`]. `Default` is what [`Cluster::start`] starts: three hubs on a
 /// fresh database of the shared PostgreSQL and a fresh key prefix on the shared Redis.
 #[derive(Debug, Clone)]
@@ -170,6 +173,7 @@ impl Cluster {
             ("--trusted-proxies", "127.0.0.1"),
             // A SIGTERMed auth node stops at once (the hubs' drain is what the tests time).
             ("--drain-delay-ms", "0"),
+            ("--service-token", SERVICE_TOKEN),
             ("--hash-queue", "100000"),
             ("--login-account-rate-per-sec", "100000"),
             ("--login-account-burst", "100000"),
@@ -213,6 +217,7 @@ impl Cluster {
                 ("--redis-url", &redis_url),
                 ("--redis-prefix", &redis_prefix),
                 ("--auth-url", &auth_url),
+                ("--service-token", SERVICE_TOKEN),
                 // The tests send far faster than a person; the limiter is tested elsewhere.
                 ("--rate-per-sec", "10000"),
                 ("--rate-burst", "10000"),

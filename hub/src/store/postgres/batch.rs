@@ -55,6 +55,10 @@ use tokio::time::{timeout_at, Instant};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 
+use switchboard_jobs::NewJob;
+use switchboard_webhooks::EventType;
+
+use crate::store::events::Webhooks;
 use crate::store::{Appended, CommitSender, Committed, NewMessage, StoreError, StoreResult};
 
 /// One queued append.
@@ -229,6 +233,8 @@ pub(super) struct Writer {
     /// `PgConfig::timeout`, for the error of a job that ran out of time.
     pub timeout: Duration,
     pub counters: Arc<Counters>,
+    /// The webhook events of the messages it stores (`message.created`).
+    pub webhooks: Webhooks,
 }
 
 impl Writer {
@@ -282,7 +288,12 @@ impl Writer {
         let result = match timeout_at(deadline, self.pool.get()).await {
             Err(_) => Err(StoreError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(mut client)) => match timeout_at(deadline, write(&mut client, &jobs)).await {
+            Ok(Ok(mut client)) => match timeout_at(
+                deadline,
+                write(&mut client, &jobs, &self.webhooks),
+            )
+            .await
+            {
                 Ok(result) => result,
                 Err(_) => {
                     // The connection may be stuck mid-transaction: close it rather than return
@@ -294,6 +305,9 @@ impl Writer {
         };
         match result {
             Ok(written) => {
+                if written.enqueued {
+                    self.webhooks.enqueued();
+                }
                 self.counters.batches.fetch_add(1, Ordering::Relaxed);
                 self.counters
                     .messages
@@ -343,6 +357,8 @@ impl Writer {
 struct Written {
     /// One per job, in job order.
     outcomes: Vec<StoreResult<Appended>>,
+    /// Whether it inserted delivery jobs.
+    enqueued: bool,
     /// How many rows were inserted.
     stored: u64,
 }
@@ -358,8 +374,8 @@ struct Row {
 /// Writes `jobs` in one transaction (see the module docs) and commits; on an error, rolls the
 /// transaction back before the connection goes back to the pool. (A `write` cut off by the
 /// writer's timeout never returns its connection: `flush` closes it, and the server rolls back.)
-async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
-    let written = write_and_commit(client, jobs).await;
+async fn write(client: &mut Client, jobs: &[Job], webhooks: &Webhooks) -> StoreResult<Written> {
+    let written = write_and_commit(client, jobs, webhooks).await;
     if written.is_err() {
         // Outside a transaction (BEGIN or COMMIT failed) this is a warning, not an error; on a
         // broken connection it fails, and the pool drops the connection.
@@ -370,7 +386,11 @@ async fn write(client: &mut Client, jobs: &[Job]) -> StoreResult<Written> {
 
 /// [`write`] without the clean-up: returns as soon as a statement fails, leaving the failed
 /// transaction open.
-async fn write_and_commit(client: &Client, jobs: &[Job]) -> StoreResult<Written> {
+async fn write_and_commit(
+    client: &Client,
+    jobs: &[Job],
+    webhooks: &Webhooks,
+) -> StoreResult<Written> {
     // Repeats of a key within the batch follow the first job with that key (their leader);
     // only leaders go to the database.
     let mut first_with_key: HashMap<(&str, &str, &str), usize> = HashMap::new();
@@ -424,14 +444,30 @@ async fn write_and_commit(client: &Client, jobs: &[Job]) -> StoreResult<Written>
     let lock_params: [&(dyn ToSql + Sync); 1] = [&rooms];
     let insert_params: [&(dyn ToSql + Sync); 7] =
         [&idx, &room, &sender_id, &sender_name, &body, &ts, &cmid];
-    let ((), locked, rows, ()) = tokio::try_join!(
-        biased;
-        client.batch_execute("BEGIN"),
-        client.query(&lock, &lock_params),
-        client.query(&insert, &insert_params),
-        client.batch_execute("COMMIT"),
-    )
-    .map_err(refusal)?;
+    //
+    // With an endpoint receiving `message.created`, the `COMMIT` waits for the delivery jobs,
+    // which need the seqs the insert assigns: one more round trip, only then.
+    let with_events = webhooks.wants(EventType::MessageCreated);
+    let (locked, rows) = if with_events {
+        let ((), locked, rows) = tokio::try_join!(
+            biased;
+            client.batch_execute("BEGIN"),
+            client.query(&lock, &lock_params),
+            client.query(&insert, &insert_params),
+        )
+        .map_err(refusal)?;
+        (locked, rows)
+    } else {
+        let ((), locked, rows, ()) = tokio::try_join!(
+            biased;
+            client.batch_execute("BEGIN"),
+            client.query(&lock, &lock_params),
+            client.query(&insert, &insert_params),
+            client.batch_execute("COMMIT"),
+        )
+        .map_err(refusal)?;
+        (locked, rows)
+    };
     let existing: HashSet<&str> = locked.iter().map(|r| r.get(0)).collect();
     let mut by_job: Vec<Option<Row>> = vec![None; jobs.len()];
     let mut stored = 0;
@@ -463,6 +499,23 @@ async fn write_and_commit(client: &Client, jobs: &[Job]) -> StoreResult<Written>
         });
     }
 
+    let mut enqueued = false;
+    if with_events {
+        let deliveries: Vec<NewJob> = by_job
+            .iter()
+            .enumerate()
+            .filter_map(|(i, row)| row.as_ref().map(|row| (i, row)))
+            .filter(|(_, row)| !row.duplicate)
+            .flat_map(|(i, row)| webhooks.message_created(&jobs[i].msg, row.seq, row.ts))
+            .collect();
+        tokio::try_join!(
+            biased;
+            super::enqueue_events(client, &deliveries),
+            client.batch_execute("COMMIT"),
+        )
+        .map_err(refusal)?;
+        enqueued = !deliveries.is_empty();
+    }
     let outcomes = jobs
         .iter()
         .enumerate()
@@ -478,5 +531,9 @@ async fn write_and_commit(client: &Client, jobs: &[Job]) -> StoreResult<Written>
             }),
         })
         .collect();
-    Ok(Written { outcomes, stored })
+    Ok(Written {
+        outcomes,
+        stored,
+        enqueued,
+    })
 }

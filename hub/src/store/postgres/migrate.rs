@@ -25,6 +25,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../../migrations/hub/postgres/0004_api_keys.sql"),
     ),
+    (
+        5,
+        include_str!("../../../../migrations/hub/postgres/0005_jobs.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises hub migrations across nodes: the ASCII bytes of

@@ -30,7 +30,78 @@ use tokio_postgres::NoTls;
 
 pub use batch::BatchStats;
 
+use super::events::Webhooks;
 use super::{CommitSender, StoreError, StoreResult};
+
+/// The schema of the hub's job tables (migration 5), named in every job statement.
+pub(crate) const JOB_SCHEMA: &str = "public";
+
+/// Inserts the delivery jobs of a transaction's events, in ONE statement (a round trip for
+/// any number), their ids taken from the sequence `hub_event_ids` in slice order (zero-padded
+/// to 20 digits, so text order is number order).
+///
+/// **Invariant:** the caller holds the row lock of every room the events belong to (the batch
+/// writer's `LOCK_ROOMS`, or [`lock_room`]) until its commit. So a room's events take their
+/// ids in commit order on every node, and a lane (`webhook:{endpoint}:{room}`), which runs in
+/// id order, delivers them in the order they happened, whichever nodes caused them. (uuid v7
+/// ids made on each node's clock would not: clocks differ.)
+pub(crate) async fn enqueue_events(
+    client: &impl deadpool_postgres::GenericClient,
+    jobs: &[switchboard_jobs::NewJob],
+) -> Result<(), tokio_postgres::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    let payloads: Vec<String> = jobs.iter().map(|j| j.payload.to_string()).collect();
+    let lanes: Vec<Option<&str>> = jobs.iter().map(|j| j.lane.as_deref()).collect();
+    let max_attempts: Vec<i32> = jobs
+        .iter()
+        .map(|j| i32::try_from(j.max_attempts).unwrap_or(i32::MAX))
+        .collect();
+    let run_at: Vec<i64> = jobs.iter().map(|j| j.run_at).collect();
+    let created_at: Vec<i64> = jobs.iter().map(|j| j.created_at).collect();
+    let stmt = client
+        .prepare_cached(
+            "INSERT INTO public.jobs (id, kind, payload, lane, state, attempts, max_attempts,
+                                      run_at, created_at)
+             SELECT lpad(nextval('public.hub_event_ids')::text, 20, '0'), kind, payload, lane,
+                    'ready', 0, max_attempts, run_at, created_at
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int4[], $5::int8[], $6::int8[])
+                  WITH ORDINALITY AS t(kind, payload, lane, max_attempts, run_at, created_at, n)
+             ORDER BY n",
+        )
+        .await?;
+    client
+        .execute(
+            &stmt,
+            &[
+                &kinds,
+                &payloads,
+                &lanes,
+                &max_attempts,
+                &run_at,
+                &created_at,
+            ],
+        )
+        .await?;
+    Ok(())
+}
+
+/// Takes `room`'s row lock (as the batch writer does) for the rest of the transaction, so that
+/// the events of this transaction take their ids after those of every transaction on the room
+/// committed before it (see [`enqueue_events`]).
+pub(crate) async fn lock_room(
+    tx: &impl deadpool_postgres::GenericClient,
+    room: &str,
+) -> Result<(), tokio_postgres::Error> {
+    tx.execute(
+        "SELECT 1 FROM rooms WHERE id = $1 FOR NO KEY UPDATE",
+        &[&room],
+    )
+    .await
+    .map(drop)
+}
 
 /// Tuning of a [`PgStore`]. `Default` gives the documented defaults of the hub's flags.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +154,8 @@ pub struct PgStore {
     queues: Arc<[mpsc::Sender<batch::Job>]>,
     counters: Arc<batch::Counters>,
     timeout: Duration,
+    /// The webhook events it causes (shared with the batch writers).
+    webhooks: Webhooks,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -144,6 +217,7 @@ impl PgStore {
         let batch_max_size = cfg.batch_max_size.clamp(1, i32::MAX as usize);
         let writers = cfg.writers.clamp(1, cfg.pool_size.max(1));
         let counters = Arc::new(batch::Counters::default());
+        let webhooks = Webhooks::default();
         let queues = (0..writers)
             .map(|_| {
                 let (queue, jobs) = mpsc::channel(batch_max_size * QUEUED_BATCHES);
@@ -156,6 +230,7 @@ impl PgStore {
                         max_age: cfg.batch_max_age,
                         timeout: cfg.timeout,
                         counters: counters.clone(),
+                        webhooks: webhooks.clone(),
                     }
                     .run(),
                 );
@@ -167,7 +242,19 @@ impl PgStore {
             queues,
             counters,
             timeout: cfg.timeout,
+            webhooks,
         })
+    }
+
+    /// The webhook events this store causes (set their endpoints once, see [`Webhooks::set`]).
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
+    }
+
+    /// The hub's job queue (webhook deliveries), in this database's `public` schema, over the
+    /// store's pool.
+    pub fn job_store(&self) -> switchboard_jobs::PgJobs {
+        switchboard_jobs::PgJobs::new(self.pool.clone(), JOB_SCHEMA)
     }
 
     /// The queue of the writer that owns `room`.
@@ -184,6 +271,19 @@ impl PgStore {
     /// What the batch writers have committed so far.
     pub fn stats(&self) -> BatchStats {
         self.counters.snapshot()
+    }
+
+    /// [`Self::call`] for an operation that may insert delivery jobs: `op` also says whether it
+    /// did, and then the webhooks' signal is raised after its commit.
+    async fn call_events<T, F>(&self, op: F) -> StoreResult<T>
+    where
+        F: for<'c> FnOnce(&'c mut Client) -> BoxFuture<'c, StoreResult<(T, bool)>>,
+    {
+        let (out, enqueued) = self.call(op).await?;
+        if enqueued {
+            self.webhooks.enqueued();
+        }
+        Ok(out)
     }
 
     /// Runs `op` on a pooled connection, the whole within the timeout. A connection whose

@@ -7,6 +7,8 @@ use deadpool_postgres::GenericClient;
 use switchboard_protocol::{ws::Message, Millis, Seq};
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
+use switchboard_jobs::NewJob;
+use switchboard_webhooks::EventType;
 use tokio_postgres::Row;
 
 use super::{batch, PgStore};
@@ -80,6 +82,12 @@ async fn get_room(c: &impl GenericClient, id: &str) -> StoreResult<Option<RoomRe
     Ok(c.query_opt(&stmt, &[&id]).await?.as_ref().map(room_row))
 }
 
+/// Inserts delivery jobs in `tx`, the transaction of the change causing them.
+async fn enqueue(tx: &impl GenericClient, jobs: &[NewJob]) -> StoreResult<()> {
+    super::enqueue_events(tx, jobs).await?;
+    Ok(())
+}
+
 async fn insert_member(
     c: &impl GenericClient,
     room: &str,
@@ -103,7 +111,8 @@ impl Store for PgStore {
     async fn create_room(&self, room: NewRoom) -> StoreResult<RoomRecord> {
         no_nul("room id", &room.id)?;
         no_nul("room name", &room.name)?;
-        self.call(move |c| {
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
                 tx.execute(
@@ -121,8 +130,10 @@ impl Store for PgStore {
                 .await?;
                 insert_member(&tx, &room.id, &room.creator, room.ts).await?;
                 let rec = get_room(&tx, &room.id).await?.expect("room just inserted");
+                let jobs = webhooks.room_created(&rec, &[&room.creator], room.ts);
+                enqueue(&tx, &jobs).await?;
                 tx.commit().await?;
-                Ok(rec)
+                Ok((rec, !jobs.is_empty()))
             })
         })
         .await
@@ -146,7 +157,8 @@ impl Store for PgStore {
         if a.id > b.id {
             std::mem::swap(&mut a, &mut b);
         }
-        self.call(move |c| {
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
             Box::pin(async move {
                 let key = format!("{}:{}", a.id, b.id);
                 let mut names = [a.username.as_str(), b.username.as_str()];
@@ -164,8 +176,15 @@ impl Store for PgStore {
                 let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1");
                 let rec = room_row(&tx.query_one(&sql, &[&key]).await?);
                 // Both are members (restored if a row is missing); the caller sees it again.
-                insert_member(&tx, &rec.id, &a, ts).await?;
-                insert_member(&tx, &rec.id, &b, ts).await?;
+                let mut jobs = Vec::new();
+                for user in [&a, &b] {
+                    if insert_member(&tx, &rec.id, user, ts).await? && created == 0 {
+                        jobs.extend(webhooks.member_joined(&rec.id, user, ts));
+                    }
+                }
+                if created == 1 {
+                    jobs.extend(webhooks.room_created(&rec, &[&a, &b], ts));
+                }
                 if created == 0 {
                     tx.execute(
                         "UPDATE members SET hidden = FALSE WHERE room_id = $1 AND user_id = $2",
@@ -173,8 +192,9 @@ impl Store for PgStore {
                     )
                     .await?;
                 }
+                enqueue(&tx, &jobs).await?;
                 tx.commit().await?;
-                Ok(rec)
+                Ok((rec, !jobs.is_empty()))
             })
         })
         .await
@@ -198,21 +218,52 @@ impl Store for PgStore {
 
     async fn add_member(&self, room: &str, user: &UserRef, ts: Millis) -> StoreResult<bool> {
         let (room, user) = (room.to_owned(), user.clone());
-        self.call(move |c| Box::pin(async move { insert_member(&*c, &room, &user, ts).await }))
-            .await
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
+            Box::pin(async move {
+                if !webhooks.wants(EventType::MemberJoined) {
+                    return Ok((insert_member(&*c, &room, &user, ts).await?, false));
+                }
+                let tx = c.transaction().await?;
+                let added = insert_member(&tx, &room, &user, ts).await?;
+                let jobs = if added {
+                    webhooks.member_joined(&room, &user, ts)
+                } else {
+                    Vec::new()
+                };
+                enqueue(&tx, &jobs).await?;
+                tx.commit().await?;
+                Ok((added, !jobs.is_empty()))
+            })
+        })
+        .await
     }
 
     async fn remove_member(&self, room: &str, user_id: &str) -> StoreResult<bool> {
         let (room, user_id) = (room.to_owned(), user_id.to_owned());
-        self.call(move |c| {
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
             Box::pin(async move {
-                let n = c
-                    .execute(
-                        "DELETE FROM members WHERE room_id = $1 AND user_id = $2",
+                let tx = c.transaction().await?;
+                let row = tx
+                    .query_opt(
+                        "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING username",
                         &[&room, &user_id],
                     )
                     .await?;
-                Ok(n == 1)
+                let jobs = match &row {
+                    Some(row) => {
+                        let user = UserRef {
+                            id: user_id.clone(),
+                            username: row.get(0),
+                        };
+                        webhooks.member_left(&room, &user, switchboard_jobs::clock::now_ms())
+                    }
+                    None => Vec::new(),
+                };
+                enqueue(&tx, &jobs).await?;
+                tx.commit().await?;
+                Ok((row.is_some(), !jobs.is_empty()))
             })
         })
         .await
@@ -382,17 +433,28 @@ impl Store for PgStore {
     async fn edit(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> StoreResult<()> {
         no_nul("message body", body)?;
         let (room, body) = (room.to_owned(), body.to_owned());
+        let wire_seq = seq;
         let Some(seq) = seq_key(seq) else {
             return Ok(());
         };
-        self.call(move |c| {
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
             Box::pin(async move {
-                c.execute(
-                    "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2",
-                    &[&room, &seq, &body, &ts],
-                )
-                .await?;
-                Ok(())
+                let tx = c.transaction().await?;
+                let n = tx
+                    .execute(
+                        "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2",
+                        &[&room, &seq, &body, &ts],
+                    )
+                    .await?;
+                let jobs = if n == 1 {
+                    webhooks.message_edited(&room, wire_seq, &body, ts)
+                } else {
+                    Vec::new()
+                };
+                enqueue(&tx, &jobs).await?;
+                tx.commit().await?;
+                Ok(((), !jobs.is_empty()))
             })
         })
         .await
@@ -400,18 +462,29 @@ impl Store for PgStore {
 
     async fn delete(&self, room: &str, seq: Seq, ts: Millis) -> StoreResult<()> {
         let room = room.to_owned();
+        let wire_seq = seq;
         let Some(seq) = seq_key(seq) else {
             return Ok(());
         };
-        self.call(move |c| {
+        let webhooks = self.webhooks().clone();
+        self.call_events(move |c| {
             Box::pin(async move {
-                c.execute(
-                    "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3
-                     WHERE room_id = $1 AND seq = $2",
-                    &[&room, &seq, &ts],
-                )
-                .await?;
-                Ok(())
+                let tx = c.transaction().await?;
+                let n = tx
+                    .execute(
+                        "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3
+                         WHERE room_id = $1 AND seq = $2",
+                        &[&room, &seq, &ts],
+                    )
+                    .await?;
+                let jobs = if n == 1 {
+                    webhooks.message_deleted(&room, wire_seq, ts)
+                } else {
+                    Vec::new()
+                };
+                enqueue(&tx, &jobs).await?;
+                tx.commit().await?;
+                Ok(((), !jobs.is_empty()))
             })
         })
         .await
