@@ -247,12 +247,13 @@ async fn sqlite_store() -> (Arc<SqliteJobs>, tempfile::TempDir) {
     (Arc::new(SqliteJobs::open(&path).await.unwrap()), dir)
 }
 
-fn pool(store: Arc<SqliteJobs>, h: WebhookHandler) -> Pool {
+/// A pool of `workers` running `h` on `store`, retrying after 20 ms doubling to 100 ms.
+fn pool(store: Arc<SqliteJobs>, h: WebhookHandler, workers: usize) -> Pool {
     Pool::start(
         store,
         vec![Arc::new(h)],
         PoolConfig {
-            workers: 2,
+            workers,
             poll: Duration::from_millis(20),
             backoff: Backoff::doubling(Duration::from_millis(20), Duration::from_millis(100)),
             ..PoolConfig::default()

@@ -13,7 +13,7 @@ async fn retries_after_500s_carry_the_same_ids_and_a_valid_signature() {
     let job = jobs(&registry, json!({"room": "general", "seq": 1})).remove(0);
     let event: Event = serde_json::from_value(job.payload["event"].clone()).unwrap();
     store.enqueue(job.clone()).await.unwrap();
-    let pool = pool(Arc::clone(&store), h);
+    let pool = pool(Arc::clone(&store), h, 1);
 
     let attempts: Vec<Seen> = vec![
         next(&mut seen).await,
@@ -68,7 +68,7 @@ async fn events_of_one_lane_arrive_in_order_after_a_retry() {
         store.enqueue(job).await.unwrap();
     }
     // Two workers: the lane, not a single worker, keeps the order.
-    let pool = pool(Arc::clone(&store), h);
+    let pool = pool(Arc::clone(&store), h, 2);
     let mut order = Vec::new();
     for _ in 0..6 {
         order.push(next(&mut seen).await.event().data["seq"].as_u64().unwrap());
@@ -111,4 +111,39 @@ async fn the_signed_body_is_exactly_the_sent_body() {
         .unwrap();
     assert_eq!(s.signature, sign::signature(SECRET.as_bytes(), t, &s.body));
     assert!((unix_now() - t).abs() <= 5);
+}
+
+#[tokio::test]
+async fn a_hanging_receiver_does_not_stall_the_only_worker() {
+    let (held_tx, _held) = mpsc::unbounded_channel();
+    let hang = raw_receiver(move |socket| {
+        let held_tx = held_tx.clone();
+        async move {
+            let _ = held_tx.send(socket);
+        }
+    })
+    .await;
+    let (ok, mut seen) = receiver(|_, _| status(200)).await;
+    let registry = Registry::new();
+    registry.replace(vec![
+        endpoint("hang", format!("http://{hang}/")),
+        endpoint("ok", format!("http://{ok}/")),
+    ]);
+    let (h, _) = handler(&registry, cfg(300));
+    let (store, _dir) = sqlite_store().await;
+    // The hanging endpoint's delivery is first in the queue.
+    let [to_hang, to_ok]: [NewJob; 2] = jobs(&registry, json!({"seq": 1})).try_into().unwrap();
+    assert!(to_hang.payload["endpoint"] == "hang" && to_hang.id < to_ok.id);
+    store.enqueue(to_hang.clone()).await.unwrap();
+    store.enqueue(to_ok.clone()).await.unwrap();
+    let pool = pool(Arc::clone(&store), h, 1);
+
+    assert_eq!(next(&mut seen).await.delivery_id, to_ok.id);
+    wait_state(&*store, &to_ok.id, State::Done).await;
+    let hanging = store.get(&to_hang.id).await.unwrap().unwrap();
+    assert!(hanging.attempts >= 1);
+    assert!(matches!(hanging.state, State::Ready | State::Running));
+    let error = hanging.last_error.unwrap_or_default();
+    assert!(error.contains("no answer within 300 ms"), "{error}");
+    pool.shutdown().await;
 }
