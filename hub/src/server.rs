@@ -178,7 +178,8 @@ async fn open_store(
             let jobs = SqliteJobs::open(&path)
                 .await
                 .context("opening the hub's job queue")?;
-            (Arc::new(store), store_webhooks(&store), Arc::new(jobs))
+            let webhooks = store.webhooks().clone();
+            (Arc::new(store), webhooks, Arc::new(jobs))
         }
     };
     Ok(Opened {
@@ -188,9 +189,6 @@ async fn open_store(
     })
 }
 
-fn store_webhooks(store: &SqliteStore) -> Webhooks {
-    store.webhooks().clone()
-}
 
 /// Serves the hub on `listener` until `shutdown` resolves. Then it drains: `/readyz` answers
 /// 503 `draining` while the node keeps serving for `--drain-delay-ms`, so a load balancer
@@ -300,7 +298,7 @@ async fn serve(
         jobs,
         webhooks::pool_config(&cfg.auth_jobs, &node, Duration::from_millis(cfg.shutdown_grace_ms)),
         cfg.webhook.delivery_config(),
-        switchboard_jobs::metrics::JobMetrics::for_queue(&metrics_registry, "hub"),
+        &metrics_registry,
     );
     store_webhooks.set(hub_webhooks.registry.clone(), hub_webhooks.nudger());
     let mut ready_redis = None;

@@ -14,8 +14,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard_jobs::metrics::JobMetrics;
 use switchboard_jobs::{JobStore, Pool, PoolConfig};
 use switchboard_webhooks::deliver::{DeliveryConfig, WebhookHandler};
+use switchboard_webhooks::metrics::WebhookMetrics;
 use switchboard_webhooks::{Disabler, Registry};
 
 /// How often a scaled-out hub refreshes the endpoints from the auth node.
@@ -70,7 +72,7 @@ impl HubWebhooks {
         jobs: Arc<dyn JobStore>,
         cfg: PoolConfig,
         delivery: DeliveryConfig,
-        metrics: switchboard_jobs::metrics::JobMetrics,
+        metrics: &switchboard_kit::metrics::Registry,
     ) -> Self {
         let mut tasks = Vec::new();
         let (registry, disabler): (Registry, Arc<dyn Disabler>) = match source {
@@ -83,8 +85,14 @@ impl HubWebhooks {
             }
             Source::None => (Registry::new(), Arc::new(NoDisabler)),
         };
-        let handler = WebhookHandler::new(registry.clone(), disabler, delivery);
-        let pool = Pool::start(jobs.clone(), vec![Arc::new(handler)], cfg, metrics);
+        let handler = WebhookHandler::new(registry.clone(), disabler, delivery)
+            .with_metrics(WebhookMetrics::new(metrics));
+        let pool = Pool::start(
+            jobs.clone(),
+            vec![Arc::new(handler)],
+            cfg,
+            JobMetrics::for_queue(metrics, "hub"),
+        );
         Self {
             registry,
             jobs,

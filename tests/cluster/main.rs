@@ -38,3 +38,4 @@ mod mail;
 mod proxy;
 mod readiness;
 mod server_api;
+mod webhooks;

@@ -108,3 +108,50 @@ async fn the_server_api_reaches_every_node() {
         );
     }
 }
+
+/// With a separate auth node, the server API looks users up through the auth node's internal
+/// route (the service token): a user no hub has seen yet can be added to a room, and a
+/// disconnect of a username nobody has is `404 user_not_found`, as with the embedded auth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_api_finds_users_no_hub_has_seen() {
+    let cluster = Cluster::start(1).await;
+    let made = cluster.api_key(&["create", "backend"]);
+    let key = made
+        .lines()
+        .find(|l| l.starts_with("sbk_"))
+        .expect("a key")
+        .to_owned();
+    let alice = cluster.user("alice", &cluster.lb_http()).await;
+    let carol = cluster.user("carol", &cluster.lb_http()).await;
+    let room = alice.room_with(&[]).await;
+    let hub = cluster.hub_http(0);
+    let path = format!("/v1/server/rooms/{}/members", room.id);
+    assert_eq!(
+        post(&hub, &key, &path, json!({"username": carol.username})).await,
+        204,
+        "carol, who never joined a room, is found"
+    );
+    let members = alice.api.room(&room.id).await.expect("room").members;
+    assert!(
+        members.as_ref().is_some_and(|m| m.contains(&carol.username)),
+        "{members:?}"
+    );
+    assert_eq!(
+        post(&hub, &key, &path, json!({"username": "nobody_has_this_name"})).await,
+        404
+    );
+    assert_eq!(
+        post(
+            &hub,
+            &key,
+            "/v1/server/disconnect",
+            json!({"user": "nobody_has_this_name"})
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        post(&hub, &key, "/v1/server/disconnect", json!({"user": carol.username})).await,
+        204
+    );
+}

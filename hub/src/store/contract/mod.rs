@@ -8,6 +8,7 @@
 
 mod checks;
 mod commits;
+mod events;
 mod server;
 
 use std::collections::BTreeMap;
@@ -33,6 +34,7 @@ use commits::{
     commits_carry_the_stored_message, many_rooms_keep_their_order_with_concurrent_writers,
     refused_and_failed_appends_send_nothing,
 };
+use events::{events_enqueue_deliveries_with_their_changes, no_endpoint_no_deliveries};
 use server::{api_keys_are_stored_found_and_revoked, bots_are_marked_and_never_known_users};
 
 /// For each listed check, a module of the same name with the tests `sqlite` and `postgres`.
@@ -58,6 +60,8 @@ macro_rules! store_contract {
 }
 
 store_contract!(
+    events_enqueue_deliveries_with_their_changes,
+    no_endpoint_no_deliveries,
     api_keys_are_stored_found_and_revoked,
     bots_are_marked_and_never_known_users,
     seqs_are_dense_and_idempotent,
@@ -91,6 +95,10 @@ pub(crate) struct Harness {
     /// Every batch received so far, in order.
     log: Vec<Vec<Committed>>,
     backing: Backing,
+    /// The store's webhook events (set their endpoints to make it enqueue deliveries).
+    pub webhooks: super::events::Webhooks,
+    /// The store's job queue, where the deliveries go.
+    pub jobs: Arc<dyn switchboard_jobs::JobStore>,
 }
 
 enum Backing {
@@ -127,7 +135,10 @@ impl Harness {
         let path = dir.path().join("hub.db");
         let (tx, commits) = mpsc::channel(CHANNEL_BATCHES);
         let store = SqliteStore::open(&path, 0, tx).await.unwrap();
+        let jobs = switchboard_jobs::SqliteJobs::open(&path).await.unwrap();
         Self {
+            webhooks: store.webhooks().clone(),
+            jobs: Arc::new(jobs),
             store: Arc::new(store),
             commits,
             log: Vec::new(),
@@ -144,6 +155,8 @@ impl Harness {
         };
         let store = PgStore::connect(&db.url, cfg, tx).await.unwrap();
         Self {
+            webhooks: store.webhooks().clone(),
+            jobs: Arc::new(store.job_store()),
             store: Arc::new(store),
             commits,
             log: Vec::new(),
