@@ -65,6 +65,7 @@ pub mod store;
 mod throttle;
 pub mod tokens;
 mod validate;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -115,6 +116,8 @@ struct Inner {
     mailer: Arc<dyn mail::Mailer>,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
+    /// The task reloading the webhook registry from the store.
+    _webhook_reload: AbortOnDrop,
     /// The job queue in the store.
     jobs: Arc<dyn switchboard_jobs::JobStore>,
     /// This node's job workers, until [`Auth::shutdown_jobs`] takes them (dropping the last
@@ -156,6 +159,15 @@ impl Auth {
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let throttle = Throttle::new(&cfg)?;
         let pool_cfg = jobs::pool_config(&cfg)?;
+        cfg.webhooks.check().map_err(AuthError::Config)?;
+        if let Some(token) = &cfg.service_token {
+            if token.len() < webhooks::MIN_SERVICE_TOKEN_BYTES {
+                return Err(AuthError::Config(format!(
+                    "the service token (--service-token) must be at least {} bytes",
+                    webhooks::MIN_SERVICE_TOKEN_BYTES
+                )));
+            }
+        }
         let dir = cfg.data_dir.clone();
         let private_dir = dir.clone();
         tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
@@ -179,6 +191,15 @@ impl Auth {
             Some(url) => Arc::new(PgStore::connect(url).await?),
             None => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE)).await?),
         };
+        store
+            .sync_config_webhooks(
+                cfg.webhooks.endpoints.clone(),
+                switchboard_jobs::clock::now_ms(),
+            )
+            .await?;
+        let webhook_reload = AbortOnDrop(
+            webhooks::spawn_reload(Arc::clone(&store), cfg.webhooks.reload_interval).abort_handle(),
+        );
         let revocations = Revocations::new();
         let mut live = Vec::new();
         for session in store
@@ -247,6 +268,7 @@ impl Auth {
                 mailer,
                 announcer,
                 _follower: follower,
+                _webhook_reload: webhook_reload,
                 jobs,
                 pool: std::sync::Mutex::new(Some(pool)),
             }),

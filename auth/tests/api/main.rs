@@ -43,4 +43,5 @@ mod sessions;
 mod throttle;
 mod tokens;
 mod users;
+mod webhooks_store;
 mod welcome_mail;
