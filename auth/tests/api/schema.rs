@@ -31,6 +31,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         "schema_migrations",
         "sessions",
         "users",
+        "webhook_endpoints",
     ]
     .map(|t| ("auth".to_owned(), t.to_owned()))
     .into();
@@ -62,7 +63,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 4, "each migration once");
+    assert_eq!(count, 5, "each migration once");
 }
 
 #[tokio::test]
@@ -84,7 +85,7 @@ async fn postgres_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 4
+                known: 5
             })
         ),
         "{err:?}"
@@ -114,7 +115,7 @@ async fn sqlite_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 5
+                known: 6
             })
         ),
         "{err:?}"
