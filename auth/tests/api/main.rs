@@ -43,5 +43,6 @@ mod sessions;
 mod throttle;
 mod tokens;
 mod users;
+mod webhooks_admin;
 mod webhooks_store;
 mod welcome_mail;
