@@ -26,6 +26,28 @@ pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
 /// Shortest service token accepted (`--service-token`).
 pub const MIN_SERVICE_TOKEN_BYTES: usize = 16;
 
+/// `--service-token`; never shown by `Debug`. Its length (at least
+/// [`MIN_SERVICE_TOKEN_BYTES`]) is checked by [`crate::Auth::open`], not by the flag's parser,
+/// so that a refused token is not repeated in the parser's error.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ServiceToken(pub String);
+
+impl ServiceToken {
+    /// The flag's parser (takes any string).
+    ///
+    /// # Errors
+    /// Never.
+    pub fn parse(s: &str) -> Result<Self, std::convert::Infallible> {
+        Ok(Self(s.to_owned()))
+    }
+}
+
+impl std::fmt::Debug for ServiceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServiceToken(***)")
+    }
+}
+
 /// The webhook settings of an auth service.
 #[derive(Clone)]
 pub struct WebhookConfig {

@@ -44,5 +44,6 @@ mod throttle;
 mod tokens;
 mod users;
 mod webhooks_admin;
+mod webhooks_config;
 mod webhooks_store;
 mod welcome_mail;
