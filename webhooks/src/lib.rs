@@ -13,6 +13,10 @@
 //!   reach (SSRF).
 //! - [`sign`]: the `X-Switchboard-Signature` header (HMAC-SHA256 over the timestamp and the
 //!   body) and its verification.
+//! - [`deliver`]: [`WebhookHandler`], the job handler that POSTs a delivery (signed, SSRF-guarded
+//!   at each resolution, bounded in time and memory), and [`DeliveryConfig`].
+//! - [`flags`]: [`WebhookFlags`], the delivery flags of the hub and the auth node.
+//! - [`metrics`]: [`WebhookMetrics`], deliveries by outcome and their duration.
 //!
 //! # Guarantees
 //! - **Never for a change that did not commit, never lost for one that did:** the delivery
@@ -25,13 +29,19 @@
 //! - **Only what an endpoint subscribed to, only while it is enabled,** as the node's
 //!   registry knew it when the event committed.
 
+pub mod deliver;
 mod error;
 pub mod event;
+pub mod flags;
+pub mod metrics;
 pub mod policy;
 pub mod registry;
 pub mod sign;
 
+pub use deliver::{DeliveryConfig, WebhookHandler};
 pub use error::WebhookError;
 pub use event::{Event, EventType};
+pub use flags::WebhookFlags;
+pub use metrics::WebhookMetrics;
 pub use policy::{validate_url, AddrPolicy};
 pub use registry::{Disabler, Endpoint, Registry, JOB_KIND};
