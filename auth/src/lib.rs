@@ -245,6 +245,16 @@ impl Auth {
                 cfg.public_url.clone(),
             )));
         }
+        // The auth store's webhook deliveries (user events); a 410 disables in the store.
+        let disabler = Arc::new(webhooks::StoreDisabler(Arc::clone(&store)));
+        handlers.push(Arc::new(
+            switchboard_webhooks::WebhookHandler::new(
+                store.webhooks(),
+                disabler,
+                cfg.webhooks.delivery_config(),
+            )
+            .with_metrics(switchboard_webhooks::WebhookMetrics::new(&cfg.metrics)),
+        ));
         handlers.extend(cfg.job_handlers.iter().cloned());
         let pool = switchboard_jobs::Pool::start(
             Arc::clone(&jobs),

@@ -107,6 +107,10 @@ pub struct NodeConfig {
     /// The webhook endpoints' configuration (--webhooks-file, ...), shared with the hub's flags.
     #[command(flatten)]
     pub webhooks: crate::webhooks::WebhookConfigFlags,
+    /// The webhook delivery flags (--webhook-timeout-ms, --webhook-allow-link-local), shared
+    /// with the hub's flags.
+    #[command(flatten)]
+    pub webhook_delivery: switchboard_webhooks::WebhookFlags,
 
     /// The token hubs present (Authorization: Bearer) on /v1/internal/* to read the webhook
     /// endpoints with their secrets, disable one, and look users up for the server API: at
@@ -400,7 +404,7 @@ pub async fn bind_metrics(listen: MetricsListen) -> anyhow::Result<Option<TcpLis
 pub async fn open(cfg: &NodeConfig, metrics: &Arc<Registry>) -> anyhow::Result<Auth> {
     let mut auth_cfg = cfg.auth_config();
     auth_cfg.metrics = metrics.clone();
-    cfg.webhooks.apply(&mut auth_cfg)?;
+    cfg.webhooks.apply(&cfg.webhook_delivery, &mut auth_cfg)?;
     Auth::open(auth_cfg).await.with_context(|| {
         format!(
             "opening the auth service (data dir {}, database {}, redis {})",

@@ -1,7 +1,8 @@
 //! `--webhooks-file`: the configured endpoints, a JSON array of
 //! `{"id", "url", "secret", "events": [...]}`, and the flags of the webhook configuration
 //! ([`WebhookConfigFlags`], the same on `switchboard-auth` and on the hub for its embedded
-//! auth).
+//! auth; the delivery flags, `--webhook-timeout-ms` and `--webhook-allow-link-local`, are
+//! `switchboard_webhooks::WebhookFlags`, flattened next to it).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -139,12 +140,6 @@ pub struct WebhookConfigFlags {
     #[arg(long, env = "SWITCHBOARD_WEBHOOKS_FILE")]
     pub webhooks_file: Option<PathBuf>,
 
-    /// Allow webhook URLs on link-local and cloud-metadata addresses (169.254.0.0/16,
-    /// fe80::/10, metadata.google.internal): only for a receiver that really lives there.
-    /// Default off (SSRF).
-    #[arg(long, env = "SWITCHBOARD_WEBHOOK_ALLOW_LINK_LOCAL")]
-    pub webhook_allow_link_local: bool,
-
     /// How often the webhook endpoints are reloaded from the store, in milliseconds (changes
     /// made on other nodes arrive within it). Default 5000.
     #[arg(long, env = "SWITCHBOARD_WEBHOOK_RELOAD_MS",
@@ -154,14 +149,21 @@ pub struct WebhookConfigFlags {
 }
 
 impl WebhookConfigFlags {
-    /// Reads `--webhooks-file` (if given) and writes these settings into `cfg.webhooks`.
+    /// Reads `--webhooks-file` (if given, its URLs checked with `delivery`'s
+    /// `--webhook-allow-link-local`) and writes these settings and `delivery`'s into
+    /// `cfg.webhooks`.
     ///
     /// # Errors
     /// [`WebhookFileError`] for a file that cannot be read or holds a bad entry.
-    pub fn apply(&self, cfg: &mut AuthConfig) -> Result<(), WebhookFileError> {
+    pub fn apply(
+        &self,
+        delivery: &switchboard_webhooks::WebhookFlags,
+        cfg: &mut AuthConfig,
+    ) -> Result<(), WebhookFileError> {
         let mut webhooks = WebhookConfig {
             endpoints: Vec::new(),
-            allow_link_local: self.webhook_allow_link_local,
+            allow_link_local: delivery.webhook_allow_link_local,
+            delivery: delivery.delivery_config(),
             reload_interval: Duration::from_millis(self.webhook_reload_ms),
         };
         if let Some(path) = &self.webhooks_file {

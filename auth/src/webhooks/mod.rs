@@ -19,6 +19,7 @@ use switchboard_webhooks::{AddrPolicy, Endpoint};
 
 pub use file::{load_file, WebhookConfigFlags, WebhookFileError};
 pub(crate) use service::spawn_reload;
+pub use service::StoreDisabler;
 
 /// Default [`WebhookConfig::reload_interval`].
 pub const DEFAULT_RELOAD_INTERVAL: Duration = Duration::from_secs(5);
@@ -56,8 +57,12 @@ pub struct WebhookConfig {
     /// Every auth node of a cluster must be given the same list.
     pub endpoints: Vec<Endpoint>,
     /// Allow endpoint URLs on link-local and cloud-metadata addresses
-    /// (`--webhook-allow-link-local`). Default off (SSRF).
+    /// (`--webhook-allow-link-local`). Default off (SSRF). The one source of the URL policy:
+    /// it replaces `delivery.policy`.
     pub allow_link_local: bool,
+    /// How this node's workers deliver the auth store's webhook jobs (the user events):
+    /// `--webhook-timeout-ms` and the bounds of `switchboard_webhooks::DeliveryConfig`.
+    pub delivery: switchboard_webhooks::DeliveryConfig,
     /// How often the registry is reloaded from the store, so changes made by other nodes
     /// (another auth node's admin API, a hub's 410-disable) arrive. Default
     /// [`DEFAULT_RELOAD_INTERVAL`].
@@ -69,6 +74,7 @@ impl Default for WebhookConfig {
         Self {
             endpoints: Vec::new(),
             allow_link_local: false,
+            delivery: switchboard_webhooks::DeliveryConfig::default(),
             reload_interval: DEFAULT_RELOAD_INTERVAL,
         }
     }
@@ -107,6 +113,14 @@ impl WebhookConfig {
             allow_link_local: self.allow_link_local,
         }
     }
+
+    /// The delivery settings, with this configuration's URL policy.
+    pub fn delivery_config(&self) -> switchboard_webhooks::DeliveryConfig {
+        switchboard_webhooks::DeliveryConfig {
+            policy: self.policy(),
+            ..self.delivery.clone()
+        }
+    }
 }
 
 impl std::fmt::Debug for WebhookConfig {
@@ -118,6 +132,7 @@ impl std::fmt::Debug for WebhookConfig {
                 &self.endpoints.iter().map(|e| &e.id).collect::<Vec<_>>(),
             )
             .field("allow_link_local", &self.allow_link_local)
+            .field("delivery", &self.delivery)
             .field("reload_interval", &self.reload_interval)
             .finish()
     }

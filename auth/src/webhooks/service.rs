@@ -230,6 +230,26 @@ impl Disabler for Auth {
     }
 }
 
+/// [`Disabler`] over the store itself: what the auth service's own delivery handler is given
+/// (it is built before the [`Auth`] it belongs to). Same behaviour as `Auth`'s.
+pub struct StoreDisabler(pub Arc<dyn AuthStore>);
+
+#[async_trait::async_trait]
+impl Disabler for StoreDisabler {
+    async fn disable(&self, endpoint: &str, reason: &str) -> Result<(), String> {
+        let reason = cut(reason, MAX_REASON_BYTES);
+        match self.0.disable_webhook(endpoint, reason, now_ms()).await {
+            Ok(found) => {
+                if found {
+                    tracing::warn!(endpoint, reason, "webhook endpoint disabled");
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
 /// Reloads the store's registry every `period`, until aborted (the service's drop). A failed
 /// reload keeps the list it had and is logged.
 pub(crate) fn spawn_reload(

@@ -45,5 +45,6 @@ mod tokens;
 mod users;
 mod webhooks_admin;
 mod webhooks_config;
+mod webhooks_delivery;
 mod webhooks_store;
 mod welcome_mail;

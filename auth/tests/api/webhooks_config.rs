@@ -29,6 +29,8 @@ fn webhook_flags_map_onto_the_auth_config() {
         "--webhook-allow-link-local",
         "--webhook-reload-ms",
         "250",
+        "--webhook-timeout-ms",
+        "1500",
         "--service-token",
         "a-service-token-of-32-bytes-long",
     ])
@@ -39,9 +41,13 @@ fn webhook_flags_map_onto_the_auth_config() {
         auth.service_token.as_deref(),
         Some("a-service-token-of-32-bytes-long")
     );
-    cfg.webhooks.apply(&mut auth).unwrap();
+    cfg.webhooks
+        .apply(&cfg.webhook_delivery, &mut auth)
+        .unwrap();
     assert!(auth.webhooks.allow_link_local);
     assert_eq!(auth.webhooks.reload_interval, Duration::from_millis(250));
+    assert_eq!(auth.webhooks.delivery.timeout, Duration::from_millis(1500));
+    assert!(auth.webhooks.delivery_config().policy.allow_link_local);
     let ids: Vec<&str> = auth
         .webhooks
         .endpoints
@@ -62,7 +68,9 @@ fn webhook_flags_map_onto_the_auth_config() {
     // Defaults: no file, link-local refused, 5 s, no token.
     let cfg = NodeConfig::try_parse_from(["switchboard-auth"]).unwrap();
     let mut auth = cfg.auth_config();
-    cfg.webhooks.apply(&mut auth).unwrap();
+    cfg.webhooks
+        .apply(&cfg.webhook_delivery, &mut auth)
+        .unwrap();
     let default = AuthConfig::new("x").webhooks;
     assert!(auth.webhooks.endpoints.is_empty() && !auth.webhooks.allow_link_local);
     assert_eq!(auth.webhooks.reload_interval, Duration::from_secs(5));
@@ -78,7 +86,7 @@ fn webhook_flags_map_onto_the_auth_config() {
     .unwrap();
     let err = cfg
         .webhooks
-        .apply(&mut cfg.auth_config())
+        .apply(&cfg.webhook_delivery, &mut cfg.auth_config())
         .unwrap_err()
         .to_string();
     assert!(
