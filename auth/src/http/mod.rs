@@ -7,6 +7,7 @@ mod accounts;
 mod docs;
 mod error;
 mod extractor;
+mod internal;
 mod jobs;
 mod reset;
 mod routes;

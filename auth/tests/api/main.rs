@@ -46,5 +46,6 @@ mod users;
 mod webhooks_admin;
 mod webhooks_config;
 mod webhooks_delivery;
+mod webhooks_internal;
 mod webhooks_store;
 mod welcome_mail;
