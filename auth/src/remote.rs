@@ -353,7 +353,10 @@ impl RemoteDirectory {
             return Ok(Some(user).filter(|u| !u.deleted));
         }
         match refusal(url, resp).await {
-            RemoteError::Refused { code, .. } if code == ErrorCode::UserNotFound => Ok(None),
+            RemoteError::Refused {
+                code: ErrorCode::UserNotFound,
+                ..
+            } => Ok(None),
             other => Err(other),
         }
     }
@@ -503,7 +506,10 @@ impl RemoteWebhooks {
             return Ok(());
         }
         match refusal(url, resp).await {
-            RemoteError::Refused { code, .. } if code == ErrorCode::NotFound => Ok(()),
+            RemoteError::Refused {
+                code: ErrorCode::NotFound,
+                ..
+            } => Ok(()),
             other => Err(other),
         }
     }
