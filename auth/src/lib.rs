@@ -31,6 +31,11 @@
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
 //! - [`reset`]: password reset by mail (the token, the per-address limit, the confirm).
+//! - [`webhooks`]: the control plane of signed webhooks: endpoints from `--webhooks-file` or
+//!   the admin API (`/v1/admin/webhooks*`) in the store ([`store::webhooks`]), the live
+//!   registry ([`Auth::webhooks`]), the internal routes for hubs (`/v1/internal/*`, the
+//!   service token; clients in [`remote`]), and `user.registered` / `user.deleted` enqueued in
+//!   the user's transaction.
 //! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
 //!   or `data_dir/outbox`).
 //! - [`admin`]: the `admin create|promote|demote` command of the binaries (the first admin is
@@ -141,18 +146,26 @@ impl Auth {
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
     ///
+    /// The webhook endpoints of `cfg.webhooks` become the store's configured endpoints (see
+    /// [`store::WebhookStore::sync_config_webhooks`]), and a task reloads the registry
+    /// ([`Auth::webhooks`]) every `cfg.webhooks.reload_interval`.
+    ///
     /// It starts this node's job workers ([`AuthConfig::jobs`], the mail lane spaced by
     /// `cfg.mail.rate_per_sec`: [`jobs::pool_config`]) with the welcome mail's handler
-    /// ([`mail::WelcomeMailHandler`] over this service's mailer) and those of
-    /// [`AuthConfig::job_handlers`]. So every process that opens the service sends the welcome
-    /// mails: the hub with embedded auth, and each auth node.
+    /// ([`mail::WelcomeMailHandler`] over this service's mailer), the webhook delivery handler
+    /// (`switchboard_webhooks::WebhookHandler` over [`Auth::webhooks`] and
+    /// `cfg.webhooks.delivery_config()`, a 410 disabling in the store: the `webhook` jobs of
+    /// the user events) and those of [`AuthConfig::job_handlers`]. So every process that opens
+    /// the service sends the welcome mails and the user events: the hub with embedded auth,
+    /// and each auth node.
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::Config`] if a limit or the mail rate is out of range;
+    /// [`AuthError::Config`] if a limit or the mail rate is out of range, a configured webhook
+    /// endpoint breaks a rule (naming its id), or the service token is shorter than 16 bytes;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
@@ -290,7 +303,8 @@ impl Auth {
     /// and `DELETE /v1/auth/sessions[/{sid}]`, `GET /v1/admin/users`, `PATCH` and `DELETE
     /// /v1/admin/users/{id}`, `GET /v1/admin/jobs`, `POST /v1/admin/jobs/{id}/retry`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
-    /// [`node::router`]'s).
+    /// [`node::router`]'s). Not the internal routes (`/v1/internal/*`): only
+    /// [`node::router`] serves those.
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
     }

@@ -1,6 +1,6 @@
 //! Webhooks on the auth side: the auth store is their control plane. The endpoints live in
 //! the store (`webhook_endpoints`, see [`crate::store::webhooks`]), come from configuration
-//! ([`WebhookConfig`], `--webhooks-file`: [`file`]) or from admins (`/v1/admin/webhooks*`), and
+//! ([`WebhookConfig`], `--webhooks-file`: [`file`](mod@file)) or from admins (`/v1/admin/webhooks*`), and
 //! reach the hubs through [`crate::Auth::webhooks`] (in-process, the live registry) or the
 //! internal routes (`/v1/internal/webhooks*`, with the service token) and
 //! [`crate::remote::RemoteWebhooks`].
