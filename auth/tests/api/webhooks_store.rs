@@ -21,6 +21,7 @@ backend_tests!(
     the_webhook_store_creates_changes_disables_and_deletes,
     configured_endpoints_are_synced_and_only_their_enabled_flag_changes,
     the_store_holds_at_most_100_endpoints,
+    concurrent_creations_on_two_nodes_never_pass_100,
     the_registry_follows_changes_made_on_another_node,
     a_bad_configured_endpoint_or_service_token_stops_the_open,
     registration_enqueues_one_user_registered_delivery,
@@ -309,6 +310,30 @@ async fn the_store_holds_at_most_100_endpoints(backend: Backend) {
         CreateWebhook::TooMany
     );
     assert_eq!(store.webhooks().snapshot().len(), MAX_ENDPOINTS);
+}
+
+async fn concurrent_creations_on_two_nodes_never_pass_100(backend: Backend) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = test_db(backend).await;
+    let one = open_store(backend, &dir, db.as_ref()).await;
+    let two = open_store(backend, &dir, db.as_ref()).await;
+    for i in 0..MAX_ENDPOINTS - 1 {
+        one.create_webhook(endpoint(&format!("e{i}"), &[EventType::RoomCreated]), 1)
+            .await
+            .unwrap();
+    }
+    let (a, b) = tokio::join!(
+        one.create_webhook(endpoint("last-a", &[EventType::RoomCreated]), 2),
+        two.create_webhook(endpoint("last-b", &[EventType::RoomCreated]), 2),
+    );
+    let outcomes = [a.unwrap(), b.unwrap()];
+    let created = outcomes
+        .iter()
+        .filter(|o| matches!(o, CreateWebhook::Created(_)))
+        .count();
+    assert_eq!(created, 1, "{outcomes:?}");
+    assert!(outcomes.contains(&CreateWebhook::TooMany));
+    assert_eq!(one.list_webhooks().await.unwrap().len(), MAX_ENDPOINTS);
 }
 
 /// Polls `registry` until `done` holds (the other node's reload is periodic: there is no event
