@@ -116,6 +116,14 @@ pub struct AuthConfig {
     /// Lifetime of a password-reset token. Default [`DEFAULT_RESET_TTL`] (30 minutes); tests
     /// shorten it to see a token expire without waiting.
     pub reset_ttl: Duration,
+    /// Webhook endpoints from configuration (`--webhooks-file`), the URL policy of the
+    /// endpoints (`allow_link_local`) and how often the registry is reloaded from the store.
+    /// Default: no configured endpoint, link-local refused, reloaded every 5 s.
+    pub webhooks: crate::webhooks::WebhookConfig,
+    /// The token hubs present on `/v1/internal/*` (`--service-token`), at least
+    /// [`crate::webhooks::MIN_SERVICE_TOKEN_BYTES`] bytes. `None` (the default): every internal
+    /// request is refused with 401.
+    pub service_token: Option<String>,
 }
 
 /// What the operator decides about accounts. Both are off by default.
@@ -227,6 +235,8 @@ impl AuthConfig {
             public_url: None,
             mail_jobs: true,
             reset_ttl: DEFAULT_RESET_TTL,
+            webhooks: crate::webhooks::WebhookConfig::default(),
+            service_token: None,
         }
     }
 }
@@ -266,6 +276,8 @@ impl std::fmt::Debug for AuthConfig {
             .field("public_url", &self.public_url)
             .field("mail_jobs", &self.mail_jobs)
             .field("reset_ttl", &self.reset_ttl)
+            .field("webhooks", &self.webhooks)
+            .field("service_token", &self.service_token.as_ref().map(|_| "***"))
             .finish()
     }
 }

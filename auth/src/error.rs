@@ -118,6 +118,10 @@ pub enum AuthError {
     /// The access token was rejected.
     #[error(transparent)]
     Token(#[from] TokenError),
+    /// An internal route (`/v1/internal/*`) without this node's service token (missing, wrong,
+    /// or the node has none).
+    #[error("this route needs the service token")]
+    ServiceToken,
     /// The refresh token is malformed, unknown, expired, or its session is revoked.
     #[error("invalid refresh token")]
     InvalidRefreshToken,
@@ -216,6 +220,7 @@ impl AuthError {
             Self::InvalidCredentials => ErrorCode::InvalidCredentials,
             Self::Token(e) => e.code(),
             Self::MissingBearer
+            | Self::ServiceToken
             | Self::InvalidRefreshToken
             | Self::RefreshTokenReused
             | Self::InvalidResetToken

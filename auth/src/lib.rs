@@ -31,6 +31,11 @@
 //!   lookup); `accounts`: administration, self-service and the session list; `http`: their
 //!   routes.
 //! - [`reset`]: password reset by mail (the token, the per-address limit, the confirm).
+//! - [`webhooks`]: the control plane of signed webhooks: endpoints from `--webhooks-file` or
+//!   the admin API (`/v1/admin/webhooks*`) in the store ([`store::webhooks`]), the live
+//!   registry ([`Auth::webhooks`]), the internal routes for hubs (`/v1/internal/*`, the
+//!   service token; clients in [`remote`]), and `user.registered` / `user.deleted` enqueued in
+//!   the user's transaction.
 //! - [`mail`]: the welcome and password-reset mails and the [`mail::Mailer`] seam (SMTP relay
 //!   or `data_dir/outbox`).
 //! - [`admin`]: the `admin create|promote|demote` command of the binaries (the first admin is
@@ -65,6 +70,7 @@ pub mod store;
 mod throttle;
 pub mod tokens;
 mod validate;
+pub mod webhooks;
 
 use std::sync::Arc;
 
@@ -115,6 +121,8 @@ struct Inner {
     mailer: Arc<dyn mail::Mailer>,
     /// The [`redis_feed::follow`] task applying other nodes' revocations (with `redis_url`).
     _follower: Option<AbortOnDrop>,
+    /// The task reloading the webhook registry from the store.
+    _webhook_reload: AbortOnDrop,
     /// The job queue in the store.
     jobs: Arc<dyn switchboard_jobs::JobStore>,
     /// This node's job workers, until [`Auth::shutdown_jobs`] takes them (dropping the last
@@ -138,24 +146,41 @@ impl Auth {
     /// `cfg.database_url` is set, else in `data_dir/auth.db`. Revoked sessions whose access
     /// tokens may still be unexpired are loaded into the revocation set.
     ///
+    /// The webhook endpoints of `cfg.webhooks` become the store's configured endpoints (see
+    /// [`store::WebhookStore::sync_config_webhooks`]), and a task reloads the registry
+    /// ([`Auth::webhooks`]) every `cfg.webhooks.reload_interval`.
+    ///
     /// It starts this node's job workers ([`AuthConfig::jobs`], the mail lane spaced by
     /// `cfg.mail.rate_per_sec`: [`jobs::pool_config`]) with the welcome mail's handler
-    /// ([`mail::WelcomeMailHandler`] over this service's mailer) and those of
-    /// [`AuthConfig::job_handlers`]. So every process that opens the service sends the welcome
-    /// mails: the hub with embedded auth, and each auth node.
+    /// ([`mail::WelcomeMailHandler`] over this service's mailer), the webhook delivery handler
+    /// (`switchboard_webhooks::WebhookHandler` over [`Auth::webhooks`] and
+    /// `cfg.webhooks.delivery_config()`, a 410 disabling in the store: the `webhook` jobs of
+    /// the user events) and those of [`AuthConfig::job_handlers`]. So every process that opens
+    /// the service sends the welcome mails and the user events: the hub with embedded auth,
+    /// and each auth node.
     ///
     /// With `cfg.redis_url`, it also connects to Redis, re-announces those loaded revocations
     /// (in case a node died between recording one and announcing it), and follows the
     /// revocations of other nodes ([`redis_feed::follow`]) into its own set.
     ///
     /// # Errors
-    /// [`AuthError::Config`] if a limit or the mail rate is out of range;
+    /// [`AuthError::Config`] if a limit or the mail rate is out of range, a configured webhook
+    /// endpoint breaks a rule (naming its id), or the service token is shorter than 16 bytes;
     /// [`AuthError::DataDir`], [`AuthError::Keys`], [`AuthError::Store`] (including a schema
     /// newer than this binary), [`AuthError::Redis`] or a hashing error when something cannot
     /// be created, reached, read or parsed.
     pub async fn open(cfg: AuthConfig) -> Result<Auth, AuthError> {
         let throttle = Throttle::new(&cfg)?;
         let pool_cfg = jobs::pool_config(&cfg)?;
+        cfg.webhooks.check().map_err(AuthError::Config)?;
+        if let Some(token) = &cfg.service_token {
+            if token.len() < webhooks::MIN_SERVICE_TOKEN_BYTES {
+                return Err(AuthError::Config(format!(
+                    "the service token (--service-token) must be at least {} bytes",
+                    webhooks::MIN_SERVICE_TOKEN_BYTES
+                )));
+            }
+        }
         let dir = cfg.data_dir.clone();
         let private_dir = dir.clone();
         tokio::task::spawn_blocking(move || datadir::secure_dir(&private_dir))
@@ -179,6 +204,15 @@ impl Auth {
             Some(url) => Arc::new(PgStore::connect(url).await?),
             None => Arc::new(SqliteStore::open(&dir.join(DATABASE_FILE)).await?),
         };
+        store
+            .sync_config_webhooks(
+                cfg.webhooks.endpoints.clone(),
+                switchboard_jobs::clock::now_ms(),
+            )
+            .await?;
+        let webhook_reload = AbortOnDrop(
+            webhooks::spawn_reload(Arc::clone(&store), cfg.webhooks.reload_interval).abort_handle(),
+        );
         let revocations = Revocations::new();
         let mut live = Vec::new();
         for session in store
@@ -224,6 +258,16 @@ impl Auth {
                 cfg.public_url.clone(),
             )));
         }
+        // The auth store's webhook deliveries (user events); a 410 disables in the store.
+        let disabler = Arc::new(webhooks::StoreDisabler(Arc::clone(&store)));
+        handlers.push(Arc::new(
+            switchboard_webhooks::WebhookHandler::new(
+                store.webhooks(),
+                disabler,
+                cfg.webhooks.delivery_config(),
+            )
+            .with_metrics(switchboard_webhooks::WebhookMetrics::new(&cfg.metrics)),
+        ));
         handlers.extend(cfg.job_handlers.iter().cloned());
         let pool = switchboard_jobs::Pool::start(
             Arc::clone(&jobs),
@@ -247,6 +291,7 @@ impl Auth {
                 mailer,
                 announcer,
                 _follower: follower,
+                _webhook_reload: webhook_reload,
                 jobs,
                 pool: std::sync::Mutex::new(Some(pool)),
             }),
@@ -258,7 +303,8 @@ impl Auth {
     /// and `DELETE /v1/auth/sessions[/{sid}]`, `GET /v1/admin/users`, `PATCH` and `DELETE
     /// /v1/admin/users/{id}`, `GET /v1/admin/jobs`, `POST /v1/admin/jobs/{id}/retry`, `GET
     /// /v1/users/{username}` and `GET /.well-known/jwks.json`, with state applied. No fallback and no `/healthz`: those are the caller's (the hub's, or
-    /// [`node::router`]'s).
+    /// [`node::router`]'s). Not the internal routes (`/v1/internal/*`): only
+    /// [`node::router`] serves those.
     pub fn router(&self) -> axum::Router {
         http::router(self.clone())
     }

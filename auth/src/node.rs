@@ -104,6 +104,22 @@ pub struct NodeConfig {
     #[command(flatten)]
     pub mail: crate::mail::MailFlags,
 
+    /// The webhook endpoints' configuration (--webhooks-file, ...), shared with the hub's flags.
+    #[command(flatten)]
+    pub webhooks: crate::webhooks::WebhookConfigFlags,
+    /// The webhook delivery flags (--webhook-timeout-ms, --webhook-allow-link-local), shared
+    /// with the hub's flags.
+    #[command(flatten)]
+    pub webhook_delivery: switchboard_webhooks::WebhookFlags,
+
+    /// The token hubs present (Authorization: Bearer) on /v1/internal/* to read the webhook
+    /// endpoints with their secrets, disable one, and look users up for the server API: at
+    /// least 16 bytes, the same on every hub (their --service-token). Default: none, and every
+    /// internal request is refused with 401.
+    #[arg(long, env = "SWITCHBOARD_SERVICE_TOKEN", hide_env_values = true,
+          value_parser = crate::webhooks::ServiceToken::parse)]
+    pub service_token: Option<crate::webhooks::ServiceToken>,
+
     /// Where browsers reach the page (the hubs' public URL, e.g. https://chat.example.com): the
     /// base of the links in password-reset mails (`{URL}/#reset=<token>`). Required for reset
     /// mails: without it a reset request is answered 202 but no mail is sent (logged).
@@ -247,7 +263,8 @@ impl AuthLimitFlags {
 }
 
 impl NodeConfig {
-    /// The [`AuthConfig`] these flags describe.
+    /// The [`AuthConfig`] these flags describe, but for the webhook configuration: its file is
+    /// read by [`crate::webhooks::WebhookConfigFlags::apply`] (in [`open`]).
     pub fn auth_config(&self) -> AuthConfig {
         let mut cfg = AuthConfig::new(&self.data_dir);
         cfg.database_url = self.database_url.clone();
@@ -264,6 +281,7 @@ impl NodeConfig {
         self.mail.apply(&mut cfg);
         cfg.trusted_proxies = self.trusted_proxies.clone();
         cfg.public_url = self.public_url.clone();
+        cfg.service_token = self.service_token.as_ref().map(|t| t.0.clone());
         cfg
     }
 }
@@ -386,6 +404,7 @@ pub async fn bind_metrics(listen: MetricsListen) -> anyhow::Result<Option<TcpLis
 pub async fn open(cfg: &NodeConfig, metrics: &Arc<Registry>) -> anyhow::Result<Auth> {
     let mut auth_cfg = cfg.auth_config();
     auth_cfg.metrics = metrics.clone();
+    cfg.webhooks.apply(&cfg.webhook_delivery, &mut auth_cfg)?;
     Auth::open(auth_cfg).await.with_context(|| {
         format!(
             "opening the auth service (data dir {}, database {}, redis {})",

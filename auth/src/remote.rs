@@ -1,5 +1,7 @@
-//! Talking to a separate auth node over HTTP: [`RemoteKeys`] (its JWKS, as a [`KeySource`])
-//! and [`RemoteDirectory`] (user lookup). Used by hub nodes started with `--auth-url`.
+//! Talking to a separate auth node over HTTP: [`RemoteKeys`] (its JWKS, as a [`KeySource`]),
+//! [`RemoteDirectory`] (user lookup, on a user's behalf or, with the service token, the
+//! server API's) and [`RemoteWebhooks`] (the webhook endpoints and their 410-disable, with the
+//! service token). Used by hub nodes started with `--auth-url`.
 //!
 //! **Invariant:** verifying a token never waits on the auth node while its key is cached: the
 //! network is touched only for a `kid` not seen yet (at most once per
@@ -66,6 +68,37 @@ pub enum RemoteError {
     /// The last JWKS fetch failed a moment ago and the next is not allowed yet.
     #[error("the JWKS fetch failed less than {0:?} ago")]
     Throttled(Duration),
+    /// The auth node refused the request with our JSON error body (e.g. 401 `unauthorized`
+    /// for a wrong service token).
+    #[error("{url} answered HTTP {status} {code}: {message}")]
+    Refused {
+        /// The URL requested.
+        url: String,
+        /// The status.
+        status: u16,
+        /// The auth node's code.
+        code: ErrorCode,
+        /// The auth node's message.
+        message: String,
+    },
+    /// A service call on a client given no service token.
+    #[error("no service token is configured for the auth node")]
+    NoServiceToken,
+}
+
+/// The error of an answer that is not the one expected: [`RemoteError::Refused`] when it
+/// carries our JSON error body, else [`RemoteError::Status`].
+async fn refusal(url: String, resp: reqwest::Response) -> RemoteError {
+    let status = resp.status().as_u16();
+    match resp.json::<ErrorBody>().await {
+        Ok(body) => RemoteError::Refused {
+            url,
+            status,
+            code: body.error.code,
+            message: body.error.message,
+        },
+        Err(_) => RemoteError::Status { url, status },
+    }
 }
 
 /// An HTTP client for the auth node: timeouts set, proxies from the environment ignored (the
@@ -244,12 +277,24 @@ impl KeySource for RemoteKeys {
     }
 }
 
-/// Looks users up on a remote auth node (`GET {auth_url}/v1/users/{username}`), authenticated
-/// with the token of the user who asks.
-#[derive(Debug, Clone)]
+/// Looks users up on a remote auth node: `GET {auth_url}/v1/users/{username}` authenticated
+/// with the token of the user who asks, or `GET {auth_url}/v1/internal/users/{username}` with
+/// the service token ([`RemoteDirectory::user_by_username_as_service`]).
+#[derive(Clone)]
 pub struct RemoteDirectory {
     http: reqwest::Client,
     base: String,
+    /// `--service-token`, for the lookups of the server API.
+    service_token: Option<String>,
+}
+
+impl std::fmt::Debug for RemoteDirectory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteDirectory")
+            .field("base", &self.base)
+            .field("service_token", &self.service_token.as_ref().map(|_| "***"))
+            .finish()
+    }
 }
 
 impl RemoteDirectory {
@@ -258,6 +303,61 @@ impl RemoteDirectory {
         Self {
             http: http_client(),
             base: base_url(auth_url),
+            service_token: None,
+        }
+    }
+
+    /// The same directory, able to look users up as the service
+    /// ([`RemoteDirectory::user_by_username_as_service`]) with `token` (the auth node's
+    /// `--service-token`).
+    #[must_use]
+    pub fn with_service_token(mut self, token: impl Into<String>) -> Self {
+        self.service_token = Some(token.into());
+        self
+    }
+
+    /// The user with this username, without e-mail address, or `None` if there is none (or
+    /// the string is not a valid username, which is then not sent), asked with the service
+    /// token: the server API's lookup, made on no user's behalf.
+    ///
+    /// # Errors
+    /// [`RemoteError::NoServiceToken`] without [`RemoteDirectory::with_service_token`];
+    /// [`RemoteError::Refused`] when the auth node refuses (401 `unauthorized`: a wrong
+    /// token, or the node has none); [`RemoteError::Http`] or [`RemoteError::Status`] when it
+    /// cannot be reached or answers nonsense.
+    pub async fn user_by_username_as_service(
+        &self,
+        username: &str,
+    ) -> Result<Option<User>, RemoteError> {
+        let token = self
+            .service_token
+            .as_deref()
+            .ok_or(RemoteError::NoServiceToken)?;
+        if crate::validate::username(username).is_err() {
+            return Ok(None);
+        }
+        let url = format!("{}/v1/internal/users/{username}", self.base);
+        let http = |source| RemoteError::Http {
+            url: url.clone(),
+            source,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .map_err(http)?;
+        if resp.status().as_u16() == 200 {
+            let user: User = resp.json().await.map_err(http)?;
+            return Ok(Some(user).filter(|u| !u.deleted));
+        }
+        match refusal(url, resp).await {
+            RemoteError::Refused {
+                code: ErrorCode::UserNotFound,
+                ..
+            } => Ok(None),
+            other => Err(other),
         }
     }
 
@@ -304,5 +404,124 @@ impl RemoteDirectory {
             }),
             Err(_) => Err(RemoteError::Status { url, status }.into()),
         }
+    }
+}
+
+/// The webhook endpoints of a remote auth node, read and disabled with the service token
+/// (`GET /v1/internal/webhooks`, `POST /v1/internal/webhooks/{id}/disable`): what a hub with
+/// `--auth-url` fills its registry from, and tells about a 410.
+#[derive(Clone)]
+pub struct RemoteWebhooks {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl std::fmt::Debug for RemoteWebhooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteWebhooks")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RemoteWebhooks {
+    /// The endpoints of the auth node at `auth_url` (e.g. `http://auth:8090`), asked with
+    /// `service_token` (its `--service-token`).
+    pub fn new(auth_url: &str, service_token: impl Into<String>) -> Self {
+        Self {
+            http: http_client(),
+            base: base_url(auth_url),
+            token: service_token.into(),
+        }
+    }
+
+    /// Every endpoint, enabled or not, with its secret (for
+    /// [`switchboard_webhooks::Registry::replace`]). An event type this release does not know
+    /// is left out of the endpoint's set.
+    ///
+    /// # Errors
+    /// [`RemoteError::Refused`] (401: a wrong service token, or the node has none);
+    /// [`RemoteError::Http`] or [`RemoteError::Status`] when the node cannot be reached or
+    /// answers nonsense.
+    pub async fn endpoints(&self) -> Result<Vec<switchboard_webhooks::Endpoint>, RemoteError> {
+        let url = format!("{}/v1/internal/webhooks", self.base);
+        let http = |source| RemoteError::Http {
+            url: url.clone(),
+            source,
+        };
+        let resp = self
+            .http
+            .get(&url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .map_err(http)?;
+        if resp.status().as_u16() != 200 {
+            return Err(refusal(url, resp).await);
+        }
+        let list: switchboard_protocol::rest::InternalWebhookList =
+            resp.json().await.map_err(http)?;
+        Ok(list
+            .webhooks
+            .into_iter()
+            .map(|w| switchboard_webhooks::Endpoint {
+                events: w
+                    .events
+                    .iter()
+                    .filter_map(|e| switchboard_webhooks::EventType::parse(e).ok())
+                    .collect(),
+                id: w.id,
+                url: w.url,
+                secret: w.secret,
+                enabled: w.enabled,
+            })
+            .collect())
+    }
+
+    /// Disables `endpoint` on the auth node (`Ok` also when it does not exist there).
+    ///
+    /// # Errors
+    /// As [`RemoteWebhooks::endpoints`].
+    pub async fn disable_endpoint(&self, endpoint: &str, reason: &str) -> Result<(), RemoteError> {
+        // An id outside its pattern names no endpoint (and keeps path syntax out of the URL).
+        if crate::webhooks::validate::id(endpoint).is_err() {
+            return Ok(());
+        }
+        let url = format!("{}/v1/internal/webhooks/{endpoint}/disable", self.base);
+        let resp = self
+            .http
+            .post(&url)
+            .bearer_auth(&self.token)
+            .json(&switchboard_protocol::rest::DisableWebhookRequest {
+                reason: reason.to_owned(),
+            })
+            .send()
+            .await
+            .map_err(|source| RemoteError::Http {
+                url: url.clone(),
+                source,
+            })?;
+        if resp.status().as_u16() == 204 {
+            return Ok(());
+        }
+        match refusal(url, resp).await {
+            RemoteError::Refused {
+                code: ErrorCode::NotFound,
+                ..
+            } => Ok(()),
+            other => Err(other),
+        }
+    }
+}
+
+/// A hub's delivery handler tells the auth node about a 410 (the auth node disables the
+/// endpoint for every node; this hub's registry learns it at its next refresh).
+#[async_trait]
+impl switchboard_webhooks::Disabler for RemoteWebhooks {
+    async fn disable(&self, endpoint: &str, reason: &str) -> Result<(), String> {
+        self.disable_endpoint(endpoint, reason)
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -105,3 +105,37 @@ fn environment_variables_configure_the_node_and_flags_win() {
         std::env::remove_var(var);
     }
 }
+
+/// The webhook variables (their own test: the one above lists its variables in order).
+#[test]
+fn webhook_and_service_token_variables_configure_the_node() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hooks.json");
+    std::fs::write(
+        &file,
+        r#"[{"id":"crm","url":"http://127.0.0.1:9/","secret":"0123456789abcdef","events":["user.deleted"]}]"#,
+    )
+    .unwrap();
+    std::env::set_var("SWITCHBOARD_WEBHOOKS_FILE", &file);
+    std::env::set_var("SWITCHBOARD_WEBHOOK_RELOAD_MS", "700");
+    std::env::set_var("SWITCHBOARD_SERVICE_TOKEN", "a-token-from-the-environment");
+    let parsed = parse(&[]);
+    for var in [
+        "SWITCHBOARD_WEBHOOKS_FILE",
+        "SWITCHBOARD_WEBHOOK_RELOAD_MS",
+        "SWITCHBOARD_SERVICE_TOKEN",
+    ] {
+        std::env::remove_var(var);
+    }
+    let cfg = parsed.unwrap();
+    let mut auth = cfg.auth_config();
+    assert_eq!(
+        auth.service_token.as_deref(),
+        Some("a-token-from-the-environment")
+    );
+    cfg.webhooks
+        .apply(&cfg.webhook_delivery, &mut auth)
+        .unwrap();
+    assert_eq!(auth.webhooks.endpoints[0].id, "crm");
+    assert_eq!(auth.webhooks.reload_interval, Duration::from_millis(700));
+}

@@ -253,3 +253,6 @@ pub use server::*;
 
 mod jobs;
 pub use jobs::*;
+
+mod webhooks;
+pub use webhooks::*;

@@ -75,12 +75,14 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(openapi_json))
 }
 
-/// The auth node's routes with `auth` as state: the auth routes, `/healthz`, `/readyz` and
+/// The auth node's routes with `auth` as state: the auth routes, the internal ones
+/// (`/v1/internal/*`, left out of the document), `/healthz`, `/readyz` and
 /// `/v1/openapi.json`. No fallback (`node::router` adds the JSON 404 and 405).
 pub(crate) fn node_router(auth: Auth, readiness: Arc<Readiness>) -> Router {
     let (router, api) = api().split_for_parts();
     let doc = serde_json::to_vec(&finish(&api, INFO)).expect("a document serialises");
     router
+        .merge(super::internal::router())
         .with_state(auth)
         .layer(Extension(Document(Bytes::from(doc))))
         .layer(Extension(readiness))

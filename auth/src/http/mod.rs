@@ -7,9 +7,11 @@ mod accounts;
 mod docs;
 mod error;
 mod extractor;
+mod internal;
 mod jobs;
 mod reset;
 mod routes;
+mod webhooks;
 
 use axum::Router;
 use utoipa_axum::router::OpenApiRouter;
@@ -43,6 +45,8 @@ fn api() -> OpenApiRouter<Auth> {
         .routes(routes!(accounts::set_user_role))
         .routes(routes!(jobs::list_jobs))
         .routes(routes!(jobs::retry_job))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(webhooks::update_webhook, webhooks::delete_webhook))
         .routes(routes!(routes::user))
         .routes(routes!(routes::jwks))
 }

@@ -16,10 +16,12 @@
 mod postgres;
 mod reset;
 mod sqlite;
+pub mod webhooks;
 
 pub use postgres::PgStore;
 pub use reset::{NewPasswordReset, PasswordReset, ResetPassword, ResetRequested, ResetStore};
 pub use sqlite::SqliteStore;
+pub use webhooks::WebhookStore;
 
 use std::sync::Arc;
 
@@ -36,6 +38,36 @@ fn to_sql(t: u64) -> i64 {
 /// A stored time back as u64; a negative value means the row was written by something else.
 fn from_sql(t: i64, column: &'static str) -> Result<u64, StoreError> {
     u64::try_from(t).map_err(|_| StoreError::Corrupt { column })
+}
+
+/// The `user.registered` delivery jobs of a new user (none when no endpoint receives it).
+pub(crate) fn registered_jobs(
+    registry: &switchboard_webhooks::Registry,
+    user: &UserRecord,
+) -> Vec<NewJob> {
+    use switchboard_webhooks::EventType;
+    registry.jobs_for(
+        EventType::UserRegistered,
+        &user.id,
+        switchboard_jobs::clock::now_ms(),
+        || serde_json::json!({"user_id": user.id, "username": user.username, "email": user.email}),
+    )
+}
+
+/// The `user.deleted` delivery jobs of a deleted user (`username` as it was before the
+/// deletion).
+pub(crate) fn deleted_jobs(
+    registry: &switchboard_webhooks::Registry,
+    user_id: &str,
+    username: &str,
+) -> Vec<NewJob> {
+    use switchboard_webhooks::EventType;
+    registry.jobs_for(
+        EventType::UserDeleted,
+        user_id,
+        switchboard_jobs::clock::now_ms(),
+        || serde_json::json!({"user_id": user_id, "username": username}),
+    )
 }
 
 /// A stored user, including its password hash.
@@ -266,11 +298,21 @@ pub struct SessionRecord {
 ///
 /// [`rotate_refresh`]: AuthStore::rotate_refresh
 ///
-/// Password-reset tokens are the supertrait [`ResetStore`]'s.
+/// Password-reset tokens are the supertrait [`ResetStore`]'s, webhook endpoints
+/// [`WebhookStore`]'s.
+///
+/// **User events:** [`create_user`] enqueues a `user.registered` delivery job per endpoint of
+/// the store's registry ([`WebhookStore::webhooks`]) that receives it (data `{user_id,
+/// username, email}`), and [`delete_user`] a `user.deleted` one (`{user_id, username}`), in
+/// their transactions: the jobs exist exactly when the change committed.
+///
+/// [`create_user`]: AuthStore::create_user
+/// [`delete_user`]: AuthStore::delete_user
 #[async_trait]
-pub trait AuthStore: ResetStore + Send + Sync + 'static {
-    /// Stores a user unless the username is taken, and enqueues `jobs` (the welcome mail) in
-    /// the same transaction: they exist exactly when the user was created.
+pub trait AuthStore: ResetStore + WebhookStore + Send + Sync + 'static {
+    /// Stores a user unless the username is taken, and enqueues `jobs` (the welcome mail) and
+    /// the `user.registered` deliveries in the same transaction: they exist exactly when the
+    /// user was created.
     async fn create_user(
         &self,
         user: UserRecord,

@@ -46,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../migrations/auth/postgres/0004_password_reset.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/auth/postgres/0005_webhooks.sql"),
+    ),
 ];
 
 /// Key of the transaction-level advisory lock held while migrating: `SBAUTHM1` in ASCII. It
@@ -90,6 +94,11 @@ pub struct PgStore {
     pub(super) pool: Pool,
     /// The job queue in schema `auth`, on the same pool.
     jobs: PgJobs,
+    /// The webhook endpoints of the database, replaced after each change and on
+    /// [`super::WebhookStore::reload_webhooks`].
+    pub(super) webhooks: switchboard_webhooks::Registry,
+    /// Held while the registry is reloaded (read and replaced).
+    pub(super) webhook_reload: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -127,6 +136,8 @@ impl PgStore {
         let store = Self {
             jobs: PgJobs::new(pool.clone(), JOBS_SCHEMA),
             pool,
+            webhooks: switchboard_webhooks::Registry::new(),
+            webhook_reload: Arc::new(tokio::sync::Mutex::new(())),
         };
         store.migrate().await?;
         store
@@ -138,6 +149,7 @@ impl PgStore {
                 &[&to_sql(crate::unix_now())],
             )
             .await?;
+        store.reload_registry().await?;
         Ok(store)
     }
 
@@ -243,7 +255,10 @@ impl AuthStore for PgStore {
         if inserted != 1 {
             return Ok(CreateUser::UsernameTaken);
         }
-        for job in &jobs {
+        for job in jobs
+            .iter()
+            .chain(&super::registered_jobs(&self.webhooks, &user))
+        {
             enqueue_pg(&*tx, JOBS_SCHEMA, job).await?;
         }
         tx.commit().await?;
@@ -401,6 +416,9 @@ impl AuthStore for PgStore {
         };
         if d.refuse_admin && user.role == ROLE_ADMIN {
             return Ok(Deleted::Admin);
+        }
+        for job in &super::deleted_jobs(&self.webhooks, &user.id, &user.username) {
+            enqueue_pg(&*tx, JOBS_SCHEMA, job).await?;
         }
         let username = if d.free_username {
             freed_username(&user.id)

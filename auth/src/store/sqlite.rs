@@ -39,6 +39,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../migrations/auth/sqlite/0005_password_reset.sql"),
     ),
+    (
+        6,
+        include_str!("../../../migrations/auth/sqlite/0006_webhooks.sql"),
+    ),
 ];
 
 /// The auth SQLite schema. Its ledger is `schema_migrations (version, applied_at)`, `applied_at`
@@ -76,6 +80,9 @@ pub struct SqliteStore {
     /// The job queue on a connection of its own to the same file (claims take the file's
     /// write lock with `BEGIN IMMEDIATE`, not this mutex).
     jobs: SqliteJobs,
+    /// The webhook endpoints of this file, replaced after each change (see
+    /// [`super::WebhookStore`]).
+    pub(super) webhooks: switchboard_webhooks::Registry,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -95,6 +102,8 @@ impl SqliteStore {
         let path = path.to_owned();
         let now = crate::unix_now();
         let file = path.clone();
+        let webhooks = switchboard_webhooks::Registry::new();
+        let registry = webhooks.clone();
         let conn = tokio::task::spawn_blocking(move || -> Result<Connection, StoreError> {
             let path = file;
             // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
@@ -110,6 +119,7 @@ impl SqliteStore {
                 "DELETE FROM refresh_tokens WHERE expires_at < ?1",
                 [to_sql(now)],
             )?;
+            super::webhooks::sqlite::reload(&conn, &registry)?;
             Ok(conn)
         })
         .await??;
@@ -117,6 +127,7 @@ impl SqliteStore {
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
             jobs,
+            webhooks,
         })
     }
 
@@ -185,6 +196,7 @@ impl AuthStore for SqliteStore {
         user: UserRecord,
         jobs: Vec<NewJob>,
     ) -> Result<CreateUser, StoreError> {
+        let registry = self.webhooks.clone();
         self.call(move |conn| {
             // Immediate, as every write here: the job queue writes the file too.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -203,7 +215,7 @@ impl AuthStore for SqliteStore {
             if inserted != 1 {
                 return Ok(CreateUser::UsernameTaken);
             }
-            for job in &jobs {
+            for job in jobs.iter().chain(&super::registered_jobs(&registry, &user)) {
                 enqueue_sqlite(&tx, job)?;
             }
             tx.commit()?;
@@ -330,7 +342,9 @@ impl AuthStore for SqliteStore {
     }
 
     async fn delete_user(&self, delete: DeleteUser) -> Result<Deleted, StoreError> {
-        self.call(move |conn| delete_user(conn, &delete)).await
+        let registry = self.webhooks.clone();
+        self.call(move |conn| delete_user(conn, &delete, &registry))
+            .await
     }
 
     async fn tombstone_by_username(
@@ -536,13 +550,20 @@ pub(super) fn revoked_session(
 }
 
 /// See [`AuthStore::delete_user`].
-fn delete_user(conn: &mut Connection, d: &DeleteUser) -> Result<Deleted, StoreError> {
+fn delete_user(
+    conn: &mut Connection,
+    d: &DeleteUser,
+    registry: &switchboard_webhooks::Registry,
+) -> Result<Deleted, StoreError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let Some(user) = user_where(&tx, "id", &d.user_id)? else {
         return Ok(Deleted::NotFound);
     };
     if d.refuse_admin && user.role == ROLE_ADMIN {
         return Ok(Deleted::Admin);
+    }
+    for job in &super::deleted_jobs(registry, &user.id, &user.username) {
+        enqueue_sqlite(&tx, job)?;
     }
     let username = if d.free_username {
         freed_username(&user.id)

@@ -31,6 +31,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         "schema_migrations",
         "sessions",
         "users",
+        "webhook_endpoints",
     ]
     .map(|t| ("auth".to_owned(), t.to_owned()))
     .into();
@@ -45,7 +46,7 @@ async fn postgres_tables_live_in_schema_auth_with_a_migration_record() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, [1, 2, 3, 4]);
+    assert_eq!(versions, [1, 2, 3, 4, 5]);
 }
 
 #[tokio::test]
@@ -62,7 +63,7 @@ async fn postgres_nodes_starting_together_migrate_once() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 4, "each migration once");
+    assert_eq!(count, 5, "each migration once");
 }
 
 #[tokio::test]
@@ -84,7 +85,7 @@ async fn postgres_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 4
+                known: 5
             })
         ),
         "{err:?}"
@@ -114,7 +115,7 @@ async fn sqlite_refuses_a_newer_schema() {
             err,
             StoreError::Migration(MigrateError::SchemaTooNew {
                 found: 99,
-                known: 5
+                known: 6
             })
         ),
         "{err:?}"
@@ -159,11 +160,11 @@ async fn sqlite_adopts_a_file_migrated_the_old_way() {
         .unwrap()
         .collect::<rusqlite::Result<_>>()
         .unwrap();
-    assert_eq!(versions, [1, 2, 3, 4, 5]);
+    assert_eq!(versions, [1, 2, 3, 4, 5, 6]);
     let counted: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .unwrap();
-    assert_eq!(counted, 5);
+    assert_eq!(counted, 6);
 }
 
 /// A database migrated before the shared runner (its own loop, the same ledger) opens without
@@ -202,5 +203,8 @@ async fn postgres_accepts_a_database_migrated_the_old_way() {
         .map(|r| (r.get(0), r.get(1)))
         .collect();
     assert_eq!(rows[0], (1, 7), "version 1 kept as it was");
-    assert_eq!(rows.iter().map(|r| r.0).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        rows.iter().map(|r| r.0).collect::<Vec<_>>(),
+        [1, 2, 3, 4, 5]
+    );
 }
