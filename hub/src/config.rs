@@ -144,13 +144,19 @@ pub struct Config {
     /// look users up for the server API. Give every hub and the auth node the same value.
     /// Without it, a hub with `--auth-url` delivers no webhooks of its events, and the server
     /// API finds only users the hub has seen. Not used without `--auth-url`.
-    #[arg(long, env = "SWITCHBOARD_SERVICE_TOKEN", hide_env_values = true)]
-    pub service_token: Option<String>,
+    #[arg(long, env = "SWITCHBOARD_SERVICE_TOKEN", hide_env_values = true,
+          value_parser = switchboard_auth::webhooks::ServiceToken::parse)]
+    pub service_token: Option<switchboard_auth::webhooks::ServiceToken>,
 
     /// Webhook delivery (`--webhook-timeout-ms`, `--webhook-allow-link-local`): the same flags
     /// as `switchboard-auth`'s; this node delivers the hub's events.
     #[command(flatten)]
     pub webhook: switchboard_webhooks::flags::WebhookFlags,
+
+    /// The webhook endpoints of the embedded auth (`--webhooks-file`, `--webhook-reload-ms`;
+    /// the same flags as `switchboard-auth`'s). With `--auth-url` the auth node's apply.
+    #[command(flatten)]
+    pub auth_webhooks: switchboard_auth::webhooks::WebhookConfigFlags,
 
     /// This node's name in logs and in Redis. Default: a random id.
     #[arg(long, env = "SWITCHBOARD_NODE_ID")]

@@ -27,9 +27,9 @@ use crate::presence::redis::RedisPresence;
 use crate::presence::Presence;
 use crate::service::{now_ms, RemoteUsers, Service, SubLimits, UserDirectory};
 use crate::state::AppState;
+use crate::store::events::Webhooks;
 use crate::store::postgres::{PgConfig, PgStore};
 use crate::store::sqlite::SqliteStore;
-use crate::store::events::Webhooks;
 use crate::store::{CommitSender, Store};
 use crate::webhooks;
 use switchboard_jobs::{JobStore, SqliteJobs};
@@ -82,6 +82,9 @@ async fn open_auth(
             // Running jobs get as long to finish at shutdown as connections do.
             auth_cfg.jobs.drain = Duration::from_millis(cfg.shutdown_grace_ms);
             cfg.mail.apply(&mut auth_cfg);
+            cfg.auth_webhooks
+                .apply(&cfg.webhook, &mut auth_cfg)
+                .context("--webhooks-file")?;
             auth_cfg.public_url = Some(page_base(cfg, listen));
             // No trusted proxies: the hub's accept loop decides the client address
             // (`ClientIp`); a header never does.
@@ -98,6 +101,18 @@ async fn open_auth(
             })
         }
         Some(url) => {
+            if cfg.auth_webhooks.webhooks_file.is_some() {
+                tracing::warn!(
+                    "--webhooks-file is not used with --auth-url: the auth node holds the endpoints (give it the file)"
+                );
+            }
+            if let Some(token) = &cfg.service_token {
+                anyhow::ensure!(
+                    token.0.len() >= switchboard_auth::webhooks::MIN_SERVICE_TOKEN_BYTES,
+                    "--service-token must be at least {} bytes (e.g. `openssl rand -hex 32`)",
+                    switchboard_auth::webhooks::MIN_SERVICE_TOKEN_BYTES
+                );
+            }
             if cfg.mail.smtp_url.is_some() {
                 tracing::warn!(
                     "--smtp-url is not used with --auth-url: the auth node sends the mails (give it the mail flags)"
@@ -123,7 +138,9 @@ async fn open_auth(
                 verifier: Verifier::new(keys, revocations.clone(), issuer, issuer)
                     .with_failures(metrics.token_failures()),
                 users: Arc::new(match &cfg.service_token {
-                    Some(token) => RemoteUsers::new(RemoteDirectory::new(url)).with_service_token(token),
+                    Some(token) => {
+                        RemoteUsers::new(RemoteDirectory::new(url)).with_service_token(&token.0)
+                    }
                     None => RemoteUsers::new(RemoteDirectory::new(url)),
                 }),
                 router: crate::http::proxy::router(url, timeout),
@@ -151,44 +168,43 @@ async fn open_store(
 ) -> anyhow::Result<Opened> {
     let (store, webhooks, jobs): (Arc<dyn Store>, Webhooks, Arc<dyn JobStore>) =
         match &cfg.database_url {
-        Some(url) => {
-            let pg = PgConfig {
-                pool_size: cfg.db_pool_size,
-                writers: cfg.pg_writers,
-                batch_max_size: cfg.batch_max_size,
-                batch_max_age: Duration::from_millis(cfg.batch_max_age_ms),
-                timeout: Duration::from_millis(cfg.db_timeout_ms),
-            };
-            let store = PgStore::connect(url, pg, commits)
-                .await
-                .context("connecting to PostgreSQL")?;
-            store.set_metrics(metrics.clone());
-            let (webhooks, jobs) = (store.webhooks().clone(), Arc::new(store.job_store()));
-            (Arc::new(store), webhooks, jobs)
-        }
-        None => {
-            let path = cfg.data_dir.join("hub.db");
-            // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
-            switchboard_auth::datadir::secure_file(&path)
-                .with_context(|| format!("creating {}", path.display()))?;
-            let store = SqliteStore::open(&path, now_ms(), commits)
-                .await
-                .context("opening the hub store")?;
-            store.set_metrics(metrics.clone());
-            let jobs = SqliteJobs::open(&path)
-                .await
-                .context("opening the hub's job queue")?;
-            let webhooks = store.webhooks().clone();
-            (Arc::new(store), webhooks, Arc::new(jobs))
-        }
-    };
+            Some(url) => {
+                let pg = PgConfig {
+                    pool_size: cfg.db_pool_size,
+                    writers: cfg.pg_writers,
+                    batch_max_size: cfg.batch_max_size,
+                    batch_max_age: Duration::from_millis(cfg.batch_max_age_ms),
+                    timeout: Duration::from_millis(cfg.db_timeout_ms),
+                };
+                let store = PgStore::connect(url, pg, commits)
+                    .await
+                    .context("connecting to PostgreSQL")?;
+                store.set_metrics(metrics.clone());
+                let (webhooks, jobs) = (store.webhooks().clone(), Arc::new(store.job_store()));
+                (Arc::new(store), webhooks, jobs)
+            }
+            None => {
+                let path = cfg.data_dir.join("hub.db");
+                // Created 0600 first, so SQLite's -wal and -shm (which copy its mode) are too.
+                switchboard_auth::datadir::secure_file(&path)
+                    .with_context(|| format!("creating {}", path.display()))?;
+                let store = SqliteStore::open(&path, now_ms(), commits)
+                    .await
+                    .context("opening the hub store")?;
+                store.set_metrics(metrics.clone());
+                let jobs = SqliteJobs::open(&path)
+                    .await
+                    .context("opening the hub's job queue")?;
+                let webhooks = store.webhooks().clone();
+                (Arc::new(store), webhooks, Arc::new(jobs))
+            }
+        };
     Ok(Opened {
         store: Metered::wrap(store, metrics.clone()),
         webhooks,
         jobs,
     })
 }
-
 
 /// Serves the hub on `listener` until `shutdown` resolves. Then it drains: `/readyz` answers
 /// 503 `draining` while the node keeps serving for `--drain-delay-ms`, so a load balancer
@@ -285,9 +301,9 @@ async fn serve(
     } = open_store(&cfg, commits, metrics.store()).await?;
     let source = match (&auth.embedded, &cfg.auth_url, &cfg.service_token) {
         (Some(auth), _, _) => webhooks::Source::Embedded(auth.clone()),
-        (None, Some(url), Some(token)) => webhooks::Source::Remote(
-            switchboard_auth::remote::RemoteWebhooks::new(url, token),
-        ),
+        (None, Some(url), Some(token)) => {
+            webhooks::Source::Remote(switchboard_auth::remote::RemoteWebhooks::new(url, &token.0))
+        }
         (None, _, _) => {
             tracing::warn!("--auth-url without --service-token: this hub cannot read the webhook endpoints, so its events (messages, members, rooms) are not delivered");
             webhooks::Source::None
@@ -296,7 +312,11 @@ async fn serve(
     let hub_webhooks = webhooks::HubWebhooks::start(
         source,
         jobs,
-        webhooks::pool_config(&cfg.auth_jobs, &node, Duration::from_millis(cfg.shutdown_grace_ms)),
+        webhooks::pool_config(
+            &cfg.auth_jobs,
+            &node,
+            Duration::from_millis(cfg.shutdown_grace_ms),
+        ),
         cfg.webhook.delivery_config(),
         &metrics_registry,
     );

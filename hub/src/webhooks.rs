@@ -156,3 +156,16 @@ impl Disabler for NoDisabler {
         Err(format!("no auth node to disable {endpoint} on"))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// The hub's copies of the queue's tables are switchboard-jobs' (a migration is fixed
+    /// text; the crate's schema may move on, and a new migration must follow it).
+    #[test]
+    fn the_job_tables_are_the_job_crates() {
+        let sqlite = include_str!("../../migrations/hub/sqlite/0004_jobs.sql");
+        assert!(sqlite.ends_with(switchboard_jobs::SQLITE_SCHEMA));
+        let postgres = include_str!("../../migrations/hub/postgres/0005_jobs.sql");
+        assert!(postgres.ends_with(&switchboard_jobs::postgres_schema("public")));
+    }
+}

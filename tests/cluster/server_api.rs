@@ -133,11 +133,19 @@ async fn the_server_api_finds_users_no_hub_has_seen() {
     );
     let members = alice.api.room(&room.id).await.expect("room").members;
     assert!(
-        members.as_ref().is_some_and(|m| m.contains(&carol.username)),
+        members
+            .as_ref()
+            .is_some_and(|m| m.contains(&carol.username)),
         "{members:?}"
     );
     assert_eq!(
-        post(&hub, &key, &path, json!({"username": "nobody_has_this_name"})).await,
+        post(
+            &hub,
+            &key,
+            &path,
+            json!({"username": "nobody_has_this_name"})
+        )
+        .await,
         404
     );
     assert_eq!(
@@ -151,7 +159,13 @@ async fn the_server_api_finds_users_no_hub_has_seen() {
         404
     );
     assert_eq!(
-        post(&hub, &key, "/v1/server/disconnect", json!({"user": carol.username})).await,
+        post(
+            &hub,
+            &key,
+            "/v1/server/disconnect",
+            json!({"user": carol.username})
+        )
+        .await,
         204
     );
 }

@@ -42,7 +42,8 @@ async fn await_hub_knows(owner: &TestUser, cluster: &Cluster, i: usize, sink: &W
             let seen = tokio::time::timeout(
                 Duration::from_millis(500),
                 sink.wait_until(Duration::from_secs(3600), "the probe", |rs| {
-                    rs.iter().any(|r| r.json()["data"]["room"] == room.id.as_str())
+                    rs.iter()
+                        .any(|r| r.json()["data"]["room"] == room.id.as_str())
                 }),
             )
             .await;
@@ -77,13 +78,18 @@ async fn a_rooms_messages_through_two_hubs_arrive_in_seq_order() {
         await_hub_knows(&alice, &cluster, i, &sink).await;
     }
     let room = alice.room_with(&[]).await;
-    sink.wait_until(DELIVERY_WAIT, "the room's creation and alice's registration", |rs| {
-        rs.iter().any(|r| r.json()["data"]["room"] == room.id.as_str())
-            && rs.iter().any(|r| {
-                r.json()["type"] == "user.registered"
-                    && r.json()["data"]["username"] == alice.username.as_str()
-            })
-    })
+    sink.wait_until(
+        DELIVERY_WAIT,
+        "the room's creation and alice's registration",
+        |rs| {
+            rs.iter()
+                .any(|r| r.json()["data"]["room"] == room.id.as_str())
+                && rs.iter().any(|r| {
+                    r.json()["type"] == "user.registered"
+                        && r.json()["data"]["username"] == alice.username.as_str()
+                })
+        },
+    )
     .await;
 
     // The first message's delivery fails once; 20 messages are posted through both hubs at once.
@@ -108,7 +114,10 @@ async fn a_rooms_messages_through_two_hubs_arrive_in_seq_order() {
     };
     let requests = sink
         .wait_until(DELIVERY_WAIT, "20 messages delivered", |rs| {
-            rs.iter().filter(|r| is_message(r) && r.status == Some(200)).count() >= 2 * EACH
+            rs.iter()
+                .filter(|r| is_message(r) && r.status == Some(200))
+                .count()
+                >= 2 * EACH
         })
         .await;
     let seqs: Vec<u64> = requests
@@ -116,9 +125,15 @@ async fn a_rooms_messages_through_two_hubs_arrive_in_seq_order() {
         .filter(|r| is_message(r) && r.status == Some(200))
         .map(|r| r.json()["data"]["seq"].as_u64().unwrap())
         .collect();
-    assert_eq!(seqs, (1..=2 * EACH as u64).collect::<Vec<_>>(), "in seq order, once each");
+    assert_eq!(
+        seqs,
+        (1..=2 * EACH as u64).collect::<Vec<_>>(),
+        "in seq order, once each"
+    );
     assert!(
-        requests.iter().any(|r| is_message(r) && r.status == Some(503)),
+        requests
+            .iter()
+            .any(|r| is_message(r) && r.status == Some(503)),
         "the first attempt failed"
     );
     // The user event came from the auth node, signed with the same secret.
@@ -126,8 +141,10 @@ async fn a_rooms_messages_through_two_hubs_arrive_in_seq_order() {
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64;
-    assert!(requests.iter().any(|r| r.json()["type"] == "user.registered"
-        && r.json()["data"]["username"] == alice.username.as_str()));
+    assert!(requests
+        .iter()
+        .any(|r| r.json()["type"] == "user.registered"
+            && r.json()["data"]["username"] == alice.username.as_str()));
     for r in &requests {
         let header = r.header(sign::SIGNATURE_HEADER).expect("signed");
         assert!(sign::verify(SECRET.as_bytes(), header, &r.body, now, 300));

@@ -53,11 +53,13 @@ async fn await_hub_knows(owner: &TestUser, sink: &WebhookSink) {
                 .create_room(&unique_name("probe"), false)
                 .await
                 .expect("create a probe room");
-            let seen = tokio::time::timeout(Duration::from_millis(500), sink.wait_until(
-                Duration::from_secs(3600),
-                "the probe",
-                |rs| rs.iter().any(|r| r.json()["data"]["room"] == room.id.as_str()),
-            ))
+            let seen = tokio::time::timeout(
+                Duration::from_millis(500),
+                sink.wait_until(Duration::from_secs(3600), "the probe", |rs| {
+                    rs.iter()
+                        .any(|r| r.json()["data"]["room"] == room.id.as_str())
+                }),
+            )
             .await;
             if seen.is_ok() {
                 return;
@@ -101,17 +103,38 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
         .create_room(&unique_name("hooked"), false)
         .await
         .expect("create");
-    alice.api.add_member(&room.id, &bob.username).await.expect("add bob");
+    alice
+        .api
+        .add_member(&room.id, &bob.username)
+        .await
+        .expect("add bob");
     let mut seqs = Vec::new();
     for body in ["one", "two", "three"] {
-        seqs.push(alice.api.post_message(&room.id, body, None).await.expect("post").seq);
+        seqs.push(
+            alice
+                .api
+                .post_message(&room.id, body, None)
+                .await
+                .expect("post")
+                .seq,
+        );
     }
-    alice.api.edit_message(&room.id, seqs[0], "one, edited").await.expect("edit");
-    alice.api.delete_message(&room.id, seqs[1]).await.expect("delete");
+    alice
+        .api
+        .edit_message(&room.id, seqs[0], "one, edited")
+        .await
+        .expect("edit");
+    alice
+        .api
+        .delete_message(&room.id, seqs[1])
+        .await
+        .expect("delete");
     bob.api.leave(&room.id).await.expect("leave");
 
     let requests = sink
-        .wait_until(DELIVERY_WAIT, "the room's 8 events", |rs| delivered(rs, &room.id).len() >= 8)
+        .wait_until(DELIVERY_WAIT, "the room's 8 events", |rs| {
+            delivered(rs, &room.id).len() >= 8
+        })
         .await;
     let events = delivered(&requests, &room.id);
     let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
@@ -132,8 +155,14 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
     assert_eq!(events[1].1["username"], bob.username.as_str());
     for (i, body) in ["one", "two", "three"].iter().enumerate() {
         let data = &events[2 + i].1;
-        assert_eq!((&data["body"], &data["seq"]), (&json!(body), &json!(seqs[i])));
-        assert_eq!((&data["from"], &data["bot"]), (&json!(alice.username), &json!(false)));
+        assert_eq!(
+            (&data["body"], &data["seq"]),
+            (&json!(body), &json!(seqs[i]))
+        );
+        assert_eq!(
+            (&data["from"], &data["bot"]),
+            (&json!(alice.username), &json!(false))
+        );
     }
     assert_eq!(events[5].1["body"], "one, edited");
     assert_eq!(events[6].1["seq"], json!(seqs[1]));
@@ -146,8 +175,17 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
         .as_secs() as i64;
     for r in &requests {
         let header = r.header(sign::SIGNATURE_HEADER).expect("a signature");
-        assert!(sign::verify(SECRET.as_bytes(), header, &r.body, now, 300), "{header}");
-        assert!(!sign::verify(b"whsec_not_the_secret", header, &r.body, now, 300));
+        assert!(
+            sign::verify(SECRET.as_bytes(), header, &r.body, now, 300),
+            "{header}"
+        );
+        assert!(!sign::verify(
+            b"whsec_not_the_secret",
+            header,
+            &r.body,
+            now,
+            300
+        ));
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, "/hooks");
         assert_eq!(r.header("content-type"), Some("application/json"));
@@ -155,7 +193,9 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
     // The failed attempts were the room's first event, and its retry repeats their ids.
     let attempts: Vec<&Request> = requests
         .iter()
-        .filter(|r| r.json()["data"]["room"] == room.id.as_str() && r.json()["type"] == "room.created")
+        .filter(|r| {
+            r.json()["data"]["room"] == room.id.as_str() && r.json()["type"] == "room.created"
+        })
         .collect();
     assert_eq!(
         attempts.iter().map(|r| r.status).collect::<Vec<_>>(),
@@ -163,7 +203,10 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
     );
     for header in [sign::EVENT_ID_HEADER, sign::DELIVERY_ID_HEADER] {
         let ids: Vec<_> = attempts.iter().map(|r| r.header(header)).collect();
-        assert!(ids[0].is_some() && ids.iter().all(|id| *id == ids[0]), "{header}: {ids:?}");
+        assert!(
+            ids[0].is_some() && ids.iter().all(|id| *id == ids[0]),
+            "{header}: {ids:?}"
+        );
     }
     assert_eq!(
         attempts[0].header(sign::EVENT_ID_HEADER),
@@ -186,8 +229,10 @@ async fn a_410_disables_the_endpoint_and_admins_see_the_dead_delivery() {
         .create_room(&unique_name("after"), false)
         .await
         .expect("create");
-    sink.wait_until(DELIVERY_WAIT, "the 410", |rs| rs.iter().any(|r| r.status == Some(410)))
-        .await;
+    sink.wait_until(DELIVERY_WAIT, "the 410", |rs| {
+        rs.iter().any(|r| r.status == Some(410))
+    })
+    .await;
     let list = within("the endpoint to be disabled", async {
         loop {
             let (status, list) = call(&root.api, Method::GET, "/v1/admin/webhooks", None).await;
@@ -204,12 +249,23 @@ async fn a_410_disables_the_endpoint_and_admins_see_the_dead_delivery() {
     // The delivery that got the 410 is dead, listed by the hub's admin route.
     let dead = within("the delivery to be dead", async {
         loop {
-            let (status, page) =
-                call(&root.api, Method::GET, "/v1/admin/hub/jobs?state=dead", None).await;
+            let (status, page) = call(
+                &root.api,
+                Method::GET,
+                "/v1/admin/hub/jobs?state=dead",
+                None,
+            )
+            .await;
             assert_eq!(status, 200, "{page}");
-            let found = page["jobs"].as_array().unwrap().iter().find(|j| {
-                j["kind"] == "webhook" && j["payload"]["event"]["data"]["room"] == room.id.as_str()
-            }).cloned();
+            let found = page["jobs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|j| {
+                    j["kind"] == "webhook"
+                        && j["payload"]["event"]["data"]["room"] == room.id.as_str()
+                })
+                .cloned();
             if let Some(job) = found {
                 return job;
             }
@@ -217,7 +273,10 @@ async fn a_410_disables_the_endpoint_and_admins_see_the_dead_delivery() {
         }
     })
     .await;
-    assert!(dead["last_error"].as_str().unwrap().contains("410"), "{dead}");
+    assert!(
+        dead["last_error"].as_str().unwrap().contains("410"),
+        "{dead}"
+    );
     assert_eq!(dead["attempts"], 1, "a 410 is not retried: {dead}");
 
     // Disabled: no delivery is enqueued for it any more. Another endpoint, known to the hub
@@ -228,15 +287,25 @@ async fn a_410_disables_the_endpoint_and_admins_see_the_dead_delivery() {
     let before = sink.requests().len();
     let mut later = Vec::new();
     for _ in 0..3 {
-        let room = alice.api.create_room(&unique_name("later"), false).await.expect("create");
+        let room = alice
+            .api
+            .create_room(&unique_name("later"), false)
+            .await
+            .expect("create");
         later.push(room.id);
     }
     other
         .wait_until(DELIVERY_WAIT, "the later rooms", |rs| {
-            later.iter().all(|id| rs.iter().any(|r| r.json()["data"]["room"] == id.as_str()))
+            later
+                .iter()
+                .all(|id| rs.iter().any(|r| r.json()["data"]["room"] == id.as_str()))
         })
         .await;
-    assert_eq!(sink.requests().len(), before, "a disabled endpoint got requests");
+    assert_eq!(
+        sink.requests().len(),
+        before,
+        "a disabled endpoint got requests"
+    );
 }
 
 #[tokio::test]
@@ -249,17 +318,48 @@ async fn the_hub_job_routes_refuse_all_but_admins() {
         (Method::POST, "/v1/admin/hub/jobs/0193-none/retry"),
     ] {
         let (status, body) = call(&server.api(), method.clone(), path, None).await;
-        assert_eq!((status, &body["error"]["code"]), (401, &json!("unauthorized")), "{path}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (401, &json!("unauthorized")),
+            "{path}"
+        );
         let (status, body) = call(&bob.api, method.clone(), path, None).await;
-        assert_eq!((status, &body["error"]["code"]), (403, &json!("forbidden")), "{path}");
+        assert_eq!(
+            (status, &body["error"]["code"]),
+            (403, &json!("forbidden")),
+            "{path}"
+        );
     }
-    let (status, body) = call(&root.api, Method::GET, "/v1/admin/hub/jobs?state=gone", None).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "{body}");
+    let (status, body) = call(
+        &root.api,
+        Method::GET,
+        "/v1/admin/hub/jobs?state=gone",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{body}"
+    );
     let (status, body) = call(&root.api, Method::GET, "/v1/admin/hub/jobs?limit=101", None).await;
-    assert_eq!((status, &body["error"]["code"]), (400, &json!("bad_request")), "{body}");
-    let (status, body) =
-        call(&root.api, Method::POST, "/v1/admin/hub/jobs/0193-none/retry", None).await;
-    assert_eq!((status, &body["error"]["code"]), (404, &json!("not_found")), "{body}");
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (400, &json!("bad_request")),
+        "{body}"
+    );
+    let (status, body) = call(
+        &root.api,
+        Method::POST,
+        "/v1/admin/hub/jobs/0193-none/retry",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, &body["error"]["code"]),
+        (404, &json!("not_found")),
+        "{body}"
+    );
     let (status, body) = call(&root.api, Method::GET, "/v1/admin/hub/jobs", None).await;
     assert_eq!((status, &body["jobs"]), (200, &json!([])), "{body}");
 }

@@ -5,10 +5,10 @@
 //! [`api`] with `.routes(routes!(handler))` (handlers of one path together). That one call adds
 //! the route and its documentation; a test fails for a route added any other way.
 
+mod admin;
 pub mod docs;
 pub mod extract;
 pub mod health;
-mod admin;
 pub mod proxy;
 pub mod rooms;
 pub mod server;

@@ -92,12 +92,17 @@ impl UserDirectory for RemoteUsers {
         if !self.service {
             return Ok(None);
         }
-        Ok(Some(
-            self.dir
-                .user_by_username_as_service(username)
-                .await?
-                .map(user_ref),
-        ))
+        match self.dir.user_by_username_as_service(username).await {
+            Ok(found) => Ok(Some(found.map(user_ref))),
+            Err(e) => {
+                // A refusal here is a configuration error (the hub's and the auth node's
+                // `--service-token` differ), not the caller's: said loudly, answered 503.
+                if matches!(e, switchboard_auth::remote::RemoteError::Refused { .. }) {
+                    tracing::error!(error = %e, "the auth node refused this hub's --service-token");
+                }
+                Err(switchboard_auth::AuthError::from(e).into())
+            }
+        }
     }
 }
 
@@ -240,7 +245,11 @@ mod contract {
         let me = users.find("bob", &f.caller).await.expect("a lookup");
         assert_eq!(me.map(|u| u.id), Some(f.caller.id.to_string()), "oneself");
         let server = users.find_without_token("alice").await.expect("a lookup");
-        assert_eq!(server, Some(Some(f.alice.clone())), "the server API's lookup");
+        assert_eq!(
+            server,
+            Some(Some(f.alice.clone())),
+            "the server API's lookup"
+        );
     }
 
     async fn a_username_nobody_has_finds_nobody(users: &dyn UserDirectory, f: &Fixture) {

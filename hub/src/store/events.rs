@@ -74,35 +74,58 @@ impl Webhooks {
     }
 
     /// `message.edited`: the new body.
-    pub(crate) fn message_edited(&self, room: &str, seq: Seq, body: &str, ts: Millis) -> Vec<NewJob> {
-        self.jobs(EventType::MessageEdited, room, ts, || {
-            json!({"room": room, "seq": seq, "body": body, "edited_ts": ts})
-        })
+    pub(crate) fn message_edited(
+        &self,
+        room: &str,
+        seq: Seq,
+        body: &str,
+        ts: Millis,
+    ) -> Vec<NewJob> {
+        self.jobs(
+            EventType::MessageEdited,
+            room,
+            ts,
+            || json!({"room": room, "seq": seq, "body": body, "edited_ts": ts}),
+        )
     }
 
     /// `message.deleted`.
     pub(crate) fn message_deleted(&self, room: &str, seq: Seq, ts: Millis) -> Vec<NewJob> {
-        self.jobs(EventType::MessageDeleted, room, ts, || {
-            json!({"room": room, "seq": seq, "deleted_ts": ts})
-        })
+        self.jobs(
+            EventType::MessageDeleted,
+            room,
+            ts,
+            || json!({"room": room, "seq": seq, "deleted_ts": ts}),
+        )
     }
 
     /// `member.joined` (not for a room's first members: `room.created` lists them).
     pub(crate) fn member_joined(&self, room: &str, user: &UserRef, ts: Millis) -> Vec<NewJob> {
-        self.jobs(EventType::MemberJoined, room, ts, || {
-            json!({"room": room, "user_id": user.id, "username": user.username})
-        })
+        self.jobs(
+            EventType::MemberJoined,
+            room,
+            ts,
+            || json!({"room": room, "user_id": user.id, "username": user.username}),
+        )
     }
 
     /// `member.left`.
     pub(crate) fn member_left(&self, room: &str, user: &UserRef, ts: Millis) -> Vec<NewJob> {
-        self.jobs(EventType::MemberLeft, room, ts, || {
-            json!({"room": room, "user_id": user.id, "username": user.username})
-        })
+        self.jobs(
+            EventType::MemberLeft,
+            room,
+            ts,
+            || json!({"room": room, "user_id": user.id, "username": user.username}),
+        )
     }
 
     /// `room.created`, with its first members.
-    pub(crate) fn room_created(&self, room: &RoomRecord, members: &[&UserRef], ts: Millis) -> Vec<NewJob> {
+    pub(crate) fn room_created(
+        &self,
+        room: &RoomRecord,
+        members: &[&UserRef],
+        ts: Millis,
+    ) -> Vec<NewJob> {
         self.jobs(EventType::RoomCreated, &room.id, ts, || {
             json!({
                 "room": room.id,

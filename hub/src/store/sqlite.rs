@@ -17,12 +17,12 @@ use switchboard_protocol::{ws::Message, Millis, Seq};
 
 use super::events::Webhooks;
 use super::{is_bot_id, ApiKeyRecord};
-use switchboard_jobs::{enqueue_sqlite, NewJob};
 use super::{
     migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
     NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
     UserRef, KIND_DIRECT, KIND_GROUP,
 };
+use switchboard_jobs::{enqueue_sqlite, NewJob};
 
 /// The SQLite store. Cheap to clone.
 #[derive(Clone)]

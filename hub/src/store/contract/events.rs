@@ -58,8 +58,14 @@ pub(super) async fn events_enqueue_deliveries_with_their_changes(h: &mut Harness
         .expect("the commit of a delivery nudges the workers");
     assert!(store.add_member("r", &bob, 2).await.unwrap());
     assert!(!store.add_member("r", &bob, 3).await.unwrap(), "a repeat");
-    let first = store.append(msg("r", &alice, "one", Some("k1"))).await.unwrap();
-    let again = store.append(msg("r", &alice, "one", Some("k1"))).await.unwrap();
+    let first = store
+        .append(msg("r", &alice, "one", Some("k1")))
+        .await
+        .unwrap();
+    let again = store
+        .append(msg("r", &alice, "one", Some("k1")))
+        .await
+        .unwrap();
     assert!(again.duplicate);
     store.append(msg("r", &bob, "two", None)).await.unwrap();
     assert!(matches!(
@@ -71,7 +77,10 @@ pub(super) async fn events_enqueue_deliveries_with_their_changes(h: &mut Harness
     store.delete("r", 2, 10).await.unwrap();
     store.delete("r", 99, 10).await.unwrap();
     assert!(store.remove_member("r", &bob.id).await.unwrap());
-    assert!(!store.remove_member("r", &bob.id).await.unwrap(), "a repeat");
+    assert!(
+        !store.remove_member("r", &bob.id).await.unwrap(),
+        "a repeat"
+    );
     store.direct_room(&alice, &carol, "d", 11).await.unwrap();
     store.direct_room(&carol, &alice, "d2", 12).await.unwrap();
 
@@ -100,13 +109,23 @@ pub(super) async fn events_enqueue_deliveries_with_their_changes(h: &mut Harness
     assert_eq!(in_r[1].1["username"], "bob");
     assert_eq!(
         (&in_r[2].1["seq"], &in_r[2].1["body"], &in_r[2].1["from"]),
-        (&serde_json::json!(1), &serde_json::json!("one"), &serde_json::json!("alice"))
+        (
+            &serde_json::json!(1),
+            &serde_json::json!("one"),
+            &serde_json::json!("alice")
+        )
     );
     assert_eq!(in_r[2].1["client_msg_id"], "k1");
-    assert_eq!((&in_r[3].1["seq"], &in_r[3].1["from"]), (&serde_json::json!(2), &serde_json::json!("bob")));
+    assert_eq!(
+        (&in_r[3].1["seq"], &in_r[3].1["from"]),
+        (&serde_json::json!(2), &serde_json::json!("bob"))
+    );
     assert_eq!(in_r[4].1["body"], "one, edited");
     assert_eq!(in_r[5].1["seq"], 2);
-    assert_eq!((&in_r[6].1["user_id"], &in_r[6].1["username"]), (&serde_json::json!("id-bob"), &serde_json::json!("bob")));
+    assert_eq!(
+        (&in_r[6].1["user_id"], &in_r[6].1["username"]),
+        (&serde_json::json!("id-bob"), &serde_json::json!("bob"))
+    );
     let in_d: Vec<&(String, String, serde_json::Value)> = got
         .iter()
         .filter(|(lane, _, _)| lane == "webhook:e:d")

@@ -288,20 +288,17 @@ impl Writer {
         let result = match timeout_at(deadline, self.pool.get()).await {
             Err(_) => Err(StoreError::Timeout(self.timeout)),
             Ok(Err(e)) => Err(e.into()),
-            Ok(Ok(mut client)) => match timeout_at(
-                deadline,
-                write(&mut client, &jobs, &self.webhooks),
-            )
-            .await
-            {
-                Ok(result) => result,
-                Err(_) => {
-                    // The connection may be stuck mid-transaction: close it rather than return
-                    // it to the pool; the server rolls back when it sees the socket close.
-                    drop(deadpool_postgres::Object::take(client));
-                    Err(StoreError::Timeout(self.timeout))
+            Ok(Ok(mut client)) => {
+                match timeout_at(deadline, write(&mut client, &jobs, &self.webhooks)).await {
+                    Ok(result) => result,
+                    Err(_) => {
+                        // The connection may be stuck mid-transaction: close it rather than return
+                        // it to the pool; the server rolls back when it sees the socket close.
+                        drop(deadpool_postgres::Object::take(client));
+                        Err(StoreError::Timeout(self.timeout))
+                    }
                 }
-            },
+            }
         };
         match result {
             Ok(written) => {

@@ -4,11 +4,11 @@
 
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
+use switchboard_jobs::NewJob;
 use switchboard_protocol::{ws::Message, Millis, Seq};
+use switchboard_webhooks::EventType;
 use tokio::sync::oneshot;
 use tokio::time::{timeout_at, Instant};
-use switchboard_jobs::NewJob;
-use switchboard_webhooks::EventType;
 use tokio_postgres::Row;
 
 use super::{batch, PgStore};
@@ -173,7 +173,14 @@ impl Store for PgStore {
                         &[&new_id, &names.join(","), &KIND_DIRECT, &a.username, &ts, &key],
                     )
                     .await?;
-                let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1");
+                // Locked (when members' events are delivered) so that a restored membership's
+                // event takes its id after the room's earlier events (see `enqueue_events`).
+                let lock = if webhooks.wants(EventType::MemberJoined) {
+                    " FOR NO KEY UPDATE"
+                } else {
+                    ""
+                };
+                let sql = format!("SELECT {ROOM_COLS} FROM rooms WHERE direct_key = $1{lock}");
                 let rec = room_row(&tx.query_one(&sql, &[&key]).await?);
                 // Both are members (restored if a row is missing); the caller sees it again.
                 let mut jobs = Vec::new();
@@ -225,6 +232,7 @@ impl Store for PgStore {
                     return Ok((insert_member(&*c, &room, &user, ts).await?, false));
                 }
                 let tx = c.transaction().await?;
+                super::lock_room(&tx, &room).await?;
                 let added = insert_member(&tx, &room, &user, ts).await?;
                 let jobs = if added {
                     webhooks.member_joined(&room, &user, ts)
@@ -245,6 +253,9 @@ impl Store for PgStore {
         self.call_events(move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
+                if webhooks.wants(EventType::MemberLeft) {
+                    super::lock_room(&tx, &room).await?;
+                }
                 let row = tx
                     .query_opt(
                         "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING username",
@@ -441,6 +452,9 @@ impl Store for PgStore {
         self.call_events(move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
+                if webhooks.wants(EventType::MessageEdited) {
+                    super::lock_room(&tx, &room).await?;
+                }
                 let n = tx
                     .execute(
                         "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2",
@@ -470,6 +484,9 @@ impl Store for PgStore {
         self.call_events(move |c| {
             Box::pin(async move {
                 let tx = c.transaction().await?;
+                if webhooks.wants(EventType::MessageDeleted) {
+                    super::lock_room(&tx, &room).await?;
+                }
                 let n = tx
                     .execute(
                         "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3

@@ -438,3 +438,85 @@ async fn a_room_held_up_in_the_database_does_not_hold_up_other_writers() {
     let seqs: Vec<_> = sent.iter().map(|c| (&*c.room, c.message.seq)).collect();
     assert_eq!(seqs, [(stuck, 1)]);
 }
+
+/// Two nodes' events of one room (messages through both, a member joining and an edit in
+/// between) are numbered in commit order: read in id order, the room's deliveries follow the
+/// seqs, whatever each node's clock says (see `enqueue_events`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_events_of_a_room_are_numbered_in_commit_order() {
+    use switchboard_jobs::JobStore as _;
+    use switchboard_webhooks::{Endpoint, EventType, Registry};
+
+    let db = TestDb::create().await;
+    let nodes = [
+        connect(&db.url, PgConfig::default()).await.unwrap(),
+        connect(&db.url, PgConfig::default()).await.unwrap(),
+    ];
+    let registry = Registry::new();
+    registry.replace(vec![Endpoint {
+        id: "e".into(),
+        url: "http://127.0.0.1:9/".into(),
+        secret: "s".repeat(16),
+        events: EventType::ALL.into_iter().collect(),
+        enabled: true,
+    }]);
+    for node in &nodes {
+        node.webhooks().set(
+            registry.clone(),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        );
+    }
+    new_room(&nodes[0], "r").await;
+    let senders: Vec<_> = (0..8).map(|i| user(&format!("s{i}"))).collect();
+    for s in &senders {
+        nodes[1].add_member("r", s, 1).await.unwrap();
+    }
+    let tasks: Vec<_> = senders
+        .iter()
+        .enumerate()
+        .map(|(i, s)| {
+            let (node, s) = (nodes[i % 2].clone(), s.clone());
+            tokio::spawn(async move {
+                for _ in 0..5 {
+                    node.append(msg("r", &s, "x", None)).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for t in join_all(tasks).await {
+        t.unwrap();
+    }
+    nodes[1].edit("r", 3, "edited", 9).await.unwrap();
+    let jobs = nodes[0]
+        .job_store()
+        .list(switchboard_jobs::State::Ready, None, 1000)
+        .await
+        .unwrap();
+    let events: Vec<(String, serde_json::Value)> = jobs
+        .iter()
+        .map(|j| {
+            let e = &j.payload["event"];
+            (e["type"].as_str().unwrap().to_owned(), e["data"].clone())
+        })
+        .collect();
+    let types: Vec<&str> = events.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(types[0], "room.created");
+    assert!(
+        types[1..9].iter().all(|t| *t == "member.joined"),
+        "{types:?}"
+    );
+    let seqs: Vec<u64> = events[9..49]
+        .iter()
+        .map(|(t, d)| {
+            assert_eq!(t, "message.created");
+            d["seq"].as_u64().unwrap()
+        })
+        .collect();
+    assert_eq!(seqs, (1..=40).collect::<Vec<_>>(), "ids follow the seqs");
+    assert_eq!(types[49..], ["message.edited"]);
+    let ids: Vec<&str> = jobs.iter().map(|j| j.id.as_str()).collect();
+    assert!(
+        ids.windows(2).all(|w| w[0] < w[1] && w[0].len() == 20),
+        "{ids:?}"
+    );
+}
