@@ -7,6 +7,8 @@
 //!   and mean time per transaction at the end to show it. Runs in a fresh database
 //!   `sb_test_<uuid>` on 127.0.0.1:5432 (user `postgres`, trust), dropped at the end; when
 //!   PostgreSQL does not answer, the group is skipped with a note.
+//! - `store_batch/postgres_webhooks`: the same with an endpoint receiving `message.created`, so
+//!   each message also inserts its delivery job in the batch's transaction.
 //! - `store_batch/sqlite`: SQLite has no batch path (one durable transaction per `append`, WAL
 //!   with `synchronous=FULL`), so the same [`BATCH`] appends run one after another, as one
 //!   room's sends do. The database is a temporary file.
@@ -145,7 +147,25 @@ async fn postgres_reachable() -> bool {
     }
 }
 
-fn postgres(c: &mut Criterion, runtime: &Runtime) {
+/// A webhook registry with one endpoint receiving `message.created`: every stored message then
+/// also inserts a delivery job in its batch's transaction (one more round trip per batch).
+fn message_webhooks() -> switchboard_webhooks::Registry {
+    let registry = switchboard_webhooks::Registry::new();
+    registry.replace(vec![switchboard_webhooks::Endpoint {
+        id: "bench".into(),
+        url: "http://127.0.0.1:9/".into(),
+        secret: "s".repeat(16),
+        events: [switchboard_webhooks::EventType::MessageCreated]
+            .into_iter()
+            .collect(),
+        enabled: true,
+    }]);
+    registry
+}
+
+/// `store_batch/postgres`, or with `webhooks` `store_batch/postgres_webhooks`: the same batches
+/// with an endpoint receiving every message.
+fn postgres(c: &mut Criterion, runtime: &Runtime, webhooks: bool) {
     if !runtime.block_on(postgres_reachable()) {
         return;
     }
@@ -157,12 +177,23 @@ fn postgres(c: &mut Criterion, runtime: &Runtime) {
             discard_commits(),
         ))
         .expect("connect the PostgreSQL store");
+    if webhooks {
+        store.webhooks().set(
+            message_webhooks(),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        );
+    }
     runtime.block_on(create_rooms(&store));
     let before = store.stats();
     let mut group = c.benchmark_group("store_batch");
     configure(&mut group, Duration::from_secs(5));
     let store_ref = &store;
-    group.bench_function("postgres", |b| {
+    let name = if webhooks {
+        "postgres_webhooks"
+    } else {
+        "postgres"
+    };
+    group.bench_function(name, |b| {
         b.to_async(runtime).iter_batched(
             batch,
             |messages| async move {
@@ -198,7 +229,8 @@ fn store_batch(c: &mut Criterion) {
         .build()
         .expect("a runtime");
     sqlite(c, &runtime);
-    postgres(c, &runtime);
+    postgres(c, &runtime, false);
+    postgres(c, &runtime, true);
 }
 
 criterion_group!(benches, store_batch);

@@ -363,3 +363,158 @@ async fn the_hub_job_routes_refuse_all_but_admins() {
     let (status, body) = call(&root.api, Method::GET, "/v1/admin/hub/jobs", None).await;
     assert_eq!((status, &body["jobs"]), (200, &json!([])), "{body}");
 }
+
+/// The hub binary's bad webhook settings stop it at start, naming the flag (and never
+/// repeating a service token): a `--webhooks-file` entry with a URL that does not parse or
+/// names the metadata address (embedded auth), a `--webhook-timeout-ms` out of range, a
+/// `--service-token` under 16 bytes.
+#[tokio::test]
+async fn bad_webhook_settings_stop_the_hub_naming_the_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = switchboard_tests::binary::binary("switchboard-hub", "switchboard-hub");
+    let file = dir.path().join("hooks.json");
+    let run = |args: Vec<String>| {
+        let mut cmd = tokio::process::Command::new(&hub);
+        cmd.args(["--listen", "127.0.0.1:0", "--metrics-listen", "off"])
+            .arg("--data-dir")
+            .arg(dir.path().join("data"))
+            .args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("REDIS_URL")
+            .env_remove("SWITCHBOARD_AUTH_URL")
+            .env_remove("SWITCHBOARD_SERVICE_TOKEN")
+            .env_remove("SWITCHBOARD_WEBHOOKS_FILE")
+            .kill_on_drop(true);
+        async move { within("the hub to exit", cmd.output()).await.unwrap() }
+    };
+    for url in ["not a url", "http://169.254.169.254/latest/meta-data/"] {
+        std::fs::write(
+            &file,
+            format!(r#"[{{"id":"crm","url":"{url}","secret":"0123456789abcdef","events":["room.created"]}}]"#),
+        )
+        .unwrap();
+        let out = run(vec![
+            "--webhooks-file".into(),
+            file.to_str().unwrap().into(),
+        ])
+        .await;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{url}: {stderr}");
+        assert!(
+            stderr.contains("--webhooks-file") && stderr.contains("crm"),
+            "{url}: {stderr}"
+        );
+    }
+    let out = run(vec!["--webhook-timeout-ms".into(), "5".into()]).await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--webhook-timeout-ms"), "{stderr}");
+    let out = run(vec![
+        "--auth-url".into(),
+        "http://127.0.0.1:9".into(),
+        "--service-token".into(),
+        "tooShortS3cret".into(),
+    ])
+    .await;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("--service-token"), "{stderr}");
+    assert!(
+        !stderr.contains("tooShortS3cret"),
+        "the token is not repeated: {stderr}"
+    );
+}
+
+/// A receiver that never answers costs one attempt of `--webhook-timeout-ms`: the delivery is
+/// retried (and then delivered), and other rooms' deliveries go on meanwhile.
+#[tokio::test]
+async fn a_hanging_receiver_times_out_and_stalls_no_worker() {
+    let server = TestServer::start_with(&["--webhook-timeout-ms", "300"]).await;
+    let root = admin(&server).await;
+    let sink = WebhookSink::start().await;
+    endpoint(&root, "slow", &sink.url("/slow"), &["room.created"]).await;
+    let alice = server.user("alice").await;
+    await_hub_knows(&alice, &sink).await;
+
+    sink.hang(true);
+    let hung = alice
+        .api
+        .create_room(&unique_name("hung"), false)
+        .await
+        .expect("create");
+    sink.wait_until(DELIVERY_WAIT, "the hung attempt", |rs| {
+        rs.iter()
+            .any(|r| r.status.is_none() && r.json()["data"]["room"] == hung.id.as_str())
+    })
+    .await;
+    sink.hang(false);
+    let next = alice
+        .api
+        .create_room(&unique_name("next"), false)
+        .await
+        .expect("create");
+    let requests = sink
+        .wait_until(DELIVERY_WAIT, "both rooms delivered", |rs| {
+            [&hung.id, &next.id].iter().all(|id| {
+                rs.iter()
+                    .any(|r| r.status == Some(200) && r.json()["data"]["room"] == id.as_str())
+            })
+        })
+        .await;
+    let attempts: Vec<Option<u16>> = requests
+        .iter()
+        .filter(|r| r.json()["data"]["room"] == hung.id.as_str())
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(
+        attempts.first(),
+        Some(&None),
+        "the first attempt hung: {attempts:?}"
+    );
+    assert_eq!(
+        attempts.last(),
+        Some(&Some(200)),
+        "then it was retried: {attempts:?}"
+    );
+}
+
+/// An endpoint on the cloud metadata address (or any link-local one) is refused with the rule
+/// (SSRF), unless the node runs with `--webhook-allow-link-local`.
+#[tokio::test]
+async fn a_metadata_url_is_refused_unless_allowed() {
+    for (flags, allowed) in [
+        (&[][..], false),
+        (&["--webhook-allow-link-local"][..], true),
+    ] {
+        let server = TestServer::start_with(flags).await;
+        let root = admin(&server).await;
+        for url in [
+            "http://169.254.169.254/latest/meta-data/",
+            "http://[fe80::1]:8080/hook",
+        ] {
+            let (status, body) = call(
+                &root.api,
+                Method::POST,
+                "/v1/admin/webhooks",
+                Some(json!({"id": unique_name("m"), "url": url, "events": ["room.created"]})),
+            )
+            .await;
+            if allowed {
+                assert_eq!(status, 201, "{url}: {body}");
+            } else {
+                assert_eq!(
+                    (status, &body["error"]["code"]),
+                    (400, &json!("bad_request")),
+                    "{url}: {body}"
+                );
+                assert!(
+                    body["error"]["message"]
+                        .as_str()
+                        .unwrap()
+                        .contains("link-local"),
+                    "{body}"
+                );
+            }
+        }
+    }
+}
