@@ -119,7 +119,10 @@ impl FsBlobStore {
             private_dirs().create(parent)?;
             if target.exists() {
                 // The same bytes are there: keep them, refresh their time.
-                File::options().write(true).open(&target)?.set_modified(now)?;
+                File::options()
+                    .write(true)
+                    .open(&target)?
+                    .set_modified(now)?;
                 return Ok(());
             }
             std::fs::rename(&temp.0, &target)?;
@@ -225,7 +228,11 @@ impl BlobStore for FsBlobStore {
             .await
             .map_err(join_error)??;
         found.sort_unstable();
-        Ok(found.into_iter().take(limit).map(|(_, hash)| hash).collect())
+        Ok(found
+            .into_iter()
+            .take(limit)
+            .map(|(_, hash)| hash)
+            .collect())
     }
 }
 

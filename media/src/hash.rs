@@ -132,7 +132,10 @@ mod tests {
             format!("{}é", &good[..62]),
             format!(" {}", &good[..63]),
         ] {
-            assert!(matches!(Hash::parse(&bad), Err(MediaError::BadHash)), "{bad:?}");
+            assert!(
+                matches!(Hash::parse(&bad), Err(MediaError::BadHash)),
+                "{bad:?}"
+            );
         }
     }
 }

@@ -72,7 +72,9 @@ impl Sql {
             touch_blob: format!(
                 "UPDATE {s}.blobs SET created_ts = greatest(created_ts, $2) WHERE hash = $1"
             ),
-            insert_chunk: format!("INSERT INTO {s}.blob_chunks (hash, n, bytes) VALUES ($1, $2, $3)"),
+            insert_chunk: format!(
+                "INSERT INTO {s}.blob_chunks (hash, n, bytes) VALUES ($1, $2, $3)"
+            ),
             rename_chunks: format!("UPDATE {s}.blob_chunks SET hash = $2 WHERE hash = $1"),
             drop_chunks: format!("DELETE FROM {s}.blob_chunks WHERE hash = $1"),
             size: format!("SELECT size FROM {s}.blobs WHERE hash = $1"),
@@ -188,7 +190,8 @@ impl BlobStore for PgBlobStore {
             tx.execute(&self.sql.drop_chunks, &[&staging]).await?;
             tx.execute(&self.sql.touch_blob, &[&hex, &now]).await?;
         } else {
-            tx.execute(&self.sql.rename_chunks, &[&staging, &hex]).await?;
+            tx.execute(&self.sql.rename_chunks, &[&staging, &hex])
+                .await?;
         }
         tx.commit().await?;
         Ok(blob)
@@ -196,9 +199,7 @@ impl BlobStore for PgBlobStore {
 
     async fn size(&self, hash: &Hash) -> Result<Option<u64>> {
         let client = self.pool.get().await?;
-        let row = client
-            .query_opt(&self.sql.size, &[&hash.to_hex()])
-            .await?;
+        let row = client.query_opt(&self.sql.size, &[&hash.to_hex()]).await?;
         Ok(row.map(|row| u64::try_from(row.get::<_, i64>(0)).unwrap_or(0)))
     }
 
@@ -250,37 +251,34 @@ impl PgBlobStore {
     /// covers, reading only the covered part of each chunk.
     fn chunks(&self, hash: Hash, range: Range<u64>) -> ByteStream {
         let store = self.clone();
-        Box::pin(futures_util::stream::try_unfold(
-            range.start,
-            move |pos| {
-                let store = store.clone();
-                let end = range.end;
-                async move {
-                    if pos >= end {
-                        return Ok(None);
-                    }
-                    let chunk = CHUNK_BYTES as u64;
-                    let n = i32::try_from(pos / chunk).expect("fewer than 2^31 chunks");
-                    let offset = pos % chunk;
-                    let take = (chunk - offset).min(end - pos);
-                    let client = store.pool.get().await?;
-                    let stmt = client.prepare_cached(&store.sql.chunk).await?;
-                    let from = i32::try_from(offset + 1).expect("an offset within a chunk");
-                    let count = i32::try_from(take).expect("a length within a chunk");
-                    let row = client
-                        .query_opt(&stmt, &[&hash.to_hex(), &n, &from, &count])
-                        .await?
-                        .ok_or(MediaError::NotFound(hash))?;
-                    let bytes: &[u8] = row.get(0);
-                    if bytes.len() as u64 != take {
-                        return Err(MediaError::Corrupt(
-                            hash,
-                            format!("chunk {n} is shorter than its blob's size says"),
-                        ));
-                    }
-                    Ok(Some((Bytes::copy_from_slice(bytes), pos + take)))
+        Box::pin(futures_util::stream::try_unfold(range.start, move |pos| {
+            let store = store.clone();
+            let end = range.end;
+            async move {
+                if pos >= end {
+                    return Ok(None);
                 }
-            },
-        ))
+                let chunk = CHUNK_BYTES as u64;
+                let n = i32::try_from(pos / chunk).expect("fewer than 2^31 chunks");
+                let offset = pos % chunk;
+                let take = (chunk - offset).min(end - pos);
+                let client = store.pool.get().await?;
+                let stmt = client.prepare_cached(&store.sql.chunk).await?;
+                let from = i32::try_from(offset + 1).expect("an offset within a chunk");
+                let count = i32::try_from(take).expect("a length within a chunk");
+                let row = client
+                    .query_opt(&stmt, &[&hash.to_hex(), &n, &from, &count])
+                    .await?
+                    .ok_or(MediaError::NotFound(hash))?;
+                let bytes: &[u8] = row.get(0);
+                if bytes.len() as u64 != take {
+                    return Err(MediaError::Corrupt(
+                        hash,
+                        format!("chunk {n} is shorter than its blob's size says"),
+                    ));
+                }
+                Ok(Some((Bytes::copy_from_slice(bytes), pos + take)))
+            }
+        }))
     }
 }
