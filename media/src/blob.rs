@@ -150,6 +150,16 @@ pub trait BlobStore: Send + Sync {
     /// Storage errors.
     async fn delete(&self, hash: &Hash) -> Result<bool>;
 
+    /// Removes blob `hash` only if its `created_ts` is before `ts`, atomically with respect to
+    /// puts: a put of the same bytes either renews the blob first (and it stays) or comes
+    /// after the removal (and stores it anew). What a garbage-collection sweep calls, with
+    /// `ts` = now minus the grace period, after finding no reference to the blob: an upload
+    /// that is about to be referenced has renewed it.
+    ///
+    /// # Errors
+    /// Storage errors.
+    async fn delete_if_older(&self, hash: &Hash, ts: i64) -> Result<bool>;
+
     /// Up to `limit` blobs whose `created_ts` is before `ts` (milliseconds since the Unix
     /// epoch), oldest first: the candidates of a garbage-collection sweep.
     ///

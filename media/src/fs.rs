@@ -11,6 +11,12 @@
 //! crash a blob is either complete or absent. A temp file is removed when its put fails or is
 //! dropped; one left by a crash is removed by the next [`FsBlobStore::open`] once it is an hour
 //! old.
+//!
+//! Checking for a blob and moving one into place (a put), and checking a blob's time and
+//! removing it ([`BlobStore::delete_if_older`]) happen under one lock of the store (shared by
+//! its clones), so a sweep never removes a blob that a concurrent put has just renewed. One
+//! store (and its clones) per directory: two stores opened on the same directory do not share
+//! that lock.
 
 use std::fs::{DirBuilder, File, OpenOptions};
 use std::io::{self, Write};
@@ -41,6 +47,9 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 pub struct FsBlobStore {
     dir: Arc<PathBuf>,
     clock: WallClock,
+    /// Held (on a blocking thread) while a put commits and while `delete_if_older` checks and
+    /// removes: no await happens under it.
+    commit_lock: Arc<std::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for FsBlobStore {
@@ -80,6 +89,7 @@ impl FsBlobStore {
         Ok(Self {
             dir: Arc::new(dir),
             clock: system_clock(),
+            commit_lock: Arc::default(),
         })
     }
 
@@ -111,12 +121,20 @@ impl FsBlobStore {
     async fn commit(&self, temp: TempFile, file: File, blob: BlobRef) -> Result<BlobRef> {
         let target = self.path_of(&blob.hash);
         let now = to_system_time((self.clock)());
+        let lock = Arc::clone(&self.commit_lock);
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.sync_all()?;
             file.set_modified(now)?;
             drop(file);
             let parent = target.parent().expect("a fan-out directory");
-            private_dirs().create(parent)?;
+            if !parent.exists() {
+                private_dirs().create(parent)?;
+                // The new directory's entry is durable too.
+                File::open(parent.parent().expect("the store's directory"))?.sync_all()?;
+            }
+            let _committing = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
             if target.exists() {
                 // The same bytes are there: keep them, refresh their time.
                 File::options()
@@ -150,16 +168,17 @@ impl FsBlobStore {
 #[async_trait]
 impl BlobStore for FsBlobStore {
     async fn put(&self, bytes: Bytes) -> Result<BlobRef> {
-        let blob = BlobRef {
-            hash: Hash::of(&bytes),
-            size: bytes.len() as u64,
-        };
         let temp = TempFile(self.temp_path());
         let path = temp.0.clone();
-        let file = tokio::task::spawn_blocking(move || -> io::Result<File> {
+        // Hashing megabytes is CPU work: off the runtime's threads, with the write.
+        let (file, blob) = tokio::task::spawn_blocking(move || -> io::Result<(File, BlobRef)> {
+            let blob = BlobRef {
+                hash: Hash::of(&bytes),
+                size: bytes.len() as u64,
+            };
             let mut file = create_private(&path)?;
             file.write_all(&bytes)?;
-            Ok(file)
+            Ok((file, blob))
         })
         .await
         .map_err(join_error)??;
@@ -220,6 +239,29 @@ impl BlobStore for FsBlobStore {
             Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             Err(err) => Err(err.into()),
         }
+    }
+
+    async fn delete_if_older(&self, hash: &Hash, ts: i64) -> Result<bool> {
+        let path = self.path_of(hash);
+        let lock = Arc::clone(&self.commit_lock);
+        let deleted = tokio::task::spawn_blocking(move || -> io::Result<bool> {
+            let _committing = lock
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let created = match std::fs::metadata(&path) {
+                Ok(meta) => from_system_time(meta.modified()?),
+                Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(err) => return Err(err),
+            };
+            if created >= ts {
+                return Ok(false);
+            }
+            std::fs::remove_file(&path)?;
+            Ok(true)
+        })
+        .await
+        .map_err(join_error)??;
+        Ok(deleted)
     }
 
     async fn list_older_than(&self, ts: i64, limit: usize) -> Result<Vec<Hash>> {

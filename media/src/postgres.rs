@@ -59,6 +59,7 @@ struct Sql {
     size: String,
     chunk: String,
     delete_blob: String,
+    delete_older: String,
     older: String,
 }
 
@@ -84,6 +85,7 @@ impl Sql {
                  WHERE hash = $1 AND n = $2"
             ),
             delete_blob: format!("DELETE FROM {s}.blobs WHERE hash = $1"),
+            delete_older: format!("DELETE FROM {s}.blobs WHERE hash = $1 AND created_ts < $2"),
             older: format!(
                 "SELECT hash FROM {s}.blobs WHERE created_ts < $1
                  ORDER BY created_ts, hash LIMIT $2"
@@ -232,6 +234,19 @@ impl BlobStore for PgBlobStore {
         let tx = client.transaction().await?;
         let deleted = tx.execute(&self.sql.delete_blob, &[&hex]).await?;
         tx.execute(&self.sql.drop_chunks, &[&hex]).await?;
+        tx.commit().await?;
+        Ok(deleted > 0)
+    }
+
+    async fn delete_if_older(&self, hash: &Hash, ts: i64) -> Result<bool> {
+        // The row lock of the DELETE orders it with a put's INSERT or renewing UPDATE.
+        let hex = hash.to_hex();
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let deleted = tx.execute(&self.sql.delete_older, &[&hex, &ts]).await?;
+        if deleted > 0 {
+            tx.execute(&self.sql.drop_chunks, &[&hex]).await?;
+        }
         tx.commit().await?;
         Ok(deleted > 0)
     }

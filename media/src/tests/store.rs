@@ -173,6 +173,7 @@ store_tests!(
     concurrent_puts_of_the_same_bytes_store_one_blob,
     delete_removes_one_blob,
     list_older_than_lists_the_oldest_puts_first,
+    delete_if_older_spares_a_renewed_blob,
     a_bad_hash_is_refused_and_any_case_finds_the_blob,
 );
 
@@ -428,6 +429,27 @@ async fn list_older_than_lists_the_oldest_puts_first(f: Fixture) {
     );
     f.store.delete(&b).await.unwrap();
     assert_eq!(f.store.list_older_than(3_500, 10).await.unwrap(), vec![c]);
+}
+
+async fn delete_if_older_spares_a_renewed_blob(f: Fixture) {
+    f.set_time(1_000);
+    let old = f.store.put(bytes(21, CHUNK_BYTES + 5)).await.unwrap().hash;
+    let renewed_data = bytes(22, 10);
+    let renewed = f.store.put(renewed_data.clone()).await.unwrap().hash;
+    // The sweep lists both as older than 2 000 ...
+    assert_eq!(f.store.list_older_than(2_000, 10).await.unwrap().len(), 2);
+    // ... then one of them is uploaded again (about to be referenced) before it deletes.
+    f.set_time(3_000);
+    f.store.put(renewed_data.clone()).await.unwrap();
+    assert!(f.store.delete_if_older(&old, 2_000).await.unwrap());
+    assert!(!f.store.delete_if_older(&renewed, 2_000).await.unwrap());
+    assert_eq!(f.store.size(&old).await.unwrap(), None);
+    assert_eq!(read_all(&*f.store, &renewed).await.unwrap(), renewed_data);
+    assert!(
+        !f.store.delete_if_older(&old, 2_000).await.unwrap(),
+        "already gone"
+    );
+    assert_eq!(f.stored_objects().await, f.objects_of(10));
 }
 
 async fn a_bad_hash_is_refused_and_any_case_finds_the_blob(f: Fixture) {
