@@ -72,8 +72,7 @@ impl Blob {
     /// [`Blob::len`] first): this is what holds a blob whole in memory.
     ///
     /// # Errors
-    /// The first error of the stream, or [`MediaError::Corrupt`]-like short reads as the stream
-    /// reports them.
+    /// The first error of the stream.
     pub async fn into_bytes(mut self) -> Result<Bytes> {
         let capacity = usize::try_from(self.len()).unwrap_or(usize::MAX);
         let mut out = BytesMut::with_capacity(capacity);

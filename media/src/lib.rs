@@ -2,7 +2,7 @@
 //! that serves the small ones from memory.
 //!
 //! # Layout
-//! - [`Hash`] (a SHA-256, 64 hex characters) and [`BlobRef`] (hash and size).
+//! - [`Hash`](struct@Hash) (a SHA-256, 64 hex characters) and [`BlobRef`] (hash and size).
 //! - [`BlobStore`]: the content-addressed storage seam; [`Blob`], a chunked read.
 //!   - [`FsBlobStore`]: files under a directory (the embedded configuration).
 //!   - [`PgBlobStore`]: chunked rows in PostgreSQL (scaled out; [`postgres_schema`] is the
