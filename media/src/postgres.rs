@@ -133,8 +133,13 @@ fn size_i64(size: u64) -> i64 {
 #[async_trait]
 impl BlobStore for PgBlobStore {
     async fn put(&self, bytes: Bytes) -> Result<BlobRef> {
+        // Hashing megabytes is CPU work: off the runtime's threads.
+        let hashed = bytes.clone();
+        let hash = tokio::task::spawn_blocking(move || Hash::of(&hashed))
+            .await
+            .map_err(|err| MediaError::Io(std::io::Error::other(err)))?;
         let blob = BlobRef {
-            hash: Hash::of(&bytes),
+            hash,
             size: bytes.len() as u64,
         };
         let hex = blob.hash.to_hex();

@@ -1,7 +1,9 @@
 //! [`CachedBlobs`]: a blob store read through a hot cache.
 
+use std::ops::Range;
 use std::sync::Arc;
 
+use crate::blob::check_range;
 use crate::{Blob, BlobStore, Hash, HotCache, Result};
 
 /// Reads of a [`BlobStore`] served from a [`HotCache`] when they can be: a hit answers from
@@ -47,5 +49,28 @@ impl CachedBlobs {
         let bytes = blob.into_bytes().await?;
         self.cache.put(hash, bytes.clone()).await;
         Ok(Some(Blob::from_bytes(bytes)))
+    }
+
+    /// Bytes `range` of blob `hash`: sliced from a cached value on a hit, else read from the
+    /// store (a range read never fills the cache: the whole value is not at hand).
+    ///
+    /// # Errors
+    /// [`MediaError::BadRange`](crate::MediaError::BadRange) as
+    /// [`BlobStore::get_range`]; the store's errors.
+    pub async fn get_range(&self, hash: &Hash, range: Range<u64>) -> Result<Option<Blob>> {
+        let Some(bytes) = self.cache.get(hash).await else {
+            return self.store.get_range(hash, range).await;
+        };
+        let size = bytes.len() as u64;
+        check_range(&range, size)?;
+        let slice = bytes.slice(
+            usize::try_from(range.start).expect("within a cached value")
+                ..usize::try_from(range.end).expect("within a cached value"),
+        );
+        Ok(Some(Blob {
+            size,
+            range,
+            chunks: Box::pin(futures_util::stream::iter([Ok(slice)])),
+        }))
     }
 }

@@ -91,6 +91,7 @@ cache_tests!(
     caches_do_not_share_entries,
     cached_blobs_fill_the_cache_on_a_miss,
     cached_blobs_stream_large_blobs_past_the_cache,
+    cached_blobs_serve_ranges_from_the_cache_or_the_store,
 );
 
 async fn a_miss_then_a_hit(f: Fixture) {
@@ -164,6 +165,32 @@ async fn cached_blobs_stream_large_blobs_past_the_cache(f: Fixture) {
     let read = blobs.get(&hash).await.unwrap().unwrap();
     assert_eq!(read.into_bytes().await.unwrap(), large);
     assert_eq!(f.cache.get(&hash).await, None);
+}
+
+async fn cached_blobs_serve_ranges_from_the_cache_or_the_store(f: Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn BlobStore> = Arc::new(FsBlobStore::open(dir.path()).await.unwrap());
+    let blobs = CachedBlobs::new(Arc::clone(&store), Arc::clone(&f.cache));
+    let value = bytes(8, 900);
+    let hash = store.put(value.clone()).await.unwrap().hash;
+    // A miss: from the store, and the cache is not filled by a range.
+    let miss = blobs.get_range(&hash, 10..20).await.unwrap().unwrap();
+    assert_eq!(miss.into_bytes().await.unwrap(), value.slice(10..20));
+    assert_eq!(f.cache.get(&hash).await, None);
+    // A hit: sliced from the cached value, the same bytes and bounds as the store's.
+    blobs.get(&hash).await.unwrap().unwrap();
+    store.delete(&hash).await.unwrap();
+    for (start, end) in [(0, 10), (450, 460), (890, 900), (900, 900)] {
+        let hit = blobs.get_range(&hash, start..end).await.unwrap().unwrap();
+        assert_eq!((hit.size, hit.range.clone()), (900, start..end));
+        let want = value.slice(start as usize..end as usize);
+        assert_eq!(hit.into_bytes().await.unwrap(), want);
+    }
+    let refused = blobs.get_range(&hash, 0..901).await;
+    assert!(
+        matches!(refused, Err(crate::MediaError::BadRange { size: 900, .. })),
+        "{refused:?}"
+    );
 }
 
 // The in-process LRU.
