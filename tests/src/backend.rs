@@ -103,12 +103,13 @@ pub async fn prepare(flags: &mut Vec<String>) -> Option<ScaledEnv> {
         ]);
     }
     let env = ScaledEnv::start(&auth_flags).await;
-    // A test that names its own auth node (e.g. a stand-in JWKS) keeps it.
+    // A test that names its own auth node (e.g. a stand-in JWKS) keeps it, without the service
+    // token (a stand-in serves no internal routes, and counts what reaches it).
     let own_auth = flags.iter().any(|flag| flag == "--auth-url");
     let mut hub_flags = env.hub_flags().into_iter();
     while let Some(flag) = hub_flags.next() {
         let value = hub_flags.next().expect("hub flags come in pairs");
-        if !(own_auth && flag == "--auth-url") {
+        if !(own_auth && (flag == "--auth-url" || flag == "--service-token")) {
             flags.extend([flag, value]);
         }
     }
