@@ -12,6 +12,8 @@
 //!   - [`RedisCache`]: Redis with a TTL, shared by the nodes (scaled out).
 //!   - [`CachedBlobs`]: a store read through a cache.
 //! - [`MediaError`]: every failure, as variants an HTTP layer maps to a status.
+//! - [`images`]: avatars and emoticons checked (bytes, type, dimensions) before decoding and
+//!   re-encoded as square PNGs; generated identicons. Pure: no I/O.
 //!
 //! # Architecture invariants
 //! - Blobs are **immutable and named by their content**: nothing is ever overwritten, and a
@@ -29,6 +31,7 @@ mod clock;
 mod error;
 mod fs;
 mod hash;
+pub mod images;
 mod postgres;
 
 pub use blob::{body, Blob, BlobStore, BodyStream, BoxError, ByteStream};
