@@ -331,6 +331,26 @@ mod tests {
     }
 
     #[test]
+    fn the_centre_is_cropped_to_a_square_and_tiny_sources_are_upscaled() {
+        // 30x10: red sides, a green 10x10 centre. The square is the centre only.
+        let wide = DynamicImage::ImageRgba8(RgbaImage::from_fn(30, 10, |x, _| {
+            if (10..20).contains(&x) {
+                Rgba([0, 255, 0, 255])
+            } else {
+                Rgba([255, 0, 0, 255])
+            }
+        }));
+        let out =
+            reencode_square(&encode(&wide, ImageFormat::Png), &Bounds::AVATAR, &[64]).unwrap();
+        let png = decode_png(&out[0].png).to_rgba8();
+        assert_eq!(png.dimensions(), (64, 64), "upscaled from 10x10");
+        for (x, y) in [(0, 0), (63, 0), (32, 32), (0, 63), (63, 63)] {
+            let [r, g, _, _] = png.get_pixel(x, y).0;
+            assert!(g > 200 && r < 50, "({x},{y}): {r},{g}");
+        }
+    }
+
+    #[test]
     fn an_animated_gif_keeps_its_first_frame() {
         use image::codecs::gif::{GifEncoder, Repeat};
         use image::Frame;
