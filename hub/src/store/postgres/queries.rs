@@ -252,10 +252,17 @@ impl Store for PgStore {
         let webhooks = self.webhooks().clone();
         self.call_events(move |c| {
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                if webhooks.wants(EventType::MemberLeft) {
-                    super::lock_room(&tx, &room).await?;
+                if !webhooks.wants(EventType::MemberLeft) {
+                    let n = c
+                        .execute(
+                            "DELETE FROM members WHERE room_id = $1 AND user_id = $2",
+                            &[&room, &user_id],
+                        )
+                        .await?;
+                    return Ok((n == 1, false));
                 }
+                let tx = c.transaction().await?;
+                super::lock_room(&tx, &room).await?;
                 let row = tx
                     .query_opt(
                         "DELETE FROM members WHERE room_id = $1 AND user_id = $2 RETURNING username",
@@ -451,16 +458,15 @@ impl Store for PgStore {
         let webhooks = self.webhooks().clone();
         self.call_events(move |c| {
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                if webhooks.wants(EventType::MessageEdited) {
-                    super::lock_room(&tx, &room).await?;
+                const EDIT: &str =
+                    "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2";
+                if !webhooks.wants(EventType::MessageEdited) {
+                    c.execute(EDIT, &[&room, &seq, &body, &ts]).await?;
+                    return Ok(((), false));
                 }
-                let n = tx
-                    .execute(
-                        "UPDATE messages SET body = $3, edited_ts = $4 WHERE room_id = $1 AND seq = $2",
-                        &[&room, &seq, &body, &ts],
-                    )
-                    .await?;
+                let tx = c.transaction().await?;
+                super::lock_room(&tx, &room).await?;
+                let n = tx.execute(EDIT, &[&room, &seq, &body, &ts]).await?;
                 let jobs = if n == 1 {
                     webhooks.message_edited(&room, wire_seq, &body, ts)
                 } else {
@@ -483,17 +489,15 @@ impl Store for PgStore {
         let webhooks = self.webhooks().clone();
         self.call_events(move |c| {
             Box::pin(async move {
-                let tx = c.transaction().await?;
-                if webhooks.wants(EventType::MessageDeleted) {
-                    super::lock_room(&tx, &room).await?;
+                const DELETE: &str = "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3
+                                      WHERE room_id = $1 AND seq = $2";
+                if !webhooks.wants(EventType::MessageDeleted) {
+                    c.execute(DELETE, &[&room, &seq, &ts]).await?;
+                    return Ok(((), false));
                 }
-                let n = tx
-                    .execute(
-                        "UPDATE messages SET body = '', deleted = TRUE, edited_ts = $3
-                         WHERE room_id = $1 AND seq = $2",
-                        &[&room, &seq, &ts],
-                    )
-                    .await?;
+                let tx = c.transaction().await?;
+                super::lock_room(&tx, &room).await?;
+                let n = tx.execute(DELETE, &[&room, &seq, &ts]).await?;
                 let jobs = if n == 1 {
                     webhooks.message_deleted(&room, wire_seq, ts)
                 } else {
