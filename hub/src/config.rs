@@ -148,6 +148,11 @@ pub struct Config {
           value_parser = switchboard_auth::webhooks::ServiceToken::parse)]
     pub service_token: Option<switchboard_auth::webhooks::ServiceToken>,
 
+    /// Media: attachments' bound, the hot cache, the garbage collector (`--max-attachment-bytes`,
+    /// `--media-*`).
+    #[command(flatten)]
+    pub media: crate::media::flags::MediaFlags,
+
     /// Webhook delivery (`--webhook-timeout-ms`, `--webhook-allow-link-local`): the same flags
     /// as `switchboard-auth`'s; this node delivers the hub's events.
     #[command(flatten)]

@@ -14,6 +14,8 @@
 //! - `presence`: who is online in a room, behind the `presence::Presence` trait.
 //! - `ratelimit`: every rate limit of the node (GCRA per key) and the task that sweeps them.
 //! - `clock`: the monotonic, pausable clock of rate limits and liveness.
+//! - `media`: avatars, emoticons and attachments: the blob store, the hot cache, the index of
+//!   who refers to which blob, and the caching rules of their answers.
 //! - `metrics`: the node's metrics handles (served on `--metrics-listen`, not the public port).
 //!
 //! `docs/ARCHITECTURE.md` shows how a message flows through these.
@@ -26,6 +28,7 @@ mod error;
 mod fanout;
 mod http;
 mod listener;
+mod media;
 mod metrics;
 mod presence;
 mod ratelimit;

@@ -321,6 +321,7 @@ async fn serve(
         &metrics_registry,
     );
     store_webhooks.set(hub_webhooks.registry.clone(), hub_webhooks.nudger());
+    let media = crate::media::Media::open(&cfg, &cfg.data_dir.join("hub.db")).await?;
     let mut ready_redis = None;
 
     let registry = Arc::new(
@@ -401,6 +402,7 @@ async fn serve(
         conns: TaskTracker::new(),
         jobs: hub_webhooks.jobs.clone(),
         job_nudge: hub_webhooks.nudger(),
+        media,
     };
 
     // Revoked sessions lose their sockets at once.

@@ -26,6 +26,8 @@ pub struct AppState {
     pub jobs: Arc<dyn switchboard_jobs::JobStore>,
     /// Wakes this node's job workers (after an admin's retry).
     pub job_nudge: Arc<tokio::sync::Notify>,
+    /// Avatars, emoticons and attachments.
+    pub media: crate::media::Media,
 }
 
 impl AppState {

@@ -45,6 +45,11 @@ pub enum ErrorCode {
     ForbiddenTarget,
     /// An e-mail address that another live account already uses.
     EmailTaken,
+    /// The upload's type is not accepted there (HTTP 415): an avatar or emoticon that is not
+    /// PNG, JPEG, WebP or GIF.
+    UnsupportedMediaType,
+    /// The `Range` asked for is not within the file (HTTP 416).
+    RangeNotSatisfiable,
     /// A backing service (database, broker) is unavailable; retry later.
     Unavailable,
     /// An unexpected server error.
@@ -71,6 +76,8 @@ impl ErrorCode {
         Self::TooManySubscriptions,
         Self::ForbiddenTarget,
         Self::EmailTaken,
+        Self::UnsupportedMediaType,
+        Self::RangeNotSatisfiable,
         Self::Unavailable,
         Self::Internal,
     ];
@@ -94,6 +101,8 @@ impl ErrorCode {
             Self::TooManySubscriptions => "too_many_subscriptions",
             Self::ForbiddenTarget => "forbidden_target",
             Self::EmailTaken => "email_taken",
+            Self::UnsupportedMediaType => "unsupported_media_type",
+            Self::RangeNotSatisfiable => "range_not_satisfiable",
             Self::Unavailable => "unavailable",
             Self::Internal => "internal",
         }
@@ -114,6 +123,8 @@ impl ErrorCode {
             Self::TooLarge | Self::CatchupTooLarge => 413,
             Self::RateLimited => 429,
             Self::HistoryExpired => 410,
+            Self::UnsupportedMediaType => 415,
+            Self::RangeNotSatisfiable => 416,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }

@@ -9,6 +9,7 @@ mod admin;
 pub mod docs;
 pub mod extract;
 pub mod health;
+mod media;
 pub mod proxy;
 pub mod rooms;
 pub mod server;
@@ -50,6 +51,7 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(server::presence))
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::retry_job))
+        .routes(routes!(media::public))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -24,6 +24,10 @@ pub const SQLITE_MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../../migrations/hub/sqlite/0004_jobs.sql"),
     ),
+    (
+        5,
+        include_str!("../../../migrations/hub/sqlite/0005_media.sql"),
+    ),
 ];
 
 /// The ledger of both hub stores: `schema_migrations (version, applied_ts)`, `applied_ts` in

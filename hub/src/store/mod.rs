@@ -19,7 +19,7 @@
 //!   another (see `sqlite::append_writer` and `postgres::batch`).
 
 #[cfg(test)]
-mod contract;
+pub(crate) mod contract;
 pub mod events;
 pub mod migrate;
 pub mod postgres;

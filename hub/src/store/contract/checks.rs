@@ -172,7 +172,7 @@ pub(super) async fn retention_purges_old_messages(h: &mut Harness) {
     assert_eq!(next.seq, 4);
 }
 
-pub(super) async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
+pub(crate) async fn new_room(store: &dyn Store, id: &str, creator: &UserRef) {
     let room = NewRoom {
         id: id.into(),
         name: id.into(),

@@ -23,7 +23,7 @@ use super::postgres::{PgConfig, PgStore};
 use super::sqlite::SqliteStore;
 use super::{Committed, NewMessage, Store, UserRef};
 
-pub(crate) use checks::check_restored_direct_leaver;
+pub(crate) use checks::{check_restored_direct_leaver, new_room};
 use checks::{
     direct_rooms_are_unique, hidden_direct_rooms_come_back, membership_and_read_marks,
     pages_are_ascending, pages_never_cross_their_bounds, retention_purges_old_messages,
@@ -196,6 +196,40 @@ impl Harness {
             Backing::Postgres { db } => {
                 let client = pg_client(&db.url).await;
                 client.execute(SQL, &[&room, &seq]).await.unwrap();
+            }
+        }
+    }
+
+    /// The media index on this store's database (a second handle, as the hub opens it).
+    pub async fn media(&self) -> Arc<dyn crate::media::index::MediaIndex> {
+        match &self.backing {
+            Backing::Sqlite { path, .. } => Arc::new(
+                crate::media::index::sqlite::SqliteMedia::open(path)
+                    .await
+                    .unwrap(),
+            ),
+            Backing::Postgres { db } => {
+                let pool = super::postgres::pool(&db.url, 2, Duration::from_secs(5), "media-test")
+                    .unwrap();
+                Arc::new(crate::media::index::postgres::PgMedia::new(pool))
+            }
+        }
+    }
+
+    /// Marks attachment `id` as sent with message `seq`, behind the store's back (as an
+    /// append that carries it does).
+    pub async fn link_attachment(&self, id: &str, seq: i64) {
+        const SQL: &str = "UPDATE attachments SET seq = $1 WHERE id = $2";
+        match &self.backing {
+            Backing::Sqlite { path, .. } => {
+                let conn = rusqlite::Connection::open(path).unwrap();
+                conn.busy_timeout(Duration::from_secs(5)).unwrap();
+                conn.execute(&SQL.replace('$', "?"), rusqlite::params![seq, id])
+                    .unwrap();
+            }
+            Backing::Postgres { db } => {
+                let client = pg_client(&db.url).await;
+                client.execute(SQL, &[&seq, &id]).await.unwrap();
             }
         }
     }

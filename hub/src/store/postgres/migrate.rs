@@ -29,6 +29,10 @@ pub const PG_MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../../../migrations/hub/postgres/0005_jobs.sql"),
     ),
+    (
+        6,
+        include_str!("../../../../migrations/hub/postgres/0006_media.sql"),
+    ),
 ];
 
 /// The advisory lock that serialises hub migrations across nodes: the ASCII bytes of
@@ -63,6 +67,15 @@ mod tests {
     use switchboard_testkit::services::TestDatabase;
 
     use super::*;
+
+    /// Migration 6 holds the blob store's tables exactly as `switchboard-media` defines them
+    /// (in schema `public`), so the crate's statements run against the hub's database.
+    #[test]
+    fn the_blob_tables_are_the_media_crates() {
+        let (version, sql) = PG_MIGRATIONS[5];
+        assert_eq!(version, 6);
+        assert!(sql.starts_with(&switchboard_media::postgres_schema("public")));
+    }
 
     /// A database migrated by the hub before the shared runner (the same ledger, `applied_ts`
     /// from `clock_timestamp()`) opens without re-running anything.

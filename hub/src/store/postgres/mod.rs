@@ -170,6 +170,52 @@ impl std::fmt::Debug for PgStore {
 
 type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
+/// A pool of connections to `url` with the store's bounds: `statement_timeout` and
+/// `idle_in_transaction_session_timeout` from `timeout` (so a statement or transaction abandoned
+/// by a timed-out or dead node does not keep holding locks), and the pool's waits bounded by it.
+/// The store's own pool, and the media's (a separate one, so slow media never holds the
+/// store's connections).
+///
+/// # Errors
+/// The URL does not parse.
+pub(crate) fn pool(
+    url: &str,
+    size: usize,
+    timeout: Duration,
+    application: &str,
+) -> StoreResult<Pool> {
+    let mut pg: tokio_postgres::Config = url.parse()?;
+    let ms = timeout.as_millis();
+    // Server-side bounds too, so a statement or transaction abandoned by a timed-out or dead
+    // node does not keep holding room locks: longer than any healthy batch, short enough
+    // that other nodes carry on.
+    let options = format!(
+        "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
+        pg.get_options().unwrap_or_default(),
+        ms * 2
+    );
+    pg.options(options.trim_start());
+    pg.connect_timeout(timeout);
+    if pg.get_application_name().is_none() {
+        pg.application_name(application);
+    }
+    let manager = Manager::from_config(
+        pg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Ok(Pool::builder(manager)
+        .max_size(size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(timeout))
+        .create_timeout(Some(timeout))
+        .recycle_timeout(Some(timeout))
+        .build()
+        .expect("a runtime is set, so the pool timeouts are supported"))
+}
+
 impl PgStore {
     /// Connects to `url` (a libpq-style URL or key=value string), applies pending migrations
     /// (see [`migrate::migrate`]) and starts the batch writers, which send every commit through
@@ -180,36 +226,7 @@ impl PgStore {
     /// newer than this binary's (the message says "newer"); a migration fails or takes longer than
     /// a minute.
     pub async fn connect(url: &str, cfg: PgConfig, commits: CommitSender) -> StoreResult<Self> {
-        let mut pg: tokio_postgres::Config = url.parse()?;
-        let ms = cfg.timeout.as_millis();
-        // Server-side bounds too, so a statement or transaction abandoned by a timed-out or dead
-        // node does not keep holding room locks: longer than any healthy batch, short enough
-        // that other nodes carry on.
-        let options = format!(
-            "{} -c statement_timeout={ms} -c idle_in_transaction_session_timeout={}",
-            pg.get_options().unwrap_or_default(),
-            ms * 2
-        );
-        pg.options(options.trim_start());
-        pg.connect_timeout(cfg.timeout);
-        if pg.get_application_name().is_none() {
-            pg.application_name("switchboard-hub");
-        }
-        let manager = Manager::from_config(
-            pg,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
-            },
-        );
-        let pool = Pool::builder(manager)
-            .max_size(cfg.pool_size.max(1))
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(cfg.timeout))
-            .create_timeout(Some(cfg.timeout))
-            .recycle_timeout(Some(cfg.timeout))
-            .build()
-            .expect("a runtime is set, so the pool timeouts are supported");
+        let pool = pool(url, cfg.pool_size, cfg.timeout, "switchboard-hub")?;
         let mut client = bounded(cfg.timeout, pool.get()).await??;
         bounded(MIGRATION_BOUND, migrate::migrate(&mut client)).await??;
         drop(client);

@@ -1,0 +1,42 @@
+//! The media flags (`--max-attachment-bytes`, `--media-cache-bytes`, ...).
+
+/// How media is stored, cached and collected.
+#[derive(Debug, Clone, clap::Args)]
+pub struct MediaFlags {
+    /// Largest attachment, in bytes. A larger upload is refused with 413 `too_large` as soon
+    /// as its body passes the bound (or at once, from its `Content-Length`).
+    #[arg(long, env = "SWITCHBOARD_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
+    pub max_attachment_bytes: u64,
+
+    /// Bytes of the in-process hot cache of avatars, emoticons and thumbnails (the embedded
+    /// configuration; with `--redis-url` the cache is in Redis). 0: no cache.
+    #[arg(long, env = "SWITCHBOARD_MEDIA_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub media_cache_bytes: usize,
+
+    /// Lifetime of an entry of the Redis hot cache (with `--redis-url`), renewed on each hit,
+    /// in seconds.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MEDIA_CACHE_TTL_SECS",
+        default_value_t = 86_400
+    )]
+    pub media_cache_ttl_secs: u64,
+
+    /// Grace period of the media garbage collector, in seconds: a blob nothing refers to, and
+    /// an attachment uploaded but not sent, are removed only once older than this.
+    #[arg(long, env = "SWITCHBOARD_MEDIA_GC_GRACE_SECS", default_value_t = 3_600)]
+    pub media_gc_grace_secs: u64,
+
+    /// How often the media garbage collector sweeps, in seconds (0: never).
+    #[arg(
+        long,
+        env = "SWITCHBOARD_MEDIA_GC_INTERVAL_SECS",
+        default_value_t = 600
+    )]
+    pub media_gc_interval_secs: u64,
+
+    /// PostgreSQL connections for media (blobs and their index; with `--database-url`): a pool
+    /// of its own, so uploads and downloads never hold the message store's connections.
+    #[arg(long, env = "SWITCHBOARD_MEDIA_POOL_SIZE", default_value_t = 4)]
+    pub media_pool_size: usize,
+}
