@@ -463,6 +463,30 @@ async fn serve(
             }
         })
     });
+    // Media garbage collection: every node sweeps (the deletes are idempotent).
+    let media_gc = (app.cfg.media.media_gc_interval_secs > 0).then(|| {
+        let media = app.media.clone();
+        let every = Duration::from_secs(app.cfg.media.media_gc_interval_secs);
+        let grace = Duration::from_secs(app.cfg.media.media_gc_grace_secs);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                match crate::media::gc::sweep(&*media.index, &**media.store(), now_ms(), grace)
+                    .await
+                {
+                    Ok(s) if s == crate::media::gc::Swept::default() => {}
+                    Ok(s) => tracing::info!(
+                        attachments = s.attachments,
+                        blobs = s.blobs,
+                        "media garbage collected"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "media sweep failed"),
+                }
+            }
+        })
+    });
     // One heartbeat for the node instead of a timer per connection (see `Registry::heartbeat`).
     let heartbeat_task = {
         let (reg, every) = (
@@ -530,6 +554,9 @@ async fn serve(
     heartbeat_task.abort();
     limits_task.abort();
     if let Some(task) = retention {
+        task.abort();
+    }
+    if let Some(task) = media_gc {
         task.abort();
     }
     if let Some(follower) = &auth.follower {

@@ -160,11 +160,18 @@ pub trait BlobStore: Send + Sync {
     async fn delete_if_older(&self, hash: &Hash, ts: i64) -> Result<bool>;
 
     /// Up to `limit` blobs whose `created_ts` is before `ts` (milliseconds since the Unix
-    /// epoch), oldest first: the candidates of a garbage-collection sweep.
+    /// epoch) and whose hash is after `after`, in ascending hash order: the candidates of a
+    /// garbage-collection sweep, which pages through them by passing the last hash it got
+    /// (so blobs that stay referenced never hide the ones behind them).
     ///
     /// # Errors
     /// Storage errors.
-    async fn list_older_than(&self, ts: i64, limit: usize) -> Result<Vec<Hash>>;
+    async fn list_older_than(
+        &self,
+        ts: i64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<Hash>>;
 }
 
 /// The next piece of a streamed put's body, hashed and counted; `None` at its end.

@@ -264,17 +264,23 @@ impl BlobStore for FsBlobStore {
         Ok(deleted)
     }
 
-    async fn list_older_than(&self, ts: i64, limit: usize) -> Result<Vec<Hash>> {
+    async fn list_older_than(
+        &self,
+        ts: i64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<Hash>> {
         let dir = Arc::clone(&self.dir);
-        let mut found = tokio::task::spawn_blocking(move || scan_older_than(&dir, ts))
+        let mut found: Vec<Hash> = tokio::task::spawn_blocking(move || scan_older_than(&dir, ts))
             .await
-            .map_err(join_error)??;
-        found.sort_unstable();
-        Ok(found
+            .map_err(join_error)??
             .into_iter()
-            .take(limit)
             .map(|(_, hash)| hash)
-            .collect())
+            .filter(|hash| after.is_none_or(|after| hash > after))
+            .collect();
+        found.sort_unstable();
+        found.truncate(limit);
+        Ok(found)
     }
 }
 

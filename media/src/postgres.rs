@@ -87,8 +87,8 @@ impl Sql {
             delete_blob: format!("DELETE FROM {s}.blobs WHERE hash = $1"),
             delete_older: format!("DELETE FROM {s}.blobs WHERE hash = $1 AND created_ts < $2"),
             older: format!(
-                "SELECT hash FROM {s}.blobs WHERE created_ts < $1
-                 ORDER BY created_ts, hash LIMIT $2"
+                "SELECT hash FROM {s}.blobs WHERE created_ts < $1 AND hash > $2
+                 ORDER BY hash LIMIT $3"
             ),
         }
     }
@@ -256,10 +256,19 @@ impl BlobStore for PgBlobStore {
         Ok(deleted > 0)
     }
 
-    async fn list_older_than(&self, ts: i64, limit: usize) -> Result<Vec<Hash>> {
+    async fn list_older_than(
+        &self,
+        ts: i64,
+        after: Option<&Hash>,
+        limit: usize,
+    ) -> Result<Vec<Hash>> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        // Every hash is above '' (the column is `COLLATE "C"`).
+        let after = after.map(Hash::to_hex).unwrap_or_default();
         let client = self.pool.get().await?;
-        let rows = client.query(&self.sql.older, &[&ts, &limit]).await?;
+        let rows = client
+            .query(&self.sql.older, &[&ts, &after, &limit])
+            .await?;
         rows.iter()
             .map(|row| Hash::parse(row.get::<_, &str>(0)))
             .collect()

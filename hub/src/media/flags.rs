@@ -9,7 +9,9 @@ pub struct MediaFlags {
     pub max_attachment_bytes: u64,
 
     /// Bytes of the in-process hot cache of avatars, emoticons and thumbnails (the embedded
-    /// configuration; with `--redis-url` the cache is in Redis). 0: no cache.
+    /// configuration; with `--redis-url` the cache is in Redis, bounded by its TTL and Redis's
+    /// `maxmemory`). 0: no hot cache at all, in either configuration (every read goes to the
+    /// blob store).
     #[arg(long, env = "SWITCHBOARD_MEDIA_CACHE_BYTES", default_value_t = 64 * 1024 * 1024)]
     pub media_cache_bytes: usize,
 

@@ -4,6 +4,7 @@
 //!   SQLite and PostgreSQL.
 //! - [`serve`]: blob responses with the caching rules (immutable content-addressed URLs,
 //!   strong ETags, 304, ranges, `nosniff`, a `sandbox` CSP).
+//! - [`gc`]: the sweep that removes blobs nothing refers to, after a grace period.
 //! - [`flags`]: the `--media-*` and `--max-attachment-bytes` flags.
 //!
 //! **Configurations.** Embedded: blobs are files under `<data-dir>/media`, the index is in
@@ -21,6 +22,7 @@
 //!   stream from the blob store.
 
 pub mod flags;
+pub mod gc;
 pub mod index;
 pub mod serve;
 
@@ -88,8 +90,10 @@ impl Media {
                 (Arc::new(store), Arc::new(index))
             }
         };
-        let cache: Arc<dyn HotCache> = match &cfg.redis_url {
-            Some(url) => Arc::new(
+        let cache: Arc<dyn HotCache> = match (&cfg.redis_url, flags.media_cache_bytes) {
+            // No hot cache: every read goes to the blob store.
+            (_, 0) => Arc::new(MemoryCache::new(0, 0)),
+            (Some(url), _) => Arc::new(
                 RedisCache::new(
                     url,
                     RedisCacheConfig {
@@ -101,7 +105,7 @@ impl Media {
                 )
                 .context("the media cache's Redis URL")?,
             ),
-            None => Arc::new(MemoryCache::new(
+            (None, _) => Arc::new(MemoryCache::new(
                 flags.media_cache_bytes,
                 DEFAULT_MAX_ITEM_BYTES.min(flags.media_cache_bytes),
             )),

@@ -172,7 +172,7 @@ store_tests!(
     a_put_dropped_midway_stores_nothing,
     concurrent_puts_of_the_same_bytes_store_one_blob,
     delete_removes_one_blob,
-    list_older_than_lists_the_oldest_puts_first,
+    list_older_than_pages_old_blobs_by_hash,
     delete_if_older_spares_a_renewed_blob,
     a_bad_hash_is_refused_and_any_case_finds_the_blob,
 );
@@ -398,7 +398,7 @@ async fn delete_removes_one_blob(f: Fixture) {
     assert_eq!(f.store.size(&back.hash).await.unwrap(), Some(back.size));
 }
 
-async fn list_older_than_lists_the_oldest_puts_first(f: Fixture) {
+async fn list_older_than_pages_old_blobs_by_hash(f: Fixture) {
     f.set_time(1_000);
     let a = f.store.put(bytes(14, 10)).await.unwrap().hash;
     f.set_time(2_000);
@@ -410,25 +410,49 @@ async fn list_older_than_lists_the_oldest_puts_first(f: Fixture) {
         .hash;
     f.set_time(3_000);
     let c = f.store.put(bytes(16, 10)).await.unwrap().hash;
+    let sorted = |mut v: Vec<Hash>| {
+        v.sort_unstable();
+        v
+    };
     assert_eq!(
-        f.store.list_older_than(2_500, 10).await.unwrap(),
-        vec![a, b]
+        f.store.list_older_than(2_500, None, 10).await.unwrap(),
+        sorted(vec![a, b])
     );
-    assert_eq!(f.store.list_older_than(2_500, 1).await.unwrap(), vec![a]);
-    assert_eq!(f.store.list_older_than(1_000, 10).await.unwrap(), vec![]);
+    let all = sorted(vec![a, b, c]);
+    assert_eq!(f.store.list_older_than(3_001, None, 10).await.unwrap(), all);
     assert_eq!(
-        f.store.list_older_than(3_001, 10).await.unwrap(),
-        vec![a, b, c]
+        f.store.list_older_than(1_000, None, 10).await.unwrap(),
+        vec![]
     );
+    // Paging: one at a time, each page after the last hash of the one before.
+    let mut paged = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f
+            .store
+            .list_older_than(3_001, after.as_ref(), 1)
+            .await
+            .unwrap();
+        let Some(last) = page.last().copied() else {
+            break;
+        };
+        assert_eq!(page.len(), 1);
+        paged.push(last);
+        after = Some(last);
+    }
+    assert_eq!(paged, all);
     // A put of bytes already stored renews them: a sweep's grace period counts from it.
     f.set_time(4_000);
     f.store.put(bytes(14, 10)).await.unwrap();
     assert_eq!(
-        f.store.list_older_than(3_500, 10).await.unwrap(),
-        vec![b, c]
+        f.store.list_older_than(3_500, None, 10).await.unwrap(),
+        sorted(vec![b, c])
     );
     f.store.delete(&b).await.unwrap();
-    assert_eq!(f.store.list_older_than(3_500, 10).await.unwrap(), vec![c]);
+    assert_eq!(
+        f.store.list_older_than(3_500, None, 10).await.unwrap(),
+        vec![c]
+    );
 }
 
 async fn delete_if_older_spares_a_renewed_blob(f: Fixture) {
@@ -437,7 +461,14 @@ async fn delete_if_older_spares_a_renewed_blob(f: Fixture) {
     let renewed_data = bytes(22, 10);
     let renewed = f.store.put(renewed_data.clone()).await.unwrap().hash;
     // The sweep lists both as older than 2 000 ...
-    assert_eq!(f.store.list_older_than(2_000, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        f.store
+            .list_older_than(2_000, None, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
     // ... then one of them is uploaded again (about to be referenced) before it deletes.
     f.set_time(3_000);
     f.store.put(renewed_data.clone()).await.unwrap();
@@ -517,7 +548,10 @@ async fn open_removes_stale_temp_files_only() {
     );
     // Nor are temp files or strangers listed as blobs.
     std::fs::write(root.join("README"), b"x").unwrap();
-    assert_eq!(store.list_older_than(i64::MAX, 10).await.unwrap(), vec![]);
+    assert_eq!(
+        store.list_older_than(i64::MAX, None, 10).await.unwrap(),
+        vec![]
+    );
 }
 
 #[tokio::test]

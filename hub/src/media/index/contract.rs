@@ -3,7 +3,7 @@
 
 use switchboard_media::Hash;
 
-use super::{Attachment, Avatar, Emoticon, MediaIndex};
+use super::{Attachment, Avatar, Emoticon};
 use crate::store::contract::{msg, new_room, user, Harness};
 
 /// For each listed check, a module of the same name with the tests `sqlite` and `postgres`.

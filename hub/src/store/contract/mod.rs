@@ -200,6 +200,14 @@ impl Harness {
         }
     }
 
+    /// The PostgreSQL database's URL (`None` for SQLite).
+    pub fn database_url(&self) -> Option<&str> {
+        match &self.backing {
+            Backing::Sqlite { .. } => None,
+            Backing::Postgres { db } => Some(&db.url),
+        }
+    }
+
     /// The media index on this store's database (a second handle, as the hub opens it).
     pub async fn media(&self) -> Arc<dyn crate::media::index::MediaIndex> {
         match &self.backing {
