@@ -471,3 +471,58 @@ async fn exactly_two_mib_is_accepted() {
     let (status, body) = put(&server, Some(&erin), png).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+/// At most 16 uploads are received at once by a hub: with 16 bodies under way (each one's
+/// `100 Continue` says its handler is reading it), one more is `503 unavailable` with
+/// `Retry-After`, before its body is read.
+#[tokio::test]
+async fn uploads_at_once_are_bounded() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let server = TestServer::start().await;
+    let frank = server.user("frank").await;
+    let mut stalled = Vec::new();
+    for _ in 0..16 {
+        let mut socket = tokio::net::TcpStream::connect(server.addr())
+            .await
+            .expect("connect");
+        let head = format!(
+            "PUT /v1/auth/me/avatar HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {}\r\n\
+             Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
+            frank.token()
+        );
+        socket.write_all(head.as_bytes()).await.expect("head");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        within("100 Continue", async {
+            while !contains(&got, b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.expect("read");
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            got.starts_with(b"HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        // A part of the body, and no more.
+        socket.write_all(&[0x89; 10]).await.expect("a part");
+        stalled.push(socket);
+    }
+    let resp = within(
+        "the 17th upload",
+        http()
+            .put(format!("{}/v1/auth/me/avatar", server.http_url()))
+            .bearer_auth(frank.token())
+            .body(png_with_text(b"a\0b"))
+            .send(),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(header(&resp, "retry-after".parse().unwrap()), "1");
+    assert_eq!(code(&resp.json().await.unwrap()), "unavailable");
+    drop(stalled);
+}

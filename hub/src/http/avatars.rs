@@ -13,12 +13,13 @@
 //!   no byte or metadata of the upload survives, dimensions checked from the header before
 //!   decoding). `DELETE` goes back to the identicon.
 //!
-//! **Bounds.** An upload is refused from its `Content-Length` before a byte is read when
-//! that is over 2 MiB, else as the body passes 2 MiB: at most the bound (and one network
-//! chunk) is ever held. At most [`DECODES`] uploads are decoded at once, on the blocking pool
-//! (a 4096×4096 image is 64 MiB of pixels), so the memory and CPU of decoding are bounded
-//! whatever the number of callers. An identicon is a few KiB, generated at most once per hot
-//! cache entry.
+//! **Bounds** (`media::slots`). An upload is refused from its `Content-Length` before a byte
+//! is read when that is over 2 MiB, else as the body passes 2 MiB: at most the bound (and one
+//! network chunk) is ever held. At most `UPLOADS` (16) bodies are received at once per hub
+//! (one more is `503 unavailable` with `Retry-After`), each within `BODY_DEADLINE` (30 s), and
+//! at most `DECODES` (2) are decoded at once, on the blocking pool (a 4096×4096 image is
+//! 64 MiB of pixels): the memory and CPU of uploads are bounded whatever the number of
+//! callers. An identicon is a few KiB, generated at most once per hot cache entry.
 //!
 //! **Hot cache keys.** Uploaded avatars are blobs, cached under their content hash by
 //! `CachedBlobs` (served by `GET /v1/media/{hash}`). Identicons are not blobs: they are cached
@@ -38,21 +39,18 @@ use switchboard_media::images::{self, Bounds, ImageError};
 use switchboard_media::{Blob, Hash};
 use switchboard_protocol::rest::AvatarUrls;
 use switchboard_protocol::ErrorCode;
-use tokio::sync::Semaphore;
 
 use super::extract::{AppPath, AppQuery, Caller};
 use crate::error::error_response;
 use crate::media::index::Avatar;
 use crate::media::serve::{respond, Caching, Served};
+use crate::media::slots::BODY_DEADLINE;
 use crate::state::AppState;
 
 /// The sizes served, in pixels: the small one beside messages, the large one for a profile.
 pub const SIZES: [u32; 2] = [SMALL, LARGE];
 const SMALL: u32 = 64;
 const LARGE: u32 = 256;
-
-/// At most this many uploads are decoded and re-encoded at once (process-wide).
-static DECODES: Semaphore = Semaphore::const_new(2);
 
 /// `?size=64|256`, 64 when absent.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -237,13 +235,15 @@ enum UploadError {
     TooLarge,
     #[error("the upload was cut short")]
     Truncated,
+    #[error("the upload did not arrive within {} s", BODY_DEADLINE.as_secs())]
+    TooSlow,
 }
 
 impl IntoResponse for UploadError {
     fn into_response(self) -> Response {
         let code = match self {
             Self::TooLarge => ErrorCode::TooLarge,
-            Self::Truncated => ErrorCode::BadRequest,
+            Self::Truncated | Self::TooSlow => ErrorCode::BadRequest,
         };
         error_response(code, self.to_string())
     }
@@ -295,20 +295,33 @@ fn image_refusal(e: &ImageError) -> Response {
     request_body(content = inline(ImageBytes), description = "The image itself (PNG, JPEG, WebP or GIF, recognised by its bytes; `Content-Type` is not consulted), at most 2 MiB and 4096×4096 pixels. It is cropped to its centre square and re-encoded as PNG at 64 and 256 px: no byte or metadata of the upload is kept; an animation keeps its first frame.", content_type = "application/octet-stream"),
     responses(
         (status = 200, description = "The new avatar's URLs (content-addressed: a new upload is a new URL).", body = AvatarUrls),
-        (status = 400, description = "`bad_request`: a corrupt or truncated image, or one whose header claims more than 4096×4096 pixels (refused without decoding)."),
+        (status = 400, description = "`bad_request`: a corrupt or truncated image, one whose header claims more than 4096×4096 pixels (refused without decoding), or a body that took over 30 s to arrive."),
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 413, description = "`too_large`: over 2 MiB (from `Content-Length` before reading, else as the body passes 2 MiB)."),
         (status = 415, description = "`unsupported_media_type`: not a PNG, JPEG, WebP or GIF image (SVG and HTML are refused)."),
-        (status = 503, description = "`unavailable`: the blob store or the media index cannot be written now."),
+        (status = 503, description = "`unavailable`: 16 uploads are being received by this hub already (with `Retry-After`), or the blob store or the media index cannot be written now."),
     )
 )]
 pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let bytes = match read_bounded(&parts.headers, body, Bounds::AVATAR.max_bytes).await {
-        Ok(bytes) => bytes,
-        Err(e) => return e.into_response(),
+    let slots = app.media.slots.clone();
+    let Ok(receiving) = slots.uploads.try_acquire() else {
+        let mut resp = error_response(
+            ErrorCode::Unavailable,
+            "too many uploads at once; retry in a moment",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        return resp;
     };
-    let Ok(permit) = DECODES.acquire().await else {
+    let (parts, body) = req.into_parts();
+    let read = read_bounded(&parts.headers, body, Bounds::AVATAR.max_bytes);
+    let bytes = match tokio::time::timeout(BODY_DEADLINE, read).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return e.into_response(),
+        Err(_) => return UploadError::TooSlow.into_response(),
+    };
+    drop(receiving);
+    let Ok(permit) = slots.decodes.acquire().await else {
         return error_response(ErrorCode::Unavailable, "shutting down");
     };
     let renditions = tokio::task::spawn_blocking(move || {

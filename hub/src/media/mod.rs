@@ -23,6 +23,7 @@
 pub mod flags;
 pub mod index;
 pub mod serve;
+pub mod slots;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -46,6 +47,8 @@ pub struct Media {
     pub index: Arc<dyn MediaIndex>,
     /// `--max-attachment-bytes`.
     pub max_attachment_bytes: u64,
+    /// The bounds on image uploads and decodes (avatars).
+    pub slots: Arc<slots::ImageSlots>,
 }
 
 impl std::fmt::Debug for Media {
@@ -110,6 +113,7 @@ impl Media {
             blobs: CachedBlobs::new(store, cache),
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
+            slots: Arc::default(),
         })
     }
 
