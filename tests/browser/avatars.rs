@@ -6,7 +6,8 @@
 use std::io::Cursor;
 
 use image::{DynamicImage, ImageFormat, Rgba, RgbaImage};
-use serde_json::{json, Value};
+use serde_json::Value;
+use switchboard_tests::wait::PASSWORD;
 
 use crate::support::driver::Driver;
 use crate::support::hub::Hub;
@@ -34,23 +35,60 @@ async fn a_run_of_messages_shows_one_avatar_and_a_picture_can_be_uploaded() {
     let name = unique_name("alice");
     alice.open(&hub.http_url()).await;
     alice.register(&name).await;
-    alice.create_room(&unique_name("pictures"), false).await;
+    let room = unique_name("pictures");
+    alice.create_room(&room, false).await;
+    let room = alice.until_room(&room).await;
+    let bob = unique_name("bob");
+    hub.api()
+        .register(&bob, &format!("{bob}@example.com"), PASSWORD)
+        .await
+        .expect("register bob");
+    let bob_api = hub.login(&bob, PASSWORD).await;
+    alice.add_member(&bob).await;
+
     alice.send("first of a run").await;
     alice.send("second of a run").await;
     alice.until_message("second of a run").await;
+    // Another author starts a run of their own, and so does alice after them.
+    bob_api
+        .post_message(&room.id, "from bob", None)
+        .await
+        .expect("bob posts");
+    alice.until_message("from bob").await;
+    alice.send("alice again").await;
+    alice.until_message("alice again").await;
 
-    let expected = format!("/v1/users/{name}/avatar?size=64");
+    let mine = format!("/v1/users/{name}/avatar?size=64");
     let shown: Vec<Value> = alice
-        .until("one avatar for the run, loaded", async || {
+        .until("one avatar per run, loaded", async || {
             let shown: Vec<Value> = alice.js(AVATARS_JS, vec![]).await;
-            (shown.len() == 2 && shown[0]["width"] == 64).then_some(shown)
+            (shown.len() == 4
+                && shown
+                    .iter()
+                    .all(|m| m["avatar"].is_null() || m["width"] == 64))
+            .then_some(shown)
         })
         .await;
-    assert_eq!(shown[0]["body"], "first of a run");
-    assert_eq!(shown[0]["avatar"], json!(expected));
-    assert_eq!(shown[0]["continued"], false);
-    assert_eq!(shown[1]["avatar"], Value::Null, "{shown:?}");
-    assert_eq!(shown[1]["continued"], true);
+    let runs: Vec<(&str, Option<&str>, bool)> = shown
+        .iter()
+        .map(|m| {
+            (
+                m["body"].as_str().unwrap(),
+                m["avatar"].as_str(),
+                m["continued"].as_bool().unwrap(),
+            )
+        })
+        .collect();
+    let bobs = format!("/v1/users/{bob}/avatar?size=64");
+    assert_eq!(
+        runs,
+        [
+            ("first of a run", Some(mine.as_str()), false),
+            ("second of a run", None, true),
+            ("from bob", Some(bobs.as_str()), false),
+            ("alice again", Some(mine.as_str()), false),
+        ]
+    );
 
     // The account menu: a refused file shows the server's reason, a picture is taken.
     alice.open_account_menu().await;
@@ -93,5 +131,14 @@ async fn a_run_of_messages_shows_one_avatar_and_a_picture_can_be_uploaded() {
         })
         .await;
     assert_eq!(alice.text("avatar-error").await, "");
+    // The messages shown get it too: a new URL, the 64 px upload loaded.
+    alice
+        .until("the new picture beside the messages", async || {
+            let shown: Vec<Value> = alice.js(AVATARS_JS, vec![]).await;
+            let first = &shown[0];
+            (first["avatar"] == Value::from(format!("{mine}&v=1")) && first["width"] == 64)
+                .then_some(())
+        })
+        .await;
     alice.screenshot("avatars.png").await;
 }

@@ -3,6 +3,7 @@
 // Session data (user agents) goes into the page as text only (see dom.js).
 
 import { el } from "./dom.js";
+import { avatarChanged } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -113,7 +114,8 @@ export class AccountPanel {
   }
 
   /// Uploads the chosen file as the avatar; the server's refusal (too large, not an image) is
-  /// shown in the menu. Messages already shown keep the old picture until the page reloads.
+  /// shown in the menu. The messages shown here get the new picture at once (other pages on
+  /// their next load).
   async uploadAvatar() {
     const input = $("avatar-file");
     const file = input.files && input.files[0];
@@ -123,6 +125,7 @@ export class AccountPanel {
     try {
       const urls = await this.api.setAvatar(file);
       this.showAvatar(urls.small_url);
+      avatarChanged(this.api.user.username);
       $("avatar-status").textContent = "Your picture is changed.";
     } catch (err) {
       $("avatar-status").textContent = "";
@@ -138,7 +141,10 @@ export class AccountPanel {
     try {
       await this.api.clearAvatar();
       const user = this.api.user;
-      if (user) this.showAvatar(`/v1/identicons/${encodeURIComponent(user.id)}?size=64`);
+      if (user) {
+        this.showAvatar(`/v1/identicons/${encodeURIComponent(user.id)}?size=64`);
+        avatarChanged(user.username);
+      }
       $("avatar-status").textContent = "The generated picture is shown again.";
     } catch (err) {
       $("avatar-error").textContent = `Cannot remove your picture: ${this.explain(err)}`;

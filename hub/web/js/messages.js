@@ -13,6 +13,27 @@ export function continuesRun(prev, m) {
   return Boolean(prev) && prev.from === m.from && Boolean(prev.bot) === Boolean(m.bot) && m.ts - prev.ts <= RUN_GAP_MS && m.ts >= prev.ts;
 }
 
+/// Bumped when this page changes its user's avatar: the images already shown (and those the
+/// browser keeps for the page by URL) would show the old one, so the URL changes.
+let avatarVersion = 0;
+
+/// The avatar redirect of `username`, 64 px.
+function avatarUrl(username) {
+  const version = avatarVersion ? `&v=${avatarVersion}` : "";
+  return `/v1/users/${encodeURIComponent(username)}/avatar?size=64${version}`;
+}
+
+/// Shows the new avatar of `username` (changed from this page) beside their messages.
+export function avatarChanged(username) {
+  avatarVersion++;
+  for (const img of document.querySelectorAll("#messages img.avatar")) {
+    if (img.dataset.user === username) {
+      img.classList.remove("placeholder");
+      img.src = avatarUrl(username);
+    }
+  }
+}
+
 /// The avatar beside the first message of a run: the author's current avatar through the
 /// redirect (`/v1/users/{username}/avatar`, asked again on each load, its target cached
 /// forever), 32 px shown from the 64 px image; lazy. A bot has no account, so no avatar: a
@@ -22,7 +43,8 @@ function avatar(m) {
   if (m.bot) return el("span", { class: "avatar placeholder", "aria-hidden": "true" });
   const img = el("img", {
     class: "avatar",
-    src: `/v1/users/${encodeURIComponent(m.from)}/avatar?size=64`,
+    src: avatarUrl(m.from),
+    data: { user: m.from },
     alt: "",
     width: "32",
     height: "32",
