@@ -136,8 +136,7 @@ async fn a_run_of_messages_shows_one_avatar_and_a_picture_can_be_uploaded() {
         .until("the new picture beside the messages", async || {
             let shown: Vec<Value> = alice.js(AVATARS_JS, vec![]).await;
             let first = &shown[0];
-            (first["avatar"] == Value::from(format!("{mine}&v=1")) && first["width"] == 64)
-                .then_some(())
+            (first["avatar"] == format!("{mine}&v=1") && first["width"] == 64).then_some(())
         })
         .await;
     alice.screenshot("avatars.png").await;

@@ -15,9 +15,10 @@
 //!
 //! **Bounds** (`media::slots`). An upload is refused from its `Content-Length` before a byte
 //! is read when that is over 2 MiB, else as the body passes 2 MiB: at most the bound (and one
-//! network chunk) is ever held. At most `UPLOADS` (16) bodies are received at once per hub
-//! (one more is `503 unavailable` with `Retry-After`), each within `BODY_DEADLINE` (30 s), and
-//! at most `DECODES` (2) are decoded at once, on the blocking pool (a 4096×4096 image is
+//! network chunk) is ever held. At most `UPLOADS` (16) uploads are under way at once per hub,
+//! from the first byte to the end of their decode (one more is `503 unavailable` with
+//! `Retry-After`), each body within `BODY_DEADLINE` (30 s), and at most `DECODES` (2) of them
+//! are decoded at once, on the blocking pool (a 4096×4096 image is
 //! 64 MiB of pixels): the memory and CPU of uploads are bounded whatever the number of
 //! callers. An identicon is a few KiB, generated at most once per hot cache entry.
 //!
@@ -320,7 +321,8 @@ pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Req
         Ok(Err(e)) => return e.into_response(),
         Err(_) => return UploadError::TooSlow.into_response(),
     };
-    drop(receiving);
+    // The upload slot is held until the decode is done, so that at most `UPLOADS` bodies are
+    // in memory, received or waiting for a decode.
     let Ok(permit) = slots.decodes.acquire().await else {
         return error_response(ErrorCode::Unavailable, "shutting down");
     };
@@ -336,7 +338,7 @@ pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Req
             return error_response(ErrorCode::Internal, "internal error");
         }
     };
-    drop(permit);
+    drop((permit, receiving));
     let mut hashes = Vec::with_capacity(renditions.len());
     for rendition in renditions {
         match app.media.store().put(Bytes::from(rendition.png)).await {
@@ -348,7 +350,11 @@ pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Req
         }
     }
     let [small, large] = hashes[..] else {
-        unreachable!("reencode_square answers one rendition per size");
+        tracing::error!(
+            count = hashes.len(),
+            "re-encoding gave another number of sizes"
+        );
+        return error_response(ErrorCode::Internal, "internal error");
     };
     let avatar = Avatar {
         small,

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use tokio::sync::Semaphore;
 
-/// How many image uploads (avatars) may be received at once by one hub: each holds at most
-/// its bound (2 MiB) in memory, so at most `UPLOADS` × 2 MiB in all.
+/// How many image uploads (avatars) may be under way at once on one hub, from their first
+/// byte to the end of their decode: each holds at most its bound (2 MiB) in memory, so at most
+/// `UPLOADS` × 2 MiB in all.
 pub const UPLOADS: usize = 16;
 /// How many uploads may be decoded and re-encoded at once (on the blocking pool): a
 /// 4096×4096 image is 64 MiB of pixels while it is worked on.
