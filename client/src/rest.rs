@@ -5,7 +5,7 @@ use std::time::Duration;
 use reqwest::{Method, RequestBuilder, StatusCode};
 use serde::de::DeserializeOwned;
 use switchboard_protocol::rest::{
-    AddMemberRequest, AdminUser, AdminUserList, AdminUserResponse, AdminUsersQuery,
+    AddMemberRequest, AdminUser, AdminUserList, AdminUserResponse, AdminUsersQuery, AvatarUrls,
     CreateRoomRequest, EditMessageRequest, LoginRequest, MeResponse, MessagePage,
     PostMessageRequest, PostMessageResponse, ReadRequest, RefreshRequest, RegisterRequest,
     RegisterResponse, Role, Room, RoomList, RoomsQuery, SessionList, SessionsQuery,
@@ -351,6 +351,24 @@ impl Api {
         let list: switchboard_protocol::rest::PresenceList =
             self.json(self.request(Method::GET, &path)).await?;
         Ok(list.users)
+    }
+
+    // --- avatars --------------------------------------------------------------------------
+
+    /// `PUT /v1/auth/me/avatar`: uploads `image` (PNG, JPEG, WebP or GIF, at most 2 MiB) as
+    /// the caller's avatar; the answer names its two re-encoded sizes.
+    pub async fn set_avatar(&self, image: Vec<u8>) -> Result<AvatarUrls, ClientError> {
+        let request = self
+            .request(Method::PUT, "/v1/auth/me/avatar")
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(image);
+        self.json(request).await
+    }
+
+    /// `DELETE /v1/auth/me/avatar`: back to the generated identicon.
+    pub async fn clear_avatar(&self) -> Result<(), ClientError> {
+        self.empty(self.request(Method::DELETE, "/v1/auth/me/avatar"))
+            .await
     }
 
     // --- plumbing -------------------------------------------------------------------------

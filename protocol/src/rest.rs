@@ -256,3 +256,6 @@ pub use jobs::*;
 
 mod webhooks;
 pub use webhooks::*;
+
+mod avatars;
+pub use avatars::*;

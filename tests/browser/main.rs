@@ -11,6 +11,7 @@
 mod support;
 
 mod accounts;
+mod avatars;
 mod bots;
 mod chat;
 mod key_source;

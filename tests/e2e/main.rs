@@ -9,6 +9,7 @@ mod support;
 mod admin;
 mod auth;
 mod auth_hardening;
+mod avatars;
 mod catchup;
 mod closes;
 mod direct;

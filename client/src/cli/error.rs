@@ -82,6 +82,13 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
+    /// Reading a file named on the command line (`avatar set FILE`).
+    #[error("{}: {source}", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// Reading standard input.
     #[error("reading stdin: {0}")]
     Stdin(#[source] io::Error),
@@ -112,6 +119,7 @@ impl CliError {
             Self::Usage(_) | Self::AmbiguousRoom { .. } => EXIT_USAGE,
             Self::LeftRoom { .. } => EXIT_FORBIDDEN,
             Self::Config { .. }
+            | Self::File { .. }
             | Self::Stdin(_)
             | Self::Terminal(_)
             | Self::Stdout(_)
@@ -131,6 +139,7 @@ impl CliError {
             Self::AmbiguousRoom { .. } => "ambiguous_room".into(),
             Self::LeftRoom { .. } => "left_room".into(),
             Self::Config { .. } => "config".into(),
+            Self::File { .. } => "file".into(),
             Self::Stdin(_) | Self::Stdout(_) | Self::StdoutClosed | Self::Terminal(_) => {
                 "io".into()
             }
@@ -182,6 +191,8 @@ fn client_exit_code(err: &ClientError) -> u8 {
             | ErrorCode::HistoryExpired
             | ErrorCode::CatchupTooLarge
             | ErrorCode::TooManySubscriptions
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RangeNotSatisfiable
             | ErrorCode::Internal => EXIT_GENERIC,
         },
         ClientError::Http(err) if err.is_decode() => EXIT_GENERIC,

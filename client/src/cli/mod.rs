@@ -23,6 +23,7 @@ use switchboard_client::protocol::rest::Role;
 
 mod account;
 mod admin;
+mod avatar;
 mod chat;
 mod credentials;
 mod error;
@@ -189,6 +190,11 @@ enum Command {
         #[command(subcommand)]
         command: Option<SessionsCommand>,
     },
+    /// Your avatar, shown beside your messages: upload a picture, or go back to the generated one.
+    Avatar {
+        #[command(subcommand)]
+        command: AvatarCommand,
+    },
     /// Account administration (admins only; the first admin is made on the server's command
     /// line: `switchboard-auth admin create`).
     Admin {
@@ -207,6 +213,18 @@ enum SessionsCommand {
     },
     /// End every session but this one ("log out other devices").
     EndOthers,
+}
+
+#[derive(Debug, Subcommand)]
+enum AvatarCommand {
+    /// Upload FILE (PNG, JPEG, WebP or GIF, at most 2 MiB) as your avatar; the server crops it
+    /// to a square, resizes it and drops its metadata.
+    Set {
+        /// The image file.
+        file: PathBuf,
+    },
+    /// Remove your uploaded avatar: the generated one is shown again.
+    Clear,
 }
 
 #[derive(Debug, Subcommand)]
@@ -337,6 +355,10 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             None => sessions::list(&ctx).await,
             Some(SessionsCommand::End { sid }) => sessions::end(&ctx, &sid).await,
             Some(SessionsCommand::EndOthers) => sessions::end_others(&ctx).await,
+        },
+        Command::Avatar { command } => match command {
+            AvatarCommand::Set { file } => avatar::set(&ctx, &file).await,
+            AvatarCommand::Clear => avatar::clear(&ctx).await,
         },
         Command::Admin { command } => match command {
             AdminCommand::Users { query, limit, all } => {

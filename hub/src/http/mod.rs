@@ -6,6 +6,7 @@
 //! the route and its documentation; a test fails for a route added any other way.
 
 mod admin;
+mod avatars;
 pub mod docs;
 pub mod extract;
 pub mod health;
@@ -52,6 +53,9 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::retry_job))
         .routes(routes!(media::public))
+        .routes(routes!(avatars::identicon))
+        .routes(routes!(avatars::redirect))
+        .routes(routes!(avatars::upload, avatars::clear))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -25,6 +25,7 @@ pub mod flags;
 pub mod gc;
 pub mod index;
 pub mod serve;
+pub mod slots;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +49,8 @@ pub struct Media {
     pub index: Arc<dyn MediaIndex>,
     /// `--max-attachment-bytes`.
     pub max_attachment_bytes: u64,
+    /// The bounds on image uploads and decodes (avatars).
+    pub slots: Arc<slots::ImageSlots>,
 }
 
 impl std::fmt::Debug for Media {
@@ -114,6 +117,7 @@ impl Media {
             blobs: CachedBlobs::new(store, cache),
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
+            slots: Arc::default(),
         })
     }
 

@@ -89,6 +89,15 @@ impl Service {
         found.ok_or_else(|| Error::UserNotFound(username.to_owned()))
     }
 
+    /// The user named `username`, for routes that anyone may call without a token (the avatar
+    /// redirect): the directory is asked as for the server API.
+    ///
+    /// # Errors
+    /// `user_not_found` when no such user is found (any string that is not a username too).
+    pub async fn user_named(&self, username: &str) -> Result<UserRef> {
+        self.server_user(username).await
+    }
+
     /// Creates a group room owned by `bot`, its first member.
     ///
     /// # Errors

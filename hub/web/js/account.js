@@ -3,6 +3,7 @@
 // Session data (user agents) goes into the page as text only (see dom.js).
 
 import { el } from "./dom.js";
+import { avatarChanged } from "./messages.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -75,6 +76,8 @@ export class AccountPanel {
       this.openAdmin();
     });
     $("end-others").addEventListener("click", () => this.endOthers());
+    $("avatar-file").addEventListener("change", () => this.uploadAvatar());
+    $("avatar-clear").addEventListener("click", () => this.clearAvatar());
     $("session-list").addEventListener("click", (event) => {
       const button = event.target.closest("button[data-session]");
       if (button) this.end(button.dataset.session, button);
@@ -99,7 +102,53 @@ export class AccountPanel {
     $("account-panel").hidden = false;
     $("account-toggle").setAttribute("aria-expanded", "true");
     $("account-close").focus();
+    this.showAvatar();
     this.load();
+  }
+
+  /// Shows the caller's current avatar (through the redirect) or, after a change, `url`.
+  showAvatar(url) {
+    const user = this.api.user;
+    if (!user) return;
+    $("my-avatar").src = url || `/v1/users/${encodeURIComponent(user.username)}/avatar?size=64`;
+  }
+
+  /// Uploads the chosen file as the avatar; the server's refusal (too large, not an image) is
+  /// shown in the menu. The messages shown here get the new picture at once (other pages on
+  /// their next load).
+  async uploadAvatar() {
+    const input = $("avatar-file");
+    const file = input.files && input.files[0];
+    if (!file) return;
+    $("avatar-error").textContent = "";
+    $("avatar-status").textContent = "Uploading…";
+    try {
+      const urls = await this.api.setAvatar(file);
+      this.showAvatar(urls.small_url);
+      avatarChanged(this.api.user.username);
+      $("avatar-status").textContent = "Your picture is changed.";
+    } catch (err) {
+      $("avatar-status").textContent = "";
+      $("avatar-error").textContent = `Cannot use this picture: ${this.explain(err)}`;
+    } finally {
+      input.value = "";
+    }
+  }
+
+  /// Removes the uploaded avatar: the generated one is shown again.
+  async clearAvatar() {
+    $("avatar-error").textContent = "";
+    try {
+      await this.api.clearAvatar();
+      const user = this.api.user;
+      if (user) {
+        this.showAvatar(`/v1/identicons/${encodeURIComponent(user.id)}?size=64`);
+        avatarChanged(user.username);
+      }
+      $("avatar-status").textContent = "The generated picture is shown again.";
+    } catch (err) {
+      $("avatar-error").textContent = `Cannot remove your picture: ${this.explain(err)}`;
+    }
   }
 
   /// Closes the menu; `returnFocus` puts the focus back on its toggle.
@@ -118,6 +167,9 @@ export class AccountPanel {
     $("session-list").replaceChildren();
     $("sessions-error").textContent = "";
     $("sessions-status").textContent = "";
+    $("avatar-status").textContent = "";
+    $("avatar-error").textContent = "";
+    $("my-avatar").removeAttribute("src");
     this.setUser(null);
   }
 

@@ -141,12 +141,14 @@ export class Api {
   /// One HTTP request; `token` null means anonymous. Throws ApiError on an error answer.
   async call(method, path, body, token) {
     const headers = {};
-    if (body !== undefined) headers["content-type"] = "application/json";
+    // A Blob (a file to upload) is sent as it is; anything else as JSON.
+    const raw = body instanceof Blob;
+    if (body !== undefined) headers["content-type"] = raw ? "application/octet-stream" : "application/json";
     if (token) headers.authorization = `Bearer ${token}`;
     const response = await fetch(path, {
       method,
       headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
+      body: body === undefined ? undefined : raw ? body : JSON.stringify(body),
       cache: "no-store",
       credentials: "omit",
     });
@@ -214,6 +216,14 @@ export class Api {
       if (cursor === null) break;
     }
     return sessions;
+  }
+  /// Uploads `file` (a Blob) as the caller's avatar: `{small_url, large_url}`.
+  async setAvatar(file) {
+    return this.authed("PUT", "/v1/auth/me/avatar", file);
+  }
+  /// Back to the generated avatar.
+  async clearAvatar() {
+    return this.authed("DELETE", "/v1/auth/me/avatar");
   }
   async endSession(sid) {
     return this.authed("DELETE", `/v1/auth/sessions/${encodeURIComponent(sid)}`);

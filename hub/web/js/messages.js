@@ -3,18 +3,75 @@
 
 import { el, timeOf } from "./dom.js";
 
+/// A message starts a new run (avatar and name shown) unless the one before it is by the same
+/// author (a bot and a person of the same name differ) and at most this long before it.
+export const RUN_GAP_MS = 5 * 60 * 1000;
+
+/// Whether stored message `m` continues the run of `prev` (the message just above it, or
+/// undefined): same author, same kind (bot or not), at most RUN_GAP_MS later.
+export function continuesRun(prev, m) {
+  return Boolean(prev) && prev.from === m.from && Boolean(prev.bot) === Boolean(m.bot) && m.ts - prev.ts <= RUN_GAP_MS && m.ts >= prev.ts;
+}
+
+/// Bumped when this page changes its user's avatar: the images already shown (and those the
+/// browser keeps for the page by URL) would show the old one, so the URL changes.
+let avatarVersion = 0;
+
+/// The avatar redirect of `username`, 64 px.
+function avatarUrl(username) {
+  const version = avatarVersion ? `&v=${avatarVersion}` : "";
+  return `/v1/users/${encodeURIComponent(username)}/avatar?size=64${version}`;
+}
+
+/// Shows the new avatar of `username` (changed from this page) beside their messages.
+export function avatarChanged(username) {
+  avatarVersion++;
+  for (const img of document.querySelectorAll("#messages img.avatar")) {
+    if (img.dataset.user === username) {
+      img.classList.remove("placeholder");
+      img.src = avatarUrl(username);
+    }
+  }
+}
+
+/// The avatar beside the first message of a run: the author's current avatar through the
+/// redirect (`/v1/users/{username}/avatar`, asked again on each load, its target cached
+/// forever), 32 px shown from the 64 px image; lazy. A bot has no account, so no avatar: a
+/// placeholder of the same size. An image that fails (a deleted account) shows as the
+/// placeholder too.
+function avatar(m) {
+  if (m.bot) return el("span", { class: "avatar placeholder", "aria-hidden": "true" });
+  const img = el("img", {
+    class: "avatar",
+    src: avatarUrl(m.from),
+    data: { user: m.from },
+    alt: "",
+    width: "32",
+    height: "32",
+    loading: "lazy",
+    decoding: "async",
+  });
+  img.addEventListener("error", () => img.classList.add("placeholder"), { once: true });
+  return img;
+}
+
 /// The list item of stored message `m`: author, time, body (or a tombstone), and for the
 /// author's own messages Edit and Delete, the edit form (`editing`) or the delete confirmation
 /// (`confirming`). Buttons carry `data-action` and `data-seq` for the view's delegated handler.
-export function messageItem(m, mine, editing, confirming) {
+/// The first message of a run (`continued` false) has the author's avatar and name; the next
+/// ones of the run (`continued`) leave the avatar column empty and say the name to screen
+/// readers only.
+export function messageItem(m, mine, editing, confirming, continued = false) {
   const classes = ["message"];
   if (mine) classes.push("mine");
   if (m.deleted) classes.push("deleted");
+  if (continued) classes.push("continued");
   const li = el("li", { class: classes.join(" "), data: { seq: String(m.seq), from: m.from } });
+  if (!continued) li.append(avatar(m));
   const meta = el(
     "div",
     { class: "meta" },
-    el("span", { class: "author", text: m.from }),
+    el("span", { class: continued ? "author visually-hidden" : "author", text: m.from }),
     m.bot ? el("span", { class: "bot-badge", title: "Posted by a bot through the server API", text: "bot" }) : null,
     " ",
     timeOf(m.ts),

@@ -3,7 +3,7 @@
 // markup: this module never assigns innerHTML.
 
 import { el, listOfNames, reconcile } from "./dom.js";
-import { messageItem, pendingItem } from "./messages.js";
+import { continuesRun, messageItem, pendingItem } from "./messages.js";
 import { displayName, unread } from "./store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -355,11 +355,14 @@ export class View {
   renderMessages(store, room) {
     const nodes = [];
     const keep = new Set();
+    let prev;
     for (const m of store.messagesOf(room)) {
       const key = `m:${m.seq}`;
       const mine = m.from === store.me && !m.bot;
-      const sig = `${m.rev}|${this.editing === m.seq}|${this.confirming === m.seq}`;
-      nodes.push(this.item(key, sig, () => messageItem(m, mine, this.editing === m.seq, this.confirming === m.seq)));
+      const continued = continuesRun(prev, m);
+      prev = m;
+      const sig = `${m.rev}|${this.editing === m.seq}|${this.confirming === m.seq}|${continued}`;
+      nodes.push(this.item(key, sig, () => messageItem(m, mine, this.editing === m.seq, this.confirming === m.seq, continued)));
       keep.add(key);
     }
     for (const p of store.pendingOf(room.id)) {

@@ -32,6 +32,12 @@ impl CachedBlobs {
         &self.store
     }
 
+    /// The hot cache itself (values that are not blobs of the store, e.g. generated
+    /// identicons under a derived key).
+    pub fn cache(&self) -> &Arc<dyn HotCache> {
+        &self.cache
+    }
+
     /// Blob `hash`, from the cache or else from the store (filling the cache if it fits).
     ///
     /// # Errors
