@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod docs;
+pub mod emoticons;
 pub mod extract;
 pub mod health;
 mod media;
@@ -52,6 +53,8 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::retry_job))
         .routes(routes!(media::public))
+        .routes(routes!(emoticons::list))
+        .routes(routes!(emoticons::put, emoticons::remove))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))
