@@ -12,6 +12,7 @@ mod auth_hardening;
 mod catchup;
 mod closes;
 mod direct;
+mod emoticons;
 mod errors;
 mod fragments;
 mod history;

@@ -15,8 +15,9 @@
 //! - **Animated GIF/WebP become still images** (their first frame): the `image` crate decodes
 //!   frames, but keeping the animation would need an animated encoder path (APNG or GIF) with
 //!   bounds of its own (frames × pixels), which is not built.
-//! - **At most [`MAX_EMOTICONS`]** exist: the next upload is 409 `conflict` (two concurrent
-//!   uploads may pass the bound by one each; it bounds the list's size, not a hard quota).
+//! - **At most `--max-emoticons`** (default 1000) exist: the next upload is 409 `conflict`
+//!   (two concurrent uploads may pass the bound by one each: it bounds the list's size, it is
+//!   not a quota).
 //! - **The list's ETag** is the SHA-256 of its JSON answer: equal lists, equal tags, on every
 //!   node, with no state kept.
 
@@ -41,9 +42,6 @@ use crate::state::AppState;
 
 /// The side of the stored square PNG, in pixels: sharp when shown at 32 px on a 4× screen.
 pub const SIZE: u32 = 128;
-
-/// The most emoticons a hub holds.
-pub const MAX_EMOTICONS: usize = 1000;
 
 /// The URL of a public image.
 fn media_url(hash: &Hash) -> String {
@@ -216,7 +214,7 @@ async fn announce(app: &AppState) {
         (status = 400, description = "`bad_request`: a shortcode that is not `[a-z0-9_]{2,32}`, an image over 1024×1024 pixels (refused from its header, before decoding), a corrupt or truncated image, or a body that broke off."),
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 403, description = "`forbidden`: the caller is not an admin."),
-        (status = 409, description = "`conflict`: the shortcode is taken, or the hub already has 1000 emoticons."),
+        (status = 409, description = "`conflict`: the shortcode is taken, or the hub already has `--max-emoticons` (default 1000)."),
         (status = 413, description = "`too_large`: the body is over 256 KiB (refused from `Content-Length` at once, or as soon as the body passes the bound)."),
         (status = 415, description = "`unsupported_media_type`: not a PNG, JPEG, WebP or GIF image by its bytes (SVG and HTML are refused)."),
         (status = 503, description = "`unavailable`: the media index or the blob store cannot be written now."),
@@ -252,10 +250,11 @@ async fn put_inner(
     if existing.iter().any(|e| e.shortcode == code) {
         return Err(Error::Conflict("this shortcode is taken").into_response());
     }
-    if existing.len() >= MAX_EMOTICONS {
+    let max = app.cfg.media.max_emoticons;
+    if existing.len() >= max {
         return Err(error_response(
             ErrorCode::Conflict,
-            format!("the hub has {MAX_EMOTICONS} emoticons; remove one first"),
+            format!("the hub has {max} emoticons (--max-emoticons); remove one first"),
         ));
     }
     let bytes = bounded_body(headers, body, Bounds::EMOTICON.max_bytes).await?;
