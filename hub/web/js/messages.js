@@ -2,6 +2,7 @@
 // (bodies, usernames) only ever goes in as text (see dom.js).
 
 import { el, timeOf } from "./dom.js";
+import { withEmoticons } from "./emoticons.js";
 
 /// The list item of stored message `m`: author, time, body (or a tombstone), and for the
 /// author's own messages Edit and Delete, the edit form (`editing`) or the delete confirmation
@@ -45,7 +46,7 @@ export function messageItem(m, mine, editing, confirming) {
     });
     return li;
   }
-  li.append(el("p", { class: "body", text: m.body }));
+  li.append(el("p", { class: "body" }, ...withEmoticons(m.body)));
   if (mine && confirming) {
     const yes = el("button", { type: "button", class: "danger", data: { action: "confirm-delete", seq: String(m.seq) }, text: "Delete" });
     li.append(
