@@ -13,6 +13,7 @@ mod support;
 mod accounts;
 mod bots;
 mod chat;
+mod emoticons;
 mod key_source;
 mod network;
 mod reset;
