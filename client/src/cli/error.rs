@@ -182,6 +182,8 @@ fn client_exit_code(err: &ClientError) -> u8 {
             | ErrorCode::HistoryExpired
             | ErrorCode::CatchupTooLarge
             | ErrorCode::TooManySubscriptions
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RangeNotSatisfiable
             | ErrorCode::Internal => EXIT_GENERIC,
         },
         ClientError::Http(err) if err.is_decode() => EXIT_GENERIC,
