@@ -280,6 +280,8 @@ fn all_error_codes() -> Vec<ErrorCode> {
         TooManySubscriptions,
         ForbiddenTarget,
         EmailTaken,
+        UnsupportedMediaType,
+        RangeNotSatisfiable,
         Unavailable,
         Internal,
     ];
@@ -288,7 +290,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
             BadRequest | UnknownType | Unauthorized | Forbidden | NotFound | RateLimited
             | TooLarge | UsernameTaken | InvalidCredentials | UserNotFound | Conflict
             | HistoryExpired | CatchupTooLarge | TooManySubscriptions | ForbiddenTarget
-            | EmailTaken | Unavailable | Internal => {}
+            | EmailTaken | UnsupportedMediaType | RangeNotSatisfiable | Unavailable | Internal => {}
         }
     }
     all

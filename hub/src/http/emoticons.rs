@@ -124,41 +124,76 @@ pub(super) async fn list(State(app): State<AppState>, headers: HeaderMap) -> Res
         .into_response()
 }
 
+/// Why a change of the emoticons was refused, or failed.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    /// What the hub's errors say (401, 403, 400, 404, 409, 413, 503).
+    #[error(transparent)]
+    Hub(#[from] Error),
+    /// The upload is not an accepted image: 413, 415 or 400 (see `ImageError::status`).
+    #[error(transparent)]
+    Image(#[from] ImageError),
+    /// The re-encoding panicked (a bug of the decoder): 500.
+    #[error("the image could not be processed")]
+    Panicked,
+}
+
+impl From<crate::store::StoreError> for Refusal {
+    fn from(e: crate::store::StoreError) -> Self {
+        Self::Hub(Error::from(e))
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Hub(e) => e.into_response(),
+            Self::Image(e) => {
+                let code = match e {
+                    ImageError::TooLarge { .. } => ErrorCode::TooLarge,
+                    ImageError::UnsupportedType => ErrorCode::UnsupportedMediaType,
+                    ImageError::TooManyPixels { .. } | ImageError::Corrupt(_) => {
+                        ErrorCode::BadRequest
+                    }
+                };
+                error_response(code, e.to_string())
+            }
+            Self::Panicked => error_response(ErrorCode::Internal, self.to_string()),
+        }
+    }
+}
+
 /// The caller, if an admin; 403 otherwise.
-fn admin(caller: &Caller) -> Result<(), Response> {
+fn admin(caller: &Caller) -> Result<(), Error> {
     if caller.0.role == switchboard_auth::tokens::ROLE_ADMIN {
         Ok(())
     } else {
-        Err(Error::Forbidden("only an admin may change the emoticons").into_response())
+        Err(Error::Forbidden("only an admin may change the emoticons"))
     }
 }
 
 /// The shortcode of the path, or 400.
-fn shortcode(code: &str) -> Result<(), Response> {
+fn shortcode(code: &str) -> Result<(), Error> {
     if is_shortcode(code) {
         Ok(())
     } else {
-        Err(error_response(
-            ErrorCode::BadRequest,
-            "a shortcode is 2 to 32 of a-z, 0-9 and _",
+        Err(Error::BadRequest(
+            "a shortcode is 2 to 32 of a-z, 0-9 and _".into(),
         ))
     }
 }
 
-fn too_large() -> Response {
-    error_response(
-        ErrorCode::TooLarge,
-        format!(
-            "an emoticon is at most {} bytes",
-            Bounds::EMOTICON.max_bytes
-        ),
-    )
+fn too_large() -> Error {
+    Error::TooLarge(format!(
+        "an emoticon is at most {} bytes",
+        Bounds::EMOTICON.max_bytes
+    ))
 }
 
 /// The whole body, if it is at most `max` bytes: 413 `too_large` at once when its
 /// `Content-Length` says more, or as soon as more has arrived (nothing past the bound is read
 /// or kept); 400 when the body breaks off.
-async fn bounded_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Response> {
+async fn bounded_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec<u8>, Error> {
     let declared = headers
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -169,9 +204,8 @@ async fn bounded_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec
     let mut out = Vec::with_capacity(declared.map_or(0, |n| n as usize));
     let mut stream = body.into_data_stream();
     while let Some(piece) = stream.next().await {
-        let piece = piece.map_err(|_| {
-            error_response(ErrorCode::BadRequest, "the upload broke off before its end")
-        })?;
+        let piece =
+            piece.map_err(|_| Error::BadRequest("the upload broke off before its end".into()))?;
         if out.len() + piece.len() > max {
             return Err(too_large());
         }
@@ -180,17 +214,7 @@ async fn bounded_body(headers: &HeaderMap, body: Body, max: usize) -> Result<Vec
     Ok(out)
 }
 
-/// The refusal of an image.
-fn refused(e: &ImageError) -> Response {
-    let code = match e {
-        ImageError::TooLarge { .. } => ErrorCode::TooLarge,
-        ImageError::UnsupportedType => ErrorCode::UnsupportedMediaType,
-        ImageError::TooManyPixels { .. } | ImageError::Corrupt(_) => ErrorCode::BadRequest,
-    };
-    error_response(code, e.to_string())
-}
-
-/// Tells every connection of every node that the list is now `emoticons`.
+/// Tells every connection of every node that the list changed, with its new ETag.
 async fn announce(app: &AppState) {
     match app.media.index.emoticons().await {
         Ok(list) => {
@@ -228,7 +252,8 @@ pub(super) async fn put(
     body: Body,
 ) -> Response {
     match put_inner(&app, &caller, code, &headers, body).await {
-        Ok(r) | Err(r) => r,
+        Ok(created) => (StatusCode::CREATED, Json(created)).into_response(),
+        Err(refusal) => refusal.into_response(),
     }
 }
 
@@ -238,35 +263,30 @@ async fn put_inner(
     code: String,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Response, Response> {
+) -> Result<Emoticon, Refusal> {
     admin(caller)?;
     shortcode(&code)?;
     let index = &app.media.index;
     // Refused before the body is read: a taken shortcode, a full list.
-    let existing = index
-        .emoticons()
-        .await
-        .map_err(|e| Error::from(e).into_response())?;
+    let existing = index.emoticons().await?;
     if existing.iter().any(|e| e.shortcode == code) {
-        return Err(Error::Conflict("this shortcode is taken").into_response());
+        return Err(Error::Conflict("this shortcode is taken").into());
     }
-    let max = app.cfg.media.max_emoticons;
-    if existing.len() >= max {
-        return Err(error_response(
-            ErrorCode::Conflict,
-            format!("the hub has {max} emoticons (--max-emoticons); remove one first"),
-        ));
+    if existing.len() >= app.cfg.media.max_emoticons {
+        return Err(Error::Conflict(
+            "the hub holds as many emoticons as --max-emoticons allows; remove one first",
+        )
+        .into());
     }
     let bytes = bounded_body(headers, body, Bounds::EMOTICON.max_bytes).await?;
     let mut png =
         tokio::task::spawn_blocking(move || reencode_square(&bytes, &Bounds::EMOTICON, &[SIZE]))
             .await
-            .map_err(|_| error_response(ErrorCode::Internal, "the image could not be processed"))?
-            .map_err(|e| refused(&e))?;
+            .map_err(|_| Refusal::Panicked)??;
     let png = png.pop().expect("one size asked, one rendition").png;
     let stored = app.media.store().put(Bytes::from(png)).await.map_err(|e| {
         tracing::warn!(error = %e, "storing an emoticon failed");
-        error_response(ErrorCode::Unavailable, "the image cannot be stored now")
+        Error::Unavailable("the image cannot be stored now")
     })?;
     let emoticon = index::Emoticon {
         shortcode: code.clone(),
@@ -275,20 +295,15 @@ async fn put_inner(
         created_ts: crate::service::now_ms(),
     };
     // The blob of a lost race is swept by the garbage collector (nothing refers to it).
-    if !index
-        .add_emoticon(&emoticon)
-        .await
-        .map_err(|e| Error::from(e).into_response())?
-    {
-        return Err(Error::Conflict("this shortcode is taken").into_response());
+    if !index.add_emoticon(&emoticon).await? {
+        return Err(Error::Conflict("this shortcode is taken").into());
     }
     tracing::info!(shortcode = %code, by = %caller.0.username, "emoticon added");
     announce(app).await;
-    let answer = Emoticon {
+    Ok(Emoticon {
         shortcode: code,
         url: media_url(&stored.hash),
-    };
-    Ok((StatusCode::CREATED, Json(answer)).into_response())
+    })
 }
 
 /// `DELETE /v1/emoticons/{shortcode}` (admin) → 204.
@@ -311,26 +326,15 @@ pub(super) async fn remove(
     State(app): State<AppState>,
     caller: Caller,
     AppPath(code): AppPath<String>,
-) -> Response {
-    let done = async {
-        admin(&caller)?;
-        shortcode(&code)?;
-        let removed = app
-            .media
-            .index
-            .remove_emoticon(&code)
-            .await
-            .map_err(|e| Error::from(e).into_response())?;
-        if !removed {
-            return Err(Error::NotFound("no emoticon has this shortcode").into_response());
-        }
-        tracing::info!(shortcode = %code, by = %caller.0.username, "emoticon removed");
-        announce(&app).await;
-        Ok(StatusCode::NO_CONTENT.into_response())
-    };
-    match done.await {
-        Ok(r) | Err(r) => r,
+) -> Result<StatusCode, Error> {
+    admin(&caller)?;
+    shortcode(&code)?;
+    if !app.media.index.remove_emoticon(&code).await? {
+        return Err(Error::NotFound("no emoticon has this shortcode"));
     }
+    tracing::info!(shortcode = %code, by = %caller.0.username, "emoticon removed");
+    announce(&app).await;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 #[cfg(test)]
