@@ -10,6 +10,7 @@ mod support;
 mod account;
 mod admin;
 mod chat;
+mod emoticons;
 mod errors;
 mod messages;
 mod refresh;
