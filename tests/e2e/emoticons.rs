@@ -2,8 +2,9 @@
 //! at its content-addressed URL with the immutable caching headers), anyone lists them with an
 //! ETag (304 when unchanged, a new tag after a change), every refusal (401, 403, 400 shortcode,
 //! 409 collision and full list, 413 from `Content-Length` and from a streamed body, 415 SVG and
-//! HTML, 400 decompression bomb and truncated image, 404 delete), and the `emoticons` frame that
-//! reaches every open WebSocket, anonymous ones and ones subscribed to nothing included.
+//! HTML, 400 decompression bomb, truncated image and upload cut short, 404 delete), and the
+//! `emoticons` frame that reaches every open WebSocket, anonymous ones and ones subscribed to
+//! nothing included.
 
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, ETAG, IF_NONE_MATCH};
 use reqwest::{Method, StatusCode};
@@ -315,7 +316,14 @@ async fn every_bad_upload_and_caller_is_refused_and_nothing_is_stored() {
 
 /// Sends a raw request head on a fresh connection, then `body` (ignoring a write the hub cut
 /// off), and reads the answer without ever finishing the body: the hub must answer on its own.
-async fn raw_upload(server: &TestServer, token: &str, head: &str, body: &[u8]) -> String {
+/// With `hang_up`, the client's side is shut after the body (an upload cut short).
+async fn raw_upload(
+    server: &TestServer,
+    token: &str,
+    head: &str,
+    body: &[u8],
+    hang_up: bool,
+) -> String {
     let mut socket = TcpStream::connect(server.addr()).await.expect("connect");
     let request = format!(
         "PUT /v1/emoticons/raw HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {token}\r\n\
@@ -326,6 +334,9 @@ async fn raw_upload(server: &TestServer, token: &str, head: &str, body: &[u8]) -
         .await
         .expect("the head");
     let _ = socket.write_all(body).await;
+    if hang_up {
+        let _ = socket.shutdown().await;
+    }
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
     within("the hub's answer", async {
@@ -351,7 +362,14 @@ async fn an_upload_over_the_bound_is_refused_before_its_end() {
     let root = admin(&server).await;
 
     // A Content-Length over the bound: 413 at once, with none of the body sent.
-    let answer = raw_upload(&server, root.token(), "Content-Length: 10485760\r\n", b"").await;
+    let answer = raw_upload(
+        &server,
+        root.token(),
+        "Content-Length: 10485760\r\n",
+        b"",
+        false,
+    )
+    .await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("too_large"), "{answer}");
 
@@ -368,10 +386,25 @@ async fn an_upload_over_the_bound_is_refused_before_its_end() {
         root.token(),
         "Transfer-Encoding: chunked\r\n",
         &chunks,
+        false,
     )
     .await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("too_large"), "{answer}");
+
+    // Cut short: half of a real image, then the client hangs up: 400, nothing is stored.
+    let image = png("cut", 256);
+    let head = format!("Content-Length: {}\r\n", image.len());
+    let answer = raw_upload(
+        &server,
+        root.token(),
+        &head,
+        &image[..image.len() / 2],
+        true,
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("bad_request"), "{answer}");
 
     let (_, _, listed) = list(&server, None).await;
     assert_eq!(shortcodes(&listed), Vec::<String>::new());
