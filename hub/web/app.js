@@ -66,10 +66,12 @@ class App {
       panel: document.getElementById("emoticon-picker"),
       textarea: document.getElementById("composer"),
     });
-    // Messages already shown are drawn again with the new list.
+    // Messages already shown are drawn again with the new list (but the one being edited,
+    // whose form holds the person's unsaved text).
     emoticons.subscribe(() => {
       if (!this.store) return;
-      this.view.messageItems.clear();
+      const editing = `m:${this.view.editing}`;
+      for (const key of [...this.view.messageItems.keys()]) if (key !== editing) this.view.messageItems.delete(key);
       this.store.changed();
     });
     document.addEventListener("visibilitychange", () => this.onVisibility());

@@ -15,6 +15,8 @@
 //! - **Animated GIF/WebP become still images** (their first frame): the `image` crate decodes
 //!   frames, but keeping the animation would need an animated encoder path (APNG or GIF) with
 //!   bounds of its own (frames × pixels), which is not built.
+//! - **At most [`REENCODINGS`] uploads are decoded at once** (each bounded to 1024×1024
+//!   pixels, 8 MiB of pixels), on blocking threads; others wait their turn.
 //! - **At most `--max-emoticons`** (default 1000) exist: the next upload is 409 `conflict`
 //!   (two concurrent uploads may pass the bound by one each: it bounds the list's size, it is
 //!   not a quota).
@@ -42,6 +44,10 @@ use crate::state::AppState;
 
 /// The side of the stored square PNG, in pixels: sharp when shown at 32 px on a 4× screen.
 pub const SIZE: u32 = 128;
+
+/// Uploads decoded and re-encoded at once, on the node (the rest wait): bounds the memory
+/// (8 MiB of pixels each) and the cores an admin's burst of uploads takes.
+pub const REENCODINGS: usize = 2;
 
 /// The URL of a public image.
 fn media_url(hash: &Hash) -> String {
@@ -279,6 +285,8 @@ async fn put_inner(
         .into());
     }
     let bytes = bounded_body(headers, body, Bounds::EMOTICON.max_bytes).await?;
+    static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(REENCODINGS);
+    let _turn = TURNS.acquire().await.map_err(|_| Refusal::Panicked)?;
     let mut png =
         tokio::task::spawn_blocking(move || reencode_square(&bytes, &Bounds::EMOTICON, &[SIZE]))
             .await
