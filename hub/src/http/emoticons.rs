@@ -235,9 +235,9 @@ async fn announce(app: &AppState) {
 #[utoipa::path(
     put,
     path = "/v1/emoticons/{shortcode}",
-    tag = "media",
+    tag = "admin",
     security(("bearer" = [])),
-    params(("shortcode" = String, Path, description = "The new emoticon's shortcode, `[a-z0-9_]{2,32}` (written `:shortcode:` in messages).")),
+    params(("shortcode" = String, Path, pattern = "^[a-z0-9_]{2,32}$", description = "The new emoticon's shortcode, `[a-z0-9_]{2,32}` (written `:shortcode:` in messages).")),
     request_body(content = Vec<u8>, description = "The image itself: PNG, JPEG, WebP or GIF (sniffed from its bytes; the `Content-Type` is not consulted), at most 256 KiB and 1024×1024 pixels. It is re-encoded as a 128 px square PNG (the centre, cropped); an animated GIF or WebP keeps its first frame only.", content_type = "application/octet-stream"),
     responses(
         (status = 201, description = "The emoticon exists; every open WebSocket gets an `emoticons` frame.", body = Emoticon),
@@ -318,9 +318,9 @@ async fn put_inner(
 #[utoipa::path(
     delete,
     path = "/v1/emoticons/{shortcode}",
-    tag = "media",
+    tag = "admin",
     security(("bearer" = [])),
-    params(("shortcode" = String, Path, description = "The emoticon's shortcode.")),
+    params(("shortcode" = String, Path, pattern = "^[a-z0-9_]{2,32}$", description = "The emoticon's shortcode.")),
     responses(
         (status = 204, description = "Removed; every open WebSocket gets an `emoticons` frame. Its image stays at its URL until the garbage collector's sweep (messages that name the shortcode then show it as text)."),
         (status = 400, description = "`bad_request`: a shortcode that is not `[a-z0-9_]{2,32}`."),
