@@ -371,6 +371,16 @@ impl Api {
             .await
     }
 
+    /// `GET /v1/emoticons` (no token needed): the hub's custom emoticons, by shortcode.
+    pub async fn emoticons(
+        &self,
+    ) -> Result<Vec<switchboard_protocol::rest::Emoticon>, ClientError> {
+        let list: switchboard_protocol::rest::EmoticonList = self
+            .json(self.request(Method::GET, "/v1/emoticons"))
+            .await?;
+        Ok(list.emoticons)
+    }
+
     // --- plumbing -------------------------------------------------------------------------
 
     /// Sends `request` and decodes a 2xx JSON answer.

@@ -4,6 +4,7 @@
 import { AccountPanel } from "./js/account.js";
 import { AdminView } from "./js/admin.js";
 import { Api, ApiError } from "./js/api.js";
+import { Picker, emoticons } from "./js/emoticons.js";
 import { ResetForms, takeResetToken } from "./js/reset.js";
 import { Socket, Status, newClientMsgId, socketUrl } from "./js/socket.js";
 import { PAGE_SIZE, Store, TYPING_SHOWN_MS } from "./js/store.js";
@@ -60,6 +61,19 @@ class App {
     this.readTimers = new Map();
     this.readSent = new Map();
     this.lastTyping = 0;
+    this.picker = new Picker({
+      toggle: document.getElementById("emoticon-toggle"),
+      panel: document.getElementById("emoticon-picker"),
+      textarea: document.getElementById("composer"),
+    });
+    // Messages already shown are drawn again with the new list (but the one being edited,
+    // whose form holds the person's unsaved text).
+    emoticons.subscribe(() => {
+      if (!this.store) return;
+      const editing = `m:${this.view.editing}`;
+      for (const key of [...this.view.messageItems.keys()]) if (key !== editing) this.view.messageItems.delete(key);
+      this.store.changed();
+    });
     document.addEventListener("visibilitychange", () => this.onVisibility());
     window.addEventListener("online", () => this.socket && this.socket.reconnectNow());
     window.addEventListener("focus", () => this.seen());
@@ -148,6 +162,7 @@ class App {
     this.view.showChat(store);
     this.account.setUser(this.api.user);
     store.subscribe(() => this.seen());
+    emoticons.refresh();
     this.refreshRooms(true).finally(() => {
       if (this.store !== store) return;
       this.socket.start();
@@ -172,7 +187,11 @@ class App {
   onStatus(status) {
     if (!this.store) return;
     this.store.setConnection(status);
-    if (status.state === Status.ONLINE && status.resumed) this.resync();
+    if (status.state === Status.ONLINE && status.resumed) {
+      this.resync();
+      // An `emoticons` frame may have been missed while offline.
+      emoticons.refresh();
+    }
   }
 
   onVisibility() {
@@ -443,6 +462,9 @@ class App {
       case "room_reset":
         store.reset(frame.room, frame.last_seq);
         if (store.active === frame.room) this.loadOlder(frame.room);
+        return;
+      case "emoticons":
+        emoticons.refresh(frame.etag);
         return;
       case "error":
         console.warn("switchboard:", frame.code, frame.message);

@@ -248,6 +248,8 @@ pub struct PresenceList {
 
 mod accounts;
 pub use accounts::*;
+mod emoticons;
+pub use emoticons::*;
 mod server;
 pub use server::*;
 

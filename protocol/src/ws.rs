@@ -316,6 +316,11 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<FrameId>,
     },
+    /// The hub's custom emoticons changed (one was added or removed, on any node): sent to
+    /// every connection, authenticated or anonymous, greeted or not. `etag` is the new
+    /// `ETag` of `GET /v1/emoticons` without its quotes; a client refetches the list (or skips
+    /// it when it already holds this one).
+    Emoticons { etag: String },
     /// A request failed (or a frame could not be decoded); the connection stays open.
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]

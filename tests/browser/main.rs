@@ -14,6 +14,7 @@ mod accounts;
 mod avatars;
 mod bots;
 mod chat;
+mod emoticons;
 mod key_source;
 mod network;
 mod reset;

@@ -11,6 +11,7 @@ mod account;
 mod admin;
 mod avatar;
 mod chat;
+mod emoticons;
 mod errors;
 mod messages;
 mod refresh;

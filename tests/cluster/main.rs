@@ -23,6 +23,8 @@
 //! - `mail`: the welcome mail from three auth nodes on one database to a real SMTP sink: the
 //!   mail rate holds for the cluster (5/s and the default 1/s), in registration order, and a
 //!   node SIGKILLed while it holds a mail leaves it to another once the lease runs out.
+//! - `emoticons`: an emoticon uploaded through one hub is listed and served by another, and
+//!   every socket there (anonymous ones included) gets the `emoticons` frame.
 //! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
 //!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
@@ -31,6 +33,7 @@ mod support;
 mod admin;
 mod auth_outage;
 mod chat;
+mod emoticons;
 mod failover;
 mod faults;
 mod logout;

@@ -13,6 +13,7 @@ mod avatars;
 mod catchup;
 mod closes;
 mod direct;
+mod emoticons;
 mod errors;
 mod fragments;
 mod history;

@@ -26,6 +26,7 @@ mod admin;
 mod avatar;
 mod chat;
 mod credentials;
+mod emoticons;
 mod error;
 mod messages;
 mod output;
@@ -123,6 +124,9 @@ enum Command {
     Logout,
     /// Your rooms, most recent activity first: name, id, unread count, last activity.
     Rooms,
+    /// The hub's custom emoticons: shortcode and image URL (no login needed). In messages,
+    /// `:shortcode:` stays text here; the web page shows the image.
+    Emoticons,
     /// Create a group room (public unless --private); you become its first member.
     Create {
         /// The room's name (1-80 characters; names need not be unique).
@@ -334,6 +338,7 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         } => account::login(&ctx, &user, password_stdin).await,
         Command::Logout => account::logout(&ctx).await,
         Command::Rooms => rooms::list(&ctx).await,
+        Command::Emoticons => emoticons::list(&ctx).await,
         Command::Create { name, private } => rooms::create(&ctx, &name, !private).await,
         Command::Invite { room, user } => rooms::invite(&ctx, &room, &user).await,
         Command::Dm { user } => rooms::direct(&ctx, &user).await,

@@ -386,7 +386,8 @@ fn is_reply_to(frame: &ServerFrame, id: &FrameId) -> bool {
         | ServerFrame::MemberLeft { .. }
         | ServerFrame::Presence { .. }
         | ServerFrame::Typing { .. }
-        | ServerFrame::Read { .. } => return false,
+        | ServerFrame::Read { .. }
+        | ServerFrame::Emoticons { .. } => return false,
     };
     match reply_id {
         Some(reply_id) => reply_id == id,

@@ -170,7 +170,8 @@ impl Broker for RedisBroker {
 
 /// Payload on a room channel: `{node}\n` then either `D\n{kind}\n{skip_user}\n` and the
 /// frame's JSON (deliver; kind `m{seq}`, `r` rewrite or `n` notice; skip_user `-` for none), or
-/// `E\n{user}` (evict), or `X\n{user}` (disconnect, on the control channel). A target of one local connection is node-local and crosses as the room.
+/// `E\n{user}` (evict), or `X\n{user}` (disconnect, on the control channel), or `B\n` and the
+/// frame's JSON (a broadcast to every connection, on the control channel). A target of one local connection is node-local and crosses as the room.
 fn encode(node: &str, command: &Command) -> Vec<u8> {
     match command {
         Command::Deliver(ev) => {
@@ -191,6 +192,13 @@ fn encode(node: &str, command: &Command) -> Vec<u8> {
         }
         Command::Evict { user, .. } => format!("{node}\nE\n{user}").into_bytes(),
         Command::Disconnect { user, .. } => format!("{node}\nX\n{user}").into_bytes(),
+        Command::Broadcast { bytes, .. } => {
+            let header = format!("{node}\nB\n");
+            let mut out = Vec::with_capacity(header.len() + bytes.len());
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(bytes);
+            out
+        }
     }
 }
 
@@ -210,6 +218,14 @@ fn decode(room: &str, payload: &[u8]) -> Option<(String, Command)> {
                 user: user.into(),
             },
         ));
+    }
+    if let Some(frame) = rest.strip_prefix(b"B\n") {
+        let bytes = bytes::Bytes::copy_from_slice(frame);
+        let frame = Head::of(&bytes)
+            .and_then(|h| h.frame)
+            .and_then(ServerType::from_label)
+            .unwrap_or(ServerType::Other);
+        return Some((node, Command::Broadcast { room, bytes, frame }));
     }
     if let Some(user) = rest.strip_prefix(b"E\n") {
         let user = text(user).filter(|u| !u.is_empty())?;
@@ -492,6 +508,30 @@ mod tests {
                 );
             }
             other => panic!("a disconnect command, got {other:?}"),
+        }
+        let frame = bytes::Bytes::from_static(b"{\"type\":\"emoticons\",\"etag\":\"ab\"}");
+        let broadcast = Command::Broadcast {
+            room: crate::fanout::CONTROL_ROOM.into(),
+            bytes: frame.clone(),
+            frame: ServerType::Emoticons,
+        };
+        match decode(crate::fanout::CONTROL_ROOM, &encode("hub-4", &broadcast)) {
+            Some((
+                node,
+                Command::Broadcast {
+                    room,
+                    bytes,
+                    frame: kind,
+                },
+            )) => {
+                assert_eq!((&*node, &*room), ("hub-4", crate::fanout::CONTROL_ROOM));
+                assert_eq!(
+                    (bytes, kind),
+                    (frame, ServerType::Emoticons),
+                    "read from the frame"
+                );
+            }
+            other => panic!("a broadcast command, got {other:?}"),
         }
         for garbage in [&b"garbage"[..], b"n\nD\nmx\n-\n{}", b"n\nE\n", b"n\nX\n"] {
             assert!(decode("r", garbage).is_none(), "{garbage:?}");

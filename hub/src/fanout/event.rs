@@ -144,9 +144,17 @@ pub enum Command {
     /// Close every connection of the user with this username (the server API's
     /// `disconnect`). Always sent on [`CONTROL_ROOM`], which every node follows.
     Disconnect { room: Arc<str>, user: Arc<str> },
+    /// Queue a frame to every connection of every node, subscribed or not (the `emoticons`
+    /// notice): `bytes` is the serialised frame, shared by all of them. Always sent on
+    /// [`CONTROL_ROOM`].
+    Broadcast {
+        room: Arc<str>,
+        bytes: Bytes,
+        frame: ServerType,
+    },
 }
 
-/// The channel of node-wide commands ([`Command::Disconnect`]): every node holds it from start
+/// The channel of node-wide commands ([`Command::Disconnect`], [`Command::Broadcast`]): every node holds it from start
 /// to shutdown. No room can have this id (the service makes room ids, UUIDs).
 pub const CONTROL_ROOM: &str = "!nodes";
 
@@ -155,7 +163,9 @@ impl Command {
     pub fn room(&self) -> &Arc<str> {
         match self {
             Self::Deliver(ev) => &ev.room,
-            Self::Evict { room, .. } | Self::Disconnect { room, .. } => room,
+            Self::Evict { room, .. }
+            | Self::Disconnect { room, .. }
+            | Self::Broadcast { room, .. } => room,
         }
     }
 }

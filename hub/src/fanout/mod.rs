@@ -220,6 +220,22 @@ impl Fanout {
         n
     }
 
+    /// Queues `frame` to every connection (authenticated or anonymous, greeted or not), on this
+    /// node at once and on the others through the broker's control channel ([`CONTROL_ROOM`]).
+    /// The frame is serialised once; every connection gets a clone of the same bytes. Returns
+    /// how many local connections it was queued to.
+    pub fn broadcast(&self, frame: &switchboard_protocol::ws::ServerFrame) -> usize {
+        let bytes = frame.to_bytes();
+        let kind = crate::metrics::ServerType::of(frame);
+        let n = self.inner.registry.broadcast(&bytes, kind);
+        self.inner.holds.broker.publish(&Command::Broadcast {
+            room: CONTROL_ROOM.into(),
+            bytes,
+            frame: kind,
+        });
+        n
+    }
+
     /// Follows the broker's control channel ([`CONTROL_ROOM`]) for the node's life, so that
     /// commands for every node ([`Command::Disconnect`]) reach this one. If the broker cannot
     /// confirm it now, it keeps trying (a Redis broker re-subscribes what is held).
@@ -296,6 +312,9 @@ impl Fanout {
                 Inbound::Command(Command::Disconnect { user, .. }) => {
                     let n = self.inner.registry.kill_user(&user, close::DISCONNECTED);
                     tracing::info!(user = %user, closed = n, "disconnected by the server API");
+                }
+                Inbound::Command(Command::Broadcast { bytes, frame, .. }) => {
+                    self.inner.registry.broadcast(&bytes, frame);
                 }
                 Inbound::Resumed(room) => {
                     if self.inner.holds.sequencer.is_ready(&room) {

@@ -465,6 +465,23 @@ impl Registry {
         }
     }
 
+    /// Queues `bytes` (one serialised frame of type `frame`) to every live connection of this
+    /// node, subscribed or not, without waiting; returns how many. A scan of all connections:
+    /// broadcasts are rare (an admin changed the emoticons). Each gets a clone of the same
+    /// bytes; a connection whose queue is full is killed with close code 4000, as for events.
+    pub fn broadcast(&self, bytes: &bytes::Bytes, frame: crate::metrics::ServerType) -> usize {
+        let mut n = 0;
+        for entry in self.conns.iter() {
+            if entry.tx.try_send(Out::Reply(bytes.clone())).is_ok() {
+                n += 1;
+            } else if entry.kill.kill(switchboard_protocol::close::SLOW_CONSUMER) {
+                self.metrics.slow_consumer();
+            }
+        }
+        self.metrics.server_frames(frame, n as u64);
+        n
+    }
+
     /// Kills every connection of `session` with `code`; returns how many.
     pub fn kill_session(&self, session: &str, code: u16) -> usize {
         self.kill_sessions_where(|s| s == session, code)

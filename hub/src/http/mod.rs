@@ -8,6 +8,7 @@
 mod admin;
 mod avatars;
 pub mod docs;
+pub mod emoticons;
 pub mod extract;
 pub mod health;
 mod media;
@@ -56,6 +57,8 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(avatars::identicon))
         .routes(routes!(avatars::redirect))
         .routes(routes!(avatars::upload, avatars::clear))
+        .routes(routes!(emoticons::list))
+        .routes(routes!(emoticons::put, emoticons::remove))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -78,6 +78,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/admin.js", JAVASCRIPT),
     asset!("js/api.js", JAVASCRIPT),
     asset!("js/dom.js", JAVASCRIPT),
+    asset!("js/emoticons.js", JAVASCRIPT),
     asset!("js/messages.js", JAVASCRIPT),
     asset!("js/reset.js", JAVASCRIPT),
     asset!("js/socket.js", JAVASCRIPT),

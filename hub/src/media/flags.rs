@@ -41,4 +41,9 @@ pub struct MediaFlags {
     /// of its own, so uploads and downloads never hold the message store's connections.
     #[arg(long, env = "SWITCHBOARD_MEDIA_POOL_SIZE", default_value_t = 4)]
     pub media_pool_size: usize,
+
+    /// Most custom emoticons the hub holds: one more upload is refused with 409 `conflict`
+    /// (the list every page loads stays small).
+    #[arg(long, env = "SWITCHBOARD_MAX_EMOTICONS", default_value_t = 1000)]
+    pub max_emoticons: usize,
 }

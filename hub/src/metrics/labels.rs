@@ -81,6 +81,8 @@ pub enum ServerType {
     History,
     ReadOk,
     Pong,
+    /// The custom emoticons changed (sent to every connection).
+    Emoticons,
     Error,
     /// A type this build does not know (an event from a newer node).
     Other,
@@ -88,7 +90,7 @@ pub enum ServerType {
 
 impl ServerType {
     /// Every value, in discriminant order.
-    pub const ALL: [Self; 17] = [
+    pub const ALL: [Self; 18] = [
         Self::Welcome,
         Self::Subbed,
         Self::Unsubbed,
@@ -104,6 +106,7 @@ impl ServerType {
         Self::History,
         Self::ReadOk,
         Self::Pong,
+        Self::Emoticons,
         Self::Error,
         Self::Other,
     ];
@@ -126,6 +129,7 @@ impl ServerType {
             Self::History => "history",
             Self::ReadOk => "read_ok",
             Self::Pong => "pong",
+            Self::Emoticons => "emoticons",
             Self::Error => "error",
             Self::Other => "other",
         }
@@ -149,6 +153,7 @@ impl ServerType {
             ServerFrame::History { .. } => Self::History,
             ServerFrame::ReadOk { .. } => Self::ReadOk,
             ServerFrame::Pong { .. } => Self::Pong,
+            ServerFrame::Emoticons { .. } => Self::Emoticons,
             ServerFrame::Error { .. } => Self::Error,
         }
     }

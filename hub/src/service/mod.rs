@@ -123,6 +123,12 @@ impl Service {
         }
     }
 
+    /// Queues `frame` to every connection of every node (see [`Fanout::broadcast`]); returns
+    /// how many of this node's it reached.
+    pub fn broadcast(&self, frame: &switchboard_protocol::ws::ServerFrame) -> usize {
+        self.fanout.broadcast(frame)
+    }
+
     /// The node's metrics.
     fn metrics(&self) -> &crate::metrics::HubMetrics {
         self.fanout.registry().metrics()

@@ -2,6 +2,7 @@
 // (bodies, usernames) only ever goes in as text (see dom.js).
 
 import { el, timeOf } from "./dom.js";
+import { withEmoticons } from "./emoticons.js";
 
 /// A message starts a new run (avatar and name shown) unless the one before it is by the same
 /// author (a bot and a person of the same name differ) and at most this long before it.
@@ -102,7 +103,7 @@ export function messageItem(m, mine, editing, confirming, continued = false) {
     });
     return li;
   }
-  li.append(el("p", { class: "body", text: m.body }));
+  li.append(el("p", { class: "body" }, ...withEmoticons(m.body)));
   if (mine && confirming) {
     const yes = el("button", { type: "button", class: "danger", data: { action: "confirm-delete", seq: String(m.seq) }, text: "Delete" });
     li.append(
