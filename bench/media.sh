@@ -4,8 +4,8 @@
 #   bench/media.sh [--rounds N] [--duration S] [--connections C] [--no-build] [--out FILE]
 #
 # For each configuration, a fresh hub (release build) with one user whose uploaded avatar
-# (a 256 px PNG re-encoded from noise, so it does not compress away: about 190 KiB) is served
-# at its content-addressed URL `GET /v1/media/{hash}`:
+# (noise, so it does not compress away: the 64 px PNG is about 16 KiB, the 256 px one about
+# 256 KiB) is served at its content-addressed URL `GET /v1/media/{hash}`, at both sizes:
 #   embedded   files under the data dir; cache: the in-process LRU (default) or none
 #              (`--media-cache-bytes 0`: every request reads the file)
 #   scaled     blobs in PostgreSQL (a fresh database); cache: Redis (`--redis-url`, a fresh
@@ -61,9 +61,10 @@ HUB_PID=
 cleanup() { stop_pid "$HUB_PID"; }
 trap cleanup EXIT
 
-# run CONFIG CACHE: one fresh hub, one avatar, wrk; appends a line to $RESULTS.
+# run CONFIG CACHE: one fresh hub, one avatar, wrk at each size; appends a line per size to
+# $RESULTS.
 run() {
-  local config=$1 cache=$2 port data flags=() db= prefix=
+  local config=$1 cache=$2 port data flags=() db= prefix= size_px
   port=$(free_port)
   data=$RUN_DIR/data-$config-$cache-$RANDOM
   flags=(--listen "127.0.0.1:$port" --data-dir "$data" --metrics-listen off "${HUB_LIMIT_FLAGS[@]}")
@@ -84,17 +85,19 @@ run() {
     python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])')
   curl -fsS -o /dev/null -X PUT -H "authorization: Bearer $token" -H 'content-type: image/png' \
     --data-binary "@$RUN_DIR/avatar.png" "$base/v1/auth/me/avatar"
-  url=$base$(curl -fsS -o /dev/null -w '%{redirect_url}' "$base/v1/users/bench/avatar?size=256" | sed -E 's#^https?://[^/]+##')
-  local size
-  size=$(curl -fsS -o /dev/null -w '%{size_download}' "$url")
-  wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null
-  local out=$RUN_DIR/wrk-$config-$cache-$round.txt
-  wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$out"
-  local rps p50 p99
-  rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
-  p50=$(awk '$1 == "50%" {print $2}' "$out")
-  p99=$(awk '$1 == "99%" {print $2}' "$out")
-  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$cache" "$size" "$rps" "$p50" "$p99" | tee -a "$RESULTS" >&2
+  for size_px in 64 256; do
+    url=$base$(curl -fsS -o /dev/null -w '%{redirect_url}' "$base/v1/users/bench/avatar?size=$size_px" | sed -E 's#^https?://[^/]+##')
+    local size
+    size=$(curl -fsS -o /dev/null -w '%{size_download}' "$url")
+    wrk -t2 -c"$CONNS" -d2s "$url" >/dev/null
+    local out=$RUN_DIR/wrk-$config-$cache-$size_px-$round.txt
+    wrk -t2 -c"$CONNS" -d"${DURATION}s" --latency "$url" >"$out"
+    local rps p50 p99
+    rps=$(awk '/^Requests\/sec/ {print $2}' "$out")
+    p50=$(awk '$1 == "50%" {print $2}' "$out")
+    p99=$(awk '$1 == "99%" {print $2}' "$out")
+    printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$config" "$cache" "$size" "$rps" "$p50" "$p99" | tee -a "$RESULTS" >&2
+  done
   stop_pid "$HUB_PID"
   HUB_PID=
   [ -n "$db" ] && drop_database "$db"
@@ -123,9 +126,11 @@ def ms(v):
 print(f"\n### Avatar serving: hot cache against blob store (wrk -t2 -c{conns} -d{duration}s, median of {rounds} runs)\n")
 print("| configuration | cache | bytes | requests/s | p50 ms | p99 ms | runs (requests/s) |")
 print("|---|---|---:|---:|---:|---:|---|")
-for config in ("embedded", "scaled"):
+sizes = sorted({int(r[2]) for r in rows})
+for size in sizes:
+  for config in ("embedded", "scaled"):
     for cache in ("cache", "none"):
-        sel = [r for r in rows if r[0] == config and r[1] == cache]
+        sel = [r for r in rows if r[0] == config and r[1] == cache and int(r[2]) == size]
         if not sel:
             continue
         rps = [float(r[3]) for r in sel]

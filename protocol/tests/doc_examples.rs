@@ -290,8 +290,7 @@ fn all_error_codes() -> Vec<ErrorCode> {
             BadRequest | UnknownType | Unauthorized | Forbidden | NotFound | RateLimited
             | TooLarge | UsernameTaken | InvalidCredentials | UserNotFound | Conflict
             | HistoryExpired | CatchupTooLarge | TooManySubscriptions | ForbiddenTarget
-            | EmailTaken | UnsupportedMediaType | RangeNotSatisfiable | Unavailable
-            | Internal => {}
+            | EmailTaken | UnsupportedMediaType | RangeNotSatisfiable | Unavailable | Internal => {}
         }
     }
     all

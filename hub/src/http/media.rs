@@ -41,7 +41,7 @@ pub(super) async fn public(
         return error_response(ErrorCode::NotFound, "no such file");
     };
     let media = &app.media;
-    match media.index.is_public(&hash).await {
+    match media.public.is_public(&*media.index, &hash).await {
         Ok(true) => {}
         Ok(false) => return error_response(ErrorCode::NotFound, "no such file"),
         Err(e) => {

@@ -4,6 +4,7 @@
 //!   SQLite and PostgreSQL.
 //! - [`serve`]: blob responses with the caching rules (immutable content-addressed URLs,
 //!   strong ETags, 304, ranges, `nosniff`, a `sandbox` CSP).
+//! - [`public`]: the hashes recently found public, remembered for a minute.
 //! - [`gc`]: the sweep that removes blobs nothing refers to, after a grace period.
 //! - [`flags`]: the `--media-*` and `--max-attachment-bytes` flags.
 //!
@@ -24,6 +25,7 @@
 pub mod flags;
 pub mod gc;
 pub mod index;
+pub mod public;
 pub mod serve;
 pub mod slots;
 
@@ -51,6 +53,8 @@ pub struct Media {
     pub max_attachment_bytes: u64,
     /// The bounds on image uploads and decodes (avatars).
     pub slots: Arc<slots::ImageSlots>,
+    /// Hashes recently found public (`GET /v1/media/{hash}` asks the database only on a miss).
+    pub public: Arc<public::PublicHashes>,
 }
 
 impl std::fmt::Debug for Media {
@@ -118,6 +122,7 @@ impl Media {
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
             slots: Arc::default(),
+            public: Arc::default(),
         })
     }
 
