@@ -198,6 +198,7 @@ mod tests {
             edited_ts: None,
             deleted: false,
             bot: false,
+            attachments: Vec::new(),
         };
         assert_eq!(
             message_line(&message),

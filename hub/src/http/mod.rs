@@ -6,6 +6,7 @@
 //! the route and its documentation; a test fails for a route added any other way.
 
 mod admin;
+mod attachments;
 pub mod docs;
 pub mod extract;
 pub mod health;
@@ -52,6 +53,9 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(admin::jobs))
         .routes(routes!(admin::retry_job))
         .routes(routes!(media::public))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(attachments::thumbnail))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -20,11 +20,12 @@
 //! - Only small images (avatars, emoticons, thumbnails) go through the hot cache; attachments
 //!   stream from the blob store.
 
+pub mod attachments;
 pub mod flags;
 pub mod index;
 pub mod serve;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,6 +38,8 @@ use switchboard_media::{
 use crate::config::Config;
 use index::MediaIndex;
 
+pub use attachments::attachment_info;
+
 /// The media of a hub: its blob store (through the hot cache) and its index.
 #[derive(Clone)]
 pub struct Media {
@@ -46,6 +49,10 @@ pub struct Media {
     pub index: Arc<dyn MediaIndex>,
     /// `--max-attachment-bytes`.
     pub max_attachment_bytes: u64,
+    /// Where uploads are spooled (`<data-dir>/uploads`, see [`attachments::Spool`]).
+    pub data_dir: PathBuf,
+    /// Bounds the thumbnails decoded at once ([`attachments::THUMBNAIL_JOBS`]).
+    pub thumbnails: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Media {
@@ -106,10 +113,15 @@ impl Media {
                 DEFAULT_MAX_ITEM_BYTES.min(flags.media_cache_bytes),
             )),
         };
+        attachments::Spool::clear_dir(&cfg.data_dir)
+            .await
+            .context("preparing the uploads directory")?;
         Ok(Self {
             blobs: CachedBlobs::new(store, cache),
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
+            data_dir: cfg.data_dir.clone(),
+            thumbnails: Arc::new(tokio::sync::Semaphore::new(attachments::THUMBNAIL_JOBS)),
         })
     }
 

@@ -317,5 +317,6 @@ pub(crate) fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) ->
         body: body.to_owned(),
         client_msg_id: cmid.map(str::to_owned),
         ts: 1_000,
+        attachments: Vec::new(),
     }
 }
