@@ -87,7 +87,10 @@ mod tests {
         assert_eq!(content_type(b"RIFF\0\0\0\0WEBPVP8 ", true), "image/webp");
         assert_eq!(content_type(b"%PDF-1.7\n", true), "application/pdf");
         assert_eq!(content_type(b"PK\x03\x04\x14\0", true), "application/zip");
-        assert_eq!(content_type("héllo\r\n\tworld".as_bytes(), true), TEXT_PLAIN);
+        assert_eq!(
+            content_type("héllo\r\n\tworld".as_bytes(), true),
+            TEXT_PLAIN
+        );
         assert_eq!(content_type(b"", true), OCTET_STREAM);
         assert_eq!(content_type(b"\0\x01\x02binary", true), OCTET_STREAM);
         assert_eq!(content_type(b"\xFF\xFEnot utf-8", true), OCTET_STREAM);
@@ -101,7 +104,9 @@ mod tests {
         ] {
             assert_eq!(content_type(active, true), TEXT_PLAIN);
         }
-        assert!(KNOWN_TYPES.iter().all(|t| !t.contains("html") && !t.contains("svg")));
+        assert!(KNOWN_TYPES
+            .iter()
+            .all(|t| !t.contains("html") && !t.contains("svg")));
     }
 
     #[test]

@@ -47,7 +47,10 @@ async fn upload_status(
     bytes: &[u8],
 ) -> (StatusCode, Option<String>) {
     let mut request = reqwest::Client::new()
-        .post(format!("{}/v1/rooms/{room}/attachments?name=x.bin", server.http_url()))
+        .post(format!(
+            "{}/v1/rooms/{room}/attachments?name=x.bin",
+            server.http_url()
+        ))
         .body(bytes.to_vec());
     if let Some(token) = token {
         request = request.bearer_auth(token);
@@ -156,7 +159,11 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
     // In upload order.
     assert_eq!(live.attachments, vec![image.clone(), text.clone()]);
 
-    let history = bob.api.messages(&room.id, Default::default()).await.unwrap();
+    let history = bob
+        .api
+        .messages(&room.id, Default::default())
+        .await
+        .unwrap();
     assert_eq!(history.last().unwrap().attachments, live.attachments);
     let ws_history = watcher.history(&room.id, None, None).await.unwrap();
     assert_eq!(ws_history.last().unwrap().attachments, live.attachments);
@@ -165,7 +172,10 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
     let (status, headers, body) = get(&server, Some(bob.token()), &text.url, &[]).await;
     assert_eq!(status, 200);
     assert_eq!(body, TEXT);
-    assert_eq!(header(&headers, "content-type"), "text/plain; charset=utf-8");
+    assert_eq!(
+        header(&headers, "content-type"),
+        "text/plain; charset=utf-8"
+    );
     assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
     assert!(header(&headers, "content-security-policy").starts_with("sandbox"));
     assert!(header(&headers, "cache-control").starts_with("private"));
@@ -174,16 +184,26 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
         "attachment; filename=\"notes _t_.txt\"; filename*=UTF-8''notes%20%C3%A9t%C3%A9.txt"
     );
     let etag = header(&headers, "etag").to_owned();
-    let (status, headers, body) =
-        get(&server, Some(bob.token()), &text.url, &[("range", "bytes=0-4")]).await;
+    let (status, headers, body) = get(
+        &server,
+        Some(bob.token()),
+        &text.url,
+        &[("range", "bytes=0-4")],
+    )
+    .await;
     assert_eq!(status, 206);
     assert_eq!(body, &TEXT[..5]);
     assert_eq!(
         header(&headers, "content-range"),
         format!("bytes 0-4/{}", TEXT.len())
     );
-    let (status, _, body) =
-        get(&server, Some(bob.token()), &text.url, &[("if-none-match", &etag)]).await;
+    let (status, _, body) = get(
+        &server,
+        Some(bob.token()),
+        &text.url,
+        &[("if-none-match", &etag)],
+    )
+    .await;
     assert_eq!(status, 304);
     assert!(body.is_empty());
 
@@ -200,7 +220,13 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
     assert!(header(&headers, "cache-control").starts_with("private"));
     assert!(body.starts_with(b"\x89PNG\r\n\x1a\n"));
     // Text has no thumbnail.
-    let (status, _, _) = get(&server, Some(bob.token()), &format!("{}/thumbnail", text.url), &[]).await;
+    let (status, _, _) = get(
+        &server,
+        Some(bob.token()),
+        &format!("{}/thumbnail", text.url),
+        &[],
+    )
+    .await;
     assert_eq!(status, 404);
 
     // A message over REST may carry one too.
@@ -233,7 +259,11 @@ async fn uploads_and_downloads_are_refused_to_whoever_may_not_use_the_room() {
     ];
     for (token, room, status, code) in refused {
         let (got, got_code) = upload_status(&server, token, room, b"data").await;
-        assert_eq!((got.as_u16(), got_code.as_deref()), (status, Some(code)), "{room}");
+        assert_eq!(
+            (got.as_u16(), got_code.as_deref()),
+            (status, Some(code)),
+            "{room}"
+        );
     }
 
     let secret = upload(&alice, &private.id, "secret.txt", b"secret").await;
@@ -300,24 +330,44 @@ async fn sends_name_only_their_rooms_unsent_attachments_and_at_most_ten() {
 
     let mut ids = Vec::new();
     for i in 0..11 {
-        ids.push(upload(&alice, &room.id, &format!("f{i}.txt"), b"x").await.id);
+        ids.push(
+            upload(&alice, &room.id, &format!("f{i}.txt"), b"x")
+                .await
+                .id,
+        );
     }
     let err = send(&room.id, ids.clone()).await.unwrap_err();
     assert_eq!(code(err), (400, "bad_request".into()), "11 attachments");
-    let err = send(&room.id, vec![ids[0].clone(), ids[0].clone()]).await.unwrap_err();
+    let err = send(&room.id, vec![ids[0].clone(), ids[0].clone()])
+        .await
+        .unwrap_err();
     assert_eq!(code(err), (400, "bad_request".into()), "one id twice");
     let err = send(&other.id, vec![ids[0].clone()]).await.unwrap_err();
     assert_eq!(code(err), (404, "not_found".into()), "another room's");
     let bobs = upload(&bob, &room.id, "bob.txt", b"b").await;
     let err = send(&room.id, vec![bobs.id.clone()]).await.unwrap_err();
-    assert_eq!(code(err), (404, "not_found".into()), "another user's unsent upload");
+    assert_eq!(
+        code(err),
+        (404, "not_found".into()),
+        "another user's unsent upload"
+    );
     // Without attachments, a body is still required.
-    let err = alice.api.post_message(&room.id, " ", None).await.unwrap_err();
+    let err = alice
+        .api
+        .post_message(&room.id, " ", None)
+        .await
+        .unwrap_err();
     assert_eq!(code(err), (400, "bad_request".into()));
 
     // Ten go, once; the same over the WebSocket.
-    let sent = send(&room.id, ids[..10].to_vec()).await.expect("ten attachments");
-    let page = alice.api.messages(&room.id, Default::default()).await.unwrap();
+    let sent = send(&room.id, ids[..10].to_vec())
+        .await
+        .expect("ten attachments");
+    let page = alice
+        .api
+        .messages(&room.id, Default::default())
+        .await
+        .unwrap();
     let last = page.last().unwrap();
     assert_eq!(last.seq, sent.seq);
     assert_eq!(last.attachments.len(), 10);
@@ -341,7 +391,13 @@ async fn html_is_a_sandboxed_download_and_a_deleted_messages_files_are_gone() {
     let html = b"<!DOCTYPE html><html><script>alert(document.cookie)</script></html>";
     let page = upload(&alice, &room.id, "page.html", html).await;
     assert_eq!(page.content_type, "text/plain; charset=utf-8");
-    let svg = upload(&alice, &room.id, "x.svg", b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>").await;
+    let svg = upload(
+        &alice,
+        &room.id,
+        "x.svg",
+        b"<svg xmlns=\"http://www.w3.org/2000/svg\" onload=\"alert(1)\"/>",
+    )
+    .await;
     let sent = alice
         .api
         .post_message_with(&room.id, "", None, &[page.id.clone(), svg.id.clone()])
@@ -352,7 +408,10 @@ async fn html_is_a_sandboxed_download_and_a_deleted_messages_files_are_gone() {
         assert_eq!(status, 200);
         assert!(body.starts_with(b"<"));
         let content_type = header(&headers, "content-type");
-        assert!(!content_type.contains("html") && !content_type.contains("svg"), "{content_type}");
+        assert!(
+            !content_type.contains("html") && !content_type.contains("svg"),
+            "{content_type}"
+        );
         assert!(header(&headers, "content-disposition").starts_with("attachment;"));
         assert!(header(&headers, "content-security-policy").starts_with("sandbox"));
         assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
@@ -363,7 +422,11 @@ async fn html_is_a_sandboxed_download_and_a_deleted_messages_files_are_gone() {
         let (status, _, _) = get(&server, Some(alice.token()), &file.url, &[]).await;
         assert_eq!(status, 404, "the attachment of a deleted message");
     }
-    let history = alice.api.messages(&room.id, Default::default()).await.unwrap();
+    let history = alice
+        .api
+        .messages(&room.id, Default::default())
+        .await
+        .unwrap();
     let tombstone = history.iter().find(|m| m.seq == sent.seq).unwrap();
     assert!(tombstone.deleted && tombstone.attachments.is_empty());
 }
@@ -387,9 +450,11 @@ async fn raw_exchange(server: &TestServer, head: String, body: &[u8], close_writ
                     answer.extend_from_slice(&buf[..n]);
                     let text = String::from_utf8_lossy(&answer);
                     if let Some((headers, rest)) = text.split_once("\r\n\r\n") {
-                        let length = headers
-                            .lines()
-                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap()));
+                        let length = headers.lines().find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap())
+                        });
                         if length.is_some_and(|n| rest.len() >= n) {
                             break;
                         }
@@ -411,18 +476,16 @@ async fn over_the_limit_is_refused_early_and_a_truncated_upload_stores_nothing()
     let auth = format!("Authorization: Bearer {}\r\n", alice.token());
 
     // A Content-Length over the limit: 413 at once, although not a byte of the body was sent.
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100000000\r\n\r\n"
-    );
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Content-Length: 100000000\r\n\r\n");
     let answer = raw_exchange(&server, head, b"", false).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("\"too_large\""), "{answer}");
 
     // A chunked body with no length: 413 as soon as it passes the limit, while the body has
     // not ended (its last chunk is never sent).
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n"
-    );
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\n{auth}Transfer-Encoding: chunked\r\n\r\n");
     let chunk = format!("400\r\n{}\r\n", "a".repeat(0x400));
     let answer = raw_exchange(&server, head, format!("{chunk}{chunk}").as_bytes(), false).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");

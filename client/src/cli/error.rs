@@ -94,6 +94,13 @@ pub enum CliError {
     /// Writing to standard output failed for another reason.
     #[error("writing stdout: {0}")]
     Stdout(#[source] io::Error),
+    /// Reading a file to attach, or writing a download.
+    #[error("{}: {source}", .path.display())]
+    File {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
     /// A line of `send`'s stdin failed; the lines before it were sent.
     #[error("line {line}: {source}")]
     Line {
@@ -112,6 +119,7 @@ impl CliError {
             Self::Usage(_) | Self::AmbiguousRoom { .. } => EXIT_USAGE,
             Self::LeftRoom { .. } => EXIT_FORBIDDEN,
             Self::Config { .. }
+            | Self::File { .. }
             | Self::Stdin(_)
             | Self::Terminal(_)
             | Self::Stdout(_)
@@ -131,9 +139,11 @@ impl CliError {
             Self::AmbiguousRoom { .. } => "ambiguous_room".into(),
             Self::LeftRoom { .. } => "left_room".into(),
             Self::Config { .. } => "config".into(),
-            Self::Stdin(_) | Self::Stdout(_) | Self::StdoutClosed | Self::Terminal(_) => {
-                "io".into()
-            }
+            Self::File { .. }
+            | Self::Stdin(_)
+            | Self::Stdout(_)
+            | Self::StdoutClosed
+            | Self::Terminal(_) => "io".into(),
             Self::Line { source, .. } => source.code(),
         }
     }
@@ -179,6 +189,8 @@ fn client_exit_code(err: &ClientError) -> u8 {
             ErrorCode::BadRequest
             | ErrorCode::UnknownType
             | ErrorCode::TooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RangeNotSatisfiable
             | ErrorCode::HistoryExpired
             | ErrorCode::CatchupTooLarge
             | ErrorCode::TooManySubscriptions

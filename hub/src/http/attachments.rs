@@ -235,7 +235,9 @@ pub(super) async fn thumbnail(
     AppPath((room, id)): AppPath<(String, String)>,
 ) -> Result<Response> {
     let a = downloadable(&app, who.as_ref(), &room, &id).await?;
-    let thumb = a.thumb.ok_or(Error::NotFound("this attachment has no thumbnail"))?;
+    let thumb = a
+        .thumb
+        .ok_or(Error::NotFound("this attachment has no thumbnail"))?;
     let blobs = app.media.blobs.clone();
     // A whole read (a hot-cache hit, or a fill) knows the size for ranges.
     let blob = match blobs.get(&thumb).await {

@@ -258,7 +258,11 @@ impl Spool {
     /// # Errors
     /// [`UploadError::TooLarge`], [`UploadError::Truncated`] (the body failed),
     /// [`UploadError::Io`]. The file is gone on every error.
-    pub async fn receive<S, E>(data_dir: &Path, body: S, max_bytes: u64) -> Result<Self, UploadError>
+    pub async fn receive<S, E>(
+        data_dir: &Path,
+        body: S,
+        max_bytes: u64,
+    ) -> Result<Self, UploadError>
     where
         S: Stream<Item = Result<Bytes, E>> + Send,
         E: std::fmt::Display,
@@ -421,13 +425,22 @@ mod tests {
     #[test]
     fn disposition_names_are_read() {
         let read = disposition_filename;
-        assert_eq!(read("attachment; filename=\"a b.txt\"").as_deref(), Some("a b.txt"));
-        assert_eq!(read("attachment; filename=plain.txt").as_deref(), Some("plain.txt"));
+        assert_eq!(
+            read("attachment; filename=\"a b.txt\"").as_deref(),
+            Some("a b.txt")
+        );
+        assert_eq!(
+            read("attachment; filename=plain.txt").as_deref(),
+            Some("plain.txt")
+        );
         assert_eq!(
             read("attachment; filename=\"x.txt\"; filename*=UTF-8''%C3%A9t%C3%A9.txt").as_deref(),
             Some("été.txt")
         );
-        assert_eq!(read("attachment; filename=\"a;b\\\".txt\"").as_deref(), Some("a;b\".txt"));
+        assert_eq!(
+            read("attachment; filename=\"a;b\\\".txt\"").as_deref(),
+            Some("a;b\".txt")
+        );
         assert_eq!(read("inline"), None);
     }
 

@@ -272,7 +272,11 @@ impl Service {
         if seqs.is_empty() {
             return Ok(messages);
         }
-        let mut found = index.attachments_of(room, &seqs).await?.into_iter().peekable();
+        let mut found = index
+            .attachments_of(room, &seqs)
+            .await?
+            .into_iter()
+            .peekable();
         if found.peek().is_none() {
             return Ok(messages);
         }
@@ -280,7 +284,10 @@ impl Service {
             std::collections::HashMap::new();
         for a in found {
             if let Some(seq) = a.seq {
-                by_seq.entry(seq).or_default().push(crate::media::attachment_info(&a));
+                by_seq
+                    .entry(seq)
+                    .or_default()
+                    .push(crate::media::attachment_info(&a));
             }
         }
         for m in &mut messages {

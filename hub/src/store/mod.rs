@@ -259,7 +259,13 @@ impl Committed {
     /// The message `msg` became, durable with `seq` and `ts` by a commit at `at`, carrying
     /// the attachments its append `linked` (an attachment a concurrent message of the same
     /// sender linked first is not this one's).
-    fn new(mut msg: NewMessage, seq: Seq, ts: Millis, at: std::time::Instant, linked: Linked) -> Self {
+    fn new(
+        mut msg: NewMessage,
+        seq: Seq,
+        ts: Millis,
+        at: std::time::Instant,
+        linked: Linked,
+    ) -> Self {
         if let Some(linked) = linked {
             msg.attachments.retain(|a| linked.contains(&a.id));
         }

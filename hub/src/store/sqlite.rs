@@ -18,9 +18,9 @@ use switchboard_protocol::{ws::Message, Millis, Seq};
 use super::events::Webhooks;
 use super::{is_bot_id, ApiKeyRecord};
 use super::{
-    migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
-    Linked, NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
-    UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, seq_bound, seq_key, Appended, CommitSender, Committed, Linked, MemberRoom,
+    MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store,
+    StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 use switchboard_jobs::{enqueue_sqlite, NewJob};
 
@@ -112,6 +112,9 @@ fn append_writer(
     }
 }
 
+/// One job's outcome in a batch, with the attachments its append linked.
+type JobOutcome = (StoreResult<Appended>, Linked);
+
 /// Appends `jobs` in one transaction, a savepoint each, with their webhook deliveries; `Err` if
 /// the transaction as a whole failed (nothing stored). The flag: whether it inserted any
 /// delivery job.
@@ -119,7 +122,7 @@ fn write_batch(
     conn: &mut Connection,
     jobs: &[AppendJob],
     webhooks: &Webhooks,
-) -> rusqlite::Result<(Vec<(StoreResult<Appended>, Linked)>, bool)> {
+) -> rusqlite::Result<(Vec<JobOutcome>, bool)> {
     let mut enqueued = false;
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
@@ -160,7 +163,11 @@ fn enqueue_all(conn: &Connection, jobs: &[NewJob]) -> rusqlite::Result<()> {
 
 /// Links the attachments of `msg` (stored at `seq`) to it, in the append's transaction: those
 /// of its room, uploaded by its sender and not yet sent. Returns the ids it linked.
-fn link_attachments(conn: &Connection, msg: &NewMessage, seq: Seq) -> rusqlite::Result<Vec<String>> {
+fn link_attachments(
+    conn: &Connection,
+    msg: &NewMessage,
+    seq: Seq,
+) -> rusqlite::Result<Vec<String>> {
     let ids = serde_json::to_string(&msg.attachment_ids()).expect("strings serialise");
     let mut stmt = conn.prepare_cached(
         "UPDATE attachments SET seq = ?1

@@ -62,12 +62,21 @@ pub(super) async fn appends_link_their_attachments(h: &mut Harness) {
     assert!(!first.duplicate);
     let sent = h.received_messages();
     assert_eq!(sent.len(), 1);
-    let ids: Vec<&str> = sent[0].message.attachments.iter().map(|a| a.id.as_str()).collect();
+    let ids: Vec<&str> = sent[0]
+        .message
+        .attachments
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
     assert_eq!(ids, ["a1", "a2"]);
     assert_eq!(seq_of(&*index, "r-att", "a1").await, Some(first.seq));
     assert_eq!(seq_of(&*index, "r-att", "a2").await, Some(first.seq));
     assert_eq!(seq_of(&*index, "r-att", "a3").await, None, "bob's");
-    assert_eq!(seq_of(&*index, "r-elsewhere", "a4").await, None, "another room's");
+    assert_eq!(
+        seq_of(&*index, "r-elsewhere", "a4").await,
+        None,
+        "another room's"
+    );
     let listed = index.attachments_of("r-att", &[first.seq]).await.unwrap();
     assert_eq!(
         listed.iter().map(|a| a.id.as_str()).collect::<Vec<_>>(),
@@ -86,12 +95,25 @@ pub(super) async fn appends_link_their_attachments(h: &mut Harness) {
     let resend = carrying(msg("r-att", &alice, "resend", None), &[&mine1, &later]);
     let second = h.store.append(resend).await.unwrap();
     let sent = h.received_messages();
-    let ids: Vec<&str> = sent[0].message.attachments.iter().map(|a| a.id.as_str()).collect();
+    let ids: Vec<&str> = sent[0]
+        .message
+        .attachments
+        .iter()
+        .map(|a| a.id.as_str())
+        .collect();
     assert_eq!(ids, ["a5"]);
     assert_eq!(seq_of(&*index, "r-att", "a1").await, Some(first.seq));
     assert_eq!(seq_of(&*index, "r-att", "a5").await, Some(second.seq));
-    let plain = h.store.append(msg("r-att", &bob, "plain", None)).await.unwrap();
+    let plain = h
+        .store
+        .append(msg("r-att", &bob, "plain", None))
+        .await
+        .unwrap();
     assert!(h.received_messages()[0].message.attachments.is_empty());
     assert_eq!(seq_of(&*index, "r-att", "a3").await, None);
-    assert!(index.attachments_of("r-att", &[plain.seq]).await.unwrap().is_empty());
+    assert!(index
+        .attachments_of("r-att", &[plain.seq])
+        .await
+        .unwrap()
+        .is_empty());
 }
