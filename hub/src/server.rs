@@ -373,6 +373,7 @@ async fn serve(
         },
     ));
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
+    fanout.set_media(media.index.clone());
     // Ends by itself once the store (the channel's sender) is dropped with the node.
     drop(fanout.spawn_commits(committed));
     // Node-wide commands (the server API's disconnects) reach this node from now on.

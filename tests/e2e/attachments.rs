@@ -238,7 +238,14 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
         .await
         .expect("post with an attachment");
     let live = next_message(&mut watcher).await;
-    assert_eq!((live.seq, live.attachments), (posted.seq, vec![doc]));
+    assert_eq!((live.seq, live.attachments), (posted.seq, vec![doc.clone()]));
+    // An edit keeps them, and its answer shows them.
+    let edited = alice
+        .api
+        .edit_message(&room.id, posted.seq, "the doc, v2")
+        .await
+        .unwrap();
+    assert_eq!(edited.attachments, vec![doc]);
 }
 
 #[tokio::test]

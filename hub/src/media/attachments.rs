@@ -74,6 +74,43 @@ pub fn attachment_info(a: &Attachment) -> AttachmentInfo {
     }
 }
 
+/// `messages` of `room` with the metadata of their attachments, read from `index` in one
+/// query (deleted messages have none). What history pages, catch-ups and gap fills carry.
+///
+/// # Errors
+/// The index cannot be read.
+pub async fn fill(
+    index: &dyn super::index::MediaIndex,
+    room: &str,
+    mut messages: Vec<switchboard_protocol::ws::Message>,
+) -> crate::store::StoreResult<Vec<switchboard_protocol::ws::Message>> {
+    let seqs: Vec<switchboard_protocol::Seq> = messages
+        .iter()
+        .filter(|m| !m.deleted)
+        .map(|m| m.seq)
+        .collect();
+    if seqs.is_empty() {
+        return Ok(messages);
+    }
+    let found = index.attachments_of(room, &seqs).await?;
+    if found.is_empty() {
+        return Ok(messages);
+    }
+    let mut by_seq: std::collections::HashMap<switchboard_protocol::Seq, Vec<AttachmentInfo>> =
+        std::collections::HashMap::new();
+    for a in &found {
+        if let Some(seq) = a.seq {
+            by_seq.entry(seq).or_default().push(attachment_info(a));
+        }
+    }
+    for m in &mut messages {
+        if let Some(list) = by_seq.remove(&m.seq) {
+            m.attachments = list;
+        }
+    }
+    Ok(messages)
+}
+
 /// A new attachment id: 128 bits of the OS's CSPRNG, as 32 lowercase hex digits.
 pub fn new_id() -> String {
     let mut bytes = [0u8; 16];

@@ -259,43 +259,12 @@ impl Service {
     pub(crate) async fn with_attachments(
         &self,
         room: &str,
-        mut messages: Vec<Message>,
+        messages: Vec<Message>,
     ) -> Result<Vec<Message>> {
-        let Some(index) = &self.media else {
-            return Ok(messages);
-        };
-        let seqs: Vec<Seq> = messages
-            .iter()
-            .filter(|m| !m.deleted)
-            .map(|m| m.seq)
-            .collect();
-        if seqs.is_empty() {
-            return Ok(messages);
+        match &self.media {
+            None => Ok(messages),
+            Some(index) => Ok(crate::media::attachments::fill(&**index, room, messages).await?),
         }
-        let mut found = index
-            .attachments_of(room, &seqs)
-            .await?
-            .into_iter()
-            .peekable();
-        if found.peek().is_none() {
-            return Ok(messages);
-        }
-        let mut by_seq: std::collections::HashMap<Seq, Vec<AttachmentInfo>> =
-            std::collections::HashMap::new();
-        for a in found {
-            if let Some(seq) = a.seq {
-                by_seq
-                    .entry(seq)
-                    .or_default()
-                    .push(crate::media::attachment_info(&a));
-            }
-        }
-        for m in &mut messages {
-            if let Some(list) = by_seq.remove(&m.seq) {
-                m.attachments = list;
-            }
-        }
-        Ok(messages)
     }
 
     /// The attachments a send names, checked: at most [`MAX_ATTACHMENTS_PER_MESSAGE`], no id
@@ -470,9 +439,15 @@ impl Service {
         body: String,
     ) -> Result<Message> {
         validate_body(&body, false)?;
-        let mut msg = self.own_message(who, room, seq).await?;
+        let msg = self.own_message(who, room, seq).await?;
         let ts = now_ms();
         self.store.edit(room, seq, &body, ts).await?;
+        // The answer shows the message whole, its attachments too.
+        let mut msg = self
+            .with_attachments(room, vec![msg])
+            .await?
+            .pop()
+            .expect("one message in, one out");
         let frame = ServerFrame::Edited {
             room: room.to_owned(),
             seq,
