@@ -11,6 +11,7 @@
 mod support;
 
 mod accounts;
+mod attachments;
 mod bots;
 mod chat;
 mod key_source;

@@ -238,7 +238,10 @@ async fn files_are_uploaded_sent_listed_and_downloaded_with_safe_headers() {
         .await
         .expect("post with an attachment");
     let live = next_message(&mut watcher).await;
-    assert_eq!((live.seq, live.attachments), (posted.seq, vec![doc.clone()]));
+    assert_eq!(
+        (live.seq, live.attachments),
+        (posted.seq, vec![doc.clone()])
+    );
     // An edit keeps them, and its answer shows them.
     let edited = alice
         .api
@@ -514,7 +517,7 @@ async fn over_the_limit_is_refused_early_and_a_truncated_upload_stores_nothing()
     // without an answer (the server closed first), wait for it within the bound.
     within("the spool to be emptied", async {
         while spooled(&server) != 0 {
-            tokio::task::yield_now().await;
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     })
     .await;

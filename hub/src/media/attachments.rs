@@ -273,13 +273,19 @@ impl Spool {
         data_dir.join(SPOOL_DIR)
     }
 
-    /// Makes the spool directory and removes what a previous run left in it (a crash).
+    /// Makes the spool directory (private: 0700, like the rest of the data directory) and
+    /// removes what a previous run left in it (a crash).
     ///
     /// # Errors
     /// The directory cannot be made or read.
     pub async fn clear_dir(data_dir: &Path) -> std::io::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
         let dir = Self::dir(data_dir);
-        tokio::fs::create_dir_all(&dir).await?;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        tokio::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).await?;
         let mut entries = tokio::fs::read_dir(&dir).await?;
         while let Some(entry) = entries.next_entry().await? {
             if entry.file_name().to_string_lossy().ends_with(".part") {
@@ -307,9 +313,11 @@ impl Spool {
         let dir = Self::dir(data_dir);
         let n = SPOOLED.fetch_add(1, Ordering::Relaxed);
         let path = dir.join(format!("{}-{n}-{}.part", std::process::id(), new_id()));
+        // Private (0600), like every file of the data directory.
         let mut file = tokio::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&path)
             .await?;
         // From here the guard removes the file on any exit.
@@ -506,7 +514,10 @@ mod tests {
         let ok = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from("hello"))]);
         let spool = Spool::receive(dir.path(), ok, 5).await.unwrap();
         assert_eq!(spool.size(), 5);
-        assert!(spool.path().exists());
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(spool.path()), 0o600);
+        assert_eq!(mode(&Spool::dir(dir.path())), 0o700);
         drop(spool);
         assert!(empty(dir.path()));
 

@@ -1,6 +1,7 @@
 // List items of the conversation: stored messages and messages still on their way. User text
 // (bodies, usernames) only ever goes in as text (see dom.js).
 
+import { attachmentList } from "./attachments.js";
 import { el, timeOf } from "./dom.js";
 
 /// The list item of stored message `m`: author, time, body (or a tombstone), and for the
@@ -46,6 +47,8 @@ export function messageItem(m, mine, editing, confirming) {
     return li;
   }
   li.append(el("p", { class: "body", text: m.body }));
+  const files = attachmentList(m);
+  if (files) li.append(files);
   if (mine && confirming) {
     const yes = el("button", { type: "button", class: "danger", data: { action: "confirm-delete", seq: String(m.seq) }, text: "Delete" });
     li.append(
