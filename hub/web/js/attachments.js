@@ -70,7 +70,7 @@ export function attachmentList(m) {
     const label = `${a.name} (${humanSize(a.size)})`;
     const button = el("button", { type: "button", class: "attachment-link", title: `Download ${a.name}` });
     if (a.thumbnail_url) {
-      const img = el("img", { class: "attachment-thumb", alt: a.name, loading: "lazy" });
+      const img = el("img", { class: "attachment-thumb", alt: a.name });
       blobUrl(a.thumbnail_url).then((src) => { img.src = src; }, () => img.classList.add("broken"));
       button.append(img);
     }

@@ -553,14 +553,21 @@ async fn write_and_commit(
             }
         }
         let link_params: [&(dyn ToSql + Sync); 4] = [&a_id, &a_room, &a_uploader, &a_seq];
+        // Prepared first: a statement given as text would be parsed in a round trip of its
+        // own, so its execution would reach the server after the `COMMIT` pipelined behind
+        // it, outside the transaction. A prepared one is sent at its first poll, in order.
+        let link = if a_id.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(LINK_ATTACHMENTS).await?)
+        };
         let (_, links, ()) = tokio::try_join!(
             biased;
             super::enqueue_events(client, &deliveries),
             async {
-                if a_id.is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    client.query(LINK_ATTACHMENTS, &link_params).await
+                match &link {
+                    None => Ok(Vec::new()),
+                    Some(link) => client.query(link, &link_params).await,
                 }
             },
             client.batch_execute("COMMIT"),
