@@ -237,6 +237,9 @@ fn checked_decode(bytes: &[u8], bounds: &Bounds) -> Result<DynamicImage, ImageEr
         });
     }
     let kind = sniff(bytes).ok_or(ImageError::UnsupportedType)?;
+
+    // The header only: the decoders read the dimensions without allocating the pixels. No
+    // limits here, so that an over-bound header is reported with its dimensions.
     let mut header = ImageReader::with_format(Cursor::new(bytes), kind.format());
     header.limits(Limits::no_limits());
     let (width, height) = header.into_dimensions().map_err(corrupt)?;

@@ -29,6 +29,14 @@ const PNG: &[u8] = &[
 
 const TEXT: &[u8] = b"first line\nsecond line\n";
 
+/// A PNG whose header claims 100000×100000 RGBA pixels (40 GB decoded): a decompression bomb.
+const BOMB: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x01, 0x86, 0xa0, 0x00, 0x01, 0x86, 0xa0, 0x08, 0x06, 0x00, 0x00, 0x00, 0xa8, 0x52, 0x0b,
+    0xc8, 0x00, 0x00, 0x00, 0x02, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x62, 0xa4, 0x91, 0x2b, 0x00,
+    0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
+];
+
 /// Uploads `bytes` named `name` (through `Content-Disposition`) as `user` to `room`.
 async fn upload(user: &TestUser, room: &str, name: &str, bytes: &[u8]) -> AttachmentInfo {
     within(
@@ -394,7 +402,7 @@ async fn sends_name_only_their_rooms_unsent_attachments_and_at_most_ten() {
 }
 
 #[tokio::test]
-async fn html_is_a_sandboxed_download_and_a_deleted_messages_files_are_gone() {
+async fn html_bombs_and_corrupt_images_are_downloads_and_a_deleted_messages_files_are_gone() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
     let room = alice.room_with(true, &[]).await;
@@ -425,6 +433,26 @@ async fn html_is_a_sandboxed_download_and_a_deleted_messages_files_are_gone() {
         assert!(header(&headers, "content-disposition").starts_with("attachment;"));
         assert!(header(&headers, "content-security-policy").starts_with("sandbox"));
         assert_eq!(header(&headers, "x-content-type-options"), "nosniff");
+    }
+
+    // A decompression bomb (or a corrupt image) is stored as a file, without a thumbnail, and
+    // served as a download, never decoded.
+    let bomb = upload(&alice, &room.id, "bomb.png", BOMB).await;
+    assert_eq!(
+        (bomb.content_type.as_str(), bomb.thumbnail_url.as_deref()),
+        ("image/png", None)
+    );
+    let corrupt = upload(&alice, &room.id, "half.png", &PNG[..50]).await;
+    assert_eq!(corrupt.thumbnail_url, None);
+    alice
+        .api
+        .post_message_with(&room.id, "", None, &[bomb.id.clone(), corrupt.id.clone()])
+        .await
+        .unwrap();
+    for file in [&bomb, &corrupt] {
+        let (status, headers, _) = get(&server, None, &file.url, &[]).await;
+        assert_eq!(status, 200);
+        assert!(header(&headers, "content-disposition").starts_with("attachment;"));
     }
 
     alice.api.delete_message(&room.id, sent.seq).await.unwrap();

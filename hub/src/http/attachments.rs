@@ -12,7 +12,8 @@
 //!   `--max-attachment-bytes`; it is never held in memory, and holds no database connection
 //!   while it arrives. Downloads stream from the blob store, thumbnails from the hot cache.
 //! - **Safety.** Every answer goes through `media::serve::respond` (private caching, ETag/304,
-//!   Range, `nosniff`, a `sandbox` CSP); only PNG, JPEG, WebP and GIF are `inline`, everything
+//!   Range, `nosniff`, a `sandbox` CSP); only PNG, JPEG, WebP and GIF that decoded (they have a
+//!   thumbnail) are `inline`, everything
 //!   else is a download (`Content-Disposition: attachment`) under a sniffed type that is never
 //!   HTML or SVG.
 
@@ -159,7 +160,7 @@ async fn downloadable(
 /// Download an attachment of a room.
 ///
 /// Anyone may download from a public room, members from a private one. Images (PNG, JPEG,
-/// WebP, GIF) are `inline`, every other type a download (`Content-Disposition: attachment`),
+/// WebP, GIF) that have a thumbnail are `inline`, everything else a download (`Content-Disposition: attachment`),
 /// both with the file name (`filename*`, RFC 6266/5987).
 #[utoipa::path(
     get,
@@ -188,7 +189,9 @@ pub(super) async fn download(
     AppPath((room, id)): AppPath<(String, String)>,
 ) -> Result<Response> {
     let a = downloadable(&app, who.as_ref(), &room, &id).await?;
-    let inline = attachments::is_inline_image(&a.content_type);
+    // Only an image that decoded (it has a thumbnail) is shown inline: a bomb or a corrupt
+    // one is a download, so no browser is asked to decode it in place.
+    let inline = attachments::is_inline_image(&a.content_type) && a.thumb.is_some();
     let served = Served {
         hash: a.hash,
         size: a.size,
