@@ -172,8 +172,14 @@ async fn downloadable(
         ("attachment_id" = String, Path, description = "The attachment id (from the upload or a message's `attachments`)."),
     ),
     responses(
-        (status = 200, description = "The file, with its sniffed `Content-Type`, `Content-Disposition`, `Cache-Control: private, max-age=31536000, immutable`, a strong `ETag`, `X-Content-Type-Options: nosniff` and a `sandbox` CSP.", content_type = "application/octet-stream"),
-        (status = 206, description = "The `Range` asked for (one range), with `Content-Range`."),
+        (status = 200, description = "The file, with its sniffed `Content-Type` (one of these), `Content-Disposition`, `Cache-Control: private, max-age=31536000, immutable`, a strong `ETag`, `X-Content-Type-Options: nosniff` and a `sandbox` CSP.", content(
+            ("application/octet-stream"), ("text/plain; charset=utf-8"), ("application/pdf"), ("application/zip"),
+            ("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"),
+        )),
+        (status = 206, description = "The `Range` asked for (one range), with `Content-Range`.", content(
+            ("application/octet-stream"), ("text/plain; charset=utf-8"), ("application/pdf"), ("application/zip"),
+            ("image/png"), ("image/jpeg"), ("image/webp"), ("image/gif"),
+        )),
         (status = 304, description = "`If-None-Match` names this ETag: no body."),
         (status = 400, description = "`bad_request`: a path that is not valid UTF-8."),
         (status = 401, description = "`unauthorized`: an invalid, expired or revoked token (without one the caller is anonymous)."),
@@ -222,7 +228,7 @@ pub(super) async fn download(
     ),
     responses(
         (status = 200, description = "The thumbnail (`image/png`, inline), with the caching and safety headers of a download.", content_type = "image/png"),
-        (status = 206, description = "The `Range` asked for (one range), with `Content-Range`."),
+        (status = 206, description = "The `Range` asked for (one range), with `Content-Range`.", content_type = "image/png"),
         (status = 304, description = "`If-None-Match` names this ETag: no body."),
         (status = 400, description = "`bad_request`: a path that is not valid UTF-8."),
         (status = 401, description = "`unauthorized`: an invalid, expired or revoked token (without one the caller is anonymous)."),
