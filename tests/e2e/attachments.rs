@@ -591,3 +591,18 @@ async fn stored(server: &TestServer) -> (usize, i64) {
         }
     }
 }
+
+#[tokio::test]
+async fn uploads_count_against_the_send_limit() {
+    let server =
+        TestServer::start_with(&["--user-rate-per-sec", "0", "--user-rate-burst", "2"]).await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(false, &[]).await;
+    upload(&alice, &room.id, "one.txt", b"1").await;
+    upload(&alice, &room.id, "two.txt", b"2").await;
+    let (status, code) = upload_status(&server, Some(alice.token()), &room.id, b"3").await;
+    assert_eq!(
+        (status.as_u16(), code.as_deref()),
+        (429, Some("rate_limited"))
+    );
+}

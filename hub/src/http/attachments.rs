@@ -64,6 +64,7 @@ pub struct UploadQuery {
         (status = 403, description = "`forbidden`: a public room the caller is not a member of."),
         (status = 404, description = "`not_found`: no such room, or a private room the caller is not in."),
         (status = 413, description = "`too_large`: over `--max-attachment-bytes` (refused from `Content-Length` before the body is read, or as soon as the body passes the bound)."),
+        (status = 429, description = "`rate_limited`: over the per-user send limit (each upload counts as one send); nothing was read."),
         (status = 503, description = "`unavailable`: the upload cannot be stored now."),
     )
 )]

@@ -5,12 +5,21 @@ use crate::error::{Error, Result};
 use crate::store::RoomRecord;
 
 impl Service {
-    /// The room if `who` may upload an attachment to it: a member.
+    /// The room if `who` may upload an attachment to it: a member. Each upload counts as one
+    /// send against the per-user send limit (`--user-rate-per-sec`), which so bounds how fast
+    /// one user can fill the blob store.
     ///
     /// # Errors
     /// `not_found` for an unknown room or a private room the caller is not in (its existence
-    /// is not told); `forbidden` for a public room the caller has not joined.
+    /// is not told); `forbidden` for a public room the caller has not joined; `rate_limited`
+    /// over the send limit.
     pub async fn uploadable_room(&self, who: &Identity, room: &str) -> Result<RoomRecord> {
+        if let Some(limits) = &self.user_limits {
+            if !limits.take(&who.id) {
+                self.metrics().rate_limited(crate::metrics::Limit::Sends);
+                return Err(Error::RateLimited);
+            }
+        }
         let rec = self
             .store
             .room(room)
