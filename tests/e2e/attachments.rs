@@ -391,6 +391,44 @@ async fn sends_name_only_their_rooms_unsent_attachments_and_at_most_ten() {
     assert_eq!(last.attachments.len(), 10);
     let err = send(&room.id, vec![ids[0].clone()]).await.unwrap_err();
     assert_eq!(code(err), (400, "bad_request".into()), "already sent");
+    // A retry (same client_msg_id) of a send with attachments gets the first answer.
+    let keyed = upload(&alice, &room.id, "keyed.txt", b"k").await;
+    let first = alice
+        .api
+        .post_message_with(
+            &room.id,
+            "keyed",
+            Some("retry-1"),
+            std::slice::from_ref(&keyed.id),
+        )
+        .await
+        .unwrap();
+    let again = alice
+        .api
+        .post_message_with(
+            &room.id,
+            "keyed",
+            Some("retry-1"),
+            std::slice::from_ref(&keyed.id),
+        )
+        .await
+        .expect("a retry is answered like the first send");
+    assert_eq!(again.seq, first.seq);
+    let err = alice
+        .api
+        .post_message_with(
+            &room.id,
+            "other",
+            Some("retry-2"),
+            std::slice::from_ref(&keyed.id),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        code(err),
+        (400, "bad_request".into()),
+        "another key: already sent"
+    );
     let mut conn = server.connect(&alice).await;
     let reply = send_with(&mut conn, &other.id, "", vec![ids[10].clone()]).await;
     assert!(

@@ -270,12 +270,15 @@ impl Service {
     /// The attachments a send names, checked: at most [`MAX_ATTACHMENTS_PER_MESSAGE`], no id
     /// twice (`bad_request`); each an attachment of `room` (`not_found` otherwise, also for
     /// another user's upload not yet sent, which nobody else may see); not yet sent
-    /// (`bad_request`). In upload order, the order history gives them.
+    /// (`bad_request`), unless it was sent with the message this send repeats (same sender and
+    /// `client_msg_id`: a retry, which the store answers with the first ack). In upload order,
+    /// the order history gives them.
     async fn send_attachments(
         &self,
         who: &Identity,
         room: &str,
         ids: Vec<String>,
+        client_msg_id: Option<&str>,
     ) -> Result<Vec<AttachmentInfo>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -302,15 +305,18 @@ impl Service {
                 .await?
                 .filter(|a| a.seq.is_some() || *a.uploader == *who.id)
                 .ok_or(Error::NotFound("attachment not found"))?;
-            if a.seq.is_some() {
-                return Err(Error::BadRequest(format!(
-                    "attachment {id} was already sent"
-                )));
-            }
-            if *a.uploader != *who.id {
-                return Err(Error::BadRequest(format!(
-                    "attachment {id} was uploaded by someone else"
-                )));
+            if let Some(seq) = a.seq {
+                let retry = match client_msg_id {
+                    None => false,
+                    Some(key) => self.store.message(room, seq).await?.is_some_and(|r| {
+                        *r.sender_id == *who.id && r.message.client_msg_id.as_deref() == Some(key)
+                    }),
+                };
+                if !retry {
+                    return Err(Error::BadRequest(format!(
+                        "attachment {id} was already sent"
+                    )));
+                }
             }
             found.push(a);
         }
@@ -392,7 +398,9 @@ impl Service {
                 )));
             }
         }
-        let attachments = self.send_attachments(who, room, attachments).await?;
+        let attachments = self
+            .send_attachments(who, room, attachments, client_msg_id.as_deref())
+            .await?;
         // Membership, the append and the author's read mark are one store call (one round
         // trip): a send is the hot path. The store hands it to the publisher once it is
         // durable, in seq order (see the module invariant).
