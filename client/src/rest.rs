@@ -11,7 +11,7 @@ use switchboard_protocol::rest::{
     RegisterResponse, Role, Room, RoomList, RoomsQuery, SessionList, SessionsQuery,
     SetEmailRequest, SetRoleRequest, TokenPair,
 };
-use switchboard_protocol::ws::Message;
+use switchboard_protocol::ws::{AttachmentInfo, Message};
 use switchboard_protocol::Seq;
 
 use crate::ClientError;
@@ -310,13 +310,58 @@ impl Api {
         body: &str,
         client_msg_id: Option<&str>,
     ) -> Result<PostMessageResponse, ClientError> {
+        self.post_message_with(room, body, client_msg_id, &[]).await
+    }
+
+    /// `POST /v1/rooms/{id}/messages` carrying attachments (ids from
+    /// [`upload_attachment`](Self::upload_attachment); `body` may then be empty).
+    pub async fn post_message_with(
+        &self,
+        room: &str,
+        body: &str,
+        client_msg_id: Option<&str>,
+        attachments: &[String],
+    ) -> Result<PostMessageResponse, ClientError> {
         let request = PostMessageRequest {
             body: body.into(),
             client_msg_id: client_msg_id.map(Into::into),
+            attachments: attachments.to_vec(),
         };
         let path = format!("/v1/rooms/{room}/messages");
         self.json(self.request(Method::POST, &path).json(&request))
             .await
+    }
+
+    // --- attachments ----------------------------------------------------------------------
+
+    /// `POST /v1/rooms/{id}/attachments`: uploads `bytes` as a file named `name` (sent as
+    /// `Content-Disposition: attachment; filename*=UTF-8''...`). The answer names its id, to
+    /// send with a message.
+    pub async fn upload_attachment(
+        &self,
+        room: &str,
+        name: &str,
+        bytes: impl Into<reqwest::Body>,
+    ) -> Result<AttachmentInfo, ClientError> {
+        let path = format!("/v1/rooms/{}/attachments", segment(room));
+        let disposition = format!("attachment; filename*=UTF-8''{}", segment(name));
+        let request = self
+            .request(Method::POST, &path)
+            .header(reqwest::header::CONTENT_DISPOSITION, disposition)
+            .header(reqwest::header::CONTENT_TYPE, "application/octet-stream")
+            .body(bytes);
+        self.json(request).await
+    }
+
+    /// `GET /v1/rooms/{id}/attachments/{attachment_id}`: the answer, to read with
+    /// `chunk()` (a large file is never held whole).
+    pub async fn download_attachment(
+        &self,
+        room: &str,
+        id: &str,
+    ) -> Result<reqwest::Response, ClientError> {
+        let path = format!("/v1/rooms/{}/attachments/{}", segment(room), segment(id));
+        send(self.request(Method::GET, &path)).await
     }
 
     /// `PATCH /v1/rooms/{id}/messages/{seq}` (author only): the edited message.

@@ -89,6 +89,7 @@ impl Room {
                 edited_ts: None,
                 deleted: false,
                 bot: false,
+                attachments: Vec::new(),
             },
             Instant::now(),
         ))

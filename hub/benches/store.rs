@@ -86,6 +86,7 @@ fn batch() -> Vec<NewMessage> {
             body: BODY.to_owned(),
             client_msg_id: Some(format!("c-{}", NEXT_ID.fetch_add(1, Ordering::Relaxed))),
             ts,
+            attachments: Vec::new(),
         })
         .collect()
 }

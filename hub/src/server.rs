@@ -373,11 +373,13 @@ async fn serve(
         },
     ));
     let fanout = Fanout::start(registry.clone(), broker, store.clone(), inbound_rx);
+    fanout.set_media(media.index.clone());
     // Ends by itself once the store (the channel's sender) is dropped with the node.
     drop(fanout.spawn_commits(committed));
     // Node-wide commands (the server API's disconnects) reach this node from now on.
     fanout.follow_control().await;
     let service = Service::new(store, fanout, auth.users.clone(), presence)
+        .with_media(media.index.clone())
         .with_frame_limits(cfg.rate_per_sec, cfg.rate_burst)
         .with_user_limits(cfg.user_rate_per_sec, cfg.user_rate_burst)
         .with_server_limits(cfg.server_api_rate_per_sec, cfg.server_api_rate_burst)

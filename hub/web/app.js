@@ -5,6 +5,7 @@ import { AccountPanel } from "./js/account.js";
 import { AdminView } from "./js/admin.js";
 import { Api, ApiError } from "./js/api.js";
 import { Picker, emoticons } from "./js/emoticons.js";
+import { configure as configureAttachments } from "./js/attachments.js";
 import { ResetForms, takeResetToken } from "./js/reset.js";
 import { Socket, Status, newClientMsgId, socketUrl } from "./js/socket.js";
 import { PAGE_SIZE, Store, TYPING_SHOWN_MS } from "./js/store.js";
@@ -51,6 +52,7 @@ function readable(err) {
 class App {
   constructor() {
     this.api = new Api({ onSessionEnded: (reason) => this.end(reason) });
+    configureAttachments(this.api);
     this.view = new View(this.actions());
     this.reset = new ResetForms(this.api, (notice) => this.view.showAuth(notice));
     this.account = new AccountPanel({ api: this.api, explain, openAdmin: () => this.openAdmin() });
@@ -108,7 +110,7 @@ class App {
       direct: (username) => this.direct(username),
       addMember: (username) => this.addMember(username),
       leave: () => this.leave(),
-      send: (body) => this.send(body),
+      send: (body, attachments) => this.send(body, attachments),
       typing: () => this.typing(),
       edit: (seq, body) => this.edit(seq, body),
       remove: (seq) => this.remove(seq),
@@ -361,12 +363,14 @@ class App {
 
   // --- messages ------------------------------------------------------------------------------
 
-  send(body) {
+  send(body, attachments = []) {
     const id = this.store.active;
     if (!id) return;
     const cmid = newClientMsgId();
     this.store.addPending(id, body, cmid);
-    this.socket.send(id, body, cmid);
+    // Kept with the pending entry, so that a retry sends them again.
+    this.store.pending.get(cmid).attachments = attachments;
+    this.socket.send(id, body, cmid, attachments);
     this.lastTyping = 0;
   }
 
@@ -375,7 +379,7 @@ class App {
     if (!entry) return;
     entry.state = "sending";
     this.store.changed();
-    this.socket.send(entry.room, entry.body, cmid);
+    this.socket.send(entry.room, entry.body, cmid, entry.attachments || []);
   }
 
   typing() {

@@ -89,6 +89,15 @@ impl Bounds {
         max_height: 1024,
     };
 
+    /// The source of an attachment's thumbnail: at most 32 MiB and 4096×4096 pixels (a
+    /// decoded 4096² image is 64 MiB of RGBA; larger photos are still stored, without a
+    /// thumbnail).
+    pub const THUMBNAIL_SOURCE: Bounds = Bounds {
+        max_bytes: 32 * 1024 * 1024,
+        max_width: 4096,
+        max_height: 4096,
+    };
+
     /// The decoder's second guard: the same dimensions, and at most 8 bytes per pixel
     /// (RGBA, 16 bits a channel) allocated.
     fn limits(&self) -> Limits {
@@ -198,6 +207,51 @@ pub fn reencode_square(
             })
         })
         .collect()
+}
+
+/// Checks an image like [`reencode_square`] (size, sniffed type, header dimensions, all before
+/// decoding), decodes it and returns a PNG that fits within `max_side`×`max_side`, keeping
+/// the aspect ratio (never upscaled: a small image keeps its size). Animated GIF/WebP: the
+/// first frame. What an attachment's thumbnail is made with.
+///
+/// # Errors
+/// [`ImageError::TooLarge`], [`ImageError::UnsupportedType`], [`ImageError::TooManyPixels`],
+/// [`ImageError::Corrupt`].
+pub fn thumbnail(bytes: &[u8], bounds: &Bounds, max_side: u32) -> Result<Vec<u8>, ImageError> {
+    let decoded = checked_decode(bytes, bounds)?;
+    let max_side = max_side.max(1);
+    let fitted = if decoded.width() <= max_side && decoded.height() <= max_side {
+        decoded
+    } else {
+        // Fits within the box, keeping the ratio.
+        decoded.resize(max_side, max_side, FilterType::Triangle)
+    };
+    Ok(encode_png(&DynamicImage::ImageRgba8(fitted.to_rgba8())))
+}
+
+/// The checks of the module's invariants, then the decoding under limits.
+fn checked_decode(bytes: &[u8], bounds: &Bounds) -> Result<DynamicImage, ImageError> {
+    if bytes.len() > bounds.max_bytes {
+        return Err(ImageError::TooLarge {
+            limit: bounds.max_bytes,
+        });
+    }
+    let kind = sniff(bytes).ok_or(ImageError::UnsupportedType)?;
+
+    // The header only: the decoders read the dimensions without allocating the pixels. No
+    // limits here, so that an over-bound header is reported with its dimensions.
+    let mut header = ImageReader::with_format(Cursor::new(bytes), kind.format());
+    header.limits(Limits::no_limits());
+    let (width, height) = header.into_dimensions().map_err(corrupt)?;
+    if width > bounds.max_width || height > bounds.max_height || width == 0 || height == 0 {
+        return Err(ImageError::TooManyPixels { width, height });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
+    reader.limits(bounds.limits());
+    reader.decode().map_err(|e| match e {
+        image::ImageError::Limits(_) => ImageError::TooManyPixels { width, height },
+        other => corrupt(other),
+    })
 }
 
 fn corrupt(e: image::ImageError) -> ImageError {
@@ -459,6 +513,48 @@ mod tests {
                 assert_eq!(err.status(), 400);
             }
         }
+    }
+
+    #[test]
+    fn thumbnails_fit_the_box_and_keep_the_ratio() {
+        let wide = DynamicImage::ImageRgba8(RgbaImage::new(1000, 500));
+        let png = thumbnail(
+            &encode(&wide, ImageFormat::Png),
+            &Bounds::THUMBNAIL_SOURCE,
+            256,
+        )
+        .unwrap();
+        let out = decode_png(&png);
+        assert_eq!((out.width(), out.height()), (256, 128));
+        // A small image is not upscaled; every kind is read.
+        for kind in [
+            ImageKind::Png,
+            ImageKind::Jpeg,
+            ImageKind::Webp,
+            ImageKind::Gif,
+        ] {
+            let png = thumbnail(&fixture(kind), &Bounds::THUMBNAIL_SOURCE, 256).unwrap();
+            let out = decode_png(&png);
+            assert_eq!((out.width(), out.height()), (40, 30), "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn a_thumbnail_of_a_bomb_or_a_corrupt_image_is_refused() {
+        let mut ihdr = 100_000u32.to_be_bytes().to_vec();
+        ihdr.extend_from_slice(&100_000u32.to_be_bytes());
+        ihdr.extend_from_slice(&[8, 6, 0, 0, 0]);
+        let mut bomb = b"\x89PNG\r\n\x1a\n".to_vec();
+        bomb.extend(chunk(b"IHDR", &ihdr));
+        bomb.extend(chunk(b"IDAT", &[0x78, 0x9c]));
+        bomb.extend(chunk(b"IEND", b""));
+        let err = thumbnail(&bomb, &Bounds::THUMBNAIL_SOURCE, 256).unwrap_err();
+        assert!(matches!(err, ImageError::TooManyPixels { .. }), "{err:?}");
+        let png = fixture(ImageKind::Png);
+        let err = thumbnail(&png[..png.len() / 2], &Bounds::THUMBNAIL_SOURCE, 256).unwrap_err();
+        assert!(matches!(err, ImageError::Corrupt(_)), "{err:?}");
+        let err = thumbnail(b"%PDF-1.7", &Bounds::THUMBNAIL_SOURCE, 256).unwrap_err();
+        assert!(matches!(err, ImageError::UnsupportedType), "{err:?}");
     }
 
     #[test]

@@ -13,7 +13,8 @@
 //!   - [`CachedBlobs`]: a store read through a cache.
 //! - [`MediaError`]: every failure, as variants an HTTP layer maps to a status.
 //! - [`images`]: avatars and emoticons checked (bytes, type, dimensions) before decoding and
-//!   re-encoded as square PNGs; generated identicons. Pure: no I/O.
+//!   re-encoded as square PNGs; attachments' thumbnails; generated identicons. Pure: no I/O.
+//! - [`sniff`]: an attachment's content type from its first bytes (never an active type).
 //!
 //! # Architecture invariants
 //! - Blobs are **immutable and named by their content**: nothing is ever overwritten, and a
@@ -33,6 +34,7 @@ mod fs;
 mod hash;
 pub mod images;
 mod postgres;
+pub mod sniff;
 
 pub use blob::{body, Blob, BlobStore, BodyStream, BoxError, ByteStream};
 pub use cache::{

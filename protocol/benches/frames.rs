@@ -54,6 +54,7 @@ fn message_frame() -> ServerFrame {
         edited_ts: None,
         deleted: false,
         bot: false,
+        attachments: Vec::new(),
     })
 }
 

@@ -37,3 +37,5 @@ pub const DEFAULT_ACCOUNT_PAGE: u32 = 50;
 /// Longest `User-Agent` kept for a session, in bytes; a longer one is cut (at a character
 /// boundary).
 pub const MAX_USER_AGENT_BYTES: usize = 256;
+/// Most attachments one message may carry.
+pub const MAX_ATTACHMENTS_PER_MESSAGE: usize = 10;

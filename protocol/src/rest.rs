@@ -154,11 +154,18 @@ pub struct AddMemberRequest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostMessageRequest {
-    #[cfg_attr(feature = "openapi", schema(min_length = 1, max_length = 4096))]
+    /// The text; may be empty (or absent) when `attachments` is not.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_length = 4096))]
     pub body: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(max_length = 64))]
     pub client_msg_id: Option<String>,
+    /// Ids of attachments uploaded to this room by the caller and not yet sent (at most 10,
+    /// no repeats).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(max_items = 10))]
+    pub attachments: Vec<String>,
 }
 
 /// Answer to `POST /v1/rooms/{id}/messages` (the same data as a WebSocket `ack`).

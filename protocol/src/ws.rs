@@ -63,6 +63,11 @@ pub enum ClientFrame {
         /// Idempotency key: a repeat from the same user in the same room gets the first ack.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         client_msg_id: Option<String>,
+        /// Ids of attachments uploaded to this room by the sender and not yet sent (at most
+        /// [`MAX_ATTACHMENTS_PER_MESSAGE`](crate::limits::MAX_ATTACHMENTS_PER_MESSAGE), no
+        /// repeats). With attachments, `body` may be empty.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        attachments: Vec<String>,
     },
     /// "I am typing" (not stored; throttled per user and room).
     Typing {
@@ -221,6 +226,59 @@ pub struct Message {
     /// name, not a user's. Absent (false) for users' messages.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub bot: bool,
+    /// The files sent with it, in the order the sender gave. Absent when none (and on a
+    /// deleted message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<AttachmentInfo>,
+}
+
+/// A file sent with a message: what a client shows and where it downloads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct AttachmentInfo {
+    /// Random (128 bits), unique within the room.
+    pub id: String,
+    /// The file name the uploader gave (cleaned: no path, no control characters).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// The content type sniffed from the bytes (never the uploader's word).
+    #[serde(rename = "type")]
+    pub content_type: String,
+    /// Where to download it (`/v1/rooms/{id}/attachments/{attachment_id}`), relative to the hub.
+    pub url: String,
+    /// A PNG thumbnail of at most 256×256 pixels (images only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thumbnail_url: Option<String>,
+}
+
+impl AttachmentInfo {
+    /// The download URL of attachment `id` of `room` (path segments percent-encoded).
+    pub fn url_of(room: &str, id: &str) -> String {
+        format!(
+            "/v1/rooms/{}/attachments/{}",
+            encode_segment(room),
+            encode_segment(id)
+        )
+    }
+
+    /// The thumbnail URL of attachment `id` of `room`.
+    pub fn thumbnail_url_of(room: &str, id: &str) -> String {
+        format!("{}/thumbnail", Self::url_of(room, id))
+    }
+}
+
+/// Percent-encodes everything in `s` but RFC 3986's unreserved characters.
+fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// A frame sent by the server: a reply (echoing the request `id`) or an event.

@@ -11,6 +11,7 @@
 mod support;
 
 mod accounts;
+mod attachments;
 mod avatars;
 mod bots;
 mod chat;

@@ -9,6 +9,7 @@ mod support;
 
 mod account;
 mod admin;
+mod attachments;
 mod avatar;
 mod chat;
 mod emoticons;

@@ -125,6 +125,7 @@ async fn send(conn: &mut Connection, room: &str, id: &str) -> Result<(), ClientE
         room: room.to_owned(),
         body: format!("message {id}"),
         client_msg_id: Some(id.to_owned()),
+        attachments: Vec::new(),
     };
     conn.send(&frame).await
 }

@@ -223,6 +223,7 @@ async fn fill_room(ws_url: &str, token: &str, room: &str, count: usize) {
             room: room.to_owned(),
             body: body.clone(),
             client_msg_id: None,
+            attachments: Vec::new(),
         };
         ws.send(&frame).await.expect("send");
     }

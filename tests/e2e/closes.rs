@@ -166,6 +166,7 @@ async fn a_subscriber_that_does_not_read_is_closed_with_4000() {
                 room: room.id.clone(),
                 body: body.clone(),
                 client_msg_id: None,
+                attachments: Vec::new(),
             };
             fast.send(&frame).await.expect("send");
         }

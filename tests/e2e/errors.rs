@@ -170,6 +170,7 @@ async fn unknown_rooms_are_not_found_and_refusals_echo_the_id() {
             room: room(),
             body: "hi".into(),
             client_msg_id: None,
+            attachments: Vec::new(),
         },
         ClientFrame::Read {
             id: Some(FrameId::Num(5)),
@@ -215,6 +216,7 @@ async fn frames_over_the_rate_limit_are_dropped_with_rate_limited() {
             room: room.id.clone(),
             body: format!("burst {n}"),
             client_msg_id: None,
+            attachments: Vec::new(),
         })
         .await
         .expect("send");

@@ -98,6 +98,7 @@ async fn a_flood_with_slow_readers_keeps_queued_bytes_under_the_bound() {
                 room: room.id.clone(),
                 body: body.clone(),
                 client_msg_id: None,
+                attachments: Vec::new(),
             };
             publisher.send(&frame).await.expect("send");
         }

@@ -7,6 +7,7 @@
 mod support;
 
 mod admin;
+mod attachments;
 mod auth;
 mod auth_hardening;
 mod avatars;

@@ -328,6 +328,7 @@ async fn pipelined_sends_are_stored_in_the_order_sent() {
             room: target.clone(),
             body: format!("m{i}"),
             client_msg_id: None,
+            attachments: Vec::new(),
         })
         .await
         .expect("send");

@@ -250,6 +250,7 @@ async fn a_slow_consumer_is_counted() {
                 room: room.id.clone(),
                 body: body.clone(),
                 client_msg_id: None,
+                attachments: Vec::new(),
             };
             fast.send(&frame).await.expect("send");
         }

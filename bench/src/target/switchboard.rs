@@ -110,6 +110,7 @@ impl Publisher for SwitchboardPublisher {
             room: room.to_owned(),
             body,
             client_msg_id: None,
+            attachments: Vec::new(),
         };
         Ok(self.conn.send(&frame).await?)
     }

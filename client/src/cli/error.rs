@@ -82,7 +82,8 @@ pub enum CliError {
         #[source]
         source: io::Error,
     },
-    /// Reading a file named on the command line (`avatar set FILE`).
+    /// Reading a file named on the command line (`avatar set FILE`, `send --attach FILE`), or
+    /// writing a download.
     #[error("{}: {source}", .path.display())]
     File {
         path: PathBuf,
@@ -188,11 +189,11 @@ fn client_exit_code(err: &ClientError) -> u8 {
             ErrorCode::BadRequest
             | ErrorCode::UnknownType
             | ErrorCode::TooLarge
+            | ErrorCode::UnsupportedMediaType
+            | ErrorCode::RangeNotSatisfiable
             | ErrorCode::HistoryExpired
             | ErrorCode::CatchupTooLarge
             | ErrorCode::TooManySubscriptions
-            | ErrorCode::UnsupportedMediaType
-            | ErrorCode::RangeNotSatisfiable
             | ErrorCode::Internal => EXIT_GENERIC,
         },
         ClientError::Http(err) if err.is_decode() => EXIT_GENERIC,

@@ -13,7 +13,7 @@ use tokio::sync::Mutex;
 use tokio::time::Instant;
 
 use super::error::CliError;
-use super::output::{message_line, notice, sanitise};
+use super::output::{message_lines, notice, sanitise};
 use super::session::{token_source, RoomRef, Session};
 use super::Context;
 
@@ -56,7 +56,7 @@ pub async fn history(
         return ctx.out.json(&json!({ "room": room, "messages": messages }));
     }
     for message in &messages {
-        ctx.out.text(&message_line(message))?;
+        ctx.out.text(&message_lines(message))?;
     }
     Ok(())
 }

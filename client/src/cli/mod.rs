@@ -23,6 +23,7 @@ use switchboard_client::protocol::rest::Role;
 
 mod account;
 mod admin;
+mod attachments;
 mod avatar;
 mod chat;
 mod credentials;
@@ -167,8 +168,27 @@ enum Command {
     Send {
         /// A room id, or the name of one of your rooms.
         room: String,
-        /// The message; when absent, read messages from stdin, one per line.
+        /// The message; when absent, read messages from stdin, one per line (with --attach:
+        /// the files are sent alone).
         text: Option<String>,
+        /// A file to send with the message (repeatable, at most 10): each is uploaded, then
+        /// the message is sent carrying them.
+        #[arg(long = "attach", value_name = "FILE")]
+        attach: Vec<std::path::PathBuf>,
+    },
+    /// Save an attachment of a room (its id is in `history`) to a file.
+    ///
+    /// Without -o, it is saved in the current directory under the name it was sent with (an
+    /// existing file is never overwritten); `-o -` writes it to stdout. Public rooms work
+    /// without logging in (ROOM must then be an id).
+    Download {
+        /// A room id, or the name of one of your rooms.
+        room: String,
+        /// The attachment id.
+        attachment: String,
+        /// Where to save it (`-` for stdout).
+        #[arg(short = 'o', long = "output", value_name = "PATH")]
+        output: Option<std::path::PathBuf>,
     },
     /// Follow a room live: one line per message (a JSON object per line with --json).
     ///
@@ -347,10 +367,18 @@ async fn run(cli: Cli) -> Result<(), CliError> {
             limit,
             before,
         } => messages::history(&ctx, &room, limit, before).await,
-        Command::Send { room, text } => match text {
+        Command::Send { room, text, attach } if !attach.is_empty() => {
+            attachments::send(&ctx, &room, text.as_deref().unwrap_or(""), &attach).await
+        }
+        Command::Send { room, text, .. } => match text {
             Some(text) => messages::send_one(&ctx, &room, &text).await,
             None => messages::send_lines(&ctx, &room).await,
         },
+        Command::Download {
+            room,
+            attachment,
+            output,
+        } => attachments::download(&ctx, &room, &attachment, output.as_deref()).await,
         Command::Tail { room, since } => tail::run(&ctx, &room, since).await,
         Command::Chat { .. } if ctx.out.json => Err(CliError::Usage(
             "chat is interactive and has no JSON output; use `tail --json` and `send`".into(),

@@ -68,6 +68,37 @@ pub fn message_line(message: &Message) -> String {
     )
 }
 
+/// A message and, one line each below it, its attachments:
+/// `    attachment: report.pdf (12.5 KiB, application/pdf) id 3f2a…`.
+pub fn message_lines(message: &Message) -> String {
+    let mut out = message_line(message);
+    for a in &message.attachments {
+        out.push_str(&format!(
+            "\n    attachment: {} ({}, {}) id {}",
+            sanitise(&a.name),
+            human_size(a.size),
+            sanitise(&a.content_type),
+            sanitise(&a.id)
+        ));
+    }
+    out
+}
+
+/// A size for people: bytes up to 1 KiB, then KiB, MiB, GiB with one decimal.
+pub fn human_size(bytes: u64) -> String {
+    const UNITS: [&str; 3] = ["KiB", "MiB", "GiB"];
+    if bytes < 1024 {
+        return format!("{bytes} B");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// Left-aligned columns (right-aligned where `right`), separated by two spaces.
 pub fn table<const N: usize>(header: [&str; N], rows: &[[String; N]], right: &[bool; N]) -> String {
     let mut widths = header.map(|h| h.chars().count());
@@ -198,6 +229,7 @@ mod tests {
             edited_ts: None,
             deleted: false,
             bot: false,
+            attachments: Vec::new(),
         };
         assert_eq!(
             message_line(&message),
@@ -209,5 +241,21 @@ mod tests {
         assert!(message_line(&message).contains(" bob [bot]: "));
         message.deleted = true;
         assert!(message_line(&message).ends_with("bob [bot]: (deleted)"));
+        message.deleted = false;
+        message.attachments = vec![switchboard_client::protocol::ws::AttachmentInfo {
+            id: "ab12".into(),
+            name: "re\u{1b}port.pdf".into(),
+            size: 12_800,
+            content_type: "application/pdf".into(),
+            url: "/v1/rooms/r/attachments/ab12".into(),
+            thumbnail_url: None,
+        }];
+        let lines = message_lines(&message);
+        assert_eq!(
+            lines.lines().nth(1),
+            Some("    attachment: re\u{FFFD}port.pdf (12.5 KiB, application/pdf) id ab12")
+        );
+        assert_eq!(human_size(1023), "1023 B");
+        assert_eq!(human_size(3 * 1024 * 1024), "3.0 MiB");
     }
 }

@@ -14,7 +14,7 @@ use tokio::signal::unix::SignalKind;
 
 use super::error::CliError;
 use super::messages::{connect, show_notice};
-use super::output::{message_line, sanitise, Output};
+use super::output::{message_lines, sanitise, Output};
 use super::session::Session;
 use super::stop::Stop;
 use super::Context;
@@ -45,7 +45,7 @@ pub async fn run(ctx: &Context, room: &str, since: Option<u64>) -> Result<(), Cl
                 if ctx.out.json {
                     ctx.out.json(&ServerFrame::Message(message))?;
                 } else {
-                    ctx.out.text(&message_line(&message))?;
+                    ctx.out.text(&message_lines(&message))?;
                 }
             }
             ClientEvent::Server(frame) => print_change(ctx.out, &frame)?,

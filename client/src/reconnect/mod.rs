@@ -187,6 +187,7 @@ impl Outgoing {
             room: self.room.clone(),
             body: self.body.clone(),
             client_msg_id: Some(self.client_msg_id.clone()),
+            attachments: Vec::new(),
         }
     }
 }

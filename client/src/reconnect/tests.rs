@@ -146,6 +146,7 @@ fn message(room: &str, seq: Seq) -> ServerFrame {
         edited_ts: None,
         deleted: false,
         bot: false,
+        attachments: Vec::new(),
     })
 }
 

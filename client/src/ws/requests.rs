@@ -70,6 +70,7 @@ impl Connection {
             room: room.into(),
             body: body.into(),
             client_msg_id: client_msg_id.map(Into::into),
+            attachments: Vec::new(),
         };
         match self.request(frame).await? {
             ServerFrame::Ack {

@@ -427,6 +427,7 @@ mod tests {
             edited_ts: None,
             deleted: false,
             bot: false,
+            attachments: Vec::new(),
         };
         let sent = Command::Deliver(Arc::new(Event::message(message)));
         let Some((_, received)) = decode("r", &encode("hub-1", &sent)) else {

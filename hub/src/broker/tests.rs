@@ -186,6 +186,7 @@ async fn append(store: &dyn Store, room: &str, n: usize) -> Vec<Message> {
             body: format!("m{i}"),
             client_msg_id: None,
             ts: 0,
+            attachments: Vec::new(),
         };
         let a = store.append(msg).await.unwrap();
         out.push(store.message(room, a.seq).await.unwrap().unwrap().message);

@@ -185,6 +185,7 @@ mod tests {
             edited_ts: None,
             deleted: false,
             bot: false,
+            attachments: Vec::new(),
         }
     }
 

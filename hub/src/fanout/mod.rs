@@ -75,6 +75,9 @@ struct Inner {
     registry: Arc<Registry>,
     holds: Arc<Holds>,
     store: Arc<dyn Store>,
+    /// Where a gap fill finds the attachments of the messages it reads (see
+    /// [`Fanout::set_media`]).
+    media: std::sync::OnceLock<Arc<dyn crate::media::index::MediaIndex>>,
 }
 
 /// Holds on rooms, counted per room: the room is tracked by the sequencer while it has one.
@@ -143,6 +146,7 @@ impl Fanout {
                     broker,
                 }),
                 store,
+                media: std::sync::OnceLock::new(),
             }),
         };
         tokio::spawn(fanout.clone().apply_inbound(inbound));
@@ -326,6 +330,12 @@ impl Fanout {
         }
     }
 
+    /// Lets gap fills carry the attachments of the messages they read from the store (set once,
+    /// by the node, before any room is followed).
+    pub fn set_media(&self, index: Arc<dyn crate::media::index::MediaIndex>) {
+        let _ = self.inner.media.set(index);
+    }
+
     /// Reads what the room's sequencer is missing from the store and delivers it.
     async fn fill(&self, room: &str) {
         let sequencer = &self.inner.holds.sequencer;
@@ -339,7 +349,14 @@ impl Fanout {
                 after: Some(after),
                 limit: MAX_HISTORY_LIMIT,
             };
-            match self.inner.store.messages(room, page).await {
+            let read = self.inner.store.messages(room, page).await;
+            let read = match (read, self.inner.media.get()) {
+                (Ok(batch), Some(index)) => {
+                    crate::media::attachments::fill(&**index, room, batch).await
+                }
+                (other, _) => other,
+            };
+            match read {
                 Ok(batch) => {
                     let done = batch.len() < MAX_HISTORY_LIMIT as usize;
                     after = batch.last().map_or(after, |m| m.seq);

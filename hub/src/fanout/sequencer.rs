@@ -210,6 +210,7 @@ mod tests {
             edited_ts: None,
             deleted: false,
             bot: false,
+            attachments: Vec::new(),
         }
     }
 

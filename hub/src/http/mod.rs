@@ -6,6 +6,7 @@
 //! the route and its documentation; a test fails for a route added any other way.
 
 mod admin;
+mod attachments;
 mod avatars;
 pub mod docs;
 pub mod emoticons;
@@ -59,6 +60,9 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
         .routes(routes!(avatars::upload, avatars::clear))
         .routes(routes!(emoticons::list))
         .routes(routes!(emoticons::put, emoticons::remove))
+        .routes(routes!(attachments::upload))
+        .routes(routes!(attachments::download))
+        .routes(routes!(attachments::thumbnail))
         .routes(routes!(ws))
         .routes(routes!(health::healthz))
         .routes(routes!(health::readyz))

@@ -218,10 +218,10 @@ pub async fn messages(
     request_body = PostMessageRequest,
     responses(
         (status = 201, description = "Stored.", body = PostMessageResponse),
-        (status = 400, description = "`bad_request`: a body empty after trimming, a `client_msg_id` over 64 bytes, or a malformed body."),
+        (status = 400, description = "`bad_request`: a body empty after trimming (without attachments), a `client_msg_id` over 64 bytes, more than 10 attachments or one named twice, an attachment already sent or uploaded by someone else, or a malformed body."),
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 403, description = "`forbidden`: the caller is not a member."),
-        (status = 404, description = "`not_found`: no such room."),
+        (status = 404, description = "`not_found`: no such room, or an attachment id that is not one of this room's."),
         (status = 413, description = "`too_large`: a message body over 4096 bytes, or a request body over 2 MiB."),
         (status = 429, description = "`rate_limited`: over the per-user send limit; nothing was stored."),
     )
@@ -234,7 +234,7 @@ pub async fn post_message(
 ) -> Result<Response> {
     let ack = app
         .service
-        .post(&who, &room, req.body, req.client_msg_id)
+        .post(&who, &room, req.body, req.client_msg_id, req.attachments)
         .await?;
     let body = PostMessageResponse {
         room,

@@ -21,10 +21,11 @@ use crate::error::error_response;
 
 /// The page's Content-Security-Policy: scripts, styles, images and fonts from this origin only
 /// (no inline script or style, no `eval`), no plugins, no `<base>`, forms post only here, and the
-/// page may not be framed. `connect-src` adds `ws:`/`wss:` for browsers whose `'self'` does not
+/// page may not be framed. Images also from `blob:`: attachments of private rooms are fetched
+/// with the token and shown through blob URLs. `connect-src` adds `ws:`/`wss:` for browsers whose `'self'` does not
 /// cover WebSocket URLs (CSP level 2); the page itself only connects to its own origin.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src 'self' ws: wss:; \
-     script-src 'self'; style-src 'self'; img-src 'self'; font-src 'self'; object-src 'none'; \
+     script-src 'self'; style-src 'self'; img-src 'self' blob:; font-src 'self'; object-src 'none'; \
      base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
 
 /// Revalidate on every use (see the module docs).
@@ -77,6 +78,7 @@ pub static ASSETS: &[Asset] = &[
     asset!("js/account.js", JAVASCRIPT),
     asset!("js/admin.js", JAVASCRIPT),
     asset!("js/api.js", JAVASCRIPT),
+    asset!("js/attachments.js", JAVASCRIPT),
     asset!("js/dom.js", JAVASCRIPT),
     asset!("js/emoticons.js", JAVASCRIPT),
     asset!("js/messages.js", JAVASCRIPT),

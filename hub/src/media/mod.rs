@@ -22,6 +22,7 @@
 //! - Only small images (avatars, emoticons, thumbnails) go through the hot cache; attachments
 //!   stream from the blob store.
 
+pub mod attachments;
 pub mod flags;
 pub mod gc;
 pub mod index;
@@ -29,7 +30,7 @@ pub mod public;
 pub mod serve;
 pub mod slots;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,6 +42,8 @@ use switchboard_media::{
 
 use crate::config::Config;
 use index::MediaIndex;
+
+pub use attachments::attachment_info;
 
 /// The media of a hub: its blob store (through the hot cache) and its index.
 #[derive(Clone)]
@@ -55,6 +58,10 @@ pub struct Media {
     pub slots: Arc<slots::ImageSlots>,
     /// Hashes recently found public (`GET /v1/media/{hash}` asks the database only on a miss).
     pub public: Arc<public::PublicHashes>,
+    /// Where uploads are spooled (`<data-dir>/uploads`, see [`attachments::Spool`]).
+    pub data_dir: PathBuf,
+    /// Bounds the thumbnails decoded at once ([`attachments::THUMBNAIL_JOBS`]).
+    pub thumbnails: Arc<tokio::sync::Semaphore>,
 }
 
 impl std::fmt::Debug for Media {
@@ -117,12 +124,17 @@ impl Media {
                 DEFAULT_MAX_ITEM_BYTES.min(flags.media_cache_bytes),
             )),
         };
+        attachments::Spool::clear_dir(&cfg.data_dir)
+            .await
+            .context("preparing the uploads directory")?;
         Ok(Self {
             blobs: CachedBlobs::new(store, cache),
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
             slots: Arc::default(),
             public: Arc::default(),
+            data_dir: cfg.data_dir.clone(),
+            thumbnails: Arc::new(tokio::sync::Semaphore::new(attachments::THUMBNAIL_JOBS)),
         })
     }
 

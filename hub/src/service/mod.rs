@@ -9,10 +9,13 @@
 
 use std::sync::Arc;
 
-use switchboard_protocol::limits::{MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT};
-use switchboard_protocol::ws::{Message, ServerFrame};
+use switchboard_protocol::limits::{
+    MAX_ATTACHMENTS_PER_MESSAGE, MAX_BODY_BYTES, MAX_CLIENT_MSG_ID_BYTES, MAX_HISTORY_LIMIT,
+};
+use switchboard_protocol::ws::{AttachmentInfo, Message, ServerFrame};
 use switchboard_protocol::{Millis, Seq};
 
+mod attachments;
 mod directory;
 mod presence;
 mod rooms;
@@ -96,6 +99,9 @@ pub struct Service {
     sub_limits: SubLimits,
     /// Server API requests per API key (none: unlimited).
     server_limits: Option<crate::ratelimit::PerUser>,
+    /// The media index, where sends find their attachments and history their metadata (none:
+    /// a send with attachments is refused, history carries none).
+    media: Option<Arc<dyn crate::media::index::MediaIndex>>,
 }
 
 impl Service {
@@ -120,6 +126,7 @@ impl Service {
             room_quota: None,
             sub_limits: SubLimits::default(),
             server_limits: None,
+            media: None,
         }
     }
 
@@ -127,6 +134,12 @@ impl Service {
     /// how many of this node's it reached.
     pub fn broadcast(&self, frame: &switchboard_protocol::ws::ServerFrame) -> usize {
         self.fanout.broadcast(frame)
+    }
+
+    /// Lets messages carry attachments recorded in `index`.
+    pub fn with_media(mut self, index: Arc<dyn crate::media::index::MediaIndex>) -> Self {
+        self.media = Some(index);
+        self
     }
 
     /// The node's metrics.
@@ -243,7 +256,78 @@ impl Service {
     ) -> Result<Vec<Message>> {
         check_history_limit(page.limit)?;
         self.readable_room(actor, room).await?;
-        Ok(self.store.messages(room, page).await?)
+        let messages = self.store.messages(room, page).await?;
+        self.with_attachments(room, messages).await
+    }
+
+    /// `messages` with the metadata of their attachments (one index query per page; deleted
+    /// messages have none).
+    pub(crate) async fn with_attachments(
+        &self,
+        room: &str,
+        messages: Vec<Message>,
+    ) -> Result<Vec<Message>> {
+        match &self.media {
+            None => Ok(messages),
+            Some(index) => Ok(crate::media::attachments::fill(&**index, room, messages).await?),
+        }
+    }
+
+    /// The attachments a send names, checked: at most [`MAX_ATTACHMENTS_PER_MESSAGE`], no id
+    /// twice (`bad_request`); each an attachment of `room` (`not_found` otherwise, also for
+    /// another user's upload not yet sent, which nobody else may see); not yet sent
+    /// (`bad_request`), unless it was sent with the message this send repeats (same sender and
+    /// `client_msg_id`: a retry, which the store answers with the first ack). In upload order,
+    /// the order history gives them.
+    async fn send_attachments(
+        &self,
+        who: &Identity,
+        room: &str,
+        ids: Vec<String>,
+        client_msg_id: Option<&str>,
+    ) -> Result<Vec<AttachmentInfo>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        if ids.len() > MAX_ATTACHMENTS_PER_MESSAGE {
+            return Err(Error::BadRequest(format!(
+                "a message carries at most {MAX_ATTACHMENTS_PER_MESSAGE} attachments"
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        if !ids.iter().all(|id| seen.insert(id.as_str())) {
+            return Err(Error::BadRequest("an attachment is named twice".into()));
+        }
+        let index = self
+            .media
+            .as_ref()
+            .ok_or_else(|| Error::BadRequest("this hub takes no attachments".into()))?;
+        // The room and membership first, so a non-member learns nothing of its attachments.
+        self.member_room(who, room).await?;
+        let mut found = Vec::with_capacity(ids.len());
+        for id in &ids {
+            let a = index
+                .attachment(room, id)
+                .await?
+                .filter(|a| a.seq.is_some() || *a.uploader == *who.id)
+                .ok_or(Error::NotFound("attachment not found"))?;
+            if let Some(seq) = a.seq {
+                let retry = match client_msg_id {
+                    None => false,
+                    Some(key) => self.store.message(room, seq).await?.is_some_and(|r| {
+                        *r.sender_id == *who.id && r.message.client_msg_id.as_deref() == Some(key)
+                    }),
+                };
+                if !retry {
+                    return Err(Error::BadRequest(format!(
+                        "attachment {id} was already sent"
+                    )));
+                }
+            }
+            found.push(a);
+        }
+        found.sort_by(|a, b| (a.created_ts, &a.id).cmp(&(b.created_ts, &b.id)));
+        Ok(found.iter().map(crate::media::attachment_info).collect())
     }
 
     /// Checks that a catch-up from `since` is still whole: no message after `since` was deleted
@@ -274,7 +358,8 @@ impl Service {
             after: Some(after),
             limit: limit.clamp(1, MAX_HISTORY_LIMIT),
         };
-        Ok(self.store.messages(room, page).await?)
+        let messages = self.store.messages(room, page).await?;
+        self.with_attachments(room, messages).await
     }
 
     /// Stores a message and publishes it; returns the ack. A repeated `client_msg_id` returns
@@ -285,8 +370,9 @@ impl Service {
         room: &str,
         body: String,
         client_msg_id: Option<String>,
+        attachments: Vec<String>,
     ) -> Result<Ack> {
-        self.post_queued(who, room, body, client_msg_id)
+        self.post_queued(who, room, body, client_msg_id, attachments)
             .await?
             .await
     }
@@ -301,8 +387,10 @@ impl Service {
         room: &str,
         body: String,
         client_msg_id: Option<String>,
+        attachments: Vec<String>,
     ) -> Result<PendingPost> {
-        validate_body(&body)?;
+        // A message with attachments may have an empty body (a file sent alone).
+        validate_body(&body, !attachments.is_empty())?;
         if let Some(limits) = &self.user_limits {
             if !limits.take(&who.id) {
                 self.metrics().rate_limited(crate::metrics::Limit::Sends);
@@ -316,6 +404,9 @@ impl Service {
                 )));
             }
         }
+        let attachments = self
+            .send_attachments(who, room, attachments, client_msg_id.as_deref())
+            .await?;
         // Membership, the append and the author's read mark are one store call (one round
         // trip): a send is the hot path. The store hands it to the publisher once it is
         // durable, in seq order (see the module invariant).
@@ -325,6 +416,7 @@ impl Service {
             body,
             client_msg_id: client_msg_id.clone(),
             ts: now_ms(),
+            attachments,
         };
         let pending = self.store.enqueue_append(msg).await.map_err(append_error)?;
         Ok(Box::pin(async move {
@@ -360,10 +452,16 @@ impl Service {
         seq: Seq,
         body: String,
     ) -> Result<Message> {
-        validate_body(&body)?;
-        let mut msg = self.own_message(who, room, seq).await?;
+        validate_body(&body, false)?;
+        let msg = self.own_message(who, room, seq).await?;
         let ts = now_ms();
         self.store.edit(room, seq, &body, ts).await?;
+        // The answer shows the message whole, its attachments too.
+        let mut msg = self
+            .with_attachments(room, vec![msg])
+            .await?
+            .pop()
+            .expect("one message in, one out");
         let frame = ServerFrame::Edited {
             room: room.to_owned(),
             seq,
@@ -450,13 +548,14 @@ impl Service {
     }
 }
 
-fn validate_body(body: &str) -> Result<()> {
+/// Checks a message body; `may_be_empty` for a message that carries attachments.
+fn validate_body(body: &str, may_be_empty: bool) -> Result<()> {
     if body.len() > MAX_BODY_BYTES {
         return Err(Error::TooLarge(format!(
             "message body is over {MAX_BODY_BYTES} bytes"
         )));
     }
-    if body.trim().is_empty() {
+    if body.trim().is_empty() && !may_be_empty {
         return Err(Error::BadRequest("message body is empty".into()));
     }
     if body.contains('\0') {

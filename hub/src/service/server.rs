@@ -73,7 +73,8 @@ impl Service {
         if self.store.membership(room, &bot.id).await?.is_none() {
             self.join_as_member(room, &bot.user_ref()).await?;
         }
-        self.post(bot, room, body, Some(idempotency_key)).await
+        self.post(bot, room, body, Some(idempotency_key), Vec::new())
+            .await
     }
 
     /// The user named `username`, for the server API (which has no user token to present to a
@@ -153,7 +154,8 @@ impl Service {
     ) -> Result<Vec<switchboard_protocol::ws::Message>> {
         check_history_limit(page.limit)?;
         self.server_room(room).await?;
-        Ok(self.store.messages(room, page).await?)
+        let messages = self.store.messages(room, page).await?;
+        self.with_attachments(room, messages).await
     }
 
     /// Who is online in a group room.

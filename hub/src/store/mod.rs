@@ -28,7 +28,8 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use switchboard_protocol::{ws::Message, Millis, Seq};
+use switchboard_protocol::ws::{AttachmentInfo, Message};
+use switchboard_protocol::{Millis, Seq};
 
 /// Why a store operation failed. The service layer turns every variant into `unavailable` or
 /// `internal`; expected outcomes (not found, duplicate) are values, not errors.
@@ -210,7 +211,21 @@ pub struct NewMessage {
     pub body: String,
     pub client_msg_id: Option<String>,
     pub ts: Millis,
+    /// The attachments it carries (already checked by the service: this room's, the sender's,
+    /// not yet sent). The append links them (`attachments.seq`) in its own transaction, only
+    /// when there are any; the committed message carries those it linked.
+    pub attachments: Vec<AttachmentInfo>,
 }
+
+impl NewMessage {
+    /// The ids of its attachments.
+    pub(crate) fn attachment_ids(&self) -> Vec<&str> {
+        self.attachments.iter().map(|a| a.id.as_str()).collect()
+    }
+}
+
+/// The ids of the attachments an append linked; `None` when its message carried none.
+pub(crate) type Linked = Option<Vec<String>>;
 
 /// The outcome of an append.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,8 +256,19 @@ pub struct Committed {
 pub type CommitSender = tokio::sync::mpsc::Sender<Vec<Committed>>;
 
 impl Committed {
-    /// The message `msg` became, durable with `seq` and `ts` by a commit at `at`.
-    fn new(msg: NewMessage, seq: Seq, ts: Millis, at: std::time::Instant) -> Self {
+    /// The message `msg` became, durable with `seq` and `ts` by a commit at `at`, carrying
+    /// the attachments its append `linked` (an attachment a concurrent message of the same
+    /// sender linked first is not this one's).
+    fn new(
+        mut msg: NewMessage,
+        seq: Seq,
+        ts: Millis,
+        at: std::time::Instant,
+        linked: Linked,
+    ) -> Self {
+        if let Some(linked) = linked {
+            msg.attachments.retain(|a| linked.contains(&a.id));
+        }
         Self {
             at,
             room: msg.room.as_str().into(),
@@ -256,6 +282,7 @@ impl Committed {
                 edited_ts: None,
                 deleted: false,
                 bot: is_bot_id(&msg.sender.id),
+                attachments: msg.attachments,
             },
         }
     }

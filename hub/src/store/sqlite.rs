@@ -18,9 +18,9 @@ use switchboard_protocol::{ws::Message, Millis, Seq};
 use super::events::Webhooks;
 use super::{is_bot_id, ApiKeyRecord};
 use super::{
-    migrate, seq_bound, seq_key, Appended, CommitSender, Committed, MemberRoom, MessageRecord,
-    NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store, StoreError, StoreResult,
-    UserRef, KIND_DIRECT, KIND_GROUP,
+    migrate, seq_bound, seq_key, Appended, CommitSender, Committed, Linked, MemberRoom,
+    MessageRecord, NewMessage, NewRoom, Page, PendingAppend, RoomPage, RoomRecord, Store,
+    StoreError, StoreResult, UserRef, KIND_DIRECT, KIND_GROUP,
 };
 use switchboard_jobs::{enqueue_sqlite, NewJob};
 
@@ -82,10 +82,10 @@ fn append_writer(
                 let at = std::time::Instant::now();
                 let mut committed = Vec::new();
                 let mut replies = Vec::with_capacity(batch.len());
-                for (job, outcome) in batch.drain(..).zip(outcomes) {
+                for (job, (outcome, linked)) in batch.drain(..).zip(outcomes) {
                     if let Ok(a) = &outcome {
                         if !a.duplicate {
-                            committed.push(Committed::new(job.msg, a.seq, a.ts, at));
+                            committed.push(Committed::new(job.msg, a.seq, a.ts, at, linked));
                         }
                     }
                     replies.push((job.reply, outcome));
@@ -112,6 +112,9 @@ fn append_writer(
     }
 }
 
+/// One job's outcome in a batch, with the attachments its append linked.
+type JobOutcome = (StoreResult<Appended>, Linked);
+
 /// Appends `jobs` in one transaction, a savepoint each, with their webhook deliveries; `Err` if
 /// the transaction as a whole failed (nothing stored). The flag: whether it inserted any
 /// delivery job.
@@ -119,30 +122,34 @@ fn write_batch(
     conn: &mut Connection,
     jobs: &[AppendJob],
     webhooks: &Webhooks,
-) -> rusqlite::Result<(Vec<StoreResult<Appended>>, bool)> {
+) -> rusqlite::Result<(Vec<JobOutcome>, bool)> {
     let mut enqueued = false;
     let mut tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         if job.reply.is_closed() {
             // Its `append` was cancelled: do not store what nobody will ack.
-            outcomes.push(Err(StoreError::WriterGone));
+            outcomes.push((Err(StoreError::WriterGone), None));
             continue;
         }
         let sp = tx.savepoint()?;
         match append_one(&sp, &job.msg) {
             Ok(Ok(appended)) => {
+                let mut linked = None;
                 if !appended.duplicate {
                     let deliveries = webhooks.message_created(&job.msg, appended.seq, appended.ts);
                     enqueue_all(&sp, &deliveries)?;
                     enqueued |= !deliveries.is_empty();
+                    if !job.msg.attachments.is_empty() {
+                        linked = Some(link_attachments(&sp, &job.msg, appended.seq)?);
+                    }
                 }
                 sp.commit()?;
-                outcomes.push(Ok(appended));
+                outcomes.push((Ok(appended), linked));
             }
             // Dropping the savepoint rolls back only this job.
-            Ok(Err(refused)) => outcomes.push(Err(refused)),
-            Err(e) => outcomes.push(Err(StoreError::Sqlite(e))),
+            Ok(Err(refused)) => outcomes.push((Err(refused), None)),
+            Err(e) => outcomes.push((Err(StoreError::Sqlite(e)), None)),
         }
     }
     tx.commit()?;
@@ -152,6 +159,26 @@ fn write_batch(
 /// Inserts delivery jobs on `conn` (a transaction or savepoint of the change causing them).
 fn enqueue_all(conn: &Connection, jobs: &[NewJob]) -> rusqlite::Result<()> {
     jobs.iter().try_for_each(|job| enqueue_sqlite(conn, job))
+}
+
+/// Links the attachments of `msg` (stored at `seq`) to it, in the append's transaction: those
+/// of its room, uploaded by its sender and not yet sent. Returns the ids it linked.
+fn link_attachments(
+    conn: &Connection,
+    msg: &NewMessage,
+    seq: Seq,
+) -> rusqlite::Result<Vec<String>> {
+    let ids = serde_json::to_string(&msg.attachment_ids()).expect("strings serialise");
+    let mut stmt = conn.prepare_cached(
+        "UPDATE attachments SET seq = ?1
+         WHERE room = ?2 AND uploader = ?3 AND seq IS NULL
+           AND id IN (SELECT value FROM json_each(?4))
+         RETURNING id",
+    )?;
+    let linked = stmt
+        .query_map(params![seq, msg.room, msg.sender.id, ids], |r| r.get(0))?
+        .collect::<rusqlite::Result<Vec<String>>>()?;
+    Ok(linked)
 }
 
 /// One append inside the writer's transaction: membership, key check, seq, insert, read mark.
@@ -356,6 +383,7 @@ fn msg_row(r: &Row<'_>) -> rusqlite::Result<Message> {
         edited_ts: r.get(6)?,
         deleted: r.get(7)?,
         bot: is_bot_id(&r.get::<_, String>(8)?),
+        attachments: Vec::new(),
     })
 }
 

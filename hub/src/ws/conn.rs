@@ -439,9 +439,12 @@ impl Session {
                 room,
                 body,
                 client_msg_id,
+                attachments,
             } => match self.require_user(&id) {
                 Err(f) => *f,
-                Ok(_) => return Box::pin(self.send(id, room, body, client_msg_id)).await,
+                Ok(_) => {
+                    return Box::pin(self.send(id, room, body, client_msg_id, attachments)).await
+                }
             },
             ClientFrame::Typing { id, room } => match self.require_user(&id) {
                 Err(f) => *f,
@@ -492,6 +495,7 @@ impl Session {
         room: String,
         body: String,
         client_msg_id: Option<String>,
+        attachments: Vec<String>,
     ) {
         let limit = self
             .sends
@@ -504,7 +508,7 @@ impl Session {
         let pending = match self
             .app
             .service
-            .post_queued(who, &room, body, client_msg_id)
+            .post_queued(who, &room, body, client_msg_id, attachments)
             .await
         {
             Ok(pending) => pending,

@@ -1,6 +1,7 @@
 // List items of the conversation: stored messages and messages still on their way. User text
 // (bodies, usernames) only ever goes in as text (see dom.js).
 
+import { attachmentList } from "./attachments.js";
 import { el, timeOf } from "./dom.js";
 import { withEmoticons } from "./emoticons.js";
 
@@ -104,6 +105,8 @@ export function messageItem(m, mine, editing, confirming, continued = false) {
     return li;
   }
   li.append(el("p", { class: "body" }, ...withEmoticons(m.body)));
+  const files = attachmentList(m);
+  if (files) li.append(files);
   if (mine && confirming) {
     const yes = el("button", { type: "button", class: "danger", data: { action: "confirm-delete", seq: String(m.seq) }, text: "Delete" });
     li.append(

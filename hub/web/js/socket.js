@@ -133,8 +133,8 @@ export class Socket {
   }
 
   /// Queues a message and sends it when connected. Returns its client_msg_id.
-  send(room, body, clientMsgId = newClientMsgId()) {
-    const entry = { room, body, client_msg_id: clientMsgId, attempts: 0, timer: null };
+  send(room, body, clientMsgId = newClientMsgId(), attachments = []) {
+    const entry = { room, body, attachments, client_msg_id: clientMsgId, attempts: 0, timer: null };
     this.outbox.set(clientMsgId, entry);
     if (this.online) this.transmitSend(entry);
     return clientMsgId;
@@ -208,6 +208,7 @@ export class Socket {
       room: entry.room,
       body: entry.body,
       client_msg_id: entry.client_msg_id,
+      ...(entry.attachments && entry.attachments.length ? { attachments: entry.attachments } : {}),
     });
   }
 

@@ -156,6 +156,7 @@ export class Store {
       deleted: !!m.deleted,
       bot: !!m.bot,
       client_msg_id: m.client_msg_id,
+      attachments: m.deleted ? [] : m.attachments || (old && old.attachments) || [],
       rev: old ? old.rev + 1 : 0,
     };
     if (old && old.body === message.body && old.deleted === message.deleted && old.edited_ts === message.edited_ts) {

@@ -2,6 +2,7 @@
 // server error messages) goes into the page with `textContent` or `createTextNode`, never as
 // markup: this module never assigns innerHTML.
 
+import { Tray } from "./attachments.js";
 import { el, listOfNames, reconcile } from "./dom.js";
 import { continuesRun, messageItem, pendingItem } from "./messages.js";
 import { displayName, unread } from "./store.js";
@@ -56,6 +57,12 @@ export class View {
       f.reset();
     }, "add-member-error");
     this.onSubmit("composer-form", () => this.submitComposer(), "composer-error");
+    this.tray = new Tray({
+      room: () => this.store && this.store.active,
+      onError: (message) => {
+        $("composer-error").textContent = message;
+      },
+    });
 
     $("logout").addEventListener("click", () => a.logout());
     $("leave").addEventListener("click", () => a.leave());
@@ -127,12 +134,15 @@ export class View {
   submitComposer() {
     const composer = $("composer");
     const body = composer.value;
-    if (!body.trim()) return;
+    if (this.tray.busy()) throw new Error("Wait for the files to finish uploading.");
+    const files = this.tray.ready();
+    if (!body.trim() && files.length === 0) return;
     const bytes = new TextEncoder().encode(body).length;
     if (bytes > MAX_BODY_BYTES) {
       throw new Error(`The message is too long (${bytes} of at most ${MAX_BODY_BYTES} bytes).`);
     }
-    this.actions.send(body);
+    this.actions.send(body, files);
+    this.tray.clear();
     composer.value = "";
     this.fitComposer();
     this.scrollToBottom();

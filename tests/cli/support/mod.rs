@@ -93,6 +93,15 @@ impl Cli {
         Outcome::new(what, output)
     }
 
+    /// Runs `switchboard ARGS` to its end in the directory `dir`, stdin empty.
+    pub async fn run_in(&self, dir: &Path, args: &[&str]) -> Outcome {
+        let what = format!("switchboard {} (in {})", args.join(" "), dir.display());
+        let output = within(&what, self.command(args).current_dir(dir).output())
+            .await
+            .expect("the binary starts");
+        Outcome::new(what, output)
+    }
+
     /// Runs `switchboard ARGS` with `input` on stdin.
     pub async fn run_stdin(&self, args: &[&str], input: &str) -> Outcome {
         let what = format!("switchboard {} <<< {input:?}", args.join(" "));

@@ -6,6 +6,7 @@
 //! a fresh PostgreSQL database with several batch writers), followed by [`Harness::finish`],
 //! which checks what the store sent through its commit channel during the check.
 
+mod attachments;
 mod checks;
 mod commits;
 mod events;
@@ -23,6 +24,7 @@ use super::postgres::{PgConfig, PgStore};
 use super::sqlite::SqliteStore;
 use super::{Committed, NewMessage, Store, UserRef};
 
+use attachments::appends_link_their_attachments;
 pub(crate) use checks::{check_restored_direct_leaver, new_room};
 use checks::{
     direct_rooms_are_unique, hidden_direct_rooms_come_back, membership_and_read_marks,
@@ -60,6 +62,7 @@ macro_rules! store_contract {
 }
 
 store_contract!(
+    appends_link_their_attachments,
     events_enqueue_deliveries_with_their_changes,
     no_endpoint_no_deliveries,
     api_keys_are_stored_found_and_revoked,
@@ -325,5 +328,6 @@ pub(crate) fn msg(room: &str, from: &UserRef, body: &str, cmid: Option<&str>) ->
         body: body.to_owned(),
         client_msg_id: cmid.map(str::to_owned),
         ts: 1_000,
+        attachments: Vec::new(),
     }
 }

@@ -59,7 +59,9 @@ use switchboard_jobs::NewJob;
 use switchboard_webhooks::EventType;
 
 use crate::store::events::Webhooks;
-use crate::store::{Appended, CommitSender, Committed, NewMessage, StoreError, StoreResult};
+use crate::store::{
+    Appended, CommitSender, Committed, Linked, NewMessage, StoreError, StoreResult,
+};
 
 /// One queued append.
 pub(super) struct Job {
@@ -196,6 +198,16 @@ SELECT k.idx, k.seq, k.ts, TRUE, TRUE, TRUE FROM known k
 UNION ALL
 SELECT i.idx, 0::int8, 0::int8, FALSE, TRUE, FALSE FROM input i WHERE NOT i.member";
 
+/// Links the attachments of the batch's new messages (`UNNEST`ed: attachment id, room,
+/// sender, seq) to them: only those of the message's room, uploaded by its sender and not yet
+/// sent. Returns each linked attachment with the seq it got (an id two messages of the batch
+/// carry goes to one of them only).
+const LINK_ATTACHMENTS: &str = "
+UPDATE attachments a SET seq = u.seq
+FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[]) AS u(id, room, uploader, seq)
+WHERE a.id = u.id AND a.room = u.room AND a.uploader = u.uploader AND a.seq IS NULL
+RETURNING a.id, a.seq";
+
 /// How [`INSERT_BATCH`] says that the batch would break an invariant (in the text it fails to
 /// cast), turned into [`StoreError::Inconsistent`] by [`refusal`].
 const INCONSISTENT: &str = "inconsistent store: ";
@@ -322,10 +334,12 @@ impl Writer {
                 let mut committed = Vec::new();
                 let mut replies = Vec::with_capacity(jobs.len());
                 let at = std::time::Instant::now();
-                for (job, outcome) in jobs.into_iter().zip(written.outcomes) {
+                for ((job, outcome), linked) in
+                    jobs.into_iter().zip(written.outcomes).zip(written.linked)
+                {
                     if let Ok(a) = &outcome {
                         if !a.duplicate {
-                            committed.push(Committed::new(job.msg, a.seq, a.ts, at));
+                            committed.push(Committed::new(job.msg, a.seq, a.ts, at, linked));
                         }
                     }
                     replies.push((job.reply, outcome));
@@ -354,6 +368,9 @@ impl Writer {
 struct Written {
     /// One per job, in job order.
     outcomes: Vec<StoreResult<Appended>>,
+    /// One per job: the attachments its append linked (`None`: it carried none, or it is not
+    /// a new message).
+    linked: Vec<Linked>,
     /// Whether it inserted delivery jobs.
     enqueued: bool,
     /// How many rows were inserted.
@@ -445,7 +462,10 @@ async fn write_and_commit(
     // With an endpoint receiving `message.created`, the `COMMIT` waits for the delivery jobs,
     // which need the seqs the insert assigns: one more round trip, only then.
     let with_events = webhooks.wants(EventType::MessageCreated);
-    let (locked, rows) = if with_events {
+    // With attachments, the `COMMIT` waits for their link, which needs the seqs too: one more
+    // round trip, only for a batch with a message that carries attachments.
+    let with_attachments = leaders.iter().any(|j| !j.msg.attachments.is_empty());
+    let (locked, rows) = if with_events || with_attachments {
         let ((), locked, rows) = tokio::try_join!(
             biased;
             client.batch_execute("BEGIN"),
@@ -497,20 +517,77 @@ async fn write_and_commit(
     }
 
     let mut enqueued = false;
-    if with_events {
-        let deliveries: Vec<NewJob> = by_job
-            .iter()
-            .enumerate()
-            .filter_map(|(i, row)| row.as_ref().map(|row| (i, row)))
-            .filter(|(_, row)| !row.duplicate)
-            .flat_map(|(i, row)| webhooks.message_created(&jobs[i].msg, row.seq, row.ts))
-            .collect();
-        tokio::try_join!(
+    let mut linked: Vec<Linked> = vec![None; jobs.len()];
+    if with_events || with_attachments {
+        let deliveries: Vec<NewJob> = if with_events {
+            by_job
+                .iter()
+                .enumerate()
+                .filter_map(|(i, row)| row.as_ref().map(|row| (i, row)))
+                .filter(|(_, row)| !row.duplicate)
+                .flat_map(|(i, row)| webhooks.message_created(&jobs[i].msg, row.seq, row.ts))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The new messages' attachments: (id, room, sender, seq), and which job has which seq.
+        let (mut a_id, mut a_room, mut a_uploader, mut a_seq) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        let mut job_of_seq: HashMap<(&str, i64), usize> = HashMap::new();
+        for (i, row) in by_job.iter().enumerate() {
+            let Some(row) = row.filter(|r| !r.duplicate) else {
+                continue;
+            };
+            let msg = &jobs[i].msg;
+            if msg.attachments.is_empty() {
+                continue;
+            }
+            let seq = i64::try_from(row.seq).unwrap_or(i64::MAX);
+            job_of_seq.insert((msg.room.as_str(), seq), i);
+            linked[i] = Some(Vec::new());
+            for id in msg.attachment_ids() {
+                a_id.push(id);
+                a_room.push(msg.room.as_str());
+                a_uploader.push(msg.sender.id.as_str());
+                a_seq.push(seq);
+            }
+        }
+        let link_params: [&(dyn ToSql + Sync); 4] = [&a_id, &a_room, &a_uploader, &a_seq];
+        // Prepared first: a statement given as text would be parsed in a round trip of its
+        // own, so its execution would reach the server after the `COMMIT` pipelined behind
+        // it, outside the transaction. A prepared one is sent at its first poll, in order.
+        let link = if a_id.is_empty() {
+            None
+        } else {
+            Some(client.prepare_cached(LINK_ATTACHMENTS).await?)
+        };
+        let (_, links, ()) = tokio::try_join!(
             biased;
             super::enqueue_events(client, &deliveries),
+            async {
+                match &link {
+                    None => Ok(Vec::new()),
+                    Some(link) => client.query(link, &link_params).await,
+                }
+            },
             client.batch_execute("COMMIT"),
         )
         .map_err(refusal)?;
+        for r in links {
+            let (id, seq): (String, i64) = (r.get(0), r.get(1));
+            // The row's room is the message's (the statement matched it).
+            if let Some(&i) = a_room
+                .iter()
+                .zip(&a_id)
+                .zip(&a_seq)
+                .find(|((_, aid), s)| **aid == id && **s == seq)
+                .and_then(|((room, _), _)| job_of_seq.get(&(*room, seq)))
+            {
+                if let Some(ids) = linked[i].as_mut() {
+                    ids.push(id);
+                }
+            }
+        }
         enqueued = !deliveries.is_empty();
     }
     let outcomes = jobs
@@ -530,6 +607,7 @@ async fn write_and_commit(
         .collect();
     Ok(Written {
         outcomes,
+        linked,
         stored,
         enqueued,
     })

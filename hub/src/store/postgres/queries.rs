@@ -73,6 +73,7 @@ fn msg_row(r: &Row) -> Message {
         edited_ts: r.get(6),
         deleted: r.get(7),
         bot: super::super::is_bot_id(r.get::<_, &str>(8)),
+        attachments: Vec::new(),
     }
 }
 
