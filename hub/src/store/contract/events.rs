@@ -155,3 +155,30 @@ pub(super) async fn no_endpoint_no_deliveries(h: &mut Harness) {
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].1, "message.edited");
 }
+
+/// On PostgreSQL, a batch's delivery jobs are inserted by the batch's own transaction even on a
+/// connection that has not prepared the insert yet (every connection of a fresh store): the
+/// job row and the message row carry the same transaction id (`xmin`). An insert that still had
+/// to prepare would reach the server after the pipelined `COMMIT`, in a transaction of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_batch_deliveries_are_in_the_batch_transaction_on_a_fresh_connection() {
+    let h = Harness::postgres().await;
+    h.webhooks.set(
+        registry(&[EventType::MessageCreated]),
+        Arc::new(tokio::sync::Notify::new()),
+    );
+    let alice = user("alice");
+    new_room(&*h.store, "x", &alice).await;
+    h.store.append(msg("x", &alice, "one", None)).await.unwrap();
+    let client = super::pg_client(h.database_url().unwrap()).await;
+    let row = client
+        .query_one(
+            "SELECT (SELECT xmin::text FROM messages WHERE room_id = 'x' AND seq = 1),
+                    (SELECT xmin::text FROM public.jobs WHERE payload::jsonb->'event'->>'type' = 'message.created')",
+            &[],
+        )
+        .await
+        .unwrap();
+    let (message, job): (String, String) = (row.get(0), row.get(1));
+    assert_eq!(message, job, "the job committed with its message");
+}

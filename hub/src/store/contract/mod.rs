@@ -304,7 +304,7 @@ impl Harness {
 }
 
 /// A client of the database at `url`, its connection driven by a spawned task.
-async fn pg_client(url: &str) -> tokio_postgres::Client {
+pub(crate) async fn pg_client(url: &str) -> tokio_postgres::Client {
     let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
         .await
         .unwrap();

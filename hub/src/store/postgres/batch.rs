@@ -553,17 +553,29 @@ async fn write_and_commit(
             }
         }
         let link_params: [&(dyn ToSql + Sync); 4] = [&a_id, &a_room, &a_uploader, &a_seq];
-        // Prepared first: a statement given as text would be parsed in a round trip of its
-        // own, so its execution would reach the server after the `COMMIT` pipelined behind
-        // it, outside the transaction. A prepared one is sent at its first poll, in order.
+        // Prepared first: a statement not yet prepared on this connection is parsed in a round
+        // trip of its own, so its execution would reach the server after the `COMMIT`
+        // pipelined behind it, outside the transaction. A prepared one is sent at its first
+        // poll, in order.
+        // The same for the deliveries' insert.
         let link = if a_id.is_empty() {
             None
         } else {
             Some(client.prepare_cached(LINK_ATTACHMENTS).await?)
         };
+        let enqueue = if deliveries.is_empty() {
+            None
+        } else {
+            Some(super::enqueue_statement(client).await?)
+        };
         let (_, links, ()) = tokio::try_join!(
             biased;
-            super::enqueue_events(client, &deliveries),
+            async {
+                match &enqueue {
+                    None => Ok(()),
+                    Some(stmt) => super::enqueue_prepared(client, stmt, &deliveries).await,
+                }
+            },
             async {
                 match &link {
                     None => Ok(Vec::new()),

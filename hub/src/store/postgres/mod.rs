@@ -52,16 +52,18 @@ pub(crate) async fn enqueue_events(
     if jobs.is_empty() {
         return Ok(());
     }
-    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
-    let payloads: Vec<String> = jobs.iter().map(|j| j.payload.to_string()).collect();
-    let lanes: Vec<Option<&str>> = jobs.iter().map(|j| j.lane.as_deref()).collect();
-    let max_attempts: Vec<i32> = jobs
-        .iter()
-        .map(|j| i32::try_from(j.max_attempts).unwrap_or(i32::MAX))
-        .collect();
-    let run_at: Vec<i64> = jobs.iter().map(|j| j.run_at).collect();
-    let created_at: Vec<i64> = jobs.iter().map(|j| j.created_at).collect();
-    let stmt = client
+    let stmt = enqueue_statement(client).await?;
+    enqueue_prepared(client, &stmt, jobs).await
+}
+
+/// The statement of [`enqueue_events`], prepared (once per connection, then cached). A caller
+/// that pipelines the insert with a `COMMIT` must prepare it first: preparing takes a round
+/// trip of its own, so an insert that still had to prepare would reach the server after the
+/// `COMMIT` sent behind it, outside the transaction.
+pub(crate) async fn enqueue_statement(
+    client: &impl deadpool_postgres::GenericClient,
+) -> Result<tokio_postgres::Statement, tokio_postgres::Error> {
+    client
         .prepare_cached(
             "INSERT INTO public.jobs (id, kind, payload, lane, state, attempts, max_attempts,
                                       run_at, created_at)
@@ -71,10 +73,31 @@ pub(crate) async fn enqueue_events(
                   WITH ORDINALITY AS t(kind, payload, lane, max_attempts, run_at, created_at, n)
              ORDER BY n",
         )
-        .await?;
+        .await
+}
+
+/// [`enqueue_events`] with its statement already prepared ([`enqueue_statement`]): sent at its
+/// first poll, with no round trip before it.
+pub(crate) async fn enqueue_prepared(
+    client: &impl deadpool_postgres::GenericClient,
+    stmt: &tokio_postgres::Statement,
+    jobs: &[switchboard_jobs::NewJob],
+) -> Result<(), tokio_postgres::Error> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let kinds: Vec<&str> = jobs.iter().map(|j| j.kind.as_str()).collect();
+    let payloads: Vec<String> = jobs.iter().map(|j| j.payload.to_string()).collect();
+    let lanes: Vec<Option<&str>> = jobs.iter().map(|j| j.lane.as_deref()).collect();
+    let max_attempts: Vec<i32> = jobs
+        .iter()
+        .map(|j| i32::try_from(j.max_attempts).unwrap_or(i32::MAX))
+        .collect();
+    let run_at: Vec<i64> = jobs.iter().map(|j| j.run_at).collect();
+    let created_at: Vec<i64> = jobs.iter().map(|j| j.created_at).collect();
     client
         .execute(
-            &stmt,
+            stmt,
             &[
                 &kinds,
                 &payloads,
