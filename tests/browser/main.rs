@@ -17,6 +17,7 @@ mod bots;
 mod chat;
 mod emoticons;
 mod key_source;
+mod media_tour;
 mod network;
 mod reset;
 mod safety;

@@ -644,3 +644,66 @@ async fn uploads_count_against_the_send_limit() {
         (429, Some("rate_limited"))
     );
 }
+
+/// At most 64 attachment uploads are received at once by a hub: with 64 bodies under way (each
+/// one's `100 Continue` says its handler is reading it), one more is `503 unavailable` with
+/// `Retry-After`, before its body is read; once they end, uploads are taken again.
+#[tokio::test]
+async fn uploads_at_once_are_bounded() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(false, &[]).await;
+    let mut stalled = Vec::new();
+    for _ in 0..64 {
+        let mut socket = TcpStream::connect(server.addr()).await.expect("connect");
+        let head = format!(
+            "POST /v1/rooms/{}/attachments?name=slow.bin HTTP/1.1\r\nHost: hub\r\n\
+             Authorization: Bearer {}\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
+            room.id,
+            alice.token()
+        );
+        socket.write_all(head.as_bytes()).await.expect("head");
+        let mut got = Vec::new();
+        let mut buf = [0u8; 256];
+        within("100 Continue", async {
+            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                let n = socket.read(&mut buf).await.expect("read");
+                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+                got.extend_from_slice(&buf[..n]);
+            }
+        })
+        .await;
+        assert!(
+            got.starts_with(b"HTTP/1.1 100"),
+            "{}",
+            String::from_utf8_lossy(&got)
+        );
+        // A part of the body, and no more.
+        socket.write_all(&[b'x'; 10]).await.expect("a part");
+        stalled.push(socket);
+    }
+    let token = alice.token().to_owned();
+    let (status, code) = upload_status(&server, Some(&token), &room.id, TEXT).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+    );
+    drop(stalled);
+    // The stalled uploads end (their clients went away) and free their slots.
+    within("a slot again", async {
+        loop {
+            let (status, _) = upload_status(&server, Some(&token), &room.id, TEXT).await;
+            if status == StatusCode::CREATED {
+                return;
+            }
+            // Still full, or (the retries count as sends) over the send limit for a moment.
+            assert!(
+                status == StatusCode::SERVICE_UNAVAILABLE
+                    || status == StatusCode::TOO_MANY_REQUESTS,
+                "{status}"
+            );
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}

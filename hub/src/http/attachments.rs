@@ -59,13 +59,13 @@ pub struct UploadQuery {
     request_body(content = String, content_type = "application/octet-stream", description = "The file's bytes."),
     responses(
         (status = 201, description = "Stored: its id, download URL, cleaned name, size, sniffed type and, for images, `thumbnail_url`.", body = AttachmentInfo),
-        (status = 400, description = "`bad_request`: the upload broke off before its end (nothing is stored), or a malformed query."),
+        (status = 400, description = "`bad_request`: the upload broke off before its end, or took longer than 5 minutes (nothing is stored), or a malformed query."),
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 403, description = "`forbidden`: a public room the caller is not a member of."),
         (status = 404, description = "`not_found`: no such room, or a private room the caller is not in."),
         (status = 413, description = "`too_large`: over `--max-attachment-bytes` (refused from `Content-Length` before the body is read, or as soon as the body passes the bound)."),
         (status = 429, description = "`rate_limited`: over the per-user send limit (each upload counts as one send); nothing was read."),
-        (status = 503, description = "`unavailable`: the upload cannot be stored now."),
+        (status = 503, description = "`unavailable`: 64 uploads are being received by this hub already (with `Retry-After`), or the upload cannot be stored now."),
     )
 )]
 pub(super) async fn upload(
@@ -93,8 +93,24 @@ pub(super) async fn upload(
             .or(q.name)
             .unwrap_or_default(),
     );
-    let spool = Spool::receive(&app.media.data_dir, body.into_data_stream(), max)
+    let Ok(_receiving) = app.media.slots.attachments.try_acquire() else {
+        let mut resp = crate::error::error_response(
+            switchboard_protocol::ErrorCode::Unavailable,
+            "too many uploads at once; retry in a moment",
+        );
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        return Ok(resp);
+    };
+    let receive = Spool::receive(&app.media.data_dir, body.into_data_stream(), max);
+    let spool = tokio::time::timeout(crate::media::slots::ATTACHMENT_DEADLINE, receive)
         .await
+        .map_err(|_| {
+            Error::BadRequest(format!(
+                "the upload took longer than {} s; nothing was stored",
+                crate::media::slots::ATTACHMENT_DEADLINE.as_secs()
+            ))
+        })?
         .map_err(upload_error)?;
     let stored = attachments::store(&app.media, &spool)
         .await

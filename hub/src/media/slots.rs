@@ -16,13 +16,22 @@ pub const DECODES: usize = 2;
 /// slot freed (a trickling client cannot hold one forever).
 pub const BODY_DEADLINE: Duration = Duration::from_secs(30);
 
-/// The semaphores of [`UPLOADS`] and [`DECODES`], one set per hub.
+/// How many attachment uploads may be received at once on one hub: each holds a spool file
+/// (one descriptor, at most `--max-attachment-bytes` of disk), so at most this many of each.
+pub const ATTACHMENT_UPLOADS: usize = 64;
+/// The longest an attachment's body may take to arrive (10 MiB at about 35 KiB/s); past it the
+/// upload is refused, its spool file removed and its slot freed.
+pub const ATTACHMENT_DEADLINE: Duration = Duration::from_secs(300);
+
+/// The semaphores of [`UPLOADS`], [`DECODES`] and [`ATTACHMENT_UPLOADS`], one set per hub.
 #[derive(Debug)]
 pub struct ImageSlots {
     /// Uploads being received (taken without waiting: none free is `503 unavailable`).
     pub uploads: Semaphore,
     /// Decodes (waited for: the upload is already received).
     pub decodes: Semaphore,
+    /// Attachment uploads being received (taken without waiting, as `uploads`).
+    pub attachments: Semaphore,
 }
 
 impl Default for ImageSlots {
@@ -30,6 +39,7 @@ impl Default for ImageSlots {
         Self {
             uploads: Semaphore::new(UPLOADS),
             decodes: Semaphore::new(DECODES),
+            attachments: Semaphore::new(ATTACHMENT_UPLOADS),
         }
     }
 }
