@@ -14,8 +14,9 @@
 //!   `Cross-Origin-Resource-Policy: same-origin`, and the `Content-Disposition` the caller
 //!   gives.
 //!
-//! The body streams from the blob (a cache hit is one chunk); nothing here holds a large blob
-//! whole.
+//! The body streams from the blob (a cache hit is one chunk); a body of at most
+//! [`WHOLE_BODY_BYTES`] is read whole first, so that it leaves with its head; nothing here holds
+//! a large blob whole.
 
 use std::ops::Range;
 
@@ -36,6 +37,10 @@ pub const PRIVATE_IMMUTABLE: &str = "private, max-age=31536000, immutable";
 /// origin) that still shows images, audio and video.
 pub const MEDIA_CSP: &str =
     "sandbox; default-src 'none'; img-src 'self'; media-src 'self'; style-src 'unsafe-inline'";
+
+/// Answers up to this size are read whole before they are sent (see [`respond`]): one chunk
+/// of either blob store at most.
+pub const WHOLE_BODY_BYTES: u64 = 64 * 1024;
 
 /// Who may keep a copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -227,6 +232,19 @@ where
         None => StatusCode::OK,
     };
     let hash = served.hash;
+    if blob.len() <= WHOLE_BODY_BYTES {
+        // Collected (one chunk at most): hyper writes the head and the body at once. A body
+        // streamed after its head would go out as a second small write, which Nagle's
+        // algorithm holds until the client's delayed ACK of the head (about 40 ms).
+        return match blob.into_bytes().await {
+            Ok(bytes) => (status, headers, Body::from(bytes)).into_response(),
+            Err(MediaError::NotFound(_)) => error_response(ErrorCode::NotFound, "no such file"),
+            Err(e) => {
+                tracing::warn!(error = %e, %hash, "reading a blob failed");
+                error_response(ErrorCode::Unavailable, "the file cannot be read now")
+            }
+        };
+    }
     let body = Body::from_stream(blob.chunks.map(move |chunk| {
         chunk.map_err(|e| {
             // Headers are gone: the connection is cut, so the client sees a short body.
