@@ -5,7 +5,8 @@
 //! refusal: 401/403/404 on upload, 413 over the limit before the body is sent (and as soon as
 //! a chunked body passes it), a truncated upload storing nothing, an id of another room, a
 //! non-member's download from a private room, more than 10 attachments, an HTML file served
-//! as a sandboxed download, the attachment of a deleted message.
+//! as a sandboxed download, the attachment of a deleted message; the bound on uploads at
+//! once; and the garbage collector removing a replaced avatar's and a deleted message's files.
 
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -14,7 +15,9 @@ use switchboard_client::protocol::ws::{AttachmentInfo, ClientFrame, FrameId, Ser
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{next_message, within, TestServer, TestUser};
+use std::time::Duration;
+
+use crate::support::{next_message, within, within_for, TestServer, TestUser};
 
 /// A valid 4×3 RGB PNG.
 const PNG: &[u8] = &[
@@ -706,4 +709,65 @@ async fn uploads_at_once_are_bounded() {
         }
     })
     .await;
+}
+
+/// The garbage collector of a running hub (`--media-gc-grace-secs 1`, a sweep every second):
+/// a replaced avatar's files, and a deleted message's attachment (row and file), are removed;
+/// the current avatar's two files stay.
+#[tokio::test]
+async fn the_sweep_removes_what_nothing_refers_to() {
+    let server = TestServer::start_with(&[
+        "--media-gc-grace-secs",
+        "1",
+        "--media-gc-interval-secs",
+        "1",
+    ])
+    .await;
+    let alice = server.user("alice").await;
+    let room = alice.room_with(false, &[]).await;
+    let first = switchboard_media::images::identicon("first", 300);
+    let second = switchboard_media::images::identicon("second", 300);
+    within("an avatar", alice.api.set_avatar(first))
+        .await
+        .expect("first avatar");
+    within("an avatar", alice.api.set_avatar(second))
+        .await
+        .expect("second avatar");
+    let file = upload(&alice, &room.id, "notes.txt", TEXT).await;
+    let sent = within(
+        "a send",
+        alice
+            .api
+            .post_message_with(&room.id, "", None, std::slice::from_ref(&file.id)),
+    )
+    .await
+    .expect("send");
+    within("a delete", alice.api.delete_message(&room.id, sent.seq))
+        .await
+        .expect("delete");
+    // Awaited: sweeps run every second; each one is looked at through the store.
+    let left = within_for(Duration::from_secs(20), "the sweep", async {
+        loop {
+            let left = stored(&server).await;
+            if left == (2, 0) || (server.database_url().is_none() && left.0 == 2) {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await;
+    assert_eq!(left.0, 2, "the current avatar's two files");
+    // The current avatar is still served (the redirect is followed to its file).
+    let status = within(
+        "the avatar",
+        reqwest::get(format!(
+            "{}/v1/users/{}/avatar?size=256",
+            server.http_url(),
+            alice.username
+        )),
+    )
+    .await
+    .expect("avatar")
+    .status();
+    assert_eq!(status, StatusCode::OK);
 }
