@@ -33,6 +33,15 @@ pub enum Error {
     /// REST answers carry it as `Retry-After` (whole seconds, rounded up).
     #[error("too many requests, retry in {} s", retry_after_secs(*.0))]
     RetryAfter(std::time::Duration),
+    /// Over `--upload-bytes-per-day`: retry once the oldest upload counted has left the day.
+    #[error(
+        "over the {per_day} bytes a user may upload in a day; retry in {} s",
+        retry_after_secs(*retry)
+    )]
+    UploadAllowance {
+        per_day: u64,
+        retry: std::time::Duration,
+    },
     #[error("messages after seq {0} are no longer retained; reload history")]
     HistoryExpired(u64),
     #[error("catch-up of over {0} messages refused; subscribe without since and page history")]
@@ -64,7 +73,9 @@ impl Error {
             Self::Conflict(_) => ErrorCode::Conflict,
             Self::TooLarge(_) => ErrorCode::TooLarge,
             Self::Unavailable(_) => ErrorCode::Unavailable,
-            Self::RateLimited | Self::RetryAfter(_) => ErrorCode::RateLimited,
+            Self::RateLimited | Self::RetryAfter(_) | Self::UploadAllowance { .. } => {
+                ErrorCode::RateLimited
+            }
             Self::HistoryExpired(_) => ErrorCode::HistoryExpired,
             Self::CatchupTooLarge(_) => ErrorCode::CatchupTooLarge,
             Self::TooManySubscriptions(_) => ErrorCode::TooManySubscriptions,
@@ -82,7 +93,7 @@ impl Error {
     /// checked.
     pub fn retry_after(&self) -> Option<std::time::Duration> {
         match self {
-            Self::RetryAfter(wait) => Some(*wait),
+            Self::RetryAfter(wait) | Self::UploadAllowance { retry: wait, .. } => Some(*wait),
             Self::Token(e) => e.retry_after(),
             Self::Auth(e) => e.retry_after(),
             _ => None,

@@ -17,7 +17,7 @@ use tokio::net::TcpStream;
 
 use std::time::Duration;
 
-use crate::support::{next_message, within, within_for, TestServer, TestUser};
+use crate::support::{next_message, stalled_upload, within, within_for, TestServer, TestUser};
 
 /// A valid 4×3 RGB PNG.
 const PNG: &[u8] = &[
@@ -648,42 +648,26 @@ async fn uploads_count_against_the_send_limit() {
     );
 }
 
-/// At most 64 attachment uploads are received at once by a hub: with 64 bodies under way (each
-/// one's `100 Continue` says its handler is reading it), one more is `503 unavailable` with
+/// At most 64 attachment uploads are received at once by a hub: with 64 bodies under way (16
+/// users, 4 each, the most one user may have), one more is `503 unavailable` with
 /// `Retry-After`, before its body is read; once they end, uploads are taken again.
 #[tokio::test]
 async fn uploads_at_once_are_bounded() {
     let server = TestServer::start().await;
     let alice = server.user("alice").await;
-    let room = alice.room_with(false, &[]).await;
-    let mut stalled = Vec::new();
-    for _ in 0..64 {
-        let mut socket = TcpStream::connect(server.addr()).await.expect("connect");
-        let head = format!(
-            "POST /v1/rooms/{}/attachments?name=slow.bin HTTP/1.1\r\nHost: hub\r\n\
-             Authorization: Bearer {}\r\nContent-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
-            room.id,
-            alice.token()
-        );
-        socket.write_all(head.as_bytes()).await.expect("head");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        within("100 Continue", async {
-            while !got.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = socket.read(&mut buf).await.expect("read");
-                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
-        })
+    let mut uploaders = Vec::new();
+    for _ in 0..16 {
+        uploaders.push(server.user("uploader").await);
+    }
+    let room = alice
+        .room_with(false, &uploaders.iter().collect::<Vec<_>>())
         .await;
-        assert!(
-            got.starts_with(b"HTTP/1.1 100"),
-            "{}",
-            String::from_utf8_lossy(&got)
-        );
-        // A part of the body, and no more.
-        socket.write_all(&[b'x'; 10]).await.expect("a part");
-        stalled.push(socket);
+    let path = format!("/v1/rooms/{}/attachments?name=slow.bin", room.id);
+    let mut stalled = Vec::new();
+    for user in &uploaders {
+        for _ in 0..4 {
+            stalled.push(stalled_upload(&server, "POST", &path, user.token()).await);
+        }
     }
     let token = alice.token().to_owned();
     let (status, code) = upload_status(&server, Some(&token), &room.id, TEXT).await;
@@ -709,6 +693,136 @@ async fn uploads_at_once_are_bounded() {
         }
     })
     .await;
+}
+
+/// One user may have 4 uploads under way on a hub: a fifth is `429 rate_limited` with
+/// `Retry-After` before its body is read, while another user still uploads; when one of the
+/// four ends, the user may upload again.
+#[tokio::test]
+async fn a_user_has_at_most_four_uploads_under_way() {
+    let server = TestServer::start().await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.room_with(false, &[&bob]).await;
+    let path = format!("/v1/rooms/{}/attachments?name=slow.bin", room.id);
+    let mut stalled = Vec::new();
+    for _ in 0..4 {
+        stalled.push(stalled_upload(&server, "POST", &path, alice.token()).await);
+    }
+    let response = within(
+        "a fifth upload",
+        reqwest::Client::new()
+            .post(format!("{}{path}", server.http_url()))
+            .bearer_auth(alice.token())
+            .body(TEXT.to_vec())
+            .send(),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(response.headers()["retry-after"], "1");
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    let (status, _) = upload_status(&server, Some(bob.token()), &room.id, TEXT).await;
+    assert_eq!(status, StatusCode::CREATED, "bob is not held up");
+    stalled.pop();
+    within("alice's turn again", async {
+        loop {
+            let (status, _) = upload_status(&server, Some(alice.token()), &room.id, TEXT).await;
+            if status == StatusCode::CREATED {
+                return;
+            }
+            assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
+/// `--upload-bytes-per-day`: what a user uploaded in the last 24 hours counts, on every node
+/// (it is read from the store). An upload that does not fit is `429 rate_limited` with the
+/// wait until the oldest upload leaves the day, from its `Content-Length` or, for a streamed
+/// body, as it passes what is left; nothing of it is kept. A file over the whole allowance is
+/// `413 too_large`. Another user has an allowance of their own.
+#[tokio::test]
+async fn uploads_past_the_daily_allowance_are_refused() {
+    let server = TestServer::start_with(&["--upload-bytes-per-day", "1000"]).await;
+    let alice = server.user("alice").await;
+    let bob = server.user("bob").await;
+    let room = alice.room_with(false, &[&bob]).await;
+    let (status, _) = upload_status(&server, Some(alice.token()), &room.id, &[b'a'; 600]).await;
+    assert_eq!(status, StatusCode::CREATED);
+
+    // 600 more do not fit: refused from the Content-Length, with a day's wait at most.
+    let response = within(
+        "an upload past the allowance",
+        reqwest::Client::new()
+            .post(format!(
+                "{}/v1/rooms/{}/attachments?name=b.bin",
+                server.http_url(),
+                room.id
+            ))
+            .bearer_auth(alice.token())
+            .body(vec![b'b'; 600])
+            .send(),
+    )
+    .await
+    .expect("answer");
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((86_000..=86_400).contains(&wait), "Retry-After {wait}");
+    let body: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+
+    // Streamed (chunked, no length): cut off as it passes the 400 bytes left.
+    let mut socket = TcpStream::connect(server.addr()).await.expect("connect");
+    let head = format!(
+        "POST /v1/rooms/{}/attachments?name=c.bin HTTP/1.1\r\nHost: hub\r\n\
+         Authorization: Bearer {}\r\nTransfer-Encoding: chunked\r\n\r\n",
+        room.id,
+        alice.token()
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    socket
+        .write_all(format!("{:x}\r\n", 500).as_bytes())
+        .await
+        .expect("chunk size");
+    socket.write_all(&[b'c'; 500]).await.expect("chunk");
+    socket.write_all(b"\r\n").await.expect("chunk end");
+    // The body does not end; the answer comes anyway.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    within("the refusal of a streamed body", async {
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") || !answer.contains(&b'}') {
+            let n = socket.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&answer));
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    let text = String::from_utf8_lossy(&answer);
+    assert!(text.starts_with("HTTP/1.1 429"), "{text}");
+    assert!(text.contains("\"rate_limited\""), "{text}");
+    drop(socket);
+
+    // Over the whole allowance: waiting would not help.
+    let (status, code) = upload_status(&server, Some(bob.token()), &room.id, &[b'd'; 1001]).await;
+    assert_eq!(
+        (status, code.as_deref()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("too_large"))
+    );
+    // Bob's own allowance is whole; alice's 400 bytes left are hers still (nothing refused
+    // was counted).
+    let (status, _) = upload_status(&server, Some(bob.token()), &room.id, &[b'e'; 1000]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = upload_status(&server, Some(alice.token()), &room.id, &[b'f'; 400]).await;
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, _) = upload_status(&server, Some(alice.token()), &room.id, b"g").await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
 }
 
 /// The garbage collector of a running hub (`--media-gc-grace-secs 1`, a sweep every second):

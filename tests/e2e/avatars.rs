@@ -16,7 +16,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use switchboard_client::protocol::rest::AvatarUrls;
 
-use crate::support::{unique_name, within, TestServer, TestUser};
+use crate::support::{stalled_upload, unique_name, within, TestServer, TestUser};
 
 const IMMUTABLE: &str = "public, max-age=31536000, immutable";
 const MAX: usize = 2 * 1024 * 1024;
@@ -472,50 +472,23 @@ async fn exactly_two_mib_is_accepted() {
     assert_eq!(status, StatusCode::OK, "{body}");
 }
 
-/// At most 16 uploads are received at once by a hub: with 16 bodies under way (each one's
-/// `100 Continue` says its handler is reading it), one more is `503 unavailable` with
-/// `Retry-After`, before its body is read.
+/// At most 16 uploads are received at once by a hub: with 16 bodies under way (16 users, one
+/// each, the most one user may have), one more is `503 unavailable` with `Retry-After`,
+/// before its body is read.
 #[tokio::test]
 async fn uploads_at_once_are_bounded() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
     let server = TestServer::start().await;
-    let frank = server.user("frank").await;
     let mut stalled = Vec::new();
     for _ in 0..16 {
-        let mut socket = tokio::net::TcpStream::connect(server.addr())
-            .await
-            .expect("connect");
-        let head = format!(
-            "PUT /v1/auth/me/avatar HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {}\r\n\
-             Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n",
-            frank.token()
-        );
-        socket.write_all(head.as_bytes()).await.expect("head");
-        let mut got = Vec::new();
-        let mut buf = [0u8; 256];
-        within("100 Continue", async {
-            while !contains(&got, b"\r\n\r\n") {
-                let n = socket.read(&mut buf).await.expect("read");
-                assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
-                got.extend_from_slice(&buf[..n]);
-            }
-        })
-        .await;
-        assert!(
-            got.starts_with(b"HTTP/1.1 100"),
-            "{}",
-            String::from_utf8_lossy(&got)
-        );
-        // A part of the body, and no more.
-        socket.write_all(&[0x89; 10]).await.expect("a part");
-        stalled.push(socket);
+        let user = server.user("frank").await;
+        stalled.push(stalled_upload(&server, "PUT", "/v1/auth/me/avatar", user.token()).await);
     }
+    let grace = server.user("grace").await;
     let resp = within(
         "the 17th upload",
         http()
             .put(format!("{}/v1/auth/me/avatar", server.http_url()))
-            .bearer_auth(frank.token())
+            .bearer_auth(grace.token())
             .body(png_with_text(b"a\0b"))
             .send(),
     )
@@ -525,4 +498,60 @@ async fn uploads_at_once_are_bounded() {
     assert_eq!(header(&resp, "retry-after".parse().unwrap()), "1");
     assert_eq!(code(&resp.json().await.unwrap()), "unavailable");
     drop(stalled);
+}
+
+/// One avatar upload per user is under way at a time (a second is `429` with `Retry-After:
+/// 1`, while another user uploads); and a user may send five images in a row, then one every
+/// 10 s: the sixth is `429 rate_limited` with the wait. What is not an image is refused
+/// (415) without counting.
+#[tokio::test]
+async fn avatar_uploads_are_bounded_per_user() {
+    let server = TestServer::start().await;
+    let heidi = server.user("heidi").await;
+    let ivan = server.user("ivan").await;
+    let held = stalled_upload(&server, "PUT", "/v1/auth/me/avatar", heidi.token()).await;
+    let (status, body) = put(&server, Some(&heidi), png_with_text(b"a\0b")).await;
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+        "{body}"
+    );
+    let (status, body) = put(&server, Some(&ivan), png_with_text(b"a\0b")).await;
+    assert_eq!(status, StatusCode::OK, "ivan is not held up: {body}");
+    drop(held);
+
+    for n in 0..5u8 {
+        let (status, body) = within("heidi's turn", async {
+            loop {
+                match put(&server, Some(&heidi), png_with_text(&[b'k', 0, b'a' + n])).await {
+                    // The dropped upload may not have ended yet.
+                    (StatusCode::TOO_MANY_REQUESTS, body) if n == 0 => {
+                        assert_eq!(code(&body), "rate_limited");
+                        tokio::task::yield_now().await;
+                    }
+                    other => return other,
+                }
+            }
+        })
+        .await;
+        assert_eq!(status, StatusCode::OK, "upload {n}: {body}");
+        let (status, _) = put(&server, Some(&heidi), b"<svg/>".to_vec()).await;
+        assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "not counted");
+    }
+    let resp = within(
+        "a sixth avatar",
+        http()
+            .put(format!("{}/v1/auth/me/avatar", server.http_url()))
+            .bearer_auth(heidi.token())
+            .body(png_with_text(b"k\0z"))
+            .send(),
+    )
+    .await
+    .expect("PUT");
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let wait: u64 = header(&resp, "retry-after".parse().unwrap())
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&wait), "Retry-After {wait}");
+    assert_eq!(code(&resp.json().await.unwrap()), "rate_limited");
 }

@@ -10,7 +10,9 @@
 //! - **Bounds.** An upload is streamed to a spool file (see `media::attachments`), refused
 //!   with 413 `too_large` at once from its `Content-Length`, or as soon as its body passes
 //!   `--max-attachment-bytes`; it is never held in memory, and holds no database connection
-//!   while it arrives. Downloads stream from the blob store, thumbnails from the hot cache.
+//!   while it arrives. Per user: 4 uploads under way per hub (`media::slots::PerUser`), and
+//!   `--upload-bytes-per-day` over every hub (`Service::upload_allowance`: checked from the
+//!   `Content-Length`, and the body is cut as it passes what is left). Downloads stream from the blob store, thumbnails from the hot cache.
 //! - **Safety.** Every answer goes through `media::serve::respond` (private caching, ETag/304,
 //!   Range, `nosniff`, a `sandbox` CSP); only PNG, JPEG, WebP and GIF that decoded (they have a
 //!   thumbnail) are `inline`, everything
@@ -63,8 +65,8 @@ pub struct UploadQuery {
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 403, description = "`forbidden`: a public room the caller is not a member of."),
         (status = 404, description = "`not_found`: no such room, or a private room the caller is not in."),
-        (status = 413, description = "`too_large`: over `--max-attachment-bytes` (refused from `Content-Length` before the body is read, or as soon as the body passes the bound)."),
-        (status = 429, description = "`rate_limited`: over the per-user send limit (each upload counts as one send); nothing was read."),
+        (status = 413, description = "`too_large`: over `--max-attachment-bytes`, or over `--upload-bytes-per-day` itself (refused from `Content-Length` before the body is read, or as soon as the body passes the bound)."),
+        (status = 429, description = "`rate_limited` (with `Retry-After` where waiting helps): over the per-user send limit (each upload counts as one send), 4 uploads of the caller's already under way on this hub, or over `--upload-bytes-per-day` (default 1 GiB of attachments per user in 24 hours, counted over every node; refused from `Content-Length` before reading, else as the body passes what is left)."),
         (status = 503, description = "`unavailable`: 64 uploads are being received by this hub already (with `Retry-After`), or the upload cannot be stored now."),
     )
 )]
@@ -84,7 +86,16 @@ pub(super) async fn upload(
     if declared.is_some_and(|n| n > max) {
         return Err(too_large(max));
     }
+    let Some(_turn) = app.media.slots.attachments_per_user.try_enter(&who.id) else {
+        return Ok(super::avatars::busy_user(
+            "4 uploads of yours are under way on this hub; wait for one to finish",
+        ));
+    };
     app.service.uploadable_room(&who, &room).await?;
+    let allowance = app
+        .service
+        .upload_allowance(&who, app.media.upload_bytes_per_day, declared.unwrap_or(0))
+        .await?;
     let name = attachments::clean_name(
         &headers
             .get(header::CONTENT_DISPOSITION)
@@ -102,7 +113,9 @@ pub(super) async fn upload(
             .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
         return Ok(resp);
     };
-    let receive = Spool::receive(&app.media.data_dir, body.into_data_stream(), max);
+    // The body may not pass what is left of the caller's day either.
+    let limit = max.min(allowance.left);
+    let receive = Spool::receive(&app.media.data_dir, body.into_data_stream(), limit);
     let spool = tokio::time::timeout(crate::media::slots::ATTACHMENT_DEADLINE, receive)
         .await
         .map_err(|_| {
@@ -111,7 +124,12 @@ pub(super) async fn upload(
                 crate::media::slots::ATTACHMENT_DEADLINE.as_secs()
             ))
         })?
-        .map_err(upload_error)?;
+        .map_err(|e| match e {
+            UploadError::TooLarge(_) if limit < max => {
+                app.service.over_upload_allowance(&allowance)
+            }
+            other => upload_error(other),
+        })?;
     let stored = attachments::store(&app.media, &spool)
         .await
         .map_err(upload_error)?;

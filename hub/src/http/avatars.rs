@@ -20,13 +20,13 @@
 //! `Retry-After`), each body within `BODY_DEADLINE` (30 s), and at most `DECODES` (2) of them
 //! are decoded at once, on the blocking pool (a 4096×4096 image is
 //! 64 MiB of pixels): the memory and CPU of uploads are bounded whatever the number of
-//! callers. An identicon is a few KiB, generated at most once per hot cache entry.
+//! callers. Avatar uploads are also bounded per user: one under way at a time, and five in a
+//! row, then one every 10 s (`ratelimit::AvatarChanges`; 429 `rate_limited` beyond).
 //!
-//! **Hot cache keys.** Uploaded avatars are blobs, cached under their content hash by
-//! `CachedBlobs` (served by `GET /v1/media/{hash}`). Identicons are not blobs: they are cached
-//! under a *derived* key, [`identicon_key`] (`Hash::of` a domain-separated
-//! `"switchboard identicon v1\0{user_id}\0{size}"`, which cannot be any blob's content hash
-//! in practice), and their `ETag` is the hash of their bytes.
+//! **Caches.** Uploaded avatars are blobs, cached in the hot cache under their content hash
+//! by `CachedBlobs` (served by `GET /v1/media/{hash}`). Identicons are not blobs and never
+//! enter the hot cache: `media::identicons` keeps them in a small cache of their own, since
+//! anyone may ask for any id. Their `ETag` is the hash of their bytes.
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -87,11 +87,6 @@ fn valid_user_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// The hot cache key of an identicon (see the module docs).
-pub fn identicon_key(user_id: &str, size: u32) -> Hash {
-    Hash::of(format!("switchboard identicon v1\0{user_id}\0{size}").as_bytes())
-}
-
 /// The URL of the identicon of `user_id` (a valid id: see [`valid_user_id`]).
 pub fn identicon_url(user_id: &str, size: u32) -> String {
     format!("/v1/identicons/{user_id}?size={size}")
@@ -135,15 +130,8 @@ pub(super) async fn identicon(
             "a user id is 1-64 characters of A-Z, a-z, 0-9, - and _",
         );
     }
-    let cache = app.media.blobs.cache().clone();
-    let key = identicon_key(&user_id, size);
-    let bytes = match cache.get(&key).await {
-        Some(bytes) => bytes,
-        None => {
-            let bytes = Bytes::from(images::identicon(&user_id, size));
-            cache.put(&key, bytes.clone()).await;
-            bytes
-        }
+    let Some(bytes) = app.media.identicons.get(&user_id, size).await else {
+        return error_response(ErrorCode::Unavailable, "shutting down");
     };
     let served = Served {
         hash: Hash::of(&bytes),
@@ -276,6 +264,15 @@ async fn read_bounded(
     Ok(out)
 }
 
+/// 429 `rate_limited` with `Retry-After: 1`: the caller has as many uploads under way on this
+/// hub as one user may (`media::slots::PerUser`).
+pub(super) fn busy_user(message: &'static str) -> Response {
+    let mut resp = error_response(ErrorCode::RateLimited, message);
+    resp.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 /// An image refusal as its answer: 413 `too_large`, 415 `unsupported_media_type`, 400
 /// `bad_request`.
 fn image_refusal(e: &ImageError) -> Response {
@@ -300,11 +297,15 @@ fn image_refusal(e: &ImageError) -> Response {
         (status = 401, description = "`unauthorized`: a missing, invalid, expired or revoked token."),
         (status = 413, description = "`too_large`: over 2 MiB (from `Content-Length` before reading, else as the body passes 2 MiB)."),
         (status = 415, description = "`unsupported_media_type`: not a PNG, JPEG, WebP or GIF image (SVG and HTML are refused)."),
+        (status = 429, description = "`rate_limited` with `Retry-After`: an avatar upload of the caller's is already under way on this hub, or the caller sent 5 images in a row (one more every 10 s; counted once the body is in and looks like an image, before it is decoded)."),
         (status = 503, description = "`unavailable`: 16 uploads are being received by this hub already (with `Retry-After`), or the blob store or the media index cannot be written now."),
     )
 )]
 pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let slots = app.media.slots.clone();
+    let Some(_turn) = slots.avatars_per_user.try_enter(&caller.0.id) else {
+        return busy_user("an avatar upload of yours is under way; wait for it to finish");
+    };
     let Ok(receiving) = slots.uploads.try_acquire() else {
         let mut resp = error_response(
             ErrorCode::Unavailable,
@@ -321,6 +322,13 @@ pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Req
         Ok(Err(e)) => return e.into_response(),
         Err(_) => return UploadError::TooSlow.into_response(),
     };
+    // What is not an image is refused before it costs a decode or the caller's allowance.
+    if images::sniff(&bytes).is_none() {
+        return image_refusal(&ImageError::UnsupportedType);
+    }
+    if let Err(e) = app.service.take_avatar_change(&caller.0) {
+        return e.into_response();
+    }
     // The upload slot is held until the decode is done, so that at most `UPLOADS` bodies are
     // in memory, received or waiting for a decode.
     let Ok(permit) = slots.decodes.acquire().await else {
@@ -401,13 +409,5 @@ mod tests {
         for bad in ["", "a/b", "..", "a b", "é", &"a".repeat(65)] {
             assert!(!valid_user_id(bad), "{bad:?}");
         }
-    }
-
-    #[test]
-    fn identicon_keys_differ_by_id_and_size_and_from_the_bytes() {
-        let key = identicon_key("u1", 64);
-        assert_ne!(key, identicon_key("u1", 256));
-        assert_ne!(key, identicon_key("u2", 64));
-        assert_ne!(key, Hash::of(&images::identicon("u1", 64)));
     }
 }

@@ -39,7 +39,7 @@ use switchboard_protocol::ErrorCode;
 
 use super::extract::{AppPath, Caller};
 use crate::error::{error_response, Error};
-use crate::media::index;
+use crate::media::index::{self, EmoticonAdded};
 use crate::state::AppState;
 
 /// The side of the stored square PNG, in pixels: sharp when shown at 32 px on a 4× screen.
@@ -263,6 +263,10 @@ pub(super) async fn put(
     }
 }
 
+fn full() -> Error {
+    Error::Conflict("the hub holds as many emoticons as --max-emoticons allows; remove one first")
+}
+
 async fn put_inner(
     app: &AppState,
     caller: &Caller,
@@ -279,10 +283,7 @@ async fn put_inner(
         return Err(Error::Conflict("this shortcode is taken").into());
     }
     if existing.len() >= app.cfg.media.max_emoticons {
-        return Err(Error::Conflict(
-            "the hub holds as many emoticons as --max-emoticons allows; remove one first",
-        )
-        .into());
+        return Err(full().into());
     }
     let bytes = bounded_body(headers, body, Bounds::EMOTICON.max_bytes).await?;
     static TURNS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(REENCODINGS);
@@ -303,8 +304,13 @@ async fn put_inner(
         created_ts: crate::service::now_ms(),
     };
     // The blob of a lost race is swept by the garbage collector (nothing refers to it).
-    if !index.add_emoticon(&emoticon).await? {
-        return Err(Error::Conflict("this shortcode is taken").into());
+    match index
+        .add_emoticon(&emoticon, app.cfg.media.max_emoticons)
+        .await?
+    {
+        EmoticonAdded::Added => {}
+        EmoticonAdded::Taken => return Err(Error::Conflict("this shortcode is taken").into()),
+        EmoticonAdded::Full => return Err(full().into()),
     }
     tracing::info!(shortcode = %code, by = %caller.0.username, "emoticon added");
     announce(app).await;

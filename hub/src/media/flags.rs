@@ -8,6 +8,17 @@ pub struct MediaFlags {
     #[arg(long, env = "SWITCHBOARD_MAX_ATTACHMENT_BYTES", default_value_t = 10 * 1024 * 1024)]
     pub max_attachment_bytes: u64,
 
+    /// Attachment bytes one user may upload in 24 hours, counted over every node (from the
+    /// store: what the user uploaded in the last 24 hours and is still kept). An upload that
+    /// would pass it is refused with 429 `rate_limited` and `Retry-After` (at once from its
+    /// `Content-Length`, else as its body passes what is left). 0: no limit.
+    #[arg(
+        long,
+        env = "SWITCHBOARD_UPLOAD_BYTES_PER_DAY",
+        default_value_t = 1024 * 1024 * 1024
+    )]
+    pub upload_bytes_per_day: u64,
+
     /// Bytes of the in-process hot cache of avatars, emoticons and thumbnails (the embedded
     /// configuration; with `--redis-url` the cache is in Redis, bounded by its TTL and Redis's
     /// `maxmemory`). 0: no hot cache at all, in either configuration (every read goes to the

@@ -169,12 +169,15 @@ mod tests {
             .await
             .unwrap();
         index
-            .add_emoticon(&Emoticon {
-                shortcode: "ok".into(),
-                hash: emo,
-                created_by: "root".into(),
-                created_ts: 1_000,
-            })
+            .add_emoticon(
+                &Emoticon {
+                    shortcode: "ok".into(),
+                    hash: emo,
+                    created_by: "root".into(),
+                    created_ts: 1_000,
+                },
+                10,
+            )
             .await
             .unwrap();
         let alice = user("alice");

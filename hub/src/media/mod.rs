@@ -25,6 +25,7 @@
 pub mod attachments;
 pub mod flags;
 pub mod gc;
+pub mod identicons;
 pub mod index;
 pub mod public;
 pub mod serve;
@@ -54,12 +55,16 @@ pub struct Media {
     pub index: Arc<dyn MediaIndex>,
     /// `--max-attachment-bytes`.
     pub max_attachment_bytes: u64,
+    /// `--upload-bytes-per-day` (0: no limit).
+    pub upload_bytes_per_day: u64,
     /// The bounds on image uploads and decodes (avatars).
     pub slots: Arc<slots::ImageSlots>,
     /// Hashes recently found public (`GET /v1/media/{hash}` asks the database only on a miss).
     pub public: Arc<public::PublicHashes>,
     /// Where uploads are spooled (`<data-dir>/uploads`, see [`attachments::Spool`]).
     pub data_dir: PathBuf,
+    /// The generated avatars (a cache of their own, see [`identicons`]).
+    pub identicons: identicons::Identicons,
     /// Bounds the thumbnails decoded at once ([`attachments::THUMBNAIL_JOBS`]).
     pub thumbnails: Arc<tokio::sync::Semaphore>,
 }
@@ -131,9 +136,11 @@ impl Media {
             blobs: CachedBlobs::new(store, cache),
             index,
             max_attachment_bytes: flags.max_attachment_bytes,
+            upload_bytes_per_day: flags.upload_bytes_per_day,
             slots: Arc::default(),
             public: Arc::default(),
             data_dir: cfg.data_dir.clone(),
+            identicons: identicons::Identicons::default(),
             thumbnails: Arc::new(tokio::sync::Semaphore::new(attachments::THUMBNAIL_JOBS)),
         })
     }

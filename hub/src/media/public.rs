@@ -89,7 +89,7 @@ mod tests {
             created_by: "root".into(),
             created_ts: 1,
         };
-        index.add_emoticon(&emoticon).await.unwrap();
+        index.add_emoticon(&emoticon, 10).await.unwrap();
         assert!(
             public.is_public(&*index, &hash).await.unwrap(),
             "a new one is public at once"

@@ -1,6 +1,8 @@
 //! [`ImageSlots`]: the bounds on one hub's image work, so that the memory and CPU of uploads
 //! do not grow with the number of callers.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::Semaphore;
@@ -23,7 +25,8 @@ pub const ATTACHMENT_UPLOADS: usize = 64;
 /// upload is refused, its spool file removed and its slot freed.
 pub const ATTACHMENT_DEADLINE: Duration = Duration::from_secs(300);
 
-/// The semaphores of [`UPLOADS`], [`DECODES`] and [`ATTACHMENT_UPLOADS`], one set per hub.
+/// The semaphores of [`UPLOADS`], [`DECODES`] and [`ATTACHMENT_UPLOADS`], and the per-user
+/// bounds, one set per hub.
 #[derive(Debug)]
 pub struct ImageSlots {
     /// Uploads being received (taken without waiting: none free is `503 unavailable`).
@@ -32,6 +35,10 @@ pub struct ImageSlots {
     pub decodes: Semaphore,
     /// Attachment uploads being received (taken without waiting, as `uploads`).
     pub attachments: Semaphore,
+    /// Avatar uploads under way per user ([`AVATAR_UPLOADS_PER_USER`]).
+    pub avatars_per_user: PerUser,
+    /// Attachment uploads under way per user ([`ATTACHMENT_UPLOADS_PER_USER`]).
+    pub attachments_per_user: PerUser,
 }
 
 impl Default for ImageSlots {
@@ -40,6 +47,98 @@ impl Default for ImageSlots {
             uploads: Semaphore::new(UPLOADS),
             decodes: Semaphore::new(DECODES),
             attachments: Semaphore::new(ATTACHMENT_UPLOADS),
+            avatars_per_user: PerUser::new(AVATAR_UPLOADS_PER_USER),
+            attachments_per_user: PerUser::new(ATTACHMENT_UPLOADS_PER_USER),
         }
+    }
+}
+
+/// How many attachment uploads one user may have under way at once on one hub: without it one
+/// account could hold all [`ATTACHMENT_UPLOADS`] slots with trickling bodies.
+pub const ATTACHMENT_UPLOADS_PER_USER: usize = 4;
+/// How many avatar uploads one user may have under way at once on one hub (one is all a
+/// person needs; the rest of [`UPLOADS`] stay for others).
+pub const AVATAR_UPLOADS_PER_USER: usize = 1;
+
+/// Uploads under way per user: at most `max` each. An entry exists only while its user has an
+/// upload under way (the last [`Turn`] to drop removes it), so the map holds at most one
+/// entry per upload in flight, bounded by the hub-wide semaphores.
+#[derive(Debug)]
+pub struct PerUser {
+    max: usize,
+    under_way: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+/// One upload of one user, counted until dropped.
+#[derive(Debug)]
+pub struct Turn {
+    user: Arc<str>,
+    under_way: Arc<Mutex<HashMap<Arc<str>, usize>>>,
+}
+
+impl PerUser {
+    /// At most `max` uploads under way per user.
+    pub fn new(max: usize) -> Self {
+        Self {
+            max,
+            under_way: Arc::default(),
+        }
+    }
+
+    /// A turn for `user`, or `None` when `max` of theirs are under way. Constant time.
+    pub fn try_enter(&self, user: &Arc<str>) -> Option<Turn> {
+        let mut map = self
+            .under_way
+            .lock()
+            .expect("never poisoned: no panic under it");
+        let n = map.entry(user.clone()).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(Turn {
+            user: user.clone(),
+            under_way: self.under_way.clone(),
+        })
+    }
+
+    /// Users with an upload under way.
+    #[cfg(test)]
+    pub fn tracked(&self) -> usize {
+        self.under_way.lock().unwrap().len()
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        let mut map = self
+            .under_way
+            .lock()
+            .expect("never poisoned: no panic under it");
+        if let Some(n) = map.get_mut(&self.user) {
+            *n -= 1;
+            if *n == 0 {
+                map.remove(&self.user);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_user_gets_at_most_max_turns_and_others_are_not_held_up() {
+        let slots = PerUser::new(2);
+        let (alice, bob): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
+        let a1 = slots.try_enter(&alice).expect("first");
+        let a2 = slots.try_enter(&alice).expect("second");
+        assert!(slots.try_enter(&alice).is_none(), "a third is refused");
+        let b1 = slots.try_enter(&bob).expect("bob has his own");
+        drop(a1);
+        let a3 = slots.try_enter(&alice).expect("a turn came back");
+        drop((a2, a3, b1));
+        assert_eq!(slots.tracked(), 0, "no entry outlives its uploads");
     }
 }

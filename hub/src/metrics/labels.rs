@@ -182,17 +182,24 @@ pub enum Limit {
     ConnectionsPerIp,
     /// Server API requests per API key (`--server-api-rate-per-sec`, `--server-api-rate-burst`).
     ServerApi,
+    /// Avatar uploads per user (one per 10 s after a burst of 5), and attachment and avatar
+    /// uploads under way per user.
+    Uploads,
+    /// Attachment bytes per user per day (`--upload-bytes-per-day`).
+    UploadBytes,
 }
 
 impl Limit {
     /// Every value, in discriminant order.
-    pub const ALL: [Self; 6] = [
+    pub const ALL: [Self; 8] = [
         Self::Frames,
         Self::Sends,
         Self::Typing,
         Self::Rooms,
         Self::ConnectionsPerIp,
         Self::ServerApi,
+        Self::Uploads,
+        Self::UploadBytes,
     ];
 
     /// The label value.
@@ -204,6 +211,8 @@ impl Limit {
             Self::Rooms => "rooms",
             Self::ConnectionsPerIp => "connections_per_ip",
             Self::ServerApi => "server_api",
+            Self::Uploads => "uploads",
+            Self::UploadBytes => "upload_bytes",
         }
     }
 }

@@ -8,6 +8,7 @@
 //! | sends per user ([`PerUser`]) | user id | `--user-rate-per-sec` 50, `--user-rate-burst` 100 | `rate_limited` (HTTP 429); nothing stored |
 //! | typing per user and room ([`Typing`]) | (room, user id) | one per [`TYPING_INTERVAL`] (2 s) | dropped silently |
 //! | rooms created per user (`service::rooms`) | user id | `--rooms-per-hour` 30 | 429 `rate_limited` with `Retry-After` |
+//! | avatar uploads per user ([`AvatarChanges`]) | user id | one per [`AVATAR_CHANGE_PERIOD`] (10 s) after a burst of [`AVATAR_CHANGE_BURST`] (5) | 429 `rate_limited` with `Retry-After` |
 //!
 //! Every limit is per node. A rate of 0 (sends, frames) refills the whole burst only over
 //! [`NEVER`] (governor has no "never"), so the burst is all there is.
@@ -73,6 +74,45 @@ pub fn spawn_sweeper(sweep: impl Fn() + Send + 'static) -> tokio::task::JoinHand
             sweep();
         }
     })
+}
+
+/// One avatar upload per user refills every `AVATAR_CHANGE_PERIOD`: each is up to two image
+/// decodes (4096² at most) on the blocking pool, so one account must not keep the CPU busy.
+pub const AVATAR_CHANGE_PERIOD: Duration = Duration::from_secs(10);
+/// Avatar uploads a user may make at once before [`AVATAR_CHANGE_PERIOD`] applies.
+pub const AVATAR_CHANGE_BURST: u32 = 5;
+
+/// Avatar uploads per user on this node (see [`AVATAR_CHANGE_PERIOD`]).
+pub struct AvatarChanges {
+    limiter: Keyed<Arc<str>>,
+}
+
+impl Default for AvatarChanges {
+    fn default() -> Self {
+        let quota = Quota::with_period(AVATAR_CHANGE_PERIOD)
+            .expect("AVATAR_CHANGE_PERIOD is above 0")
+            .allow_burst(NonZeroU32::new(AVATAR_CHANGE_BURST).expect("above 0"));
+        Self {
+            limiter: Keyed::dashmap_with_clock(quota, Monotonic::new()),
+        }
+    }
+}
+
+impl AvatarChanges {
+    /// Takes one upload from `user`'s allowance, or says how long until there is one.
+    /// Constant time.
+    pub fn take(&self, user: &Arc<str>) -> Result<(), Duration> {
+        use governor::clock::Clock;
+        self.limiter
+            .check_key(user)
+            .map_err(|wait| wait.wait_time_from(self.limiter.clock().now()))
+    }
+
+    /// Forgets the users whose allowance has refilled (see the module doc).
+    pub fn sweep(&self) {
+        self.limiter.retain_recent();
+        self.limiter.shrink_to_fit();
+    }
 }
 
 /// Sends per user on this node, over all of the user's connections and REST calls.
@@ -168,6 +208,24 @@ mod tests {
             "refilled up to the burst"
         );
         assert!(!limits.take(&alice), "and no further");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn avatar_uploads_refuse_past_the_burst_and_say_when_to_retry() {
+        let limits = AvatarChanges::default();
+        let (alice, bob) = (user("alice"), user("bob"));
+        for _ in 0..AVATAR_CHANGE_BURST {
+            limits.take(&alice).expect("within the burst");
+        }
+        let wait = limits.take(&alice).expect_err("past the burst");
+        assert!(
+            wait > Duration::ZERO && wait <= AVATAR_CHANGE_PERIOD,
+            "{wait:?}"
+        );
+        limits.take(&bob).expect("bob has his own allowance");
+        tokio::time::advance(wait).await;
+        limits.take(&alice).expect("one refilled");
+        assert!(limits.take(&alice).is_err(), "only one");
     }
 
     #[tokio::test(start_paused = true)]

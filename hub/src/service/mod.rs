@@ -99,6 +99,8 @@ pub struct Service {
     sub_limits: SubLimits,
     /// Server API requests per API key (none: unlimited).
     server_limits: Option<crate::ratelimit::PerUser>,
+    /// Avatar uploads per user (fixed: `ratelimit::AVATAR_CHANGE_PERIOD`).
+    avatar_changes: crate::ratelimit::AvatarChanges,
     /// The media index, where sends find their attachments and history their metadata (none:
     /// a send with attachments is refused, history carries none).
     media: Option<Arc<dyn crate::media::index::MediaIndex>>,
@@ -126,6 +128,7 @@ impl Service {
             room_quota: None,
             sub_limits: SubLimits::default(),
             server_limits: None,
+            avatar_changes: crate::ratelimit::AvatarChanges::default(),
             media: None,
         }
     }
@@ -187,7 +190,18 @@ impl Service {
         self
     }
 
-    /// Forgets the keys of the rate limits (frames, sends, typing, room quota) whose allowance
+    /// Takes one avatar upload from `who`'s allowance (`ratelimit::AvatarChanges`).
+    ///
+    /// # Errors
+    /// `rate_limited` with the wait until the next one.
+    pub fn take_avatar_change(&self, who: &Identity) -> Result<()> {
+        self.avatar_changes.take(&who.id).map_err(|wait| {
+            self.metrics().rate_limited(crate::metrics::Limit::Uploads);
+            Error::RetryAfter(wait)
+        })
+    }
+
+    /// Forgets the keys of the rate limits (frames, sends, typing, avatars, room quota) whose allowance
     /// has refilled. The node runs it every `ratelimit::SWEEP_EVERY` from a background task
     /// (`ratelimit::spawn_sweeper`); no request walks these maps.
     pub fn sweep_limits(&self) {
@@ -199,6 +213,7 @@ impl Service {
         }
         self.frames.sweep();
         self.typing.sweep();
+        self.avatar_changes.sweep();
         if let Some(quota) = &self.room_quota {
             quota.sweep();
         }

@@ -41,3 +41,5 @@ CREATE INDEX attachments_message ON attachments (room, seq);
 CREATE INDEX attachments_hash ON attachments (hash);
 CREATE INDEX attachments_thumb ON attachments (thumb);
 CREATE INDEX attachments_unsent ON attachments (created_ts) WHERE seq IS NULL;
+-- What a user uploaded lately (`--upload-bytes-per-day`).
+CREATE INDEX attachments_uploader ON attachments (uploader, created_ts);

@@ -338,3 +338,41 @@ pub async fn slow_subscriber(
         }
     }
 }
+
+/// An upload held open: `method path` as `token` with `Content-Length: 1000`, sent once the
+/// hub's `100 Continue` says its handler is reading the body, 10 bytes of it and no more. The
+/// upload stays under way until the socket is dropped.
+pub async fn stalled_upload(
+    server: &TestServer,
+    method: &str,
+    path: &str,
+    token: &str,
+) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let mut socket = tokio::net::TcpStream::connect(server.addr())
+        .await
+        .expect("connect");
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: hub\r\nAuthorization: Bearer {token}\r\n\
+         Content-Length: 1000\r\nExpect: 100-continue\r\n\r\n"
+    );
+    socket.write_all(head.as_bytes()).await.expect("head");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 256];
+    within("100 Continue", async {
+        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = socket.read(&mut buf).await.expect("read");
+            assert!(n > 0, "closed: {}", String::from_utf8_lossy(&got));
+            got.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        got.starts_with(b"HTTP/1.1 100"),
+        "{}",
+        String::from_utf8_lossy(&got)
+    );
+    socket.write_all(&[0x89; 10]).await.expect("a part");
+    socket
+}

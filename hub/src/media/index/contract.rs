@@ -3,7 +3,7 @@
 
 use switchboard_media::Hash;
 
-use super::{Attachment, Avatar, Emoticon};
+use super::{Attachment, Avatar, Emoticon, EmoticonAdded};
 use crate::store::contract::{msg, new_room, user, Harness};
 
 /// For each listed check, a module of the same name with the tests `sqlite` and `postgres`.
@@ -28,6 +28,8 @@ macro_rules! media_contract {
 media_contract!(
     avatars_are_set_replaced_and_cleared,
     emoticon_shortcodes_are_unique,
+    emoticons_never_pass_their_maximum,
+    uploads_are_counted_per_uploader_and_time,
     attachments_are_found_only_in_their_room,
     attachments_live_and_die_with_their_message,
     references_name_every_blob_in_use,
@@ -93,10 +95,12 @@ async fn emoticon_shortcodes_are_unique(h0: &Harness) {
         created_by: "root".into(),
         created_ts: 5,
     };
-    assert!(m.add_emoticon(&e("party", 1)).await.unwrap());
-    assert!(m.add_emoticon(&e("cat_2", 2)).await.unwrap());
-    assert!(
-        !m.add_emoticon(&e("party", 3)).await.unwrap(),
+    let added = EmoticonAdded::Added;
+    assert_eq!(m.add_emoticon(&e("party", 1), 10).await.unwrap(), added);
+    assert_eq!(m.add_emoticon(&e("cat_2", 2), 10).await.unwrap(), added);
+    assert_eq!(
+        m.add_emoticon(&e("party", 3), 10).await.unwrap(),
+        EmoticonAdded::Taken,
         "a taken shortcode"
     );
     let all = m.emoticons().await.unwrap();
@@ -106,6 +110,76 @@ async fn emoticon_shortcodes_are_unique(h0: &Harness) {
     assert!(m.remove_emoticon("party").await.unwrap());
     assert!(!m.remove_emoticon("party").await.unwrap());
     assert_eq!(m.emoticons().await.unwrap(), vec![e("cat_2", 2)]);
+}
+
+/// Concurrent adds through two index instances (two nodes' pools, or two SQLite connections)
+/// stop at the maximum exactly: the count and the insert are one step.
+async fn emoticons_never_pass_their_maximum(h0: &Harness) {
+    const MAX: usize = 5;
+    let (a, b) = (h0.media().await, h0.media().await);
+    let add = |m: std::sync::Arc<dyn super::MediaIndex>, n: u8| async move {
+        let e = Emoticon {
+            shortcode: format!("e{n}"),
+            hash: h(n),
+            created_by: "root".into(),
+            created_ts: i64::from(n),
+        };
+        m.add_emoticon(&e, MAX).await.unwrap()
+    };
+    let tries = (0..16u8).map(|n| {
+        let m = if n % 2 == 0 { a.clone() } else { b.clone() };
+        tokio::spawn(add(m, n))
+    });
+    let outcomes = futures_util::future::join_all(tries).await;
+    let added = outcomes
+        .into_iter()
+        .filter(|o| *o.as_ref().unwrap() == EmoticonAdded::Added)
+        .count();
+    assert_eq!(added, MAX, "exactly the maximum was added");
+    assert_eq!(a.emoticons().await.unwrap().len(), MAX);
+    let present = a.emoticons().await.unwrap()[0].shortcode.clone();
+    let n: u8 = present[1..].parse().unwrap();
+    assert_eq!(
+        add(b.clone(), n).await,
+        EmoticonAdded::Taken,
+        "taken, not full"
+    );
+    assert_eq!(add(b.clone(), 99).await, EmoticonAdded::Full);
+    assert!(a.remove_emoticon(&present).await.unwrap());
+    assert_eq!(
+        add(b.clone(), 100).await,
+        EmoticonAdded::Added,
+        "room again"
+    );
+}
+
+/// `uploaded_since` sums one uploader's attachments from a time on, and names the oldest.
+async fn uploads_are_counted_per_uploader_and_time(h0: &Harness) {
+    let m = h0.media().await;
+    assert_eq!(m.uploaded_since("id-alice", 0).await.unwrap(), (0, None));
+    for (id, ts) in [("a1", 100), ("a2", 200), ("a3", 300)] {
+        m.add_attachment(&attachment(id, "r1", h(1), None, ts))
+            .await
+            .unwrap();
+    }
+    let mut bob = attachment("b1", "r1", h(2), None, 250);
+    bob.uploader = "id-bob".into();
+    bob.size = 1000;
+    m.add_attachment(&bob).await.unwrap();
+    assert_eq!(
+        m.uploaded_since("id-alice", 0).await.unwrap(),
+        (3 * 42, Some(100))
+    );
+    assert_eq!(
+        m.uploaded_since("id-alice", 200).await.unwrap(),
+        (2 * 42, Some(200)),
+        "from `since` on, inclusive"
+    );
+    assert_eq!(m.uploaded_since("id-alice", 301).await.unwrap(), (0, None));
+    assert_eq!(
+        m.uploaded_since("id-bob", 0).await.unwrap(),
+        (1000, Some(250))
+    );
 }
 
 async fn attachments_are_found_only_in_their_room(h0: &Harness) {
@@ -195,12 +269,15 @@ async fn references_name_every_blob_in_use(h0: &Harness) {
     )
     .await
     .unwrap();
-    m.add_emoticon(&Emoticon {
-        shortcode: "yes".into(),
-        hash: h(3),
-        created_by: "root".into(),
-        created_ts: 1,
-    })
+    m.add_emoticon(
+        &Emoticon {
+            shortcode: "yes".into(),
+            hash: h(3),
+            created_by: "root".into(),
+            created_ts: 1,
+        },
+        10,
+    )
     .await
     .unwrap();
     m.add_attachment(&attachment("f", "rr", h(4), Some(h(5)), 1))

@@ -72,6 +72,16 @@ pub struct Attachment {
     pub seq: Option<Seq>,
 }
 
+/// The outcome of [`MediaIndex::add_emoticon`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmoticonAdded {
+    Added,
+    /// Its shortcode is taken; nothing changed.
+    Taken,
+    /// The hub holds as many emoticons as it may; nothing changed.
+    Full,
+}
+
 /// Where the media's metadata is kept. See the module docs for the invariants.
 #[async_trait]
 pub trait MediaIndex: Send + Sync + 'static {
@@ -84,11 +94,19 @@ pub trait MediaIndex: Send + Sync + 'static {
 
     /// Every emoticon, by shortcode.
     async fn emoticons(&self) -> StoreResult<Vec<Emoticon>>;
-    /// Adds an emoticon; false (and nothing changed) if its shortcode is taken.
-    async fn add_emoticon(&self, emoticon: &Emoticon) -> StoreResult<bool>;
+    /// Adds an emoticon unless its shortcode is taken or `max` emoticons exist (checked and
+    /// inserted atomically: concurrent adds on any node never pass `max`).
+    async fn add_emoticon(&self, emoticon: &Emoticon, max: usize) -> StoreResult<EmoticonAdded>;
     /// Removes an emoticon; false if there was none.
     async fn remove_emoticon(&self, shortcode: &str) -> StoreResult<bool>;
 
+    /// The bytes of the attachments `uploader` uploaded at or after `since` that are still
+    /// kept, and when the oldest of them was uploaded (`None`: none).
+    async fn uploaded_since(
+        &self,
+        uploader: &str,
+        since: Millis,
+    ) -> StoreResult<(u64, Option<Millis>)>;
     /// Records an uploaded (not yet sent) attachment.
     async fn add_attachment(&self, attachment: &Attachment) -> StoreResult<()>;
     /// Attachment `id` of `room`: `None` if it does not exist, belongs to another room, or was

@@ -4,10 +4,10 @@
 use async_trait::async_trait;
 use deadpool_postgres::Pool;
 use switchboard_media::Hash;
-use switchboard_protocol::Seq;
+use switchboard_protocol::{Millis, Seq};
 use tokio_postgres::Row;
 
-use super::{hash_column, Attachment, Avatar, Emoticon, MediaIndex};
+use super::{hash_column, Attachment, Avatar, Emoticon, EmoticonAdded, MediaIndex};
 use crate::store::{seq_key, StoreResult};
 
 /// The media index on the hub's PostgreSQL database.
@@ -121,11 +121,30 @@ impl MediaIndex for PgMedia {
         .collect()
     }
 
-    async fn add_emoticon(&self, emoticon: &Emoticon) -> StoreResult<bool> {
-        let c = self.pool.get().await?;
-        Ok(c.execute(
+    async fn add_emoticon(&self, emoticon: &Emoticon, max: usize) -> StoreResult<EmoticonAdded> {
+        let mut c = self.pool.get().await?;
+        let tx = c.transaction().await?;
+        // Serialises adds across nodes (readers are not blocked), so the count below is the
+        // count the insert sees.
+        tx.batch_execute("LOCK TABLE emoticons IN SHARE ROW EXCLUSIVE MODE")
+            .await?;
+        let row = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM emoticons WHERE shortcode = $1), count(*)
+                 FROM emoticons",
+                &[&emoticon.shortcode],
+            )
+            .await?;
+        let (taken, count): (bool, i64) = (row.get(0), row.get(1));
+        if taken {
+            return Ok(EmoticonAdded::Taken);
+        }
+        if count >= i64::try_from(max).unwrap_or(i64::MAX) {
+            return Ok(EmoticonAdded::Full);
+        }
+        tx.execute(
             "INSERT INTO emoticons (shortcode, hash, created_by, created_ts)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (shortcode) DO NOTHING",
+             VALUES ($1, $2, $3, $4)",
             &[
                 &emoticon.shortcode,
                 &emoticon.hash.to_hex(),
@@ -133,8 +152,9 @@ impl MediaIndex for PgMedia {
                 &emoticon.created_ts,
             ],
         )
-        .await?
-            > 0)
+        .await?;
+        tx.commit().await?;
+        Ok(EmoticonAdded::Added)
     }
 
     async fn remove_emoticon(&self, shortcode: &str) -> StoreResult<bool> {
@@ -144,6 +164,23 @@ impl MediaIndex for PgMedia {
                 .await?
                 > 0,
         )
+    }
+
+    async fn uploaded_since(
+        &self,
+        uploader: &str,
+        since: Millis,
+    ) -> StoreResult<(u64, Option<Millis>)> {
+        let c = self.pool.get().await?;
+        let row = c
+            .query_one(
+                "SELECT coalesce(sum(size), 0)::bigint, min(created_ts) FROM attachments
+                 WHERE uploader = $1 AND created_ts >= $2",
+                &[&uploader, &since],
+            )
+            .await?;
+        let (bytes, oldest): (i64, Option<i64>) = (row.get(0), row.get(1));
+        Ok((u64::try_from(bytes).unwrap_or(0), oldest))
     }
 
     async fn add_attachment(&self, a: &Attachment) -> StoreResult<()> {

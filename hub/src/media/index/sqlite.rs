@@ -8,9 +8,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use switchboard_media::Hash;
-use switchboard_protocol::Seq;
+use switchboard_protocol::{Millis, Seq};
 
-use super::{hash_column, Attachment, Avatar, Emoticon, MediaIndex};
+use super::{hash_column, Attachment, Avatar, Emoticon, EmoticonAdded, MediaIndex};
 use crate::store::{seq_key, StoreResult};
 
 /// The media index on the hub's SQLite file.
@@ -171,14 +171,30 @@ impl MediaIndex for SqliteMedia {
         .await
     }
 
-    async fn add_emoticon(&self, emoticon: &Emoticon) -> StoreResult<bool> {
+    async fn add_emoticon(&self, emoticon: &Emoticon, max: usize) -> StoreResult<EmoticonAdded> {
         let e = emoticon.clone();
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
         self.call(move |c| {
-            Ok(c.execute(
+            let tx = c.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+            let taken: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM emoticons WHERE shortcode = ?1)",
+                [&e.shortcode],
+                |r| r.get(0),
+            )?;
+            if taken {
+                return Ok(EmoticonAdded::Taken);
+            }
+            let count: i64 = tx.query_row("SELECT count(*) FROM emoticons", [], |r| r.get(0))?;
+            if count >= max {
+                return Ok(EmoticonAdded::Full);
+            }
+            tx.execute(
                 "INSERT INTO emoticons (shortcode, hash, created_by, created_ts)
-                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT (shortcode) DO NOTHING",
+                 VALUES (?1, ?2, ?3, ?4)",
                 params![e.shortcode, e.hash.to_hex(), e.created_by, e.created_ts],
-            )? > 0)
+            )?;
+            tx.commit()?;
+            Ok(EmoticonAdded::Added)
         })
         .await
     }
@@ -187,6 +203,24 @@ impl MediaIndex for SqliteMedia {
         let code = shortcode.to_owned();
         self.call(move |c| Ok(c.execute("DELETE FROM emoticons WHERE shortcode = ?1", [code])? > 0))
             .await
+    }
+
+    async fn uploaded_since(
+        &self,
+        uploader: &str,
+        since: Millis,
+    ) -> StoreResult<(u64, Option<Millis>)> {
+        let uploader = uploader.to_owned();
+        self.call(move |c| {
+            let (bytes, oldest): (i64, Option<i64>) = c.query_row(
+                "SELECT coalesce(sum(size), 0), min(created_ts) FROM attachments
+                 WHERE uploader = ?1 AND created_ts >= ?2",
+                params![uploader, since],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            Ok((u64::try_from(bytes).unwrap_or(0), oldest))
+        })
+        .await
     }
 
     async fn add_attachment(&self, attachment: &Attachment) -> StoreResult<()> {
