@@ -108,12 +108,22 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
         .add_member(&room.id, &bob.username)
         .await
         .expect("add bob");
+    // The third message carries a file: its delivery names it as the `message` frame does.
+    let file = alice
+        .api
+        .upload_attachment(&room.id, "notes.txt", b"some notes\n".to_vec())
+        .await
+        .expect("upload");
     let mut seqs = Vec::new();
-    for body in ["one", "two", "three"] {
+    for (body, attachments) in [
+        ("one", vec![]),
+        ("two", vec![]),
+        ("three", vec![file.id.clone()]),
+    ] {
         seqs.push(
             alice
                 .api
-                .post_message(&room.id, body, None)
+                .post_message_with(&room.id, body, None, &attachments)
                 .await
                 .expect("post")
                 .seq,
@@ -164,6 +174,12 @@ async fn every_event_of_a_room_arrives_signed_and_in_order_after_failed_attempts
             (&json!(alice.username), &json!(false))
         );
     }
+    assert!(events[2].1.get("attachments").is_none(), "{}", events[2].1);
+    assert_eq!(
+        events[4].1["attachments"],
+        serde_json::to_value([&file]).unwrap(),
+        "the file, as uploaded"
+    );
     assert_eq!(events[5].1["body"], "one, edited");
     assert_eq!(events[6].1["seq"], json!(seqs[1]));
     assert_eq!(events[7].1["username"], bob.username.as_str());

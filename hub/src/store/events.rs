@@ -57,10 +57,18 @@ impl Webhooks {
         }
     }
 
-    /// `message.created`: the message as stored, with its author's id.
-    pub(crate) fn message_created(&self, msg: &NewMessage, seq: Seq, ts: Millis) -> Vec<NewJob> {
+    /// `message.created`: the message as stored, with its author's id, and the attachments
+    /// its append linked (`linked`: their ids; absent when it carries none), as the `message`
+    /// frame shows them.
+    pub(crate) fn message_created(
+        &self,
+        msg: &NewMessage,
+        seq: Seq,
+        ts: Millis,
+        linked: &[String],
+    ) -> Vec<NewJob> {
         self.jobs(EventType::MessageCreated, &msg.room, ts, || {
-            json!({
+            let mut data = json!({
                 "room": msg.room,
                 "seq": seq,
                 "from": msg.sender.username,
@@ -69,7 +77,16 @@ impl Webhooks {
                 "ts": ts,
                 "client_msg_id": msg.client_msg_id,
                 "bot": is_bot_id(&msg.sender.id),
-            })
+            });
+            let attachments: Vec<_> = msg
+                .attachments
+                .iter()
+                .filter(|a| linked.contains(&a.id))
+                .collect();
+            if !attachments.is_empty() {
+                data["attachments"] = json!(attachments);
+            }
+            data
         })
     }
 

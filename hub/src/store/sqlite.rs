@@ -137,12 +137,17 @@ fn write_batch(
             Ok(Ok(appended)) => {
                 let mut linked = None;
                 if !appended.duplicate {
-                    let deliveries = webhooks.message_created(&job.msg, appended.seq, appended.ts);
-                    enqueue_all(&sp, &deliveries)?;
-                    enqueued |= !deliveries.is_empty();
                     if !job.msg.attachments.is_empty() {
                         linked = Some(link_attachments(&sp, &job.msg, appended.seq)?);
                     }
+                    let deliveries = webhooks.message_created(
+                        &job.msg,
+                        appended.seq,
+                        appended.ts,
+                        linked.as_deref().unwrap_or_default(),
+                    );
+                    enqueue_all(&sp, &deliveries)?;
+                    enqueued |= !deliveries.is_empty();
                 }
                 sp.commit()?;
                 outcomes.push((Ok(appended), linked));

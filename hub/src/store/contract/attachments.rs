@@ -117,3 +117,50 @@ pub(super) async fn appends_link_their_attachments(h: &mut Harness) {
         .unwrap()
         .is_empty());
 }
+
+/// `message.created` deliveries name the attachments the append linked, as the `message`
+/// frame does (none listed: no `attachments` key), in the batch's transaction.
+pub(super) async fn webhooks_carry_the_linked_attachments(h: &mut Harness) {
+    use switchboard_webhooks::EventType;
+
+    h.webhooks.set(
+        super::events::registry(&[EventType::MessageCreated]),
+        std::sync::Arc::new(tokio::sync::Notify::new()),
+    );
+    let (alice, bob) = (user("alice"), user("bob"));
+    new_room(&*h.store, "r-hook", &alice).await;
+    h.store.add_member("r-hook", &bob, 2).await.unwrap();
+    let index = h.media().await;
+    let mine = attachment("h1", "r-hook", &alice.id, 10);
+    let bobs = attachment("h2", "r-hook", &bob.id, 11);
+    for a in [&mine, &bobs] {
+        index.add_attachment(a).await.unwrap();
+    }
+    let with = carrying(msg("r-hook", &alice, "files", None), &[&mine, &bobs]);
+    h.store.append(with).await.unwrap();
+    let taken = carrying(msg("r-hook", &alice, "again", None), &[&mine]);
+    h.store.append(taken).await.unwrap();
+    h.store
+        .append(msg("r-hook", &bob, "plain", None))
+        .await
+        .unwrap();
+
+    let got = super::events::deliveries(h).await;
+    let data: Vec<&serde_json::Value> = got
+        .iter()
+        .filter(|(_, t, _)| t == "message.created")
+        .map(|(_, _, d)| d)
+        .collect();
+    assert_eq!(data.len(), 3, "{got:#?}");
+    assert_eq!(
+        data[0]["attachments"],
+        serde_json::json!([crate::media::attachment_info(&mine)]),
+        "alice's own only"
+    );
+    assert!(
+        data[1].get("attachments").is_none(),
+        "already sent: not linked again, not named: {}",
+        data[1]
+    );
+    assert!(data[2].get("attachments").is_none(), "{}", data[2]);
+}

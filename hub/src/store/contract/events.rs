@@ -15,7 +15,7 @@ use super::{msg, user, Harness};
 use crate::store::StoreError;
 
 /// The ready jobs of the store, in id (queue) order: (lane, type, data).
-async fn deliveries(h: &Harness) -> Vec<(String, String, serde_json::Value)> {
+pub(super) async fn deliveries(h: &Harness) -> Vec<(String, String, serde_json::Value)> {
     h.jobs
         .list(State::Ready, None, 1000)
         .await
@@ -34,7 +34,7 @@ async fn deliveries(h: &Harness) -> Vec<(String, String, serde_json::Value)> {
         .collect()
 }
 
-fn registry(events: &[EventType]) -> Registry {
+pub(super) fn registry(events: &[EventType]) -> Registry {
     let registry = Registry::new();
     registry.replace(vec![Endpoint {
         id: "e".into(),

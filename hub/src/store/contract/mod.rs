@@ -24,7 +24,7 @@ use super::postgres::{PgConfig, PgStore};
 use super::sqlite::SqliteStore;
 use super::{Committed, NewMessage, Store, UserRef};
 
-use attachments::appends_link_their_attachments;
+use attachments::{appends_link_their_attachments, webhooks_carry_the_linked_attachments};
 pub(crate) use checks::{check_restored_direct_leaver, new_room};
 use checks::{
     direct_rooms_are_unique, hidden_direct_rooms_come_back, membership_and_read_marks,
@@ -63,6 +63,7 @@ macro_rules! store_contract {
 
 store_contract!(
     appends_link_their_attachments,
+    webhooks_carry_the_linked_attachments,
     events_enqueue_deliveries_with_their_changes,
     no_endpoint_no_deliveries,
     api_keys_are_stored_found_and_revoked,

@@ -519,17 +519,6 @@ async fn write_and_commit(
     let mut enqueued = false;
     let mut linked: Vec<Linked> = vec![None; jobs.len()];
     if with_events || with_attachments {
-        let deliveries: Vec<NewJob> = if with_events {
-            by_job
-                .iter()
-                .enumerate()
-                .filter_map(|(i, row)| row.as_ref().map(|row| (i, row)))
-                .filter(|(_, row)| !row.duplicate)
-                .flat_map(|(i, row)| webhooks.message_created(&jobs[i].msg, row.seq, row.ts))
-                .collect()
-        } else {
-            Vec::new()
-        };
         // The new messages' attachments: (id, room, sender, seq), and which job has which seq.
         let (mut a_id, mut a_room, mut a_uploader, mut a_seq) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -557,12 +546,52 @@ async fn write_and_commit(
         // trip of its own, so its execution would reach the server after the `COMMIT`
         // pipelined behind it, outside the transaction. A prepared one is sent at its first
         // poll, in order.
-        // The same for the deliveries' insert.
         let link = if a_id.is_empty() {
             None
         } else {
             Some(client.prepare_cached(LINK_ATTACHMENTS).await?)
         };
+        // The deliveries name the attachments the link took, so with both the link comes
+        // first, in a round trip of its own (only for such a batch); else it is pipelined
+        // with the `COMMIT`.
+        let link_first = with_events && link.is_some();
+        let first_links = match (link_first, &link) {
+            (true, Some(stmt)) => client.query(stmt, &link_params).await.map_err(refusal)?,
+            _ => Vec::new(),
+        };
+        let record_links = |linked: &mut Vec<Linked>, links: Vec<tokio_postgres::Row>| {
+            for r in links {
+                let (id, seq): (String, i64) = (r.get(0), r.get(1));
+                // The row's room is the message's (the statement matched it).
+                if let Some(&i) = a_room
+                    .iter()
+                    .zip(&a_id)
+                    .zip(&a_seq)
+                    .find(|((_, aid), s)| **aid == id && **s == seq)
+                    .and_then(|((room, _), _)| job_of_seq.get(&(*room, seq)))
+                {
+                    if let Some(ids) = linked[i].as_mut() {
+                        ids.push(id);
+                    }
+                }
+            }
+        };
+        record_links(&mut linked, first_links);
+        let deliveries: Vec<NewJob> = if with_events {
+            by_job
+                .iter()
+                .enumerate()
+                .filter_map(|(i, row)| row.as_ref().map(|row| (i, row)))
+                .filter(|(_, row)| !row.duplicate)
+                .flat_map(|(i, row)| {
+                    let ids = linked[i].as_deref().unwrap_or_default();
+                    webhooks.message_created(&jobs[i].msg, row.seq, row.ts, ids)
+                })
+                .collect()
+        } else {
+            Vec::new()
+        };
+        // The same preparing for the deliveries' insert.
         let enqueue = if deliveries.is_empty() {
             None
         } else {
@@ -578,28 +607,14 @@ async fn write_and_commit(
             },
             async {
                 match &link {
-                    None => Ok(Vec::new()),
-                    Some(link) => client.query(link, &link_params).await,
+                    Some(link) if !link_first => client.query(link, &link_params).await,
+                    _ => Ok(Vec::new()),
                 }
             },
             client.batch_execute("COMMIT"),
         )
         .map_err(refusal)?;
-        for r in links {
-            let (id, seq): (String, i64) = (r.get(0), r.get(1));
-            // The row's room is the message's (the statement matched it).
-            if let Some(&i) = a_room
-                .iter()
-                .zip(&a_id)
-                .zip(&a_seq)
-                .find(|((_, aid), s)| **aid == id && **s == seq)
-                .and_then(|((room, _), _)| job_of_seq.get(&(*room, seq)))
-            {
-                if let Some(ids) = linked[i].as_mut() {
-                    ids.push(id);
-                }
-            }
-        }
+        record_links(&mut linked, links);
         enqueued = !deliveries.is_empty();
     }
     let outcomes = jobs
