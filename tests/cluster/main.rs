@@ -25,6 +25,9 @@
 //!   node SIGKILLed while it holds a mail leaves it to another once the lease runs out.
 //! - `emoticons`: an emoticon uploaded through one hub is listed and served by another, and
 //!   every socket there (anonymous ones included) gets the `emoticons` frame.
+//! - `media`: an avatar and an attachment uploaded through a hub that is then SIGKILLed are
+//!   served by the other hub and by HAProxy, whole and by range; the message carrying the file
+//!   reached the other hub's subscriber with its metadata, and its history lists it.
 //! - `readiness`: `/readyz` of the hubs and the auth node while PostgreSQL, Redis or the auth
 //!   node is down (private servers), and a SIGTERMed hub leaving HAProxy before it sends 1012.
 
@@ -38,6 +41,7 @@ mod failover;
 mod faults;
 mod logout;
 mod mail;
+mod media;
 mod proxy;
 mod readiness;
 mod server_api;
