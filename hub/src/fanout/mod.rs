@@ -336,42 +336,50 @@ impl Fanout {
         let _ = self.inner.media.set(index);
     }
 
-    /// Reads what the room's sequencer is missing from the store and delivers it.
+    /// Reads what the room's sequencer is missing from the store and delivers it; reads again
+    /// (after [`GAP_WAIT`]) while a gap stands behind an event that arrived during the read.
     async fn fill(&self, room: &str) {
         let sequencer = &self.inner.holds.sequencer;
-        let Some(mut after) = sequencer.fill_from(room) else {
-            return;
-        };
-        let mut found = Vec::new();
         loop {
-            let page = Page {
-                before: None,
-                after: Some(after),
-                limit: MAX_HISTORY_LIMIT,
+            let Some(start) = sequencer.fill_from(room) else {
+                return;
             };
-            let read = self.inner.store.messages(room, page).await;
-            let read = match (read, self.inner.media.get()) {
-                (Ok(batch), Some(index)) => {
-                    crate::media::attachments::fill(&**index, room, batch).await
-                }
-                (other, _) => other,
-            };
-            match read {
-                Ok(batch) => {
-                    let done = batch.len() < MAX_HISTORY_LIMIT as usize;
-                    after = batch.last().map_or(after, |m| m.seq);
-                    found.extend(batch);
-                    if done {
+            let mut after = start.after;
+            let mut found = Vec::new();
+            loop {
+                let page = Page {
+                    before: None,
+                    after: Some(after),
+                    limit: MAX_HISTORY_LIMIT,
+                };
+                let read = self.inner.store.messages(room, page).await;
+                let read = match (read, self.inner.media.get()) {
+                    (Ok(batch), Some(index)) => {
+                        crate::media::attachments::fill(&**index, room, batch).await
+                    }
+                    (other, _) => other,
+                };
+                match read {
+                    Ok(batch) => {
+                        let done = batch.len() < MAX_HISTORY_LIMIT as usize;
+                        after = batch.last().map_or(after, |m| m.seq);
+                        found.extend(batch);
+                        if done {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(room, error = %e, "gap fill failed; delivering what arrived");
                         break;
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(room, error = %e, "gap fill failed; delivering what arrived");
-                    break;
-                }
             }
+            if sequencer.apply_fill(room, start, found, &self.inner.registry) != Next::ScheduleFill
+            {
+                return;
+            }
+            tokio::time::sleep(GAP_WAIT).await;
         }
-        sequencer.apply_fill(room, found, &self.inner.registry);
     }
 
     /// The hold count of `room` on this node (for tests of hold balance).
