@@ -330,7 +330,11 @@ impl SqliteStore {
         let signal = webhooks.clone();
         let (out, enqueued) = self
             .call(move |conn| {
-                let tx = conn.transaction()?;
+                // `IMMEDIATE`: the write lock is taken (or waited for) at the start. A deferred
+                // transaction that read first could find its snapshot stale when it writes,
+                // and fail at once with `SQLITE_BUSY`, busy timeout or not.
+                let tx =
+                    conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
                 let (out, jobs) = f(&tx, &webhooks)?;
                 enqueue_all(&tx, &jobs)?;
                 tx.commit()?;
@@ -926,5 +930,63 @@ mod tests {
         drop(conn);
         let err = open(&path).await.err().expect("newer schema refused");
         assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    /// The store's write transactions begin `IMMEDIATE`: while another connection to the file
+    /// (the job queue's, the media index's) keeps committing, a transaction that read first
+    /// and then wrote could find its snapshot stale and fail at once with `SQLITE_BUSY`
+    /// (the busy timeout does not apply to that case): a `503` for a request that did nothing
+    /// wrong (seen as `POST /v1/direct/{username}` answering "storage is unavailable").
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn write_transactions_survive_another_connections_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hub.db");
+        let store = open(&path).await.unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let other = {
+            let (path, stop) = (path.clone(), stop.clone());
+            std::thread::spawn(move || {
+                let conn = Connection::open(&path).unwrap();
+                conn.busy_timeout(std::time::Duration::from_secs(5))
+                    .unwrap();
+                conn.pragma_update(None, "synchronous", "OFF").unwrap();
+                conn.execute_batch("CREATE TABLE IF NOT EXISTS scratch (n INTEGER)")
+                    .unwrap();
+                let mut commits = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    conn.execute("INSERT INTO scratch VALUES (1)", []).unwrap();
+                    commits += 1;
+                }
+                commits
+            })
+        };
+        let user = |n: u32| UserRef {
+            id: format!("id-{n}"),
+            username: format!("u{n}"),
+        };
+        let mut failures = Vec::new();
+        for n in 0..300 {
+            // A new direct room, then the same one again: read, then write, in one transaction.
+            for _ in 0..2 {
+                if let Err(e) = store
+                    .direct_room(&user(n), &user(n + 1000), &format!("d{n}"), 1)
+                    .await
+                {
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let commits = other.join().unwrap();
+        assert!(
+            commits > 100,
+            "the other connection wrote meanwhile ({commits} commits)"
+        );
+        assert!(
+            failures.is_empty(),
+            "{} failed: {:?}",
+            failures.len(),
+            &failures[..failures.len().min(3)]
+        );
     }
 }
