@@ -170,29 +170,8 @@ pub fn reencode_square(
     bounds: &Bounds,
     sizes: &[u32],
 ) -> Result<Vec<Rendition>, ImageError> {
-    if bytes.len() > bounds.max_bytes {
-        return Err(ImageError::TooLarge {
-            limit: bounds.max_bytes,
-        });
-    }
-    let kind = sniff(bytes).ok_or(ImageError::UnsupportedType)?;
-
-    // The header only: the decoders read the dimensions without allocating the pixels. No
-    // limits here, so that an over-bound header is reported with its dimensions.
-    let mut header = ImageReader::with_format(Cursor::new(bytes), kind.format());
-    header.limits(Limits::no_limits());
-    let (width, height) = header.into_dimensions().map_err(corrupt)?;
-    if width > bounds.max_width || height > bounds.max_height || width == 0 || height == 0 {
-        return Err(ImageError::TooManyPixels { width, height });
-    }
-
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), kind.format());
-    reader.limits(bounds.limits());
-    let decoded = reader.decode().map_err(|e| match e {
-        image::ImageError::Limits(_) => ImageError::TooManyPixels { width, height },
-        other => corrupt(other),
-    })?;
-
+    let decoded = checked_decode(bytes, bounds)?;
+    let (width, height) = (decoded.width(), decoded.height());
     let side = width.min(height);
     let square = decoded.crop_imm((width - side) / 2, (height - side) / 2, side, side);
     sizes

@@ -210,16 +210,9 @@ impl Sequencer {
         let Some(order) = rooms.get_mut(room) else {
             return Next::Nothing;
         };
-        let RoomOrder::Ready {
-            last,
-            parked,
-            fill_scheduled,
-            ..
-        } = order
-        else {
+        let RoomOrder::Ready { last, parked, .. } = order else {
             return Next::Nothing;
         };
-        *fill_scheduled = false;
         for m in messages {
             if m.seq > *last && !parked.contains_key(&m.seq) {
                 let seq = m.seq;
@@ -241,7 +234,7 @@ impl Sequencer {
             };
             // This fill decides whether another is due (the drains above may have marked one
             // as scheduled without anyone scheduling it).
-            let Some(mut first) = parked.first_entry() else {
+            let Some(first) = parked.first_entry() else {
                 *fill_scheduled = false;
                 return Next::Nothing;
             };
@@ -256,8 +249,7 @@ impl Sequencer {
                 next = seq,
                 "skipping a gap the store cannot fill"
             );
-            // Arrival 0 delivers it in the drain below (it is next now).
-            first.get_mut().arrival = 0;
+            // It is next now: the drain delivers it and what follows it.
             *last = seq - 1;
             Self::drain(order, registry);
         }

@@ -10,7 +10,7 @@
 //! - **Bounds.** An upload is streamed to a spool file (see `media::attachments`), refused
 //!   with 413 `too_large` at once from its `Content-Length`, or as soon as its body passes
 //!   `--max-attachment-bytes`; it is never held in memory, and holds no database connection
-//!   while it arrives. Per user: 4 uploads under way per hub (`media::slots::PerUser`), and
+//!   while it arrives. Per user: 4 uploads under way per hub (`media::slots::UserTurns`), and
 //!   `--upload-bytes-per-day` over every hub (`Service::upload_allowance`: checked from the
 //!   `Content-Length`, and the body is cut as it passes what is left). Downloads stream from the blob store, thumbnails from the hot cache.
 //! - **Safety.** Every answer goes through `media::serve::respond` (private caching, ETag/304,
@@ -87,7 +87,8 @@ pub(super) async fn upload(
         return Err(too_large(max));
     }
     let Some(_turn) = app.media.slots.attachments_per_user.try_enter(&who.id) else {
-        return Ok(super::avatars::busy_user(
+        return Ok(super::retry_soon(
+            switchboard_protocol::ErrorCode::RateLimited,
             "4 uploads of yours are under way on this hub; wait for one to finish",
         ));
     };
@@ -105,13 +106,10 @@ pub(super) async fn upload(
             .unwrap_or_default(),
     );
     let Ok(_receiving) = app.media.slots.attachments.try_acquire() else {
-        let mut resp = crate::error::error_response(
+        return Ok(super::retry_soon(
             switchboard_protocol::ErrorCode::Unavailable,
             "too many uploads at once; retry in a moment",
-        );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
-        return Ok(resp);
+        ));
     };
     // The body may not pass what is left of the caller's day either.
     let limit = max.min(allowance.left);

@@ -264,15 +264,6 @@ async fn read_bounded(
     Ok(out)
 }
 
-/// 429 `rate_limited` with `Retry-After: 1`: the caller has as many uploads under way on this
-/// hub as one user may (`media::slots::PerUser`).
-pub(super) fn busy_user(message: &'static str) -> Response {
-    let mut resp = error_response(ErrorCode::RateLimited, message);
-    resp.headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    resp
-}
-
 /// An image refusal as its answer: 413 `too_large`, 415 `unsupported_media_type`, 400
 /// `bad_request`.
 fn image_refusal(e: &ImageError) -> Response {
@@ -304,16 +295,16 @@ fn image_refusal(e: &ImageError) -> Response {
 pub(super) async fn upload(State(app): State<AppState>, caller: Caller, req: Request) -> Response {
     let slots = app.media.slots.clone();
     let Some(_turn) = slots.avatars_per_user.try_enter(&caller.0.id) else {
-        return busy_user("an avatar upload of yours is under way; wait for it to finish");
+        return super::retry_soon(
+            ErrorCode::RateLimited,
+            "an avatar upload of yours is under way; wait for it to finish",
+        );
     };
     let Ok(receiving) = slots.uploads.try_acquire() else {
-        let mut resp = error_response(
+        return super::retry_soon(
             ErrorCode::Unavailable,
             "too many uploads at once; retry in a moment",
         );
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
     };
     let (parts, body) = req.into_parts();
     let read = read_bounded(&parts.headers, body, Bounds::AVATAR.max_bytes);

@@ -74,6 +74,17 @@ pub(crate) fn api(cfg: &Config) -> OpenApiRouter<AppState> {
     api
 }
 
+/// An error answer with `Retry-After: 1`, for a slot that frees itself soon (an upload under
+/// way on this hub, of anyone or of the caller).
+fn retry_soon(code: ErrorCode, message: &'static str) -> Response {
+    let mut resp = error_response(code, message);
+    resp.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    resp
+}
+
 /// The hub's router. `auth` holds the auth routes (`/v1/auth/*`, `/v1/users/*`,
 /// `/.well-known/jwks.json`): in-process, or forwarded to an auth node; either way they are in
 /// the hub's document.

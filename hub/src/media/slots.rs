@@ -36,9 +36,9 @@ pub struct ImageSlots {
     /// Attachment uploads being received (taken without waiting, as `uploads`).
     pub attachments: Semaphore,
     /// Avatar uploads under way per user ([`AVATAR_UPLOADS_PER_USER`]).
-    pub avatars_per_user: PerUser,
+    pub avatars_per_user: UserTurns,
     /// Attachment uploads under way per user ([`ATTACHMENT_UPLOADS_PER_USER`]).
-    pub attachments_per_user: PerUser,
+    pub attachments_per_user: UserTurns,
 }
 
 impl Default for ImageSlots {
@@ -47,8 +47,8 @@ impl Default for ImageSlots {
             uploads: Semaphore::new(UPLOADS),
             decodes: Semaphore::new(DECODES),
             attachments: Semaphore::new(ATTACHMENT_UPLOADS),
-            avatars_per_user: PerUser::new(AVATAR_UPLOADS_PER_USER),
-            attachments_per_user: PerUser::new(ATTACHMENT_UPLOADS_PER_USER),
+            avatars_per_user: UserTurns::new(AVATAR_UPLOADS_PER_USER),
+            attachments_per_user: UserTurns::new(ATTACHMENT_UPLOADS_PER_USER),
         }
     }
 }
@@ -64,7 +64,7 @@ pub const AVATAR_UPLOADS_PER_USER: usize = 1;
 /// upload under way (the last [`Turn`] to drop removes it), so the map holds at most one
 /// entry per upload in flight, bounded by the hub-wide semaphores.
 #[derive(Debug)]
-pub struct PerUser {
+pub struct UserTurns {
     max: usize,
     under_way: Arc<Mutex<HashMap<Arc<str>, usize>>>,
 }
@@ -76,7 +76,7 @@ pub struct Turn {
     under_way: Arc<Mutex<HashMap<Arc<str>, usize>>>,
 }
 
-impl PerUser {
+impl UserTurns {
     /// At most `max` uploads under way per user.
     pub fn new(max: usize) -> Self {
         Self {
@@ -130,7 +130,7 @@ mod tests {
 
     #[test]
     fn a_user_gets_at_most_max_turns_and_others_are_not_held_up() {
-        let slots = PerUser::new(2);
+        let slots = UserTurns::new(2);
         let (alice, bob): (Arc<str>, Arc<str>) = ("alice".into(), "bob".into());
         let a1 = slots.try_enter(&alice).expect("first");
         let a2 = slots.try_enter(&alice).expect("second");

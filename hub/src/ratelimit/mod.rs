@@ -7,8 +7,8 @@
 //! | frames per connection ([`Frames`]) | connection | `--rate-per-sec` 20, `--rate-burst` 40 | `rate_limited` error frame; the frame is dropped |
 //! | sends per user ([`PerUser`]) | user id | `--user-rate-per-sec` 50, `--user-rate-burst` 100 | `rate_limited` (HTTP 429); nothing stored |
 //! | typing per user and room ([`Typing`]) | (room, user id) | one per [`TYPING_INTERVAL`] (2 s) | dropped silently |
-//! | rooms created per user (`service::rooms`) | user id | `--rooms-per-hour` 30 | 429 `rate_limited` with `Retry-After` |
-//! | avatar uploads per user ([`AvatarChanges`]) | user id | one per [`AVATAR_CHANGE_PERIOD`] (10 s) after a burst of [`AVATAR_CHANGE_BURST`] (5) | 429 `rate_limited` with `Retry-After` |
+//! | rooms created per user (a [`Refilling`] of `service::rooms`) | user id | `--rooms-per-hour` 30 | 429 `rate_limited` with `Retry-After` |
+//! | avatar uploads per user ([`avatar_changes`], a [`Refilling`]) | user id | one per [`AVATAR_CHANGE_PERIOD`] (10 s) after a burst of [`AVATAR_CHANGE_BURST`] (5) | 429 `rate_limited` with `Retry-After` |
 //!
 //! Every limit is per node. A rate of 0 (sends, frames) refills the whole burst only over
 //! [`NEVER`] (governor has no "never"), so the burst is all there is.
@@ -82,25 +82,28 @@ pub const AVATAR_CHANGE_PERIOD: Duration = Duration::from_secs(10);
 /// Avatar uploads a user may make at once before [`AVATAR_CHANGE_PERIOD`] applies.
 pub const AVATAR_CHANGE_BURST: u32 = 5;
 
-/// Avatar uploads per user on this node (see [`AVATAR_CHANGE_PERIOD`]).
-pub struct AvatarChanges {
+/// The quota of avatar uploads per user (see [`AVATAR_CHANGE_PERIOD`]).
+pub fn avatar_changes() -> Quota {
+    Quota::with_period(AVATAR_CHANGE_PERIOD)
+        .expect("AVATAR_CHANGE_PERIOD is above 0")
+        .allow_burst(NonZeroU32::new(AVATAR_CHANGE_BURST).expect("above 0"))
+}
+
+/// A per-user quota that refills with time and says how long until the next allowance (rooms
+/// created per hour, avatar uploads): 429 with `Retry-After` beyond it.
+pub struct Refilling {
     limiter: Keyed<Arc<str>>,
 }
 
-impl Default for AvatarChanges {
-    fn default() -> Self {
-        let quota = Quota::with_period(AVATAR_CHANGE_PERIOD)
-            .expect("AVATAR_CHANGE_PERIOD is above 0")
-            .allow_burst(NonZeroU32::new(AVATAR_CHANGE_BURST).expect("above 0"));
+impl Refilling {
+    /// `quota` per user id.
+    pub fn new(quota: Quota) -> Self {
         Self {
             limiter: Keyed::dashmap_with_clock(quota, Monotonic::new()),
         }
     }
-}
 
-impl AvatarChanges {
-    /// Takes one upload from `user`'s allowance, or says how long until there is one.
-    /// Constant time.
+    /// Takes one from `user`'s allowance, or says how long until there is one. Constant time.
     pub fn take(&self, user: &Arc<str>) -> Result<(), Duration> {
         use governor::clock::Clock;
         self.limiter
@@ -112,6 +115,12 @@ impl AvatarChanges {
     pub fn sweep(&self) {
         self.limiter.retain_recent();
         self.limiter.shrink_to_fit();
+    }
+
+    /// Users tracked now (those not forgotten by a sweep).
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.limiter.len()
     }
 }
 
@@ -210,9 +219,31 @@ mod tests {
         assert!(!limits.take(&alice), "and no further");
     }
 
+    /// The room quota refuses past its burst with the wait until the next room, refills at its
+    /// rate, and its keys are forgotten by the sweep once refilled (paused time).
+    #[tokio::test(start_paused = true)]
+    async fn the_room_quota_refuses_past_its_burst_and_refills() {
+        let quota = Refilling::new(Quota::per_hour(NonZeroU32::new(2).unwrap()));
+        let alice = user("alice");
+        assert!(quota.take(&alice).is_ok() && quota.take(&alice).is_ok());
+        match quota.take(&alice) {
+            Err(wait) => assert_eq!(wait, Duration::from_secs(1800)),
+            other => panic!("expected a wait of 30 min, got {other:?}"),
+        }
+        tokio::time::advance(Duration::from_secs(1800)).await;
+        assert!(quota.take(&alice).is_ok(), "one room refilled");
+        assert!(quota.take(&alice).is_err());
+
+        quota.sweep();
+        assert_eq!(quota.tracked(), 1);
+        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
+        quota.sweep();
+        assert_eq!(quota.tracked(), 0, "a refilled quota is forgotten");
+    }
+
     #[tokio::test(start_paused = true)]
     async fn avatar_uploads_refuse_past_the_burst_and_say_when_to_retry() {
-        let limits = AvatarChanges::default();
+        let limits = Refilling::new(avatar_changes());
         let (alice, bob) = (user("alice"), user("bob"));
         for _ in 0..AVATAR_CHANGE_BURST {
             limits.take(&alice).expect("within the burst");

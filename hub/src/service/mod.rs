@@ -26,8 +26,6 @@ pub use subscribe::{SinkClosed, SubLimits, SubRequest, SubSink, Subscribed};
 
 pub use directory::{RemoteUsers, UserDirectory};
 
-use rooms::RoomQuota;
-
 use crate::error::{Error, Result};
 use crate::fanout::{Event, Fanout, Target};
 use crate::store::{NewMessage, Page, RoomRecord, Store, StoreError, UserRef};
@@ -93,14 +91,16 @@ pub struct Service {
     user_limits: Option<crate::ratelimit::PerUser>,
     /// One `typing` event per user and room per `ratelimit::TYPING_INTERVAL`.
     typing: crate::ratelimit::Typing,
-    /// Per-user quota of rooms created (none: unlimited).
-    room_quota: Option<RoomQuota>,
+    /// Group rooms a user may create per hour on this node (`--rooms-per-hour`: a burst of `n`,
+    /// refilled at `n` per hour; none: unlimited). Beyond it `create_room` fails with
+    /// [`Error::RetryAfter`].
+    room_quota: Option<crate::ratelimit::Refilling>,
     /// Bounds on `sub`.
     sub_limits: SubLimits,
     /// Server API requests per API key (none: unlimited).
     server_limits: Option<crate::ratelimit::PerUser>,
     /// Avatar uploads per user (fixed: `ratelimit::AVATAR_CHANGE_PERIOD`).
-    avatar_changes: crate::ratelimit::AvatarChanges,
+    avatar_changes: crate::ratelimit::Refilling,
     /// The media index, where sends find their attachments and history their metadata (none:
     /// a send with attachments is refused, history carries none).
     media: Option<Arc<dyn crate::media::index::MediaIndex>>,
@@ -128,7 +128,7 @@ impl Service {
             room_quota: None,
             sub_limits: SubLimits::default(),
             server_limits: None,
-            avatar_changes: crate::ratelimit::AvatarChanges::default(),
+            avatar_changes: crate::ratelimit::Refilling::new(crate::ratelimit::avatar_changes()),
             media: None,
         }
     }
@@ -159,7 +159,8 @@ impl Service {
     /// Limits each user to creating `per_hour` group rooms per hour on this node (burst
     /// `per_hour`); 0: no limit.
     pub fn with_room_quota(mut self, per_hour: u32) -> Self {
-        self.room_quota = std::num::NonZeroU32::new(per_hour).map(RoomQuota::per_hour);
+        self.room_quota = std::num::NonZeroU32::new(per_hour)
+            .map(|n| crate::ratelimit::Refilling::new(governor::Quota::per_hour(n)));
         self
     }
 
@@ -190,7 +191,7 @@ impl Service {
         self
     }
 
-    /// Takes one avatar upload from `who`'s allowance (`ratelimit::AvatarChanges`).
+    /// Takes one avatar upload from `who`'s allowance (`ratelimit::avatar_changes`).
     ///
     /// # Errors
     /// `rate_limited` with the wait until the next one.
@@ -201,8 +202,8 @@ impl Service {
         })
     }
 
-    /// Forgets the keys of the rate limits (frames, sends, typing, avatars, room quota) whose allowance
-    /// has refilled. The node runs it every `ratelimit::SWEEP_EVERY` from a background task
+    /// Forgets the keys of the rate limits (frames, sends, typing, avatars, room quota) whose
+    /// allowance has refilled. The node runs it every `ratelimit::SWEEP_EVERY` from a background task
     /// (`ratelimit::spawn_sweeper`); no request walks these maps.
     pub fn sweep_limits(&self) {
         if let Some(limits) = &self.user_limits {

@@ -13,40 +13,6 @@ use crate::error::{Error, Result};
 use crate::fanout::Target;
 use crate::store::{NewRoom, RoomPage, RoomRecord, UserRef, KIND_DIRECT};
 
-/// Group rooms a user may create per hour on this node (`--rooms-per-hour`): a burst of `n`,
-/// refilled at `n` per hour, one key per user id (governor's GCRA). Beyond it `create_room`
-/// fails with [`Error::RetryAfter`] (429 `rate_limited` with `Retry-After`). Users whose quota
-/// has refilled are forgotten by [`sweep`](Self::sweep), never on a request.
-pub(super) struct RoomQuota {
-    limiter: crate::ratelimit::Keyed<Arc<str>>,
-}
-
-impl RoomQuota {
-    pub(super) fn per_hour(n: std::num::NonZeroU32) -> Self {
-        let clock = crate::clock::Monotonic::new();
-        Self {
-            limiter: crate::ratelimit::Keyed::dashmap_with_clock(
-                governor::Quota::per_hour(n),
-                clock,
-            ),
-        }
-    }
-
-    /// Takes one room from `user`'s quota, or says how long until one is free.
-    fn take(&self, user: &Arc<str>) -> Result<()> {
-        use governor::clock::Clock;
-        self.limiter
-            .check_key(user)
-            .map_err(|wait| Error::RetryAfter(wait.wait_time_from(self.limiter.clock().now())))
-    }
-
-    /// Forgets the users whose quota has refilled (see `ratelimit`).
-    pub(super) fn sweep(&self) {
-        self.limiter.retain_recent();
-        self.limiter.shrink_to_fit();
-    }
-}
-
 impl Service {
     /// Creates a group room with `who` as its first member.
     ///
@@ -61,12 +27,12 @@ impl Service {
             )));
         }
         if let Some(quota) = &self.room_quota {
-            if let Err(e) = quota.take(&who.id) {
+            if let Err(wait) = quota.take(&who.id) {
                 self.fanout
                     .registry()
                     .metrics()
                     .rate_limited(crate::metrics::Limit::Rooms);
-                return Err(e);
+                return Err(Error::RetryAfter(wait));
             }
         }
         let rec = self
@@ -326,28 +292,5 @@ mod tests {
         for bad in ["", "!!", "bm90LmEuY3Vyc29y", "MS4y", "MS4yLg"] {
             assert_eq!(RoomCursor::decode(bad), None, "{bad:?}");
         }
-    }
-
-    /// The quota refuses past its burst with the wait until the next room, refills at its
-    /// rate, and its keys are forgotten by the sweep once refilled (paused time).
-    #[tokio::test(start_paused = true)]
-    async fn the_room_quota_refuses_past_its_burst_and_refills() {
-        use std::time::Duration;
-        let quota = RoomQuota::per_hour(std::num::NonZeroU32::new(2).unwrap());
-        let alice: Arc<str> = "alice".into();
-        assert!(quota.take(&alice).is_ok() && quota.take(&alice).is_ok());
-        match quota.take(&alice) {
-            Err(Error::RetryAfter(wait)) => assert_eq!(wait, Duration::from_secs(1800)),
-            other => panic!("expected a wait of 30 min, got {other:?}"),
-        }
-        tokio::time::advance(Duration::from_secs(1800)).await;
-        assert!(quota.take(&alice).is_ok(), "one room refilled");
-        assert!(quota.take(&alice).is_err());
-
-        quota.sweep();
-        assert_eq!(quota.limiter.len(), 1);
-        tokio::time::advance(Duration::from_secs(2 * 3600)).await;
-        quota.sweep();
-        assert_eq!(quota.limiter.len(), 0, "a refilled quota is forgotten");
     }
 }
