@@ -21,7 +21,7 @@
 //! are decoded at once, on the blocking pool (a 4096×4096 image is
 //! 64 MiB of pixels): the memory and CPU of uploads are bounded whatever the number of
 //! callers. Avatar uploads are also bounded per user: one under way at a time, and five in a
-//! row, then one every 10 s (`ratelimit::AvatarChanges`; 429 `rate_limited` beyond).
+//! row, then one every 10 s (`ratelimit::avatar_changes`; 429 `rate_limited` beyond).
 //!
 //! **Caches.** Uploaded avatars are blobs, cached in the hot cache under their content hash
 //! by `CachedBlobs` (served by `GET /v1/media/{hash}`). Identicons are not blobs and never
